@@ -1,0 +1,65 @@
+/*
+ * QMP: the JSON machine protocol (json-glib).
+ *
+ * Commands run on the main thread with the BQL held.  They receive their
+ * arguments as a JsonObject (never NULL: {} when the client sent none)
+ * and either set *ret (NULL means the empty object {}) or fail through
+ * errp, whose class (GenericError, CommandNotFound, ...) and message
+ * become the error reply.  Unknown arguments are the command's to reject;
+ * the qmp_arg_* helpers below give uniform messages.
+ */
+#ifndef MONITOR_QMP_H
+#define MONITOR_QMP_H
+
+#include <json-glib/json-glib.h>
+#include "qemu/error.h"
+
+typedef void QmpCommandFunc(JsonObject *args, JsonNode **ret, Error **errp);
+
+typedef enum QmpCommandFlags {
+    QMP_CMD_NONE = 0,
+    /* Allowed before qmp_capabilities (only qmp_capabilities itself). */
+    QMP_CMD_NEGOTIATION = 1 << 0,
+} QmpCommandFlags;
+
+void qmp_register_command(const char *name, QmpCommandFunc *fn,
+                          QmpCommandFlags flags);
+/* Register commands from a constructor: qmp_init(my_register_fn) */
+#define qmp_init(fn) \
+    static void __attribute__((constructor)) do_qmp_init_##fn(void) { fn(); }
+
+/*
+ * Parse and start a -qmp option: "unix:PATH,server=on,wait=off" or
+ * "tcp:HOST:PORT,server=on,wait=off".  Binds and listens at once, so a
+ * client may connect as soon as vmig is up.
+ */
+bool monitor_qmp_add(const char *optarg, Error **errp);
+/* Close every listener and client (at exit). */
+void monitor_cleanup(void);
+
+/*
+ * Emit an event to every client past negotiation.  Safe from any thread
+ * (delivered from the main loop, in order).  Takes ownership of @data,
+ * which may be NULL.
+ */
+void qmp_event_emit(const char *name, JsonObject *data);
+
+/*
+ * Take the fd a client stored with "getfd" under @name (the caller owns
+ * it afterwards).  Returns -1 and sets errp when there is none.
+ */
+int monitor_fd_take(const char *name, Error **errp);
+
+/* Argument helpers: fail with "Parameter 'x' is missing" / "... expects a
+ * string" style messages.  Optional getters return @def when absent. */
+const char *qmp_arg_str(JsonObject *args, const char *name, Error **errp);
+const char *qmp_arg_str_opt(JsonObject *args, const char *name, const char *def,
+                            Error **errp);
+bool qmp_arg_bool_opt(JsonObject *args, const char *name, bool def, bool *val,
+                      Error **errp);
+bool qmp_arg_int_opt(JsonObject *args, const char *name, int64_t def,
+                     int64_t *val, Error **errp);
+/* Fail naming the first member of @args not in the NULL-terminated list. */
+bool qmp_args_check(JsonObject *args, const char *const *known, Error **errp);
+
+#endif

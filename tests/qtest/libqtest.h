@@ -1,0 +1,73 @@
+/*
+ * libqtest: run vmig processes from tests and speak QMP to them.
+ *
+ * Every process started here is killed when the test program ends, even
+ * through a failed assertion (abort): the children die with their parent
+ * (PR_SET_PDEATHSIG) and an abort handler kills them first.  Waits are
+ * bounded; a timeout fails the test.
+ */
+#ifndef LIBQTEST_H
+#define LIBQTEST_H
+
+#include "qemu/osdep.h"
+#include <json-glib/json-glib.h>
+
+typedef struct QTestState QTestState;
+
+/* Start vmig with a QMP socket and @args (shell-quoted), negotiate. */
+QTestState *qtest_init(const char *args);
+QTestState *qtest_initf(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+/* Like qtest_init, without talking QMP: for processes expected to fail. */
+void qtest_quit(QTestState *s);
+
+pid_t qtest_pid(QTestState *s);
+void qtest_kill(QTestState *s, int sig);
+/* Exit status (or 128 + signal); -1 on timeout.  Reaps the process. */
+int qtest_wait_exit(QTestState *s, int timeout_ms);
+/* A temporary directory for this test program, removed at exit. */
+const char *qtest_tmpdir(void);
+/* A fresh path inside qtest_tmpdir(), e.g. qtest_tmp_path("mig", "sock"). */
+char *qtest_tmp_path(const char *stem, const char *ext);
+
+/*
+ * Send a command (printf-formatted JSON text) and return the whole
+ * response ({"return": ...} or {"error": ...}); events that arrive first
+ * are queued for qtest_qmp_eventwait.  The caller frees the node.
+ */
+JsonNode *qtest_qmp(QTestState *s, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+/* As qtest_qmp, passing @fds with the message (SCM_RIGHTS), for getfd. */
+JsonNode *qtest_qmp_fds(QTestState *s, const int *fds, size_t nfds,
+                        const char *fmt, ...) G_GNUC_PRINTF(4, 5);
+/* Send raw bytes (any framing, even invalid) without waiting. */
+void qtest_qmp_send_raw(QTestState *s, const char *data, size_t len);
+/* Read the next response (skipping and queueing events). */
+JsonNode *qtest_qmp_receive(QTestState *s);
+/* The "return" member of a successful command (asserts success). */
+JsonNode *qtest_qmp_assert_success(QTestState *s, const char *fmt, ...)
+    G_GNUC_PRINTF(2, 3);
+/* The error "desc" (asserts failure with class @cls, or any when NULL). */
+char *qtest_qmp_expect_error(QTestState *s, const char *cls, const char *fmt, ...)
+    G_GNUC_PRINTF(3, 4);
+/* The "data" of the next @event (queued or new); NULL after @timeout_ms. */
+JsonNode *qtest_qmp_eventwait(QTestState *s, const char *event, int timeout_ms);
+/* Drop queued events. */
+void qtest_qmp_clear_events(QTestState *s);
+
+/* query-status "status". */
+char *qtest_status(QTestState *s);
+
+/*
+ * Run vmig with @args (shell-quoted) to completion, capturing output.
+ * Returns the exit status.  *out / *err may be NULL.
+ */
+int qtest_run(const char *args, char **out, char **err);
+
+/* Convenience accessors for JSON results. */
+JsonObject *qtest_obj(JsonNode *node);
+const char *qtest_get_str(JsonNode *obj_node, const char *member);
+int64_t qtest_get_int(JsonNode *obj_node, const char *member);
+bool qtest_get_bool(JsonNode *obj_node, const char *member);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(QTestState, qtest_quit)
+
+#endif
