@@ -34,7 +34,7 @@ check-quick: all
 	meson test -C $(BUILD) --print-errorlogs; python3 scripts/test-summary.py $(BUILD)
 
 demo: all
-	./scripts/demo.sh $(BUILD)
+	python3 scripts/demo.py $(BUILD)
 
 bench: all
 	./tests/bench/run.sh $(BUILD)

@@ -15,6 +15,7 @@
 #define QTEST_REPLY_TIMEOUT_MS   60000
 
 struct QTestState {
+    bool attached;              /* a second connection: owns no process */
     pid_t pid;
     int fd;                     /* QMP socket */
     char *sock_path;
@@ -169,13 +170,14 @@ int qtest_wait_exit(QTestState *s, int timeout_ms)
     return s->exit_status;
 }
 
-static int qmp_connect(QTestState *s)
+/* Connect to @path, served by the process of @s. */
+static int qmp_connect(QTestState *s, const char *path)
 {
     gint64 deadline = g_get_monotonic_time() + QTEST_CONNECT_TIMEOUT_MS * 1000LL;
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
 
-    g_assert_cmpuint(strlen(s->sock_path), <, sizeof(addr.sun_path));
-    strcpy(addr.sun_path, s->sock_path);
+    g_assert_cmpuint(strlen(path), <, sizeof(addr.sun_path));
+    strcpy(addr.sun_path, path);
     for (;;) {
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
@@ -189,7 +191,7 @@ static int qmp_connect(QTestState *s)
                     s->exit_status);
         }
         if (g_get_monotonic_time() > deadline) {
-            g_error("timed out connecting to QMP at %s", s->sock_path);
+            g_error("timed out connecting to QMP at %s", path);
         }
         g_usleep(10000);
     }
@@ -354,6 +356,20 @@ JsonNode *qtest_qmp_assert_success(QTestState *s, const char *fmt, ...)
     return json_node_copy(json_object_get_member(obj, "return"));
 }
 
+void qtest_qmp_assert_ok(QTestState *s, const char *fmt, ...)
+{
+    va_list ap;
+    g_autoptr(JsonNode) r = NULL;
+
+    va_start(ap, fmt);
+    r = qmp_vsend(s, NULL, 0, fmt, ap);
+    va_end(ap);
+    if (!json_object_has_member(qtest_obj(r), "return")) {
+        g_autofree char *text = node_to_string(r);
+        g_error("QMP command failed: %s", text);
+    }
+}
+
 char *qtest_qmp_expect_error(QTestState *s, const char *cls, const char *fmt, ...)
 {
     va_list ap;
@@ -434,7 +450,6 @@ QTestState *qtest_init(const char *args)
     g_auto(GStrv) argv = NULL;
     g_autoptr(GError) gerr = NULL;
     g_autoptr(JsonNode) greeting = NULL;
-    g_autoptr(JsonNode) caps = NULL;
 
     qtest_setup_once();
     s->sock_path = qtest_tmp_path("qmp", "sock");
@@ -447,11 +462,11 @@ QTestState *qtest_init(const char *args)
         g_error("cannot start %s: %s", argv[0], gerr->message);
     }
     live_states = g_list_prepend(live_states, s);
-    s->fd = qmp_connect(s);
+    s->fd = qmp_connect(s, s->sock_path);
     greeting = read_message(s, QTEST_REPLY_TIMEOUT_MS);
     g_assert_nonnull(greeting);
     g_assert_true(json_object_has_member(qtest_obj(greeting), "QMP"));
-    caps = qtest_qmp_assert_success(s, "{\"execute\": \"qmp_capabilities\"}");
+    qtest_qmp_assert_ok(s, "{\"execute\": \"qmp_capabilities\"}");
     return s;
 }
 
@@ -464,6 +479,34 @@ QTestState *qtest_initf(const char *fmt, ...)
     args = g_strdup_vprintf(fmt, ap);
     va_end(ap);
     return qtest_init(args);
+}
+
+QTestState *qtest_attach(QTestState *s, const char *sock_path)
+{
+    QTestState *c = g_new0(QTestState, 1);
+    g_autoptr(JsonNode) greeting = NULL;
+
+    c->attached = true;
+    c->pid = s->pid;
+    c->sock_path = g_strdup(sock_path);
+    c->rbuf = g_string_new(NULL);
+    g_queue_init(&c->events);
+    c->fd = qmp_connect(s, sock_path);
+    greeting = read_message(c, QTEST_REPLY_TIMEOUT_MS);
+    g_assert_nonnull(greeting);
+    g_assert_true(json_object_has_member(qtest_obj(greeting), "QMP"));
+    qtest_qmp_assert_ok(c, "{\"execute\": \"qmp_capabilities\"}");
+    return c;
+}
+
+void qtest_detach(QTestState *c)
+{
+    g_assert_true(c->attached);
+    close(c->fd);
+    qtest_qmp_clear_events(c);
+    g_string_free(c->rbuf, TRUE);
+    g_free(c->sock_path);
+    g_free(c);
 }
 
 pid_t qtest_pid(QTestState *s)
@@ -483,6 +526,7 @@ void qtest_quit(QTestState *s)
     if (!s) {
         return;
     }
+    g_assert_false(s->attached);
     if (!s->reaped && s->fd >= 0) {
         static const char quit[] = "{\"execute\": \"quit\"}\r\n";
         /* The process may be gone already: ignore write errors. */

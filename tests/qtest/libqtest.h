@@ -45,6 +45,8 @@ JsonNode *qtest_qmp_receive(QTestState *s);
 /* The "return" member of a successful command (asserts success). */
 JsonNode *qtest_qmp_assert_success(QTestState *s, const char *fmt, ...)
     G_GNUC_PRINTF(2, 3);
+/* Assert success and drop the result. */
+void qtest_qmp_assert_ok(QTestState *s, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 /* The error "desc" (asserts failure with class @cls, or any when NULL). */
 char *qtest_qmp_expect_error(QTestState *s, const char *cls, const char *fmt, ...)
     G_GNUC_PRINTF(3, 4);
@@ -52,6 +54,14 @@ char *qtest_qmp_expect_error(QTestState *s, const char *cls, const char *fmt, ..
 JsonNode *qtest_qmp_eventwait(QTestState *s, const char *event, int timeout_ms);
 /* Drop queued events. */
 void qtest_qmp_clear_events(QTestState *s);
+
+/*
+ * Open another QMP connection to the same vmig (started with a second
+ * -qmp on @sock_path), negotiated.  Closing it does not stop vmig.
+ */
+QTestState *qtest_attach(QTestState *s, const char *sock_path);
+/* Close a connection made by qtest_attach. */
+void qtest_detach(QTestState *client);
 
 /* query-status "status". */
 char *qtest_status(QTestState *s);

@@ -1,0 +1,156 @@
+/*
+ * The command line as a user meets it: help, versions, and clean one-line
+ * errors with exit status 1 for every kind of bad input.
+ */
+#include "qemu/osdep.h"
+#include "libqtest.h"
+
+/* Run vmig expecting failure: status 1, one line naming @needle. */
+static void expect_error(const char *args, const char *needle)
+{
+    g_autofree char *out = NULL;
+    g_autofree char *err = NULL;
+    int status = qtest_run(args, &out, &err);
+
+    if (status != 1 || !strstr(err, needle)) {
+        g_error("vmig %s: status %d, stderr '%s' (wanted '%s')", args, status,
+                err, needle);
+    }
+    /* One line, prefixed with the program name. */
+    g_assert_true(g_str_has_prefix(err, "vmig: "));
+    g_assert_nonnull(strchr(err, '\n'));
+    g_assert_cmpstr(strchr(err, '\n') + 1, ==, "");
+}
+
+static void test_bad_options(void)
+{
+    expect_error("-nosuch", "-nosuch: invalid option");
+    expect_error("stray", "unexpected argument 'stray'");
+    expect_error("-m", "-m: requires an argument");
+    expect_error("-m 12Q", "-m: '12Q' is not a size");
+    expect_error("-m 0", "must be a non-zero multiple");
+    expect_error("-m 99999999T", "too large");
+    expect_error("-m size=1G,slots=2", "-m: unknown parameter 'slots'");
+    expect_error("-smp 0", "-smp: cpus=0 is out of range");
+    expect_error("-smp many", "-smp: cpus='many' is not a non-negative integer");
+    expect_error("-smp 1000", "out of range");
+    expect_error("-machine pc", "unsupported machine type 'pc'");
+    expect_error("-machine none,foo=bar", "-machine: unknown parameter 'foo'");
+    expect_error("-device nosuch-device", "'nosuch-device' is not a valid device driver");
+    expect_error("-device nosuch,help", "unknown driver 'nosuch'");
+    expect_error("-object nosuch,id=x", "unknown object type 'nosuch'");
+    expect_error("-object memory-backend-ram,size=1M", "parameter 'id' is missing");
+    expect_error("-incoming bogus:1", "-incoming");
+    expect_error("-incoming tcp:localhost", "-incoming");
+    expect_error("-incoming defer -incoming defer", "given more than once");
+    expect_error("-guest nosuchprog", "nosuchprog");
+    expect_error("-guest stress,bogus=1", "bogus");
+    expect_error("-guest stress,ws=lots", "ws");
+    expect_error("-name ''", "-name: missing name");
+    expect_error("-qmp bogus:/x,server=on,wait=off", "bogus");
+    expect_error("-trace no_such_trace_point", "no trace event named 'no_such_trace_point'");
+    expect_error("-display gtk", "-display: 'gtk' is not supported");
+    expect_error("-D /nonexistent-dir/log", "cannot open log file");
+}
+
+static void test_object_errors(void)
+{
+    expect_error("-object memory-backend-ram,id=m0,size=1M,bogus=on",
+                 "has no property 'bogus'");
+    expect_error("-object memory-backend-ram,id=m0,size=ten",
+                 "size='ten' is not a size");
+    expect_error("-machine none,memory-backend=nope", "memory-backend 'nope'");
+    expect_error("-m 256M -object memory-backend-memfd,id=m0,size=128M "
+                 "-machine memory-backend=m0", "128");
+    expect_error("-object memory-backend-file,id=m0,size=1M,mem-path=/nonexistent/dir/f",
+                 "/nonexistent/dir/f");
+}
+
+static void test_help(void)
+{
+    g_autofree char *out = NULL;
+    g_autofree char *out2 = NULL;
+    g_autofree char *out3 = NULL;
+    g_autofree char *out4 = NULL;
+    g_autofree char *out5 = NULL;
+
+    g_assert_cmpint(qtest_run("-help", &out, NULL), ==, 0);
+    g_assert_nonnull(strstr(out, "-incoming"));
+    g_assert_nonnull(strstr(out, "-qmp"));
+    g_assert_cmpint(qtest_run("-version", &out2, NULL), ==, 0);
+    g_assert_true(g_str_has_prefix(out2, "vmig version " VMIG_VERSION));
+    g_assert_cmpint(qtest_run("-object help", &out3, NULL), ==, 0);
+    g_assert_nonnull(strstr(out3, "memory-backend-memfd"));
+    g_assert_cmpint(qtest_run("-object memory-backend-file,help", &out4, NULL), ==, 0);
+    g_assert_nonnull(strstr(out4, "mem-path=<str>"));
+    g_assert_cmpint(qtest_run("-guest help", &out5, NULL), ==, 0);
+    g_assert_nonnull(strstr(out5, "stress"));
+    g_assert_nonnull(strstr(out5, "idle"));
+}
+
+static void test_device_help(void)
+{
+    g_autofree char *out = NULL;
+
+    g_assert_cmpint(qtest_run("-device help", &out, NULL), ==, 0);
+    g_assert_nonnull(strstr(out, "Available devices"));
+}
+
+static void test_pidfile_daemonize(void)
+{
+    g_autofree char *pidfile = qtest_tmp_path("vmig", "pid");
+    g_autofree char *sock = qtest_tmp_path("qmp", "sock");
+    g_autofree char *args = g_strdup_printf(
+        "-daemonize -pidfile %s -qmp unix:%s,server=on,wait=off -m 32M",
+        pidfile, sock);
+    g_autofree char *text = NULL;
+    g_autofree char *err = NULL;
+    g_autofree char *args2 = g_strdup_printf("-pidfile %s -m 32M", pidfile);
+    int64_t pid;
+
+    /* The parent returns once the daemon is set up. */
+    g_assert_cmpint(qtest_run(args, NULL, NULL), ==, 0);
+    g_assert_true(g_file_get_contents(pidfile, &text, NULL, NULL));
+    pid = g_ascii_strtoll(text, NULL, 10);
+    g_assert_cmpint(pid, >, 1);
+    g_assert_cmpint(kill(pid, 0), ==, 0);
+    g_assert_true(g_file_test(sock, G_FILE_TEST_EXISTS));
+
+    /* A second vmig on the same pidfile refuses to start. */
+    g_assert_cmpint(qtest_run(args2, NULL, &err), ==, 1);
+    g_assert_nonnull(strstr(err, "locked by another running vmig"));
+
+    /* SIGTERM is a clean shutdown that removes the pidfile. */
+    kill(pid, SIGTERM);
+    for (int i = 0; i < 1000 && kill(pid, 0) == 0; i++) {
+        g_usleep(10000);
+    }
+    g_assert_cmpint(kill(pid, 0), !=, 0);
+    g_assert_false(g_file_test(pidfile, G_FILE_TEST_EXISTS));
+}
+
+static void test_logfile_and_trace(void)
+{
+    g_autofree char *log = qtest_tmp_path("vmig", "log");
+    g_autoptr(QTestState) s = qtest_initf("-m 32M -D %s -trace 'runstate_*'", log);
+    g_autofree char *text = NULL;
+    g_autoptr(JsonNode) r = NULL;
+
+    qtest_qmp_assert_ok(s, "{\"execute\": \"stop\"}");
+    r = qtest_qmp_assert_success(s, "{\"execute\": \"trace-event-get-state\","
+                                    " \"arguments\": {\"name\": \"runstate_set\"}}");
+    g_assert_true(g_file_get_contents(log, &text, NULL, NULL));
+    g_assert_nonnull(strstr(text, "runstate_set running -> paused"));
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/cmdline/bad-options", test_bad_options);
+    g_test_add_func("/cmdline/object-errors", test_object_errors);
+    g_test_add_func("/cmdline/help", test_help);
+    g_test_add_func("/cmdline/device-help", test_device_help);
+    g_test_add_func("/cmdline/pidfile-daemonize", test_pidfile_daemonize);
+    g_test_add_func("/cmdline/logfile-trace", test_logfile_and_trace);
+    return g_test_run();
+}

@@ -1,0 +1,141 @@
+/*
+ * The guest programs as a user drives them: stress makes progress,
+ * verifies, and a corrupted page is caught.
+ */
+#include "qemu/osdep.h"
+#include "libqtest.h"
+
+static int64_t guest_passes(QTestState *s)
+{
+    g_autoptr(JsonNode) r = qtest_qmp_assert_success(s,
+        "{\"execute\": \"x-query-guest\"}");
+
+    return qtest_get_int(r, "passes");
+}
+
+static int64_t guest_bytes(QTestState *s)
+{
+    g_autoptr(JsonNode) r = qtest_qmp_assert_success(s,
+        "{\"execute\": \"x-query-guest\"}");
+
+    return qtest_get_int(r, "bytes-written");
+}
+
+/* Wait until the guest has written at least @bytes (bounded). */
+static void wait_progress(QTestState *s, int64_t bytes)
+{
+    for (int i = 0; i < 3000; i++) {
+        if (guest_bytes(s) >= bytes) {
+            return;
+        }
+        g_usleep(10000);
+    }
+    g_error("guest made no progress");
+}
+
+static JsonNode *verify(QTestState *s)
+{
+    return qtest_qmp_assert_success(s, "{\"execute\": \"x-guest-verify\"}");
+}
+
+static void test_stress_runs_and_verifies(void)
+{
+    g_autoptr(QTestState) s = qtest_init("-m 64M -smp 2 -guest stress,ws=16M");
+
+    wait_progress(s, 64 * MiB);
+    g_assert_cmpint(guest_passes(s), >=, 1);
+    /* Checked while running (x-guest-verify parks the vCPUs itself). */
+    g_autoptr(JsonNode) r1 = verify(s);
+    g_assert_true(qtest_get_bool(r1, "ok"));
+    g_assert_cmpint(qtest_get_int(r1, "pages-checked"), ==, 64 * MiB / 4096);
+    g_assert_cmpint(qtest_get_int(r1, "bad-pages"), ==, 0);
+    g_autofree char *st = qtest_status(s);
+    g_assert_cmpstr(st, ==, "running");
+
+    /* And while paused; the guest continues afterwards. */
+    qtest_qmp_assert_ok(s, "{\"execute\": \"stop\"}");
+    int64_t before = guest_bytes(s);
+    g_autoptr(JsonNode) r2 = verify(s);
+    g_assert_true(qtest_get_bool(r2, "ok"));
+    g_assert_cmpint(guest_bytes(s), ==, before);
+    qtest_qmp_assert_ok(s, "{\"execute\": \"cont\"}");
+    wait_progress(s, before + 16 * MiB);
+}
+
+static void test_corruption_caught(void)
+{
+    g_autoptr(QTestState) s = qtest_init("-m 32M -guest stress,ws=8M");
+
+    wait_progress(s, 16 * MiB);
+    qtest_qmp_assert_ok(s, "{\"execute\": \"stop\"}");
+    qtest_qmp_assert_ok(s, "{\"execute\": \"x-guest-corrupt\", "
+                        "\"arguments\": {\"addr\": 20480}}");
+    g_autoptr(JsonNode) r = verify(s);
+    g_assert_false(qtest_get_bool(r, "ok"));
+    g_assert_cmpint(qtest_get_int(r, "bad-pages"), ==, 1);
+    g_assert_cmpint(qtest_get_int(r, "first-bad"), ==, 20480);
+
+    /* Outside the working set, a page must stay zero. */
+    qtest_qmp_assert_ok(s, "{\"execute\": \"x-guest-corrupt\", "
+                        "\"arguments\": {\"addr\": 16777216}}");
+    g_autoptr(JsonNode) r2 = verify(s);
+    g_assert_cmpint(qtest_get_int(r2, "bad-pages"), ==, 2);
+}
+
+static void test_paused_start_and_idle(void)
+{
+    g_autoptr(QTestState) s = qtest_init("-m 32M -S -guest stress,ws=4M");
+    g_autoptr(QTestState) idle = qtest_init("-m 32M -smp 2");
+
+    g_usleep(100000);
+    g_assert_cmpint(guest_bytes(s), ==, 0);
+    g_autoptr(JsonNode) r = verify(s);
+    g_assert_true(qtest_get_bool(r, "ok"));
+    qtest_qmp_assert_ok(s, "{\"execute\": \"cont\"}");
+    wait_progress(s, 4 * MiB);
+
+    g_autoptr(JsonNode) r2 = verify(idle);
+    g_assert_true(qtest_get_bool(r2, "ok"));
+    g_assert_cmpint(guest_bytes(idle), ==, 0);
+}
+
+static void test_backends(void)
+{
+    g_autofree char *file = qtest_tmp_path("ram", "img");
+    g_autoptr(QTestState) s = qtest_initf(
+        "-object memory-backend-file,id=mem,size=32M,mem-path=%s,share=on "
+        "-machine none,memory-backend=mem -guest stress,ws=4M", file);
+    g_autoptr(QTestState) s2 = qtest_init(
+        "-object memory-backend-ram,id=r,size=16M,prealloc=on "
+        "-machine memory-backend=r -m 16M -guest stress");
+
+    wait_progress(s, 8 * MiB);
+    wait_progress(s2, 32 * MiB);
+    g_autoptr(JsonNode) r = verify(s);
+    g_autoptr(JsonNode) r2 = verify(s2);
+    g_assert_true(qtest_get_bool(r, "ok"));
+    g_assert_true(qtest_get_bool(r2, "ok"));
+}
+
+static void test_rate_limit(void)
+{
+    /* 4 MiB/s: after a short while far less than unlimited would write. */
+    g_autoptr(QTestState) s = qtest_init("-m 32M -guest stress,ws=8M,rate=4M");
+
+    g_usleep(200000);
+    g_assert_cmpint(guest_bytes(s), <, 64 * MiB);
+    qtest_qmp_assert_ok(s, "{\"execute\": \"qom-set\", \"arguments\": {\"path\":"
+                        " \"/machine/guest\", \"property\": \"rate\", \"value\": 0}}");
+    wait_progress(s, 64 * MiB);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/guest/stress-runs-and-verifies", test_stress_runs_and_verifies);
+    g_test_add_func("/guest/corruption-caught", test_corruption_caught);
+    g_test_add_func("/guest/paused-start-and-idle", test_paused_start_and_idle);
+    g_test_add_func("/guest/backends", test_backends);
+    g_test_add_func("/guest/rate-limit", test_rate_limit);
+    return g_test_run();
+}
