@@ -121,10 +121,15 @@ static bool opt_smp(VmigConfig *cfg, const char *arg, OptAction *action,
 static bool opt_name(VmigConfig *cfg, const char *arg, OptAction *action,
                      Error **errp)
 {
-    g_autoptr(KeyVal) kv = keyval_parse(arg, "guest", "-name", errp);
+    g_autoptr(KeyVal) kv = NULL;
     bool debug_threads = false;
     const char *name;
 
+    if (!*arg) {
+        error_setg(errp, "-name: missing name");
+        return false;
+    }
+    kv = keyval_parse(arg, "guest", "-name", errp);
     if (!kv) {
         return false;
     }

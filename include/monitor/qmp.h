@@ -7,6 +7,11 @@
  * errp, whose class (GenericError, CommandNotFound, ...) and message
  * become the error reply.  Unknown arguments are the command's to reject;
  * the qmp_arg_* helpers below give uniform messages.
+ *
+ * A command must not run the main loop itself (no nested
+ * g_main_context_iteration()): the connection it came from is in the
+ * middle of reading its input.  Work that has to wait finishes later
+ * and reports through an event, as QEMU's migrate does.
  */
 #ifndef MONITOR_QMP_H
 #define MONITOR_QMP_H
@@ -34,7 +39,18 @@ void qmp_register_command(const char *name, QmpCommandFunc *fn,
  * client may connect as soon as vmig is up.
  */
 bool monitor_qmp_add(const char *optarg, Error **errp);
-/* Close every listener and client (at exit). */
+/*
+ * Serve QMP on a connected socket (a test's socketpair, an inherited fd):
+ * the greeting goes out at once.  Takes ownership of @fd on success only.
+ * A UNIX socket may pass fds for getfd.
+ */
+bool monitor_qmp_add_fd(int fd, Error **errp);
+/*
+ * At exit: deliver queued events, give pending replies (the one to quit,
+ * its SHUTDOWN event) a bounded moment to reach the clients, then close
+ * every client and listener (removing UNIX socket files) and every fd
+ * stored with getfd.  The monitor may be set up again afterwards.
+ */
 void monitor_cleanup(void);
 
 /*

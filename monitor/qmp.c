@@ -1,0 +1,434 @@
+/*
+ * QMP client connections: reading and framing requests, writing replies
+ * and events, and collecting the fds a client passes with SCM_RIGHTS.
+ *
+ * Clients live on the main thread.  Output never blocks the main loop:
+ * what the socket does not take at once waits in a per-client buffer
+ * drained by a G_IO_OUT watch; a client that lets it grow without bound
+ * is dropped.  A client is freed only from its own watch callbacks or at
+ * cleanup, never from a write path, so that a failed write during an
+ * event broadcast or in the middle of a command cannot pull the client
+ * out from under code that is still using it.  A dead client (its
+ * socket shut down after a write failed) is freed by the next of its
+ * watches to fire, which the shutdown wakes; one whose input ended while
+ * replies were still queued is freed by its write watch once they are
+ * out.
+ */
+#include "qemu/osdep.h"
+#include "qemu/main-loop.h"
+#include "monitor/monitor-internal.h"
+
+#include <glib-unix.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+/* What a client may leave unread before we give up on it. */
+#define QMP_MAX_OUTPUT_BUFFER (16 * MiB)
+/* Fds passed but not yet claimed with getfd, per client. */
+#define QMP_MAX_PENDING_FDS 32
+/* Fds accepted in one recvmsg(). */
+#define QMP_MAX_FDS_PER_READ 16
+#define QMP_MAX_CLIENTS 64
+/* How long monitor_cleanup() waits for the last replies to go out. */
+#define QMP_FINAL_FLUSH_MS 1000
+
+typedef struct QmpClient {
+    QmpSession session;         /* first: take_fd gets back to the client */
+    int fd;
+    bool can_pass_fds;
+    char *peer;                 /* for messages: "unix:/path", "tcp:..." */
+    guint read_watch;
+    guint write_watch;
+    GByteArray *outbuf;
+    size_t out_pos;             /* bytes of outbuf already sent */
+    JsonSplitter *splitter;
+    GQueue pending_fds;         /* GINT_TO_POINTER(fd + 1), oldest first */
+    bool dead;                  /* write failed: free at the next chance */
+    bool input_closed;          /* EOF read; freed once output drains */
+} QmpClient;
+
+static GList *clients;
+
+/* Event lines waiting for the main thread; any thread appends. */
+static GMutex event_lock;
+static GQueue event_queue;
+static guint event_flush_source;
+static GThread *main_thread;
+
+static void __attribute__((constructor)) qmp_record_main_thread(void)
+{
+    /* Constructors run on the thread that will run main() and the loop. */
+    main_thread = g_thread_self();
+}
+
+/* ---- Output ---- */
+
+static void client_mark_dead(QmpClient *client)
+{
+    if (!client->dead) {
+        client->dead = true;
+        /* Wakes the read watch with EOF, which frees the client. */
+        shutdown(client->fd, SHUT_RDWR);
+    }
+}
+
+static size_t client_pending_output(const QmpClient *client)
+{
+    return client->outbuf->len - client->out_pos;
+}
+
+/* Write what the socket takes now; false when the client is gone. */
+static bool client_flush(QmpClient *client)
+{
+    while (client_pending_output(client)) {
+        ssize_t n = send(client->fd, client->outbuf->data + client->out_pos,
+                         client_pending_output(client),
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                break;
+            }
+            client_mark_dead(client);
+            return false;
+        }
+        client->out_pos += n;
+    }
+    /* Drop what went out; move the rest down only once it is worth it. */
+    if (client->out_pos == client->outbuf->len) {
+        g_byte_array_set_size(client->outbuf, 0);
+        client->out_pos = 0;
+    } else if (client->out_pos > client->outbuf->len / 2) {
+        g_byte_array_remove_range(client->outbuf, 0, client->out_pos);
+        client->out_pos = 0;
+    }
+    return true;
+}
+
+static void client_free(QmpClient *client);
+
+static gboolean client_writable(gint fd, GIOCondition cond, gpointer opaque)
+{
+    QmpClient *client = opaque;
+
+    if (client_flush(client) && client_pending_output(client)) {
+        return G_SOURCE_CONTINUE;
+    }
+    /* Returning REMOVE destroys the source: do not remove it twice. */
+    client->write_watch = 0;
+    if (client->input_closed) {
+        /* The last replies are out (or cannot go out): all done. */
+        client_free(client);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+static void client_send(QmpClient *client, const char *text)
+{
+    if (client->dead) {
+        return;
+    }
+    g_byte_array_append(client->outbuf, (const guint8 *)text, strlen(text));
+    if (!client_flush(client)) {
+        return;
+    }
+    if (client_pending_output(client) > QMP_MAX_OUTPUT_BUFFER) {
+        warn_report("QMP client %s does not read its replies; disconnecting",
+                    client->peer);
+        client_mark_dead(client);
+        return;
+    }
+    if (client_pending_output(client) && !client->write_watch) {
+        client->write_watch = g_unix_fd_add(client->fd, G_IO_OUT,
+                                            client_writable, client);
+    }
+}
+
+/* ---- Events ---- */
+
+static void event_flush(void)
+{
+    GQueue lines = G_QUEUE_INIT;
+
+    g_mutex_lock(&event_lock);
+    lines = event_queue;
+    g_queue_init(&event_queue);
+    g_mutex_unlock(&event_lock);
+
+    for (char *line; (line = g_queue_pop_head(&lines)); g_free(line)) {
+        for (GList *l = clients; l; l = l->next) {
+            QmpClient *client = l->data;
+            if (client->session.negotiated) {
+                client_send(client, line);
+            }
+        }
+    }
+}
+
+static gboolean event_flush_cb(gpointer opaque)
+{
+    g_mutex_lock(&event_lock);
+    event_flush_source = 0;
+    g_mutex_unlock(&event_lock);
+    event_flush();
+    return G_SOURCE_REMOVE;
+}
+
+void qmp_event_emit(const char *name, JsonObject *data)
+{
+    g_autoptr(JsonObject) event = json_object_new();
+    JsonObject *timestamp = json_object_new();
+    gint64 now = g_get_real_time();
+    bool on_main_thread = g_thread_self() == main_thread;
+    char *line;
+
+    json_object_set_string_member(event, "event", name);
+    if (data) {
+        json_object_set_object_member(event, "data", data);
+    }
+    json_object_set_int_member(timestamp, "seconds", now / G_USEC_PER_SEC);
+    json_object_set_int_member(timestamp, "microseconds", now % G_USEC_PER_SEC);
+    json_object_set_object_member(event, "timestamp", timestamp);
+    line = qmp_object_to_line(event);
+
+    /*
+     * Every event goes through the queue, so that one the main thread
+     * emits cannot overtake one a vCPU thread queued a moment earlier.
+     */
+    g_mutex_lock(&event_lock);
+    g_queue_push_tail(&event_queue, line);
+    if (!on_main_thread && !event_flush_source) {
+        event_flush_source = g_idle_add(event_flush_cb, NULL);
+    }
+    g_mutex_unlock(&event_lock);
+    if (on_main_thread) {
+        event_flush();
+    }
+}
+
+/* ---- Input ---- */
+
+static void client_close_pending_fds(QmpClient *client)
+{
+    gpointer p;
+
+    while ((p = g_queue_pop_head(&client->pending_fds))) {
+        close(GPOINTER_TO_INT(p) - 1);
+    }
+}
+
+static int client_take_fd(QmpSession *session)
+{
+    QmpClient *client = container_of(session, QmpClient, session);
+    gpointer p = g_queue_pop_head(&client->pending_fds);
+
+    /* Stored plus one, so that fd 0 is not mistaken for "none". */
+    return p ? GPOINTER_TO_INT(p) - 1 : -1;
+}
+
+static void client_keep_fd(QmpClient *client, int fd)
+{
+    if (g_queue_get_length(&client->pending_fds) >= QMP_MAX_PENDING_FDS) {
+        warn_report("QMP client %s passed more than %d fds without getfd; "
+                    "closing the extra one", client->peer, QMP_MAX_PENDING_FDS);
+        close(fd);
+        return;
+    }
+    g_queue_push_tail(&client->pending_fds, GINT_TO_POINTER(fd + 1));
+}
+
+static void client_message(void *opaque, const char *msg, size_t len,
+                           const char *error)
+{
+    QmpClient *client = opaque;
+    g_autofree char *reply = NULL;
+
+    if (error) {
+        reply = qmp_error_reply_text(ERROR_CLASS_GENERIC_ERROR, error);
+        client_send(client, reply);
+        return;
+    }
+    reply = qmp_handle_message(&client->session, msg, len);
+    client_send(client, reply);
+    qmp_session_run_after_reply(&client->session);
+}
+
+static void client_free(QmpClient *client)
+{
+    clients = g_list_remove(clients, client);
+    if (client->read_watch) {
+        g_source_remove(client->read_watch);
+    }
+    if (client->write_watch) {
+        g_source_remove(client->write_watch);
+    }
+    client_close_pending_fds(client);
+    qmp_session_cleanup(&client->session);
+    json_splitter_free(client->splitter);
+    g_byte_array_free(client->outbuf, TRUE);
+    close(client->fd);
+    g_free(client->peer);
+    g_free(client);
+}
+
+/* Read once; false when the connection is finished. */
+static bool client_read(QmpClient *client)
+{
+    char buf[4096];
+    union {
+        char space[CMSG_SPACE(sizeof(int) * QMP_MAX_FDS_PER_READ)];
+        struct cmsghdr align;
+    } control;
+    struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+    struct msghdr msg = {
+        .msg_iov = &iov,
+        .msg_iovlen = 1,
+        .msg_control = client->can_pass_fds ? control.space : NULL,
+        .msg_controllen = client->can_pass_fds ? sizeof(control.space) : 0,
+    };
+    ssize_t n;
+
+    do {
+        n = recvmsg(client->fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        return errno == EAGAIN || errno == EWOULDBLOCK;
+    }
+
+    for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg); cmsg;
+         cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+        if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) {
+            continue;
+        }
+        size_t nfds = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < nfds; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(cmsg) + i * sizeof(int), sizeof(int));
+            client_keep_fd(client, fd);
+        }
+    }
+    if (msg.msg_flags & MSG_CTRUNC) {
+        warn_report("QMP client %s passed more than %d fds at once; "
+                    "the rest were dropped", client->peer,
+                    QMP_MAX_FDS_PER_READ);
+    }
+    if (n == 0) {
+        return false;
+    }
+    json_splitter_feed(client->splitter, buf, n);
+    return !client->dead;
+}
+
+static gboolean client_readable(gint fd, GIOCondition cond, gpointer opaque)
+{
+    QmpClient *client = opaque;
+
+    if (!client->dead && client_read(client)) {
+        return G_SOURCE_CONTINUE;
+    }
+    client->read_watch = 0;
+    if (!client->dead && client_pending_output(client)) {
+        /*
+         * The client closed its sending side (socat does at the end of
+         * its input) but may still read: let the write watch deliver
+         * the replies it is owed, then free the client.
+         */
+        client->input_closed = true;
+    } else {
+        client_free(client);
+    }
+    return G_SOURCE_REMOVE;
+}
+
+bool monitor_qmp_attach(int fd, bool can_pass_fds, const char *peer,
+                        Error **errp)
+{
+    g_autofree char *greeting = NULL;
+    QmpClient *client;
+
+    if (g_list_length(clients) >= QMP_MAX_CLIENTS) {
+        error_setg(errp, "QMP: too many clients (at most %d); refusing %s",
+                   QMP_MAX_CLIENTS, peer);
+        return false;
+    }
+    if (!g_unix_set_fd_nonblocking(fd, TRUE, NULL)) {
+        error_setg_errno(errp, errno, "QMP: cannot make %s non-blocking", peer);
+        return false;
+    }
+    client = g_new0(QmpClient, 1);
+    qmp_session_init(&client->session);
+    client->session.take_fd = can_pass_fds ? client_take_fd : NULL;
+    client->fd = fd;
+    client->can_pass_fds = can_pass_fds;
+    client->peer = g_strdup(peer);
+    client->outbuf = g_byte_array_new();
+    client->splitter = json_splitter_new(QMP_MAX_MESSAGE_SIZE, client_message,
+                                         client);
+    g_queue_init(&client->pending_fds);
+    client->read_watch = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR,
+                                       client_readable, client);
+    clients = g_list_append(clients, client);
+
+    greeting = qmp_greeting_text();
+    client_send(client, greeting);
+    return true;
+}
+
+unsigned monitor_qmp_client_count(void)
+{
+    return g_list_length(clients);
+}
+
+bool monitor_qmp_add_fd(int fd, Error **errp)
+{
+    int domain = 0;
+    socklen_t len = sizeof(domain);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0) {
+        error_setg_errno(errp, errno, "QMP: fd %d is not a connected socket",
+                         fd);
+        return false;
+    }
+    g_autofree char *peer = g_strdup_printf("fd:%d", fd);
+    return monitor_qmp_attach(fd, domain == AF_UNIX, peer, errp);
+}
+
+/* Give the last replies (say, to quit) a bounded chance to go out. */
+static void clients_final_flush(void)
+{
+    gint64 deadline = g_get_monotonic_time() + QMP_FINAL_FLUSH_MS * 1000;
+
+    for (GList *l = clients; l; l = l->next) {
+        QmpClient *client = l->data;
+
+        while (!client->dead && client_pending_output(client)) {
+            gint64 left_ms = (deadline - g_get_monotonic_time()) / 1000;
+            struct pollfd pfd = { .fd = client->fd, .events = POLLOUT };
+
+            if (left_ms <= 0 || poll(&pfd, 1, left_ms) <= 0) {
+                return;
+            }
+            client_flush(client);
+        }
+    }
+}
+
+void monitor_cleanup(void)
+{
+    g_mutex_lock(&event_lock);
+    if (event_flush_source) {
+        g_source_remove(event_flush_source);
+        event_flush_source = 0;
+    }
+    g_mutex_unlock(&event_lock);
+    event_flush();
+
+    clients_final_flush();
+    while (clients) {
+        client_free(clients->data);
+    }
+    monitor_listeners_cleanup();
+    monitor_fds_cleanup();
+}

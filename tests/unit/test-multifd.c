@@ -1,0 +1,1039 @@
+/*
+ * Multifd over real connections and threads: hellos, bad packets, RAM
+ * transfers over 1, 2 and 4 channels with each compression method, the
+ * sync barrier, device state across channels, and cancel.
+ */
+#include "qemu/osdep.h"
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <zlib.h>
+#include <zstd.h>
+#include "migration/multifd/multifd-internal.h"
+
+static const uint8_t test_uuid[16] = {
+    0x6d, 0x69, 0x67, 0x72, 0x61, 0x74, 0x65, 0x21,
+    0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08,
+};
+
+static void assert_error_contains(Error *err, const char *needle)
+{
+    g_assert_nonnull(err);
+    if (!strstr(error_get_pretty(err), needle)) {
+        g_test_message("error '%s' lacks '%s'", error_get_pretty(err), needle);
+        g_assert_not_reached();
+    }
+}
+
+/* Poll @cond every 10 ms for up to 10 s (a bound, not a measurement). */
+#define WAIT_FOR(cond)                                          \
+    do {                                                        \
+        for (int i_ = 0; i_ < 1000 && !(cond); i_++) {          \
+            g_usleep(10 * 1000);                                \
+        }                                                       \
+        g_assert_true(cond);                                    \
+    } while (0)
+
+/* ---- RAM ---- */
+
+/*
+ * The destination's blocks are real RAM blocks; the source side of a
+ * block is described by a RAMBlock that is not in the list (same name,
+ * other memory), since both ends live in this process.
+ */
+typedef struct TestRam {
+    RAMBlock *dst;
+    RAMBlock src;
+} TestRam;
+
+static void test_ram_init(TestRam *r, const char *idstr, uint64_t gpa,
+                          uint64_t pages, GRand *rand)
+{
+    uint64_t size = pages * TARGET_PAGE_SIZE;
+
+    r->dst = ram_block_add(idstr, gpa, size, -1, 0, false, &error_abort);
+    memset(r->dst->host, 0xaa, size);
+    memset(&r->src, 0, sizeof(r->src));
+    g_strlcpy(r->src.idstr, idstr, sizeof(r->src.idstr));
+    r->src.size = size;
+    r->src.pages = pages;
+    r->src.host = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    g_assert(r->src.host != MAP_FAILED);
+    /* Random, compressible and zero pages, so every path is taken. */
+    for (uint64_t p = 0; p < pages; p++) {
+        uint8_t *page = r->src.host + p * TARGET_PAGE_SIZE;
+
+        switch (p % 3) {
+        case 0:
+            for (unsigned j = 0; j < TARGET_PAGE_SIZE; j += 4) {
+                uint32_t v = g_rand_int(rand);
+
+                memcpy(page + j, &v, 4);
+            }
+            break;
+        case 1:
+            for (unsigned j = 0; j < TARGET_PAGE_SIZE; j++) {
+                page[j] = (uint8_t)(p + j / 128);
+            }
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static void test_ram_cleanup(TestRam *r)
+{
+    munmap(r->src.host, r->src.size);
+}
+
+/* ---- Two ends over a UNIX socket ---- */
+
+typedef struct Ends {
+    char *dir;
+    MigrationAddress addr;
+    MigListener *listener;
+    MigCancel *src_cancel;
+    MigCancel *dst_cancel;
+    MultiFDParams params;
+    GThread *acceptor;
+    Error *accept_err;
+    unsigned accepted;
+    bool raw_accept;            /* accept and hold, never read */
+    MigChannel *held[8];
+} Ends;
+
+static gpointer acceptor_thread(gpointer opaque)
+{
+    Ends *e = opaque;
+
+    for (unsigned i = 0; i < e->params.channels; i++) {
+        MigChannel *ch = mig_listener_accept(e->listener, e->dst_cancel,
+                                             &e->accept_err);
+        uint8_t prefix[MULTIFD_HELLO_PEEK_LEN];
+
+        if (!ch) {
+            return NULL;
+        }
+        if (e->raw_accept) {
+            e->held[i] = ch;
+            continue;
+        }
+        /* As the core's accept loop will: look, then hand over. */
+        if (!multifd_read_full(ch, prefix, sizeof(prefix), &e->accept_err)) {
+            mig_channel_close(ch);
+            return NULL;
+        }
+        g_assert_true(multifd_is_channel_hello(prefix));
+        if (!multifd_recv_new_channel(ch, prefix, sizeof(prefix),
+                                      &e->accept_err)) {
+            return NULL;
+        }
+        e->accepted++;
+    }
+    return NULL;
+}
+
+static void ends_start(Ends *e, unsigned channels,
+                       MultiFDCompression compression, bool raw_accept)
+{
+    g_autofree char *uri = NULL;
+
+    memset(e, 0, sizeof(*e));
+    e->dir = g_dir_make_tmp("multifd-XXXXXX", NULL);
+    g_assert_nonnull(e->dir);
+    uri = g_strdup_printf("unix:%s/sock", e->dir);
+    g_assert_true(migration_address_parse(uri, &e->addr, &error_abort));
+    e->listener = mig_listener_new(&e->addr, &error_abort);
+    e->src_cancel = mig_cancel_new(&error_abort);
+    e->dst_cancel = mig_cancel_new(&error_abort);
+    multifd_params_init(&e->params);
+    e->params.channels = channels;
+    e->params.compression = compression;
+    e->raw_accept = raw_accept;
+    if (!raw_accept) {
+        g_assert_true(multifd_recv_setup(test_uuid, &e->params,
+                                         e->dst_cancel, &error_abort));
+    }
+    e->acceptor = g_thread_new("acceptor", acceptor_thread, e);
+    g_assert_true(multifd_send_setup(&e->addr, test_uuid, &e->params,
+                                     e->src_cancel, &error_abort));
+    g_thread_join(e->acceptor);
+    g_assert_null(e->accept_err);
+    if (!raw_accept) {
+        g_assert_true(multifd_recv_all_channels_connected());
+    }
+}
+
+static void ends_stop(Ends *e)
+{
+    multifd_send_shutdown();
+    multifd_recv_shutdown();
+    for (unsigned i = 0; i < ARRAY_SIZE(e->held); i++) {
+        mig_channel_close(e->held[i]);
+    }
+    mig_listener_free(e->listener);
+    migration_address_clear(&e->addr);
+    mig_cancel_free(e->src_cancel);
+    mig_cancel_free(e->dst_cancel);
+    rmdir(e->dir);
+    g_free(e->dir);
+}
+
+/* ---- Transfers ---- */
+
+typedef struct Source {
+    TestRam *rams;
+    unsigned nr_rams;
+    uint64_t *order;            /* (ram index << 32) | page */
+    uint64_t nr_pages;
+    unsigned rounds;
+    /* Between rounds, rewrite the source pages (sync test). */
+    void (*between_rounds)(struct Source *src, unsigned round);
+    Error *err;
+} Source;
+
+static gpointer source_thread(gpointer opaque)
+{
+    Source *src = opaque;
+
+    for (unsigned round = 0; round < src->rounds; round++) {
+        if (round && src->between_rounds) {
+            src->between_rounds(src, round);
+        }
+        for (uint64_t i = 0; i < src->nr_pages; i++) {
+            TestRam *r = &src->rams[src->order[i] >> 32];
+            uint64_t page = (uint32_t)src->order[i];
+
+            if (!multifd_queue_ram_page(&r->src, page * TARGET_PAGE_SIZE,
+                                        &src->err)) {
+                return NULL;
+            }
+        }
+        if (!multifd_send_sync(&src->err)) {
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+/* Every page of every block, shuffled. */
+static uint64_t *shuffled_pages(TestRam *rams, unsigned nr_rams,
+                                uint64_t *count, GRand *rand)
+{
+    uint64_t n = 0, *order;
+
+    for (unsigned i = 0; i < nr_rams; i++) {
+        n += rams[i].src.pages;
+    }
+    order = g_new(uint64_t, n);
+    n = 0;
+    for (unsigned i = 0; i < nr_rams; i++) {
+        for (uint64_t p = 0; p < rams[i].src.pages; p++) {
+            order[n++] = (uint64_t)i << 32 | p;
+        }
+    }
+    /* Shuffle runs of 16 pages: batches mix blocks and skip offsets. */
+    for (uint64_t i = n / 16; i > 1; i--) {
+        uint64_t j = g_rand_int_range(rand, 0, i);
+        uint64_t tmp[16];
+
+        memcpy(tmp, &order[(i - 1) * 16], sizeof(tmp));
+        memcpy(&order[(i - 1) * 16], &order[j * 16], sizeof(tmp));
+        memcpy(&order[j * 16], tmp, sizeof(tmp));
+    }
+    *count = n;
+    return order;
+}
+
+typedef struct TransferCase {
+    unsigned channels;
+    MultiFDCompression compression;
+} TransferCase;
+
+static void test_transfer(gconstpointer data)
+{
+    const TransferCase *tc = data;
+    g_autoptr(GRand) rand = g_rand_new_with_seed(tc->channels * 10 +
+                                                 tc->compression);
+    TestRam rams[2];
+    Source src = { .rams = rams, .nr_rams = 2, .rounds = 1 };
+    GThread *th;
+    Ends e;
+
+    test_ram_init(&rams[0], "ram-a", 0, 1024, rand);
+    test_ram_init(&rams[1], "ram-b", 64 * MiB, 300, rand);
+    src.order = shuffled_pages(rams, 2, &src.nr_pages, rand);
+
+    ends_start(&e, tc->channels, tc->compression, false);
+    th = g_thread_new("source", source_thread, &src);
+    g_assert_true(multifd_recv_sync_main(&error_abort));
+    g_thread_join(th);
+    g_assert_null(src.err);
+
+    for (unsigned i = 0; i < 2; i++) {
+        g_assert_cmpmem(rams[i].src.host, rams[i].src.size,
+                        rams[i].dst->host, rams[i].dst->size);
+    }
+    /* The source wrote what the destination read, headers included. */
+    g_assert_cmpuint(multifd_bytes_transferred(), ==,
+                     multifd_recv_bytes_received() +
+                     MULTIFD_HELLO_LEN * tc->channels);
+    if (tc->compression == MULTIFD_COMPRESSION_NONE) {
+        g_assert_cmpuint(multifd_bytes_transferred(), >,
+                         (1024 + 300) * TARGET_PAGE_SIZE);
+    } else {
+        /* A third of the pages is random, the rest shrinks a lot. */
+        g_assert_cmpuint(multifd_bytes_transferred(), <,
+                         (1024 + 300) * TARGET_PAGE_SIZE * 2 / 3);
+    }
+    ends_stop(&e);
+    for (unsigned i = 0; i < 2; i++) {
+        test_ram_cleanup(&rams[i]);
+    }
+    g_free(src.order);
+    ram_blocks_free();
+}
+
+/* Round r writes the byte 'A' + r into every source page. */
+static void fill_round(Source *src, unsigned round)
+{
+    memset(src->rams[0].src.host, 'A' + round, src->rams[0].src.size);
+}
+
+static bool dst_all(TestRam *r, uint8_t v)
+{
+    for (uint64_t i = 0; i < r->dst->size; i++) {
+        if (__atomic_load_n(&r->dst->host[i], __ATOMIC_RELAXED) != v) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool dst_any(TestRam *r, uint8_t v)
+{
+    for (uint64_t i = 0; i < r->dst->size; i++) {
+        if (__atomic_load_n(&r->dst->host[i], __ATOMIC_RELAXED) == v) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Round 2 rewrites every page that round 1 sent, on whatever channel the
+ * batches land.  Its pages must not land before the destination's first
+ * sync, and after both syncs every page has round 2's content.
+ */
+static void test_sync_barrier(void)
+{
+    g_autoptr(GRand) rand = g_rand_new_with_seed(42);
+    TestRam ram;
+    Source src = { .rams = &ram, .nr_rams = 1, .rounds = 2,
+                   .between_rounds = fill_round };
+    GThread *th;
+    Ends e;
+
+    test_ram_init(&ram, "ram-sync", 0, 512, rand);
+    fill_round(&src, 0);
+    src.order = shuffled_pages(&ram, 1, &src.nr_pages, rand);
+    ends_start(&e, 4, MULTIFD_COMPRESSION_NONE, false);
+    th = g_thread_new("source", source_thread, &src);
+
+    /* Round 1 arrives and the channels stop at their SYNC... */
+    WAIT_FOR(dst_all(&ram, 'A'));
+    /* ...and stay there, though round 2 is on its way (or sent). */
+    g_usleep(50 * 1000);
+    g_assert_false(dst_any(&ram, 'B'));
+    g_assert_true(multifd_recv_sync_main(&error_abort));
+    g_assert_true(multifd_recv_sync_main(&error_abort));
+    g_assert_true(dst_all(&ram, 'B'));
+    g_thread_join(th);
+    g_assert_null(src.err);
+
+    ends_stop(&e);
+    test_ram_cleanup(&ram);
+    g_free(src.order);
+    ram_blocks_free();
+}
+
+/* ---- Device state across channels ---- */
+
+#define DEV_PACKETS 48
+
+static size_t dev_packet_len(uint32_t idx)
+{
+    return 1 + (idx * 7919) % (96 * KiB);
+}
+
+static uint8_t dev_byte(uint32_t idx, size_t i)
+{
+    return (uint8_t)(idx * 131 + i * 7 + (i >> 9));
+}
+
+typedef struct DevSender {
+    const uint32_t *order;
+    unsigned count;
+    Error *err;
+} DevSender;
+
+static gpointer dev_sender_thread(gpointer opaque)
+{
+    DevSender *ds = opaque;
+
+    for (unsigned i = 0; i < ds->count; i++) {
+        uint32_t idx = ds->order[i];
+        size_t len = dev_packet_len(idx);
+        g_autofree uint8_t *data = g_malloc(len);
+
+        for (size_t j = 0; j < len; j++) {
+            data[j] = dev_byte(idx, j);
+        }
+        if (!multifd_queue_device_state("vfio-dev", 3, idx,
+                                        idx == DEV_PACKETS - 1 ?
+                                        MULTIFD_DEVICE_STATE_CONFIG_STATE : 0,
+                                        data, len, &ds->err)) {
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+static bool dev_consumer_load(void *opaque, const uint8_t *packet, size_t len,
+                              Error **errp)
+{
+    return multifd_state_queue_insert(opaque, packet, len, errp);
+}
+
+static void test_device_state(void)
+{
+    g_autoptr(GRand) rand = g_rand_new_with_seed(5);
+    MultiFDStateQueue *q;
+    uint32_t order[DEV_PACKETS];
+    DevSender senders[2];
+    GThread *th[2];
+    Ends e;
+
+    for (uint32_t i = 0; i < DEV_PACKETS; i++) {
+        order[i] = i;
+    }
+    for (uint32_t i = DEV_PACKETS - 1; i > 0; i--) {
+        uint32_t j = g_rand_int_range(rand, 0, i + 1), t = order[i];
+
+        order[i] = order[j];
+        order[j] = t;
+    }
+    ends_start(&e, 4, MULTIFD_COMPRESSION_ZSTD, false);
+    q = multifd_state_queue_new("vfio-dev/3", 64 * MiB, e.dst_cancel);
+    g_assert_true(multifd_device_state_consumer_add("vfio-dev", 3,
+                                                    dev_consumer_load, q,
+                                                    &error_abort));
+    {
+        Error *err = NULL;
+
+        g_assert_false(multifd_device_state_consumer_add(
+                           "vfio-dev", 3, dev_consumer_load, q, &err));
+        assert_error_contains(err, "has a consumer already");
+        error_free(err);
+    }
+    /* Two save threads at once, each with half of the packets, shuffled. */
+    for (int i = 0; i < 2; i++) {
+        senders[i] = (DevSender) {
+            .order = order + i * DEV_PACKETS / 2, .count = DEV_PACKETS / 2,
+        };
+        th[i] = g_thread_new("dev-save", dev_sender_thread, &senders[i]);
+    }
+    for (uint32_t idx = 0; idx < DEV_PACKETS; idx++) {
+        MultiFDStatePacket pkt;
+
+        g_assert_true(multifd_state_queue_take_next(q, &pkt, &error_abort));
+        g_assert_cmpuint(pkt.idx, ==, idx);
+        g_assert_cmpuint(pkt.len, ==, dev_packet_len(idx));
+        for (size_t j = 0; j < pkt.len; j++) {
+            if (pkt.data[j] != dev_byte(idx, j)) {
+                g_test_message("packet %u byte %zu differs", idx, j);
+                g_assert_not_reached();
+            }
+        }
+        g_free(pkt.data);
+    }
+    g_assert_true(multifd_state_queue_complete(q));
+    for (int i = 0; i < 2; i++) {
+        g_thread_join(th[i]);
+        g_assert_null(senders[i].err);
+    }
+    g_assert_true(multifd_send_sync(&error_abort));
+    g_assert_true(multifd_recv_sync_main(&error_abort));
+    ends_stop(&e);
+    multifd_device_state_consumer_del("vfio-dev", 3);
+    multifd_state_queue_free(q);
+}
+
+/* A bad packet from the source fails the channel, and the load thread. */
+static void test_device_state_rejected(void)
+{
+    MultiFDStateQueue *q;
+    MultiFDStatePacket pkt;
+    Error *err = NULL;
+    Ends e;
+
+    ends_start(&e, 2, MULTIFD_COMPRESSION_NONE, false);
+    q = multifd_state_queue_new("dev", 0, e.dst_cancel);
+    g_assert_true(multifd_device_state_consumer_add("dev", 0,
+                                                    dev_consumer_load, q,
+                                                    &error_abort));
+    g_assert_true(multifd_queue_device_state("dev", 0, 1, 0, "a", 1,
+                                             &error_abort));
+    g_assert_true(multifd_queue_device_state("dev", 0, 1, 0, "b", 1,
+                                             &error_abort));
+    g_assert_false(multifd_recv_sync_main(&err));
+    assert_error_contains(err, "device state of 'dev' instance 0: dev: "
+                          "duplicate device state packet index 1");
+    error_free(err);
+    err = NULL;
+    g_assert_false(multifd_state_queue_take_next(q, &pkt, &err));
+    assert_error_contains(err, "duplicate device state packet index 1");
+    error_free(err);
+    err = NULL;
+    /* No consumer for this one on the destination. */
+    g_assert_false(multifd_queue_device_state("", 0, 0, 0, "x", 1, &err));
+    assert_error_contains(err, "must be 1 to 255 characters");
+    error_free(err);
+    ends_stop(&e);
+    multifd_device_state_consumer_del("dev", 0);
+    multifd_state_queue_free(q);
+}
+
+/* ---- Hellos, written by hand on a socketpair ---- */
+
+static MultiFDHello good_hello(uint32_t id)
+{
+    MultiFDHello h = {
+        .magic = MULTIFD_HELLO_MAGIC, .version = MULTIFD_HELLO_VERSION,
+        .channel_id = id, .channel_count = 2,
+        .compression = MULTIFD_COMPRESSION_NONE, .page_size = 4096,
+    };
+
+    memcpy(h.uuid, test_uuid, 16);
+    return h;
+}
+
+/* Hand @len bytes of @h to a new channel; returns its result. */
+static bool offer_hello(const MultiFDHello *h, size_t len, int *peer,
+                        Error **errp)
+{
+    uint8_t buf[MULTIFD_HELLO_LEN];
+    int sv[2];
+
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    multifd_hello_encode(h, buf);
+    g_assert_cmpint(write(sv[0], buf, len), ==, (ssize_t)len);
+    if (!peer) {
+        close(sv[0]);
+    } else {
+        *peer = sv[0];
+    }
+    return multifd_recv_new_channel(mig_channel_new_fd(sv[1], "pair", NULL),
+                                    NULL, 0, errp);
+}
+
+#define CHECK_HELLO(h, len, needle)                                   \
+    do {                                                              \
+        Error *err_ = NULL;                                           \
+        g_assert_false(offer_hello(&(h), len, NULL, &err_));          \
+        assert_error_contains(err_, needle);                          \
+        error_free(err_);                                             \
+    } while (0)
+
+static void test_hello_checks(void)
+{
+    MultiFDParams params;
+    MultiFDHello h;
+    int peer0, peer1;
+    Error *err = NULL;
+    uint8_t uuid[16];
+
+    multifd_params_init(&params);
+    h = good_hello(0);
+    g_assert_false(offer_hello(&h, sizeof(h), NULL, &err));
+    assert_error_contains(err, "multifd is not set up on this destination");
+    error_free(err);
+
+    /* NULL UUID: adopt the first channel's. */
+    g_assert_true(multifd_recv_setup(NULL, &params, NULL, &error_abort));
+    g_assert_false(multifd_recv_uuid(uuid));
+    g_assert_true(offer_hello(&h, MULTIFD_HELLO_LEN, &peer0, &error_abort));
+    g_assert_true(multifd_recv_uuid(uuid));
+    g_assert_cmpmem(uuid, 16, test_uuid, 16);
+    g_assert_false(multifd_recv_all_channels_connected());
+
+    CHECK_HELLO(h, MULTIFD_HELLO_LEN, "channel 0 connected twice");
+    h = good_hello(2);
+    CHECK_HELLO(h, MULTIFD_HELLO_LEN, "channel id 2 is out of range (0 to 1)");
+    h = good_hello(1);
+    h.magic = 0x564d4947;
+    CHECK_HELLO(h, MULTIFD_HELLO_LEN, "bad magic 0x564d4947");
+    h = good_hello(1);
+    h.version = 9;
+    CHECK_HELLO(h, MULTIFD_HELLO_LEN, "unsupported version 9");
+    h = good_hello(1);
+    h.uuid[15] ^= 1;
+    CHECK_HELLO(h, MULTIFD_HELLO_LEN, "channel 1 belongs to migration "
+                "6d696772-6174-6521-0102-030405060709");
+    h = good_hello(1);
+    h.channel_count = 3;
+    CHECK_HELLO(h, MULTIFD_HELLO_LEN, "source uses 3 channels, this "
+                "destination expects 2");
+    h = good_hello(1);
+    h.compression = MULTIFD_COMPRESSION_ZLIB;
+    CHECK_HELLO(h, MULTIFD_HELLO_LEN, "compression zlib, this destination "
+                "expects none");
+    h = good_hello(1);
+    h.page_size = 65536;
+    CHECK_HELLO(h, MULTIFD_HELLO_LEN, "page size 65536");
+    h = good_hello(1);
+    CHECK_HELLO(h, 20, "multifd hello: pair: stream truncated");
+
+    /* Still room for channel 1, and then everything is connected. */
+    g_assert_true(offer_hello(&h, MULTIFD_HELLO_LEN, &peer1, &error_abort));
+    g_assert_true(multifd_recv_all_channels_connected());
+    close(peer0);
+    close(peer1);
+    multifd_recv_shutdown();
+}
+
+/* ---- Bad packets, written by hand after a good hello ---- */
+
+typedef struct PacketBuilder {
+    GByteArray *bytes;
+    uint64_t packet_num;
+} PacketBuilder;
+
+static void pb_header(PacketBuilder *pb, uint32_t flags, uint32_t kind,
+                      uint32_t payload_size)
+{
+    MultiFDPacketHeader h = {
+        .magic = MULTIFD_PACKET_MAGIC, .version = MULTIFD_PACKET_VERSION,
+        .flags = flags, .kind = kind, .payload_size = payload_size,
+        .packet_num = pb->packet_num++,
+    };
+    uint8_t buf[MULTIFD_PACKET_HDR_LEN];
+
+    multifd_packet_header_encode(&h, buf);
+    g_byte_array_append(pb->bytes, buf, sizeof(buf));
+}
+
+static void pb_be32(PacketBuilder *pb, uint32_t v)
+{
+    uint8_t b[4];
+
+    multifd_put_be32(b, v);
+    g_byte_array_append(pb->bytes, b, 4);
+}
+
+static void pb_be64(PacketBuilder *pb, uint64_t v)
+{
+    uint8_t b[8];
+
+    multifd_put_be64(b, v);
+    g_byte_array_append(pb->bytes, b, 8);
+}
+
+/*
+ * A RAM packet: @offsets of block @idstr, and @data_size bytes of data
+ * (@data, or a pattern); @payload_adjust is added to the honest size.
+ */
+static void pb_ram(PacketBuilder *pb, const char *idstr, uint32_t num,
+                   const uint64_t *offsets, uint32_t ram_flags,
+                   const uint8_t *data, uint32_t data_size,
+                   int payload_adjust)
+{
+    uint8_t idlen = strlen(idstr);
+
+    pb_header(pb, 0, MULTIFD_PAYLOAD_RAM, MULTIFD_RAM_FIXED_LEN + idlen +
+              8 * num + data_size + payload_adjust);
+    pb_be32(pb, num);
+    pb_be32(pb, data_size);
+    pb_be32(pb, ram_flags);
+    g_byte_array_append(pb->bytes, &idlen, 1);
+    g_byte_array_append(pb->bytes, (const uint8_t *)idstr, idlen);
+    for (uint32_t i = 0; i < num; i++) {
+        pb_be64(pb, offsets[i]);
+    }
+    for (uint32_t i = 0; i < data_size; i++) {
+        uint8_t b = data ? data[i] : (uint8_t)(i * 13);
+
+        g_byte_array_append(pb->bytes, &b, 1);
+    }
+}
+
+/*
+ * Feed @pb's bytes to a one-channel destination (then end the stream)
+ * and return what the next sync says.
+ */
+static bool run_packets(PacketBuilder *pb, MultiFDCompression compression,
+                        Error **errp)
+{
+    MultiFDParams params;
+    MultiFDHello h = good_hello(0);
+    uint8_t buf[MULTIFD_HELLO_LEN];
+    int sv[2];
+    bool ok;
+
+    multifd_params_init(&params);
+    params.channels = 1;
+    params.compression = compression;
+    h.channel_count = 1;
+    h.compression = compression;
+    g_assert_true(multifd_recv_setup(test_uuid, &params, NULL, &error_abort));
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    multifd_hello_encode(&h, buf);
+    g_assert_cmpint(write(sv[0], buf, sizeof(buf)), ==, sizeof(buf));
+    g_assert_true(multifd_recv_new_channel(
+                      mig_channel_new_fd(sv[1], "pair", NULL), NULL, 0,
+                      &error_abort));
+    /* Every case fits in the socket's buffer. */
+    {
+        size_t off = 0;
+
+        while (off < pb->bytes->len) {
+            ssize_t n = write(sv[0], pb->bytes->data + off,
+                              pb->bytes->len - off);
+
+            g_assert_cmpint(n, >, 0);
+            off += n;
+        }
+    }
+    close(sv[0]);
+    ok = multifd_recv_sync_main(errp);
+    multifd_recv_shutdown();
+    g_byte_array_set_size(pb->bytes, 0);
+    pb->packet_num = 0;
+    return ok;
+}
+
+#define CHECK_PACKETS(pb, comp, needle)                         \
+    do {                                                        \
+        Error *err_ = NULL;                                     \
+        g_assert_false(run_packets(pb, comp, &err_));           \
+        assert_error_contains(err_, needle);                    \
+        error_free(err_);                                       \
+    } while (0)
+
+static void test_packet_checks(void)
+{
+    PacketBuilder pbs = { .bytes = g_byte_array_new() }, *pb = &pbs;
+    const MultiFDCompression none = MULTIFD_COMPRESSION_NONE;
+    RAMBlock *rb = ram_block_add("ram-pk", 0, 16 * TARGET_PAGE_SIZE, -1, 0,
+                                 false, &error_abort);
+    uint64_t offsets[2] = { 3 * TARGET_PAGE_SIZE, 15 * TARGET_PAGE_SIZE };
+    uint8_t *page = g_malloc(2 * TARGET_PAGE_SIZE);
+
+    /* The control: two good pages and a SYNC load fine. */
+    pb_ram(pb, "ram-pk", 2, offsets, 0, NULL, 2 * TARGET_PAGE_SIZE, 0);
+    pb_header(pb, MULTIFD_FLAG_SYNC, MULTIFD_PAYLOAD_NONE, 0);
+    g_assert_true(run_packets(pb, none, &error_abort));
+    g_assert_cmpuint(rb->host[15 * TARGET_PAGE_SIZE + 1], ==, 13);
+    g_assert_cmpuint(rb->host[3 * TARGET_PAGE_SIZE + 2], ==, 26);
+
+    /* No SYNC before the end. */
+    pb_ram(pb, "ram-pk", 1, offsets, 0, NULL, TARGET_PAGE_SIZE, 0);
+    CHECK_PACKETS(pb, none, "multifd channel 0: ended before sync 1");
+    /* Truncated header, truncated data. */
+    pb_header(pb, 0, MULTIFD_PAYLOAD_RAM, 100);
+    g_byte_array_set_size(pb->bytes, 10);
+    CHECK_PACKETS(pb, none, "multifd channel 0: pair: stream truncated");
+    pb_ram(pb, "ram-pk", 1, offsets, 0, NULL, TARGET_PAGE_SIZE, 0);
+    g_byte_array_set_size(pb->bytes, pb->bytes->len - 1);
+    CHECK_PACKETS(pb, none, "stream truncated");
+    /* Header fields. */
+    pb_header(pb, 0, MULTIFD_PAYLOAD_RAM, 100);
+    pb->bytes->data[0] = 'X';
+    CHECK_PACKETS(pb, none, "multifd channel 0: bad packet magic 0x58464450");
+    pb_header(pb, 0, 7, 0);
+    CHECK_PACKETS(pb, none, "unknown payload kind 7");
+    pb_header(pb, 0, MULTIFD_PAYLOAD_RAM, UINT32_MAX);
+    CHECK_PACKETS(pb, none, "payload of 4294967295 bytes exceeds the limit");
+    pb_ram(pb, "ram-pk", 1, offsets, 0, NULL, TARGET_PAGE_SIZE, 0);
+    pb->packet_num = 0;
+    pb_ram(pb, "ram-pk", 1, offsets, 0, NULL, TARGET_PAGE_SIZE, 0);
+    CHECK_PACKETS(pb, none, "packet number 0 does not follow 0");
+
+    /* RAM payloads. */
+    pb_ram(pb, "ram-pk", 0, offsets, 0, NULL, 0, 0);
+    CHECK_PACKETS(pb, none, "RAM packet has 0 pages");
+    {
+        uint64_t off = 3 * TARGET_PAGE_SIZE + 8;
+
+        pb_ram(pb, "ram-pk", 1, &off, 0, NULL, TARGET_PAGE_SIZE, 0);
+        CHECK_PACKETS(pb, none, "RAM block 'ram-pk': page offset 0x3008 is "
+                      "not page aligned");
+        off = 16 * TARGET_PAGE_SIZE;
+        pb_ram(pb, "ram-pk", 1, &off, 0, NULL, TARGET_PAGE_SIZE, 0);
+        CHECK_PACKETS(pb, none, "page offset 0x10000 is beyond its size "
+                      "0x10000");
+        off = UINT64_MAX & TARGET_PAGE_MASK;
+        pb_ram(pb, "ram-pk", 1, &off, 0, NULL, TARGET_PAGE_SIZE, 0);
+        CHECK_PACKETS(pb, none, "is beyond its size");
+    }
+    pb_ram(pb, "ram-nope", 1, offsets, 0, NULL, TARGET_PAGE_SIZE, 0);
+    CHECK_PACKETS(pb, none, "unknown RAM block 'ram-nope'");
+    pb_ram(pb, "ramxpk", 1, offsets, 0, NULL, TARGET_PAGE_SIZE, 0);
+    pb->bytes->data[MULTIFD_PACKET_HDR_LEN + MULTIFD_RAM_FIXED_LEN + 3] = 0;
+    CHECK_PACKETS(pb, none, "RAM packet block name contains a NUL byte");
+    pb_ram(pb, "ram-pk", 1, offsets, 0, NULL, TARGET_PAGE_SIZE - 1, 0);
+    CHECK_PACKETS(pb, none, "carries 4095 data bytes for 1 pages");
+    pb_ram(pb, "ram-pk", 1, offsets, 0, NULL, TARGET_PAGE_SIZE, 1);
+    CHECK_PACKETS(pb, none, "does not match 1 pages with 4096 data bytes");
+    pb_ram(pb, "ram-pk", 1, offsets, 0x10, NULL, TARGET_PAGE_SIZE, 0);
+    CHECK_PACKETS(pb, none, "RAM packet has unknown flags 0x10");
+    pb_ram(pb, "ram-pk", 1, offsets, MULTIFD_RAM_COMPRESSED, NULL, 100, 0);
+    CHECK_PACKETS(pb, none, "compressed, but multifd-compression is none");
+    pb_ram(pb, "ram-pk", 1, offsets, MULTIFD_RAM_COMPRESSED, NULL,
+           TARGET_PAGE_SIZE, 0);
+    CHECK_PACKETS(pb, MULTIFD_COMPRESSION_ZLIB, "compressed size 4096 is out "
+                  "of range (1 to 4095)");
+
+    /* Bombs: two pages of data, announced as one. */
+    memset(page, 0, 2 * TARGET_PAGE_SIZE);
+    {
+        uLongf zlen = compressBound(2 * TARGET_PAGE_SIZE);
+        uint8_t *z = g_malloc(MAX(zlen, ZSTD_compressBound(2 * 4096)));
+        size_t zs;
+
+        g_assert_cmpint(compress2(z, &zlen, page, 2 * TARGET_PAGE_SIZE, 6),
+                        ==, Z_OK);
+        pb_ram(pb, "ram-pk", 1, offsets, MULTIFD_RAM_COMPRESSED, z, zlen, 0);
+        CHECK_PACKETS(pb, MULTIFD_COMPRESSION_ZLIB, "RAM block 'ram-pk': "
+                      "zlib: data decompresses to more than 1 pages");
+        zs = ZSTD_compress(z, ZSTD_compressBound(2 * 4096), page,
+                           2 * TARGET_PAGE_SIZE, 3);
+        pb_ram(pb, "ram-pk", 1, offsets, MULTIFD_RAM_COMPRESSED, z, zs, 0);
+        CHECK_PACKETS(pb, MULTIFD_COMPRESSION_ZSTD, "zstd: data decompresses "
+                      "to more than 1 pages");
+        g_free(z);
+    }
+
+    /* Device state payloads. */
+    pb_header(pb, 0, MULTIFD_PAYLOAD_DEVICE_STATE, 3);
+    pb_be32(pb, 0);
+    CHECK_PACKETS(pb, none, "shorter than its fixed part");
+    pb_header(pb, 0, MULTIFD_PAYLOAD_DEVICE_STATE, 5 + 3 + 11);
+    pb_be32(pb, 0);
+    g_byte_array_append(pb->bytes, (const uint8_t *)"\3devxxxxxxxxxxx", 15);
+    CHECK_PACKETS(pb, none, "too short for a 3-byte id");
+    pb_header(pb, 0, MULTIFD_PAYLOAD_DEVICE_STATE, 5 + 3 + 12);
+    pb_be32(pb, 9);
+    g_byte_array_append(pb->bytes, (const uint8_t *)"\3dev", 4);
+    pb_be32(pb, 0);
+    pb_be32(pb, 0);
+    pb_be32(pb, 0);
+    CHECK_PACKETS(pb, none, "device state packet for 'dev' instance 9, which "
+                  "has no consumer");
+
+    g_free(page);
+    g_byte_array_free(pb->bytes, true);
+    ram_blocks_free();
+}
+
+/* ---- Cancel ---- */
+
+typedef struct Producer {
+    RAMBlock *rb;
+    Error *err;
+    bool done;
+} Producer;
+
+static gpointer producer_thread(gpointer opaque)
+{
+    Producer *p = opaque;
+
+    /* 1 GiB into a peer that never reads: this must block. */
+    for (uint64_t i = 0; i < 1 * GiB / TARGET_PAGE_SIZE && !p->err; i++) {
+        multifd_queue_ram_page(p->rb, (i % p->rb->pages) * TARGET_PAGE_SIZE,
+                               &p->err);
+    }
+    __atomic_store_n(&p->done, true, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+static void test_cancel_blocked_send(void)
+{
+    RAMBlock rb = { .idstr = "ram-c", .size = 4 * MiB,
+                    .pages = 4 * MiB / TARGET_PAGE_SIZE };
+    Producer p = { .rb = &rb };
+    uint64_t before;
+    GThread *th;
+    Ends e;
+
+    rb.host = g_malloc0(rb.size);
+    ends_start(&e, 2, MULTIFD_COMPRESSION_NONE, true);
+    th = g_thread_new("producer", producer_thread, &p);
+    /* Wait (bounded) until the bytes stop moving: every channel is stuck. */
+    for (int i = 0; i < 500; i++) {
+        before = multifd_bytes_transferred();
+        g_usleep(20 * 1000);
+        if (before > MULTIFD_HELLO_LEN * 2 &&
+            multifd_bytes_transferred() == before) {
+            break;
+        }
+    }
+    g_assert_false(__atomic_load_n(&p.done, __ATOMIC_SEQ_CST));
+
+    mig_cancel_fire(e.src_cancel);
+    g_thread_join(th);
+    g_assert_true(p.done);
+    assert_error_contains(p.err, "cancelled");
+    error_free(p.err);
+    p.err = NULL;
+    /* Later calls fail with the channel's error, and sync does too. */
+    g_assert_false(multifd_send_sync(&p.err));
+    assert_error_contains(p.err, "cancelled");
+    error_free(p.err);
+    ends_stop(&e);
+    g_free(rb.host);
+}
+
+typedef struct SyncWaiter {
+    Error *err;
+    bool ok;
+} SyncWaiter;
+
+static gpointer sync_waiter_thread(gpointer opaque)
+{
+    SyncWaiter *w = opaque;
+
+    w->ok = multifd_recv_sync_main(&w->err);
+    return NULL;
+}
+
+static void test_cancel_blocked_recv(gconstpointer data)
+{
+    bool use_cancel = GPOINTER_TO_INT(data);
+    MigCancel *cancel = mig_cancel_new(&error_abort);
+    MultiFDParams params;
+    MultiFDHello h = good_hello(0);
+    uint8_t buf[MULTIFD_HELLO_LEN];
+    SyncWaiter w = { 0 };
+    GThread *th;
+    int sv[2];
+
+    multifd_params_init(&params);
+    g_assert_true(multifd_recv_setup(test_uuid, &params, cancel,
+                                     &error_abort));
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    multifd_hello_encode(&h, buf);
+    g_assert_cmpint(write(sv[0], buf, sizeof(buf)), ==, sizeof(buf));
+    /* Half a header: the receive thread blocks inside a packet. */
+    g_assert_cmpint(write(sv[0], "MFDP", 4), ==, 4);
+    g_assert_true(multifd_recv_new_channel(
+                      mig_channel_new_fd(sv[1], "pair", cancel), NULL, 0,
+                      &error_abort));
+    /* Channel 1 never connects: the sync waits for it as well. */
+    th = g_thread_new("sync", sync_waiter_thread, &w);
+    if (use_cancel) {
+        mig_cancel_fire(cancel);
+        g_thread_join(th);
+        g_assert_false(w.ok);
+        assert_error_contains(w.err, "cancelled");
+        error_free(w.err);
+        multifd_recv_shutdown();
+    } else {
+        /* The peer closing inside a packet fails the channel and the sync. */
+        close(sv[0]);
+        g_thread_join(th);
+        g_assert_false(w.ok);
+        assert_error_contains(w.err, "stream truncated");
+        error_free(w.err);
+        multifd_recv_shutdown();
+    }
+    if (use_cancel) {
+        close(sv[0]);
+    }
+    mig_cancel_free(cancel);
+}
+
+/* Shutting down with a thread blocked in a read must not hang. */
+static void test_shutdown_blocked_recv(void)
+{
+    MultiFDParams params;
+    MultiFDHello h = good_hello(0);
+    uint8_t buf[MULTIFD_HELLO_LEN];
+    int sv[2];
+
+    multifd_params_init(&params);
+    g_assert_true(multifd_recv_setup(test_uuid, &params, NULL, &error_abort));
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    multifd_hello_encode(&h, buf);
+    g_assert_cmpint(write(sv[0], buf, sizeof(buf)), ==, sizeof(buf));
+    g_assert_true(multifd_recv_new_channel(
+                      mig_channel_new_fd(sv[1], "pair", NULL), NULL, 0,
+                      &error_abort));
+    multifd_recv_shutdown();
+    close(sv[0]);
+}
+
+static void test_setup_errors(void)
+{
+    MultiFDParams params;
+    MigrationAddress addr = { .type = MIGRATION_ADDRESS_FILE,
+                              .path = (char *)"/tmp/x" };
+    MigrationAddress nowhere = { .type = MIGRATION_ADDRESS_UNIX,
+                                 .path = (char *)"/nonexistent/multifd" };
+    Error *err = NULL;
+
+    multifd_params_init(&params);
+    g_assert_false(multifd_send_setup(&addr, test_uuid, &params, NULL, &err));
+    assert_error_contains(err, "multifd needs a tcp: or unix: address, not "
+                          "file:");
+    error_free(err);
+    err = NULL;
+    g_assert_false(multifd_send_setup(&nowhere, test_uuid, &params, NULL,
+                                      &err));
+    assert_error_contains(err, "multifd channel 0: unix:/nonexistent/multifd:"
+                          " cannot connect");
+    error_free(err);
+    err = NULL;
+    g_assert_false(multifd_queue_ram_page(&(RAMBlock) { .size = 4096 }, 0,
+                                          &err));
+    assert_error_contains(err, "not set up");
+    error_free(err);
+    multifd_send_shutdown();
+}
+
+int main(int argc, char **argv)
+{
+    static const unsigned channel_counts[] = { 1, 2, 4 };
+    static TransferCase cases[3 * MULTIFD_COMPRESSION__MAX];
+    unsigned n = 0;
+
+    g_test_init(&argc, &argv, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    for (unsigned i = 0; i < ARRAY_SIZE(channel_counts); i++) {
+        for (unsigned m = 0; m < MULTIFD_COMPRESSION__MAX; m++) {
+            g_autofree char *path = g_strdup_printf(
+                "/multifd/ram/%u-channels/%s", channel_counts[i],
+                multifd_compression_name(m));
+
+            cases[n] = (TransferCase) { channel_counts[i], m };
+            g_test_add_data_func(path, &cases[n++], test_transfer);
+        }
+    }
+    g_test_add_func("/multifd/ram/sync-barrier", test_sync_barrier);
+    g_test_add_func("/multifd/device-state/reassembly", test_device_state);
+    g_test_add_func("/multifd/device-state/rejected",
+                    test_device_state_rejected);
+    g_test_add_func("/multifd/hello/checks", test_hello_checks);
+    g_test_add_func("/multifd/packet/checks", test_packet_checks);
+    g_test_add_func("/multifd/cancel/blocked-send", test_cancel_blocked_send);
+    g_test_add_data_func("/multifd/cancel/blocked-recv", GINT_TO_POINTER(1),
+                         test_cancel_blocked_recv);
+    g_test_add_data_func("/multifd/cancel/truncated-recv", GINT_TO_POINTER(0),
+                         test_cancel_blocked_recv);
+    g_test_add_func("/multifd/cancel/shutdown-blocked-recv",
+                    test_shutdown_blocked_recv);
+    g_test_add_func("/multifd/setup/errors", test_setup_errors);
+    return g_test_run();
+}
