@@ -1,0 +1,643 @@
+/*
+ * Device context: creation, setup, logging, the listening socket and the
+ * service loop (accept a client, serve it, accept the next).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "private.h"
+
+static void vus_default_log(void *opaque, VusLogLevel level, const char *msg)
+{
+    fprintf(stderr, "%s\n", msg);
+}
+
+VusCtx *vus_ctx_new(const char *name, void *opaque)
+{
+    VusCtx *ctx = calloc(1, sizeof(*ctx));
+
+    if (!ctx) {
+        return NULL;
+    }
+    ctx->name = strdup(name ? name : "vfio-user-device");
+    ctx->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (!ctx->name || ctx->stop_fd < 0) {
+        free(ctx->name);
+        if (ctx->stop_fd >= 0) {
+            close(ctx->stop_fd);
+        }
+        free(ctx);
+        return NULL;
+    }
+    ctx->opaque = opaque;
+    ctx->log_fn = vus_default_log;
+    ctx->log_level = VUS_LOG_WARN;
+    ctx->max_xfer = VFIO_USER_DEF_MAX_XFER;
+    ctx->listen_fd = -1;
+    for (int i = 0; i < VUS_MAX_REGIONS; i++) {
+        ctx->regions[i].mmap_fd = -1;
+    }
+    pthread_mutex_init(&ctx->cfg_lock, NULL);
+    pthread_mutex_init(&ctx->irq_lock, NULL);
+    pthread_rwlock_init(&ctx->dma_lock, NULL);
+    pthread_mutex_init(&ctx->s2c_lock, NULL);
+    pthread_mutex_init(&ctx->s2c_wait_lock, NULL);
+    pthread_cond_init(&ctx->s2c_cond, NULL);
+    atomic_store(&ctx->mig_state, VFIO_DEVICE_STATE_RUNNING);
+    return ctx;
+}
+
+void vus_ctx_free(VusCtx *ctx)
+{
+    if (!ctx) {
+        return;
+    }
+    if (ctx->thread_started) {
+        vus_ctx_stop(ctx);
+        pthread_join(ctx->thread, NULL);
+    }
+    if (ctx->conn) {
+        vus_conn_close(ctx, ctx->conn);
+    }
+    vus_dma_unmap_all(ctx);
+    vus_irq_detach_all(ctx);
+    if (ctx->listen_fd >= 0) {
+        close(ctx->listen_fd);
+        unlink(ctx->socket_path);
+    }
+    for (int i = 0; i < VUS_MAX_REGIONS; i++) {
+        if (ctx->regions[i].mmap_fd >= 0) {
+            close(ctx->regions[i].mmap_fd);
+        }
+        free(ctx->regions[i].areas);
+    }
+    for (int i = 0; i < VFIO_PCI_NUM_IRQS; i++) {
+        free(ctx->irqs[i].vec);
+    }
+    free(ctx->log_ranges);
+    free(ctx->dma);
+    free(ctx->xfer_buf);
+    free(ctx->cfg);
+    free(ctx->cfg_wmask);
+    close(ctx->stop_fd);
+    pthread_cond_destroy(&ctx->s2c_cond);
+    pthread_mutex_destroy(&ctx->s2c_wait_lock);
+    pthread_mutex_destroy(&ctx->s2c_lock);
+    pthread_rwlock_destroy(&ctx->dma_lock);
+    pthread_mutex_destroy(&ctx->irq_lock);
+    pthread_mutex_destroy(&ctx->cfg_lock);
+    free(ctx->socket_path);
+    free(ctx->name);
+    free(ctx);
+}
+
+void vus_ctx_set_log(VusCtx *ctx, VusLogFn fn, VusLogLevel max_level)
+{
+    ctx->log_fn = fn;
+    ctx->log_level = max_level;
+}
+
+void vus_logv(VusCtx *ctx, VusLogLevel level, const char *fmt, va_list ap)
+{
+    char line[1024];
+    int n;
+
+    if (!ctx->log_fn || level > ctx->log_level) {
+        return;
+    }
+    n = snprintf(line, sizeof(line), "%s: ", ctx->name);
+    if (n < 0 || (size_t)n >= sizeof(line)) {
+        n = 0;
+    }
+    vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+    ctx->log_fn(ctx->opaque, level, line);
+}
+
+void vus_log(VusCtx *ctx, VusLogLevel level, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vus_logv(ctx, level, fmt, ap);
+    va_end(ap);
+}
+
+void *vus_ctx_opaque(VusCtx *ctx)
+{
+    return ctx->opaque;
+}
+
+int vus_ctx_set_max_data_xfer_size(VusCtx *ctx, uint32_t size)
+{
+    if (ctx->realized || size < VUS_PAGE_SIZE ||
+        size > VFIO_USER_MAX_MAX_XFER) {
+        vus_err(ctx, "max_data_xfer_size %u is outside [%u, %u] or set "
+                "after realize", size, VUS_PAGE_SIZE,
+                (unsigned)VFIO_USER_MAX_MAX_XFER);
+        return -EINVAL;
+    }
+    ctx->max_xfer = size;
+    return 0;
+}
+
+void vus_ctx_set_client_cb(VusCtx *ctx, VusClientFn fn)
+{
+    ctx->client_fn = fn;
+}
+
+bool vus_ctx_client_connected(VusCtx *ctx)
+{
+    return atomic_load(&ctx->client_connected);
+}
+
+bool vus_on_service_thread(VusCtx *ctx)
+{
+    return atomic_load(&ctx->in_service) &&
+           pthread_equal(ctx->service_thread, pthread_self());
+}
+
+static bool is_power_of_2(uint64_t v)
+{
+    return v && !(v & (v - 1));
+}
+
+int vus_setup_region(VusCtx *ctx, uint32_t index, const VusRegionDesc *desc)
+{
+    VusRegion *r;
+
+    if (ctx->realized || index >= VUS_MAX_REGIONS || !desc) {
+        vus_err(ctx, "region %u: index out of range or set after realize",
+                index);
+        return -EINVAL;
+    }
+    if (desc->flags & ~(VUS_REGION_READ | VUS_REGION_WRITE | VUS_BAR_IO |
+                        VUS_BAR_MEM64 | VUS_BAR_PREFETCH)) {
+        vus_err(ctx, "region %u: unknown flags 0x%x", index, desc->flags);
+        return -EINVAL;
+    }
+    if (desc->size && !desc->access) {
+        vus_err(ctx, "region %u: no access callback", index);
+        return -EINVAL;
+    }
+    if (index <= VFIO_PCI_BAR5_REGION_INDEX && desc->size) {
+        uint64_t min = (desc->flags & VUS_BAR_IO) ? 4 : 16;
+        if (!is_power_of_2(desc->size) || desc->size < min) {
+            vus_err(ctx, "BAR%u: size 0x%" PRIx64 " is not a power of two "
+                    ">= %" PRIu64, index, desc->size, min);
+            return -EINVAL;
+        }
+        if ((desc->flags & VUS_BAR_IO) &&
+            (desc->flags & (VUS_BAR_MEM64 | VUS_BAR_PREFETCH))) {
+            vus_err(ctx, "BAR%u: an I/O BAR cannot be 64-bit or "
+                    "prefetchable", index);
+            return -EINVAL;
+        }
+        if ((desc->flags & VUS_BAR_MEM64) &&
+            (index == VFIO_PCI_BAR5_REGION_INDEX ||
+             ctx->regions[index + 1].present)) {
+            vus_err(ctx, "BAR%u: a 64-bit BAR needs BAR%u free", index,
+                    index + 1);
+            return -EINVAL;
+        }
+        if (desc->size > UINT32_MAX && !(desc->flags & VUS_BAR_MEM64)) {
+            vus_err(ctx, "BAR%u: over 4 GiB needs VUS_BAR_MEM64", index);
+            return -EINVAL;
+        }
+    }
+    if (index > 0 && index <= VFIO_PCI_BAR5_REGION_INDEX &&
+        ctx->regions[index - 1].present &&
+        (ctx->regions[index - 1].flags & VUS_BAR_MEM64)) {
+        vus_err(ctx, "BAR%u is the upper half of 64-bit BAR%u", index,
+                index - 1);
+        return -EINVAL;
+    }
+    if (desc->mmap_fd >= 0) {
+        if (desc->mmap_fd_offset % VUS_PAGE_SIZE) {
+            vus_err(ctx, "region %u: mmap offset 0x%" PRIx64 " is not page "
+                    "aligned", index, desc->mmap_fd_offset);
+            return -EINVAL;
+        }
+        for (uint32_t i = 0; i < desc->nr_mmap_areas; i++) {
+            const VusMmapArea *a = &desc->mmap_areas[i];
+            if (a->offset % VUS_PAGE_SIZE || a->size % VUS_PAGE_SIZE ||
+                !a->size || a->offset > desc->size ||
+                a->size > desc->size - a->offset) {
+                vus_err(ctx, "region %u: mmap area %u [0x%" PRIx64 ", +0x%"
+                        PRIx64 ") is unaligned or outside the region",
+                        index, i, a->offset, a->size);
+                return -EINVAL;
+            }
+        }
+        if (!desc->nr_mmap_areas && desc->size % VUS_PAGE_SIZE) {
+            vus_err(ctx, "region %u: a mappable region needs a page-aligned "
+                    "size", index);
+            return -EINVAL;
+        }
+    }
+
+    r = &ctx->regions[index];
+    if (r->mmap_fd >= 0) {
+        close(r->mmap_fd);
+    }
+    free(r->areas);
+    memset(r, 0, sizeof(*r));
+    r->mmap_fd = -1;
+    r->present = true;
+    r->size = desc->size;
+    r->flags = desc->flags;
+    r->access = desc->access;
+    if (desc->mmap_fd >= 0) {
+        r->mmap_fd = fcntl(desc->mmap_fd, F_DUPFD_CLOEXEC, 0);
+        if (r->mmap_fd < 0) {
+            int err = errno;
+            vus_err(ctx, "region %u: cannot duplicate mmap fd: %s", index,
+                    strerror(err));
+            r->present = false;
+            return -err;
+        }
+        r->mmap_fd_offset = desc->mmap_fd_offset;
+        if (desc->nr_mmap_areas) {
+            r->areas = calloc(desc->nr_mmap_areas, sizeof(*r->areas));
+            if (!r->areas) {
+                close(r->mmap_fd);
+                r->mmap_fd = -1;
+                r->present = false;
+                return -ENOMEM;
+            }
+            memcpy(r->areas, desc->mmap_areas,
+                   desc->nr_mmap_areas * sizeof(*r->areas));
+            r->nr_areas = desc->nr_mmap_areas;
+        }
+    }
+    if (index + 1 > ctx->nr_regions) {
+        ctx->nr_regions = index + 1;
+    }
+    return 0;
+}
+
+int vus_setup_irqs(VusCtx *ctx, uint32_t irq_index, uint32_t count)
+{
+    VusIrqIndex *irq;
+
+    if (ctx->realized || irq_index >= VFIO_PCI_NUM_IRQS) {
+        vus_err(ctx, "IRQ index %u: out of range or set after realize",
+                irq_index);
+        return -EINVAL;
+    }
+    if ((irq_index == VFIO_PCI_INTX_IRQ_INDEX && count > 1) ||
+        (irq_index == VFIO_PCI_MSI_IRQ_INDEX && count > 32) ||
+        count > 2048) {
+        vus_err(ctx, "IRQ index %u: %u vectors is too many", irq_index,
+                count);
+        return -EINVAL;
+    }
+    irq = &ctx->irqs[irq_index];
+    free(irq->vec);
+    irq->vec = NULL;
+    irq->count = 0;
+    if (count) {
+        irq->vec = calloc(count, sizeof(*irq->vec));
+        if (!irq->vec) {
+            return -ENOMEM;
+        }
+        for (uint32_t i = 0; i < count; i++) {
+            irq->vec[i].fd = -1;
+        }
+    }
+    irq->count = count;
+    return 0;
+}
+
+void vus_setup_irq_state_cb(VusCtx *ctx, VusIrqStateFn fn)
+{
+    ctx->irq_state_fn = fn;
+}
+
+int vus_setup_dma(VusCtx *ctx, VusDmaMapFn map, VusDmaUnmapFn unmap)
+{
+    if (ctx->realized) {
+        return -EBUSY;
+    }
+    ctx->dma_map_fn = map;
+    ctx->dma_unmap_fn = unmap;
+    return 0;
+}
+
+void vus_setup_dma_log_cb(VusCtx *ctx, VusDmaLogFn fn)
+{
+    ctx->dma_log_fn = fn;
+}
+
+void vus_setup_reset(VusCtx *ctx, VusResetFn fn)
+{
+    ctx->reset_fn = fn;
+}
+
+int vus_setup_migration(VusCtx *ctx, const VusMigrationOps *ops)
+{
+    const uint64_t known = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P |
+                           VFIO_MIGRATION_PRE_COPY;
+
+    if (ctx->realized || !ops) {
+        return -EINVAL;
+    }
+    if (!(ops->flags & VFIO_MIGRATION_STOP_COPY) || (ops->flags & ~known)) {
+        vus_err(ctx, "migration flags 0x%" PRIx64 " must include STOP_COPY "
+                "and nothing but STOP_COPY, P2P, PRE_COPY", ops->flags);
+        return -EINVAL;
+    }
+    if (!ops->transition || (!ops->read_data && !ops->read_data_zc) ||
+        !ops->write_data ||
+        ((ops->flags & VFIO_MIGRATION_PRE_COPY) && !ops->precopy_info)) {
+        vus_err(ctx, "migration ops lack a required callback (transition, "
+                "read_data or read_data_zc, write_data, precopy_info with "
+                "PRE_COPY)");
+        return -EINVAL;
+    }
+    ctx->mig = *ops;
+    ctx->migratable = true;
+    vus_mig_fill_table(ops->flags, ctx->mig_next);
+    return 0;
+}
+
+enum vfio_device_mig_state vus_mig_get_state(VusCtx *ctx)
+{
+    return atomic_load(&ctx->mig_state);
+}
+
+int vus_ctx_finish_setup(VusCtx *ctx)
+{
+    if (ctx->is_pci && !ctx->setup_finished) {
+        int ret = vus_pci_finish(ctx);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    ctx->setup_finished = true;
+    return 0;
+}
+
+int vus_ctx_realize(VusCtx *ctx, const char *socket_path)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    struct stat st;
+    mode_t old_umask;
+    int fd, ret;
+
+    if (ctx->realized) {
+        vus_err(ctx, "already realized");
+        return -EBUSY;
+    }
+    if (!socket_path || strlen(socket_path) >= sizeof(addr.sun_path)) {
+        vus_err(ctx, "socket path is missing or longer than %zu bytes",
+                sizeof(addr.sun_path) - 1);
+        return -ENAMETOOLONG;
+    }
+    strcpy(addr.sun_path, socket_path);
+    ret = vus_ctx_finish_setup(ctx);
+    if (ret < 0) {
+        return ret;
+    }
+    if (lstat(socket_path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            vus_err(ctx, "%s exists and is not a socket", socket_path);
+            return -EEXIST;
+        }
+        unlink(socket_path);
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        ret = -errno;
+        vus_err(ctx, "socket: %s", strerror(-ret));
+        return ret;
+    }
+    /* Created 0600 from the start: no window where others can connect. */
+    old_umask = umask(0177);
+    ret = bind(fd, (struct sockaddr *)&addr, sizeof(addr));
+    umask(old_umask);
+    if (ret < 0) {
+        ret = -errno;
+        vus_err(ctx, "bind %s: %s", socket_path, strerror(-ret));
+        goto fail_close;
+    }
+    if (chmod(socket_path, 0600) < 0 || listen(fd, 1) < 0) {
+        ret = -errno;
+        vus_err(ctx, "listen on %s: %s", socket_path, strerror(-ret));
+        goto fail_unlink;
+    }
+    ctx->socket_path = strdup(socket_path);
+    if (!ctx->socket_path) {
+        ret = -ENOMEM;
+        goto fail_unlink;
+    }
+    ctx->listen_fd = fd;
+    ctx->realized = true;
+    vus_info(ctx, "listening on %s", socket_path);
+    return 0;
+
+fail_unlink:
+    unlink(socket_path);
+fail_close:
+    close(fd);
+    return ret;
+}
+
+static bool stop_requested(VusCtx *ctx)
+{
+    uint64_t v;
+
+    if (read(ctx->stop_fd, &v, sizeof(v)) == sizeof(v)) {
+        /* Keep it signalled: every loop level must see it. */
+        v = 1;
+        if (write(ctx->stop_fd, &v, sizeof(v)) < 0) {
+            /* The counter is non-zero anyway. */
+        }
+        return true;
+    }
+    return false;
+}
+
+/* Handles one client until it goes away or a stop is requested. */
+static int serve_client(VusCtx *ctx, int fd)
+{
+    VusConn *conn = vus_conn_new(ctx, fd);
+    int ret = 0;
+
+    if (!conn) {
+        close(fd);
+        return -ENOMEM;
+    }
+    ctx->service_thread = pthread_self();
+    ctx->in_service = true;
+    atomic_store(&ctx->client_connected, true);
+    vus_info(ctx, "client connected");
+    if (ctx->client_fn) {
+        ctx->client_fn(ctx->opaque, true);
+    }
+
+    for (;;) {
+        struct pollfd pfd[2] = {
+            { .fd = conn->fd, .events = POLLIN },
+            { .fd = ctx->stop_fd, .events = POLLIN },
+        };
+        VusMsg msg;
+
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            ret = -errno;
+            break;
+        }
+        if (pfd[1].revents && stop_requested(ctx)) {
+            ret = -ECANCELED;
+            break;
+        }
+        if (!pfd[0].revents) {
+            continue;
+        }
+        vus_msg_init(&msg);
+        ret = vus_recv_msg(ctx, conn->fd, &msg,
+                           conn->max_xfer + VUS_MSG_OVERHEAD);
+        if (ret == -ECONNRESET || ret == -ECANCELED) {
+            vus_msg_release(&msg);
+            ret = ret == -ECANCELED ? ret : 0;
+            break;
+        }
+        if (ret == -EMSGSIZE || ret == -EBADMSG) {
+            /* The message was consumed whole: answer and go on. */
+            vus_reply_error(ctx, conn, &msg, EINVAL);
+            vus_msg_release(&msg);
+            ret = 0;
+            continue;
+        }
+        if (ret < 0) {
+            /* Framing is lost: tell the client and drop it. */
+            vus_reply_error(ctx, conn, &msg, EINVAL);
+            vus_msg_release(&msg);
+            vus_warn(ctx, "dropping the client: %s", strerror(-ret));
+            ret = 0;
+            break;
+        }
+        if ((msg.hdr.flags & VFIO_USER_F_TYPE_MASK) ==
+            VFIO_USER_F_TYPE_REPLY) {
+            if (!vus_s2c_deliver(ctx, &msg)) {
+                vus_warn(ctx, "unexpected reply msg_id %u, cmd %u",
+                         msg.hdr.msg_id, msg.hdr.cmd);
+                vus_msg_release(&msg);
+            }
+            continue;
+        }
+        ret = vus_dispatch(ctx, conn, &msg);
+        vus_msg_release(&msg);
+        if (ret < 0) {
+            vus_warn(ctx, "dropping the client: %s", strerror(-ret));
+            ret = 0;
+            break;
+        }
+    }
+
+    vus_conn_close(ctx, conn);
+    ctx->in_service = false;
+    return ret;
+}
+
+int vus_ctx_serve_one(VusCtx *ctx, int timeout_ms)
+{
+    struct pollfd pfd[2];
+    int fd, ret;
+
+    if (!ctx->realized) {
+        vus_err(ctx, "serving before vus_ctx_realize()");
+        return -EINVAL;
+    }
+    for (;;) {
+        pfd[0] = (struct pollfd) { .fd = ctx->listen_fd, .events = POLLIN };
+        pfd[1] = (struct pollfd) { .fd = ctx->stop_fd, .events = POLLIN };
+        ret = poll(pfd, 2, timeout_ms);
+        if (ret < 0 && errno == EINTR) {
+            continue;
+        }
+        if (ret < 0) {
+            ret = -errno;
+            vus_err(ctx, "poll on the listening socket: %s", strerror(-ret));
+            return ret;
+        }
+        if (ret == 0) {
+            return -ETIMEDOUT;
+        }
+        if (pfd[1].revents && stop_requested(ctx)) {
+            return -ECANCELED;
+        }
+        if (!pfd[0].revents) {
+            continue;
+        }
+        fd = accept4(ctx->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN) {
+                continue;
+            }
+            ret = -errno;
+            vus_err(ctx, "accept: %s", strerror(-ret));
+            return ret;
+        }
+        return serve_client(ctx, fd);
+    }
+}
+
+int vus_ctx_run(VusCtx *ctx)
+{
+    for (;;) {
+        int ret = vus_ctx_serve_one(ctx, -1);
+
+        if (ret == -ECANCELED) {
+            return 0;
+        }
+        if (ret < 0 && ret != -ENOMEM) {
+            return ret;
+        }
+    }
+}
+
+static void *service_thread_fn(void *opaque)
+{
+    VusCtx *ctx = opaque;
+
+    vus_ctx_run(ctx);
+    return NULL;
+}
+
+int vus_ctx_start(VusCtx *ctx)
+{
+    int ret;
+
+    if (!ctx->realized || ctx->thread_started) {
+        vus_err(ctx, "start: not realized or already started");
+        return -EINVAL;
+    }
+    ret = pthread_create(&ctx->thread, NULL, service_thread_fn, ctx);
+    if (ret) {
+        vus_err(ctx, "cannot create the service thread: %s", strerror(ret));
+        return -ret;
+    }
+    ctx->thread_started = true;
+    return 0;
+}
+
+void vus_ctx_stop(VusCtx *ctx)
+{
+    uint64_t one = 1;
+
+    if (write(ctx->stop_fd, &one, sizeof(one)) < 0) {
+        /* EAGAIN: the counter is already huge, i.e. signalled. */
+    }
+}
