@@ -60,6 +60,9 @@ static MultiFDPacketHeader good_header(void)
     return h;
 }
 
+#define CHECK_HEADER(h, first, last, needle)                            \
+    CHECK_ERR(multifd_packet_header_check(h, first, last, &err_), needle)
+
 static void test_header_checks(void)
 {
     MultiFDPacketHeader h = good_header(), back;
@@ -73,32 +76,32 @@ static void test_header_checks(void)
     g_assert_true(multifd_packet_header_check(&h, false, 9, &error_abort));
 
     h.magic ^= 1;
-    CHECK_ERR(multifd_packet_header_check(&h, true, 0, &err_), "bad packet magic");
+    CHECK_HEADER(&h, true, 0, "bad packet magic");
     h = good_header();
     h.version = 2;
-    CHECK_ERR(multifd_packet_header_check(&h, true, 0, &err_), "version 2");
+    CHECK_HEADER(&h, true, 0, "version 2");
     h = good_header();
     h.flags = 0x80;
-    CHECK_ERR(multifd_packet_header_check(&h, true, 0, &err_), "unknown flags 0x80");
+    CHECK_HEADER(&h, true, 0, "unknown flags 0x80");
     h = good_header();
     h.kind = MULTIFD_PAYLOAD__MAX;
-    CHECK_ERR(multifd_packet_header_check(&h, true, 0, &err_), "unknown payload kind");
+    CHECK_HEADER(&h, true, 0, "unknown payload kind");
     h = good_header();
     h.reserved = 1;
-    CHECK_ERR(multifd_packet_header_check(&h, true, 0, &err_), "reserved");
+    CHECK_HEADER(&h, true, 0, "reserved");
     h = good_header();
     h.payload_size = multifd_payload_max(MULTIFD_PAYLOAD_RAM) + 1;
-    CHECK_ERR(multifd_packet_header_check(&h, true, 0, &err_), "exceeds the limit");
+    CHECK_HEADER(&h, true, 0, "exceeds the limit");
     h = good_header();
     h.kind = MULTIFD_PAYLOAD_NONE;
     h.payload_size = 0;
-    CHECK_ERR(multifd_packet_header_check(&h, true, 0, &err_), "neither payload nor SYNC");
+    CHECK_HEADER(&h, true, 0, "neither payload nor SYNC");
     h.flags = MULTIFD_FLAG_SYNC;
     g_assert_true(multifd_packet_header_check(&h, true, 0, &error_abort));
     h.payload_size = 1;
-    CHECK_ERR(multifd_packet_header_check(&h, true, 0, &err_), "exceeds the limit of 0");
+    CHECK_HEADER(&h, true, 0, "exceeds the limit of 0");
     h = good_header();
-    CHECK_ERR(multifd_packet_header_check(&h, false, 10, &err_), "does not follow 10");
+    CHECK_HEADER(&h, false, 10, "does not follow 10");
 }
 
 static void test_params(void)

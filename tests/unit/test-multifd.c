@@ -52,7 +52,7 @@ static void test_ram_init(TestRam *r, const char *idstr, uint64_t gpa,
     uint64_t size = pages * TARGET_PAGE_SIZE;
 
     r->dst = ram_block_add(idstr, gpa, size, -1, 0, false, &error_abort);
-    memset(r->dst->host, 0xaa, size);
+    /* Fresh destination memory is zero, as multifd expects. */
     memset(&r->src, 0, sizeof(r->src));
     g_strlcpy(r->src.idstr, idstr, sizeof(r->src.idstr));
     r->src.size = size;
@@ -89,6 +89,26 @@ static void test_ram_cleanup(TestRam *r)
 }
 
 /* ---- Two ends over a UNIX socket ---- */
+
+typedef struct Notified {
+    int calls;                  /* atomic */
+    char *first;
+} Notified;
+
+static void record_error(void *opaque, const Error *err)
+{
+    Notified *n = opaque;
+    char *msg = g_strdup(error_get_pretty(err));
+    char *none = NULL;
+
+    /* The message first: a waiter on calls then finds it. */
+    if (!__atomic_compare_exchange_n(&n->first, &none, msg, false,
+                                     __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+        g_free(msg);
+    }
+    __atomic_fetch_add(&n->calls, 1, __ATOMIC_SEQ_CST);
+}
+
 
 typedef struct Ends {
     char *dir;
@@ -135,8 +155,10 @@ static gpointer acceptor_thread(gpointer opaque)
     return NULL;
 }
 
-static void ends_start(Ends *e, unsigned channels,
-                       MultiFDCompression compression, bool raw_accept)
+/* Both ends report their first error to @notify (may be NULL). */
+static void ends_start_notify(Ends *e, unsigned channels,
+                              MultiFDCompression compression, bool raw_accept,
+                              Notified *notify)
 {
     g_autofree char *uri = NULL;
 
@@ -151,6 +173,10 @@ static void ends_start(Ends *e, unsigned channels,
     multifd_params_init(&e->params);
     e->params.channels = channels;
     e->params.compression = compression;
+    if (notify) {
+        e->params.error_notify = record_error;
+        e->params.error_opaque = notify;
+    }
     e->raw_accept = raw_accept;
     if (!raw_accept) {
         g_assert_true(multifd_recv_setup(test_uuid, &e->params,
@@ -164,6 +190,12 @@ static void ends_start(Ends *e, unsigned channels,
     if (!raw_accept) {
         g_assert_true(multifd_recv_all_channels_connected());
     }
+}
+
+static void ends_start(Ends *e, unsigned channels,
+                       MultiFDCompression compression, bool raw_accept)
+{
+    ends_start_notify(e, channels, compression, raw_accept, NULL);
 }
 
 static void ends_stop(Ends *e)
@@ -280,13 +312,18 @@ static void test_transfer(gconstpointer data)
     g_assert_cmpuint(multifd_bytes_transferred(), ==,
                      multifd_recv_bytes_received() +
                      MULTIFD_HELLO_LEN * tc->channels);
+    /* Every third page is zero: counted, and sent without data. */
+    g_assert_cmpuint(multifd_ram_zero_pages(), ==, 341 + 100);
+    g_assert_cmpuint(multifd_ram_normal_pages(), ==, 1024 + 300 - 341 - 100);
     if (tc->compression == MULTIFD_COMPRESSION_NONE) {
         g_assert_cmpuint(multifd_bytes_transferred(), >,
-                         (1024 + 300) * TARGET_PAGE_SIZE);
-    } else {
-        /* A third of the pages is random, the rest shrinks a lot. */
+                         multifd_ram_normal_pages() * TARGET_PAGE_SIZE);
         g_assert_cmpuint(multifd_bytes_transferred(), <,
-                         (1024 + 300) * TARGET_PAGE_SIZE * 2 / 3);
+                         (multifd_ram_normal_pages() + 20) * TARGET_PAGE_SIZE);
+    } else {
+        /* Half of the normal pages is random, the other half shrinks. */
+        g_assert_cmpuint(multifd_bytes_transferred(), <,
+                         multifd_ram_normal_pages() * TARGET_PAGE_SIZE * 2 / 3);
     }
     ends_stop(&e);
     for (unsigned i = 0; i < 2; i++) {
@@ -352,6 +389,91 @@ static void test_sync_barrier(void)
     g_assert_true(dst_all(&ram, 'B'));
     g_thread_join(th);
     g_assert_null(src.err);
+
+    ends_stop(&e);
+    test_ram_cleanup(&ram);
+    g_free(src.order);
+    ram_blocks_free();
+}
+
+/* Run one round of @src from a thread against the destination's sync. */
+static void run_round(Source *src)
+{
+    GThread *th = g_thread_new("source", source_thread, src);
+
+    g_assert_true(multifd_recv_sync_main(&error_abort));
+    g_thread_join(th);
+    g_assert_null(src->err);
+}
+
+static void fill_pages(TestRam *r, uint64_t first, uint64_t count,
+                       GRand *rand)
+{
+    for (uint64_t i = 0; i < count * TARGET_PAGE_SIZE; i += 4) {
+        uint32_t v = g_rand_int(rand) | 1;
+
+        memcpy(r->src.host + first * TARGET_PAGE_SIZE + i, &v, 4);
+    }
+}
+
+/*
+ * Zero pages travel as offsets.  On fresh memory they are not even read
+ * (the pages are PROT_NONE: any access would crash); over a page that
+ * multifd had filled, they are written.
+ */
+static void test_zero_pages(gconstpointer data)
+{
+    g_autoptr(GRand) rand = g_rand_new_with_seed(11);
+    TestRam ram;
+    Source src = { .rams = &ram, .nr_rams = 1, .rounds = 1 };
+    uint8_t *dst;
+    Ends e;
+
+    test_ram_init(&ram, "ram-z", 0, 64, rand);
+    memset(ram.src.host, 0, ram.src.size);
+    fill_pages(&ram, 0, 32, rand);
+    src.order = shuffled_pages(&ram, 1, &src.nr_pages, rand);
+    dst = ram.dst->host;
+    ends_start(&e, 4, GPOINTER_TO_INT(data), false);
+
+    g_assert_cmpint(mprotect(dst + 32 * TARGET_PAGE_SIZE,
+                             32 * TARGET_PAGE_SIZE, PROT_NONE), ==, 0);
+    run_round(&src);
+    g_assert_cmpint(mprotect(dst, ram.dst->size, PROT_READ | PROT_WRITE),
+                    ==, 0);
+    g_assert_cmpmem(ram.src.host, ram.src.size, dst, ram.dst->size);
+    g_assert_cmpuint(multifd_ram_normal_pages(), ==, 32);
+    g_assert_cmpuint(multifd_ram_zero_pages(), ==, 32);
+
+    /* Pages 0-15 become zero, 32-47 get data, 48-63 stay zero. */
+    memset(ram.src.host, 0, 16 * TARGET_PAGE_SIZE);
+    fill_pages(&ram, 32, 16, rand);
+    g_assert_cmpint(mprotect(dst + 48 * TARGET_PAGE_SIZE,
+                             16 * TARGET_PAGE_SIZE, PROT_NONE), ==, 0);
+    run_round(&src);
+    g_assert_cmpint(mprotect(dst, ram.dst->size, PROT_READ | PROT_WRITE),
+                    ==, 0);
+    g_assert_cmpmem(ram.src.host, ram.src.size, dst, ram.dst->size);
+    g_assert_cmpuint(multifd_ram_normal_pages(), ==, 64);
+    g_assert_cmpuint(multifd_ram_zero_pages(), ==, 64);
+
+    /*
+     * The core writes pages 60 and 61 by other means, and says so only
+     * for 60: a zero page for 60 is written, 61 is left alone.
+     */
+    memset(dst + 60 * TARGET_PAGE_SIZE, 0x77, 2 * TARGET_PAGE_SIZE);
+    multifd_recv_note_page_written(ram.dst, 60 * TARGET_PAGE_SIZE);
+    {
+        uint64_t two[2] = { 60, 61 };
+        Source again = { .rams = &ram, .nr_rams = 1, .rounds = 1,
+                         .order = two, .nr_pages = 2 };
+
+        run_round(&again);
+    }
+    g_assert_true(multifd_page_is_zero(dst + 60 * TARGET_PAGE_SIZE));
+    g_assert_cmpuint(dst[61 * TARGET_PAGE_SIZE + 100], ==, 0x77);
+    g_assert_true(multifd_send_check(&error_abort));
+    g_assert_true(multifd_recv_check(&error_abort));
 
     ends_stop(&e);
     test_ram_cleanup(&ram);
@@ -476,10 +598,11 @@ static void test_device_state_rejected(void)
 {
     MultiFDStateQueue *q;
     MultiFDStatePacket pkt;
+    Notified n = { 0 };
     Error *err = NULL;
     Ends e;
 
-    ends_start(&e, 2, MULTIFD_COMPRESSION_NONE, false);
+    ends_start_notify(&e, 2, MULTIFD_COMPRESSION_NONE, false, &n);
     q = multifd_state_queue_new("dev", 0, e.dst_cancel);
     g_assert_true(multifd_device_state_consumer_add("dev", 0,
                                                     dev_consumer_load, q,
@@ -491,6 +614,14 @@ static void test_device_state_rejected(void)
     g_assert_false(multifd_recv_sync_main(&err));
     assert_error_contains(err, "device state of 'dev' instance 0: dev: "
                           "duplicate device state packet index 1");
+    /* The core hears of it once (just after the error is stored). */
+    WAIT_FOR(__atomic_load_n(&n.calls, __ATOMIC_SEQ_CST) == 1);
+    g_assert_cmpstr(n.first, ==, error_get_pretty(err));
+    error_free(err);
+    err = NULL;
+    /* A core that polls sees the same. */
+    g_assert_false(multifd_recv_check(&err));
+    assert_error_contains(err, "duplicate device state packet index 1");
     error_free(err);
     err = NULL;
     g_assert_false(multifd_state_queue_take_next(q, &pkt, &err));
@@ -502,6 +633,9 @@ static void test_device_state_rejected(void)
     assert_error_contains(err, "must be 1 to 255 characters");
     error_free(err);
     ends_stop(&e);
+    /* Every thread is gone: still one call. */
+    g_assert_cmpint(n.calls, ==, 1);
+    g_free(n.first);
     multifd_device_state_consumer_del("dev", 0);
     multifd_state_queue_free(q);
 }
@@ -642,24 +776,28 @@ static void pb_be64(PacketBuilder *pb, uint64_t v)
 }
 
 /*
- * A RAM packet: @offsets of block @idstr, and @data_size bytes of data
- * (@data, or a pattern); @payload_adjust is added to the honest size.
+ * A RAM packet: @normal + @zero @offsets of block @idstr, and @data_size
+ * bytes of data (@data, or a pattern); @payload_adjust is added to the
+ * honest size.
  */
-static void pb_ram(PacketBuilder *pb, const char *idstr, uint32_t num,
-                   const uint64_t *offsets, uint32_t ram_flags,
-                   const uint8_t *data, uint32_t data_size,
-                   int payload_adjust)
+static void pb_ram_full(PacketBuilder *pb, const char *idstr, uint32_t normal,
+                        uint32_t zero, const uint64_t *offsets,
+                        uint32_t ram_flags, const uint8_t *data,
+                        uint32_t data_size, int payload_adjust)
 {
     uint8_t idlen = strlen(idstr);
 
     pb_header(pb, 0, MULTIFD_PAYLOAD_RAM, MULTIFD_RAM_FIXED_LEN + idlen +
-              8 * num + data_size + payload_adjust);
-    pb_be32(pb, num);
+              8 * (normal + zero) + data_size + payload_adjust);
+    pb_be32(pb, normal);
+    pb_be32(pb, zero);
     pb_be32(pb, data_size);
     pb_be32(pb, ram_flags);
     g_byte_array_append(pb->bytes, &idlen, 1);
     g_byte_array_append(pb->bytes, (const uint8_t *)idstr, idlen);
-    for (uint32_t i = 0; i < num; i++) {
+    /* Absurd counts are rejected before the offsets are read. */
+    for (uint64_t i = 0; i < MIN((uint64_t)normal + zero,
+                                 MULTIFD_PAGES_PER_PACKET + 1); i++) {
         pb_be64(pb, offsets[i]);
     }
     for (uint32_t i = 0; i < data_size; i++) {
@@ -667,6 +805,15 @@ static void pb_ram(PacketBuilder *pb, const char *idstr, uint32_t num,
 
         g_byte_array_append(pb->bytes, &b, 1);
     }
+}
+
+static void pb_ram(PacketBuilder *pb, const char *idstr, uint32_t num,
+                   const uint64_t *offsets, uint32_t ram_flags,
+                   const uint8_t *data, uint32_t data_size,
+                   int payload_adjust)
+{
+    pb_ram_full(pb, idstr, num, 0, offsets, ram_flags, data, data_size,
+                payload_adjust);
 }
 
 /*
@@ -763,7 +910,22 @@ static void test_packet_checks(void)
 
     /* RAM payloads. */
     pb_ram(pb, "ram-pk", 0, offsets, 0, NULL, 0, 0);
-    CHECK_PACKETS(pb, none, "RAM packet has 0 pages");
+    CHECK_PACKETS(pb, none, "RAM packet has 0 + 0 zero pages");
+    {
+        uint64_t many[MULTIFD_PAGES_PER_PACKET + 1] = { 0 };
+
+        pb_ram_full(pb, "ram-pk", 1, MULTIFD_PAGES_PER_PACKET, many, 0, NULL,
+                    TARGET_PAGE_SIZE, 0);
+        CHECK_PACKETS(pb, none, "has 1 + 128 zero pages (expected 1 to 128");
+        pb_ram_full(pb, "ram-pk", 0, UINT32_MAX, many, 0, NULL, 0, 100);
+        CHECK_PACKETS(pb, none, "has 0 + 4294967295 zero pages");
+        pb_ram_full(pb, "ram-pk", 0, 1, many, 0, NULL, 5, 0);
+        CHECK_PACKETS(pb, none, "RAM packet of zero pages carries 5 data "
+                      "bytes");
+        many[1] = 17;
+        pb_ram_full(pb, "ram-pk", 0, 2, many, 0, NULL, 0, 0);
+        CHECK_PACKETS(pb, none, "page offset 0x11 is not page aligned");
+    }
     {
         uint64_t off = 3 * TARGET_PAGE_SIZE + 8;
 
@@ -843,7 +1005,8 @@ static void test_packet_checks(void)
 typedef struct Producer {
     RAMBlock *rb;
     Error *err;
-    bool done;
+    uint64_t queued;            /* atomic */
+    bool done;                  /* atomic */
 } Producer;
 
 static gpointer producer_thread(gpointer opaque)
@@ -854,6 +1017,7 @@ static gpointer producer_thread(gpointer opaque)
     for (uint64_t i = 0; i < 1 * GiB / TARGET_PAGE_SIZE && !p->err; i++) {
         multifd_queue_ram_page(p->rb, (i % p->rb->pages) * TARGET_PAGE_SIZE,
                                &p->err);
+        __atomic_store_n(&p->queued, i + 1, __ATOMIC_SEQ_CST);
     }
     __atomic_store_n(&p->done, true, __ATOMIC_SEQ_CST);
     return NULL;
@@ -868,18 +1032,24 @@ static void test_cancel_blocked_send(void)
     GThread *th;
     Ends e;
 
-    rb.host = g_malloc0(rb.size);
+    rb.host = g_malloc(rb.size);
+    memset(rb.host, 0x5a, rb.size);     /* data, not zero pages */
     ends_start(&e, 2, MULTIFD_COMPRESSION_NONE, true);
     th = g_thread_new("producer", producer_thread, &p);
-    /* Wait (bounded) until the bytes stop moving: every channel is stuck. */
+    /*
+     * Wait (bounded) until the producer stops making progress: every
+     * channel is stuck in a write and the producer waits for one.
+     */
     for (int i = 0; i < 500; i++) {
-        before = multifd_bytes_transferred();
+        before = __atomic_load_n(&p.queued, __ATOMIC_SEQ_CST);
         g_usleep(20 * 1000);
-        if (before > MULTIFD_HELLO_LEN * 2 &&
-            multifd_bytes_transferred() == before) {
+        /* At least two channels with a batch each and a third one full. */
+        if (before >= 3 * MULTIFD_PAGES_PER_PACKET &&
+            __atomic_load_n(&p.queued, __ATOMIC_SEQ_CST) == before) {
             break;
         }
     }
+    g_assert_cmpuint(p.queued, >=, 3 * MULTIFD_PAGES_PER_PACKET);
     g_assert_false(__atomic_load_n(&p.done, __ATOMIC_SEQ_CST));
 
     mig_cancel_fire(e.src_cancel);
@@ -893,6 +1063,44 @@ static void test_cancel_blocked_send(void)
     assert_error_contains(p.err, "cancelled");
     error_free(p.err);
     ends_stop(&e);
+    g_free(rb.host);
+}
+
+/* The destination goes away: the channel's error reaches the core once. */
+static void test_peer_gone(void)
+{
+    RAMBlock rb = { .idstr = "ram-g", .size = 1 * MiB,
+                    .pages = 1 * MiB / TARGET_PAGE_SIZE };
+    Notified n = { 0 };
+    Error *err = NULL;
+    bool ok = true;
+    Ends e;
+
+    rb.host = g_malloc(rb.size);
+    memset(rb.host, 0x5a, rb.size);
+    ends_start_notify(&e, 2, MULTIFD_COMPRESSION_NONE, true, &n);
+    for (unsigned i = 0; i < 2; i++) {
+        mig_channel_close(e.held[i]);
+        e.held[i] = NULL;
+    }
+    for (int round = 0; round < 1000 && ok; round++) {
+        for (uint64_t off = 0; off < rb.size && ok; off += TARGET_PAGE_SIZE) {
+            ok = multifd_queue_ram_page(&rb, off, &err);
+        }
+        ok = ok && multifd_send_sync(&err);
+    }
+    g_assert_false(ok);
+    assert_error_contains(err, "multifd channel ");
+    WAIT_FOR(__atomic_load_n(&n.calls, __ATOMIC_SEQ_CST) == 1);
+    g_assert_cmpstr(n.first, ==, error_get_pretty(err));
+    error_free(err);
+    err = NULL;
+    g_assert_false(multifd_send_check(&err));
+    g_assert_cmpstr(n.first, ==, error_get_pretty(err));
+    error_free(err);
+    ends_stop(&e);
+    g_assert_cmpint(n.calls, ==, 1);
+    g_free(n.first);
     g_free(rb.host);
 }
 
@@ -1022,12 +1230,19 @@ int main(int argc, char **argv)
         }
     }
     g_test_add_func("/multifd/ram/sync-barrier", test_sync_barrier);
+    g_test_add_data_func("/multifd/ram/zero-pages/none",
+                         GINT_TO_POINTER(MULTIFD_COMPRESSION_NONE),
+                         test_zero_pages);
+    g_test_add_data_func("/multifd/ram/zero-pages/zstd",
+                         GINT_TO_POINTER(MULTIFD_COMPRESSION_ZSTD),
+                         test_zero_pages);
     g_test_add_func("/multifd/device-state/reassembly", test_device_state);
     g_test_add_func("/multifd/device-state/rejected",
                     test_device_state_rejected);
     g_test_add_func("/multifd/hello/checks", test_hello_checks);
     g_test_add_func("/multifd/packet/checks", test_packet_checks);
     g_test_add_func("/multifd/cancel/blocked-send", test_cancel_blocked_send);
+    g_test_add_func("/multifd/error/peer-gone", test_peer_gone);
     g_test_add_data_func("/multifd/cancel/blocked-recv", GINT_TO_POINTER(1),
                          test_cancel_blocked_recv);
     g_test_add_data_func("/multifd/cancel/truncated-recv", GINT_TO_POINTER(0),
