@@ -115,6 +115,9 @@ static void test_backend_memfd_shared(void)
 
     g_assert_true(be->share);
     g_assert_cmpint(be->fd, >=, 0);
+    /* Sealed: a device server that maps it cannot shrink it under us. */
+    g_assert_cmpint(ftruncate(be->fd, 4096), ==, -1);
+    g_assert_cmpint(errno, ==, EPERM);
     g_assert_true(machine_ram_init(0, "mem0", &error_abort));
     rb = ram_block_first();
     g_assert_cmpstr(rb->idstr, ==, "mem0");

@@ -1,0 +1,48 @@
+/*
+ * vCPU threads.  Each runs the guest programs' step functions in a loop
+ * ("CPU N/vmig"), checking at every safe point (between steps) whether it
+ * must pause.  Steps are bounded (a few hundred microseconds of work, or
+ * a sleep that a pause request cuts short), so a pause is quick.
+ *
+ * vCPU threads never take the BQL to run; the pause handshake uses its
+ * own lock.  pause_all_vcpus() / resume_all_vcpus() are called with the
+ * BQL held (run state changes, x-guest-verify), which is what serializes
+ * them against each other.
+ */
+#ifndef SYSTEM_CPUS_H
+#define SYSTEM_CPUS_H
+
+#include "qemu/osdep.h"
+#include "qemu/error.h"
+
+#define VMIG_MAX_VCPUS 256
+
+/*
+ * Set the guest programs up for @smp vCPUs (idle when none was created,
+ * see guest.h) and create @smp vCPU threads, paused.
+ */
+bool cpus_init(unsigned smp, Error **errp);
+/* The number of vCPUs (0 before cpus_init). */
+unsigned cpus_count(void);
+/*
+ * Stop every vCPU at a safe point and wait until all are parked.  On
+ * return, every write a vCPU made is visible to the caller, and no vCPU
+ * touches guest RAM or program state until resume_all_vcpus().  Does
+ * nothing when they are parked already.  BQL held.
+ */
+void pause_all_vcpus(void);
+/* Let the vCPUs run again.  BQL held. */
+void resume_all_vcpus(void);
+/* True when every vCPU is parked (also before the VM first starts). */
+bool all_vcpus_paused(void);
+/* Stop and join the vCPU threads (at exit). */
+void cpus_cleanup(void);
+
+/*
+ * For guest programs, on a vCPU thread: sleep up to @ns, returning early
+ * when the vCPU is asked to pause or exit.  Programs use it instead of
+ * sleeping so that a waiting vCPU parks at once.
+ */
+void vcpu_sleep_ns(unsigned cpu, int64_t ns);
+
+#endif

@@ -1,0 +1,172 @@
+/*
+ * Built-in guest programs.  There is no CPU emulator: each vCPU thread
+ * runs the programs' step functions over guest RAM through the guest
+ * memory API (include/system/ramblock.h), so the dirty log sees every
+ * write.
+ *
+ * Programs are deterministic and self-checking: verify() checks all of
+ * RAM (and whatever else a program drives) against the programs' own
+ * state, which is saved and restored as bytes so that a migrated program
+ * carries on where it stopped and can still be checked.
+ *
+ * A program is an object of type "guest-NAME" (abstract parent
+ * "guest-program") whose options are its properties.  "-guest NAME,k=v"
+ * creates the first at /machine/guest; further -guest options add other
+ * programs (/machine/guest-NAME) that run on the same vCPUs, each vCPU
+ * calling every program's step in turn: this is how a device-driving
+ * program combines with stress.  Every program claims the RAM it writes;
+ * verify expects every page nobody claims to be zero.
+ *
+ * Threads: setup, verify, state save/load and queries run with the BQL
+ * held and the vCPUs paused (verify pauses them itself); step runs on a
+ * vCPU thread.
+ */
+#ifndef SYSTEM_GUEST_H
+#define SYSTEM_GUEST_H
+
+#include "qemu/osdep.h"
+#include "qemu/error.h"
+#include "qom/object.h"
+
+#define TYPE_GUEST_PROGRAM "guest-program"
+#define GUEST_PROGRAM_TYPE_PREFIX "guest-"
+
+typedef struct GuestVerifyResult {
+    bool ok;
+    uint64_t pages_checked;
+    uint64_t bad_pages;
+    int64_t first_bad;          /* guest physical address, -1 if none */
+    char *detail;               /* what is wrong with first_bad (owned) */
+} GuestVerifyResult;
+
+typedef struct GuestProgramStats {
+    uint64_t passes;            /* complete passes over the program's RAM */
+    uint64_t pages_written;
+    uint64_t bytes_written;
+} GuestProgramStats;
+
+typedef struct GuestRange {
+    uint64_t gpa;
+    uint64_t len;
+} GuestRange;
+
+typedef struct GuestProgram GuestProgram;
+
+/* setup, cleanup, claim_ram and verify may be NULL (nothing to do). */
+typedef struct GuestProgramOps {
+    /*
+     * RAM exists and the vCPU count is known: check the options against
+     * them and build the per-vCPU state (the program's initial state).
+     * Called once, before any step.
+     */
+    bool (*setup)(GuestProgram *prog, unsigned nr_vcpus, Error **errp);
+    /* Free what setup built (also when setup failed half way). */
+    void (*cleanup)(GuestProgram *prog);
+    /*
+     * On vCPU thread @cpu: one bounded step, then return to the safe
+     * point.  Sleep only through vcpu_sleep_ns().
+     */
+    void (*step)(GuestProgram *prog, unsigned cpu);
+    /* Append the GuestRange(s) of RAM the program writes to @ranges. */
+    void (*claim_ram)(GuestProgram *prog, GArray *ranges);
+    /*
+     * vCPUs paused: check what the program wrote against its state,
+     * adding to @res (pages_checked, and guest_verify_report_bad()).
+     */
+    void (*verify)(GuestProgram *prog, GuestVerifyResult *res);
+    /* vCPUs paused: append the program state to @out. */
+    void (*state_save)(GuestProgram *prog, GByteArray *out);
+    /*
+     * vCPUs paused: replace the program state with @buf, which comes from
+     * another process and is checked before anything is changed.
+     */
+    bool (*state_load)(GuestProgram *prog, const uint8_t *buf, size_t len,
+                       Error **errp);
+    /* Progress; read with relaxed atomics while the vCPUs run. */
+    void (*query)(GuestProgram *prog, GuestProgramStats *stats);
+} GuestProgramOps;
+
+struct GuestProgram {
+    Object parent_obj;
+    const GuestProgramOps *ops;     /* set by the type's realize */
+    unsigned nr_vcpus;              /* set before ops->setup */
+    bool set_up;
+};
+
+/*
+ * The finalize of every program type: runs ops->cleanup and forgets the
+ * program.  A type's realize sets prog->ops and checks its options.
+ */
+void guest_program_finalize(Object *obj);
+
+/*
+ * Create a guest program from a -guest option ("stress,ws=256M,...").
+ * "help" is the caller's to handle (guest_program_print_help).
+ */
+bool guest_program_create(const char *optarg, Error **errp);
+/* "idle" when none was given, "stress", or "stress+dma" for several. */
+const char *guest_program_name(void);
+/* Print the programs and their options (-guest help). */
+void guest_program_print_help(FILE *out);
+/* The programs, in creation order. */
+unsigned guest_program_count(void);
+GuestProgram *guest_program_nth(unsigned i);
+/* "stress" for an object of type "guest-stress". */
+const char *guest_program_short_name(GuestProgram *prog);
+
+/*
+ * Set every program up for @nr_vcpus (creating the idle program when
+ * none exists).  cpus_init() calls it; tests may call it to drive steps
+ * from their own thread.
+ */
+bool guest_setup(unsigned nr_vcpus, Error **errp);
+/* Remove every program (after the vCPUs are gone). */
+void guest_cleanup(void);
+
+/*
+ * Run the consistency check over all of RAM.  When the vCPUs run, it
+ * pauses them for the check and resumes them afterwards (BQL held), so a
+ * running VM can be checked.  Fails (errp) only when there is nothing to
+ * check; a failed check is res->ok == false.
+ */
+bool guest_verify(GuestVerifyResult *res, Error **errp);
+void guest_verify_result_clear(GuestVerifyResult *res);
+/* For programs' verify: count a bad page and keep the lowest one's detail. */
+void guest_verify_report_bad(GuestVerifyResult *res, uint64_t gpa,
+                             const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+/* Count the zero check of [gpa, gpa+len) (RAM) into @res. */
+void guest_verify_zero_range(GuestVerifyResult *res, uint64_t gpa,
+                             uint64_t len, const char *what);
+
+/*
+ * The programs' state as bytes (migrated as a section), vCPUs paused.
+ * Load checks the bytes against the configured programs: a different
+ * program, vCPU count or option is an error naming both values.
+ */
+GByteArray *guest_state_save(void);
+bool guest_state_load(const uint8_t *buf, size_t len, Error **errp);
+
+/* Called by the vCPU thread of index @cpu: do one bounded step. */
+void guest_program_step(unsigned cpu);
+
+/*
+ * Byte-stream helpers for program state, big-endian.  A GuestStateReader
+ * fails (once, with a message naming @what) on any read past the end.
+ */
+typedef struct GuestStateReader {
+    const uint8_t *buf;
+    size_t len;
+    size_t pos;
+    const char *what;
+    Error **errp;
+    bool failed;
+} GuestStateReader;
+
+void guest_state_put_be32(GByteArray *out, uint32_t v);
+void guest_state_put_be64(GByteArray *out, uint64_t v);
+bool guest_state_get_be32(GuestStateReader *r, uint32_t *v);
+bool guest_state_get_be64(GuestStateReader *r, uint64_t *v);
+/* Fails when unread bytes remain. */
+bool guest_state_reader_done(GuestStateReader *r);
+
+#endif

@@ -1,0 +1,192 @@
+/*
+ * vCPU threads and the pause handshake.
+ *
+ * A vCPU checks one flag (stop_requested, a relaxed load) at each safe
+ * point; only when it is set does it take vcpu_lock and park.  The
+ * pauser sets the flag, wakes sleeping vCPUs and waits for the parked
+ * count to reach the vCPU count.  Parking and waking go through the lock,
+ * which orders everything a vCPU wrote before parking before whatever the
+ * pauser does next (verify, state save, RAM copy).
+ */
+#include "qemu/osdep.h"
+#include <pthread.h>
+#include "qemu/trace.h"
+#include "system/cpus.h"
+#include "system/guest.h"
+
+typedef struct VCPU {
+    unsigned index;
+    pthread_t thread;
+    bool started;
+} VCPU;
+
+TRACE_DEFINE(pause_all_vcpus);
+TRACE_DEFINE(resume_all_vcpus);
+
+static VCPU *vcpus;
+static unsigned nr_vcpus;
+
+/* Protected by vcpu_lock; stop_requested is also read without it. */
+static GMutex vcpu_lock;
+static GCond vcpu_wake_cond;        /* vCPUs wait here (parked or asleep) */
+static GCond vcpu_parked_cond;      /* the pauser waits here */
+static int stop_requested;          /* pause or exit */
+static bool exit_requested;
+static unsigned nr_parked;
+
+unsigned cpus_count(void)
+{
+    return nr_vcpus;
+}
+
+/* Park until resumed; returns false when the thread must exit. */
+static bool vcpu_park(void)
+{
+    bool keep_running;
+
+    g_mutex_lock(&vcpu_lock);
+    nr_parked++;
+    g_cond_broadcast(&vcpu_parked_cond);
+    while (stop_requested && !exit_requested) {
+        g_cond_wait(&vcpu_wake_cond, &vcpu_lock);
+    }
+    nr_parked--;
+    keep_running = !exit_requested;
+    g_mutex_unlock(&vcpu_lock);
+    return keep_running;
+}
+
+static void *vcpu_thread_fn(void *opaque)
+{
+    VCPU *cpu = opaque;
+    char name[16];
+
+    snprintf(name, sizeof(name), "CPU %u/vmig", cpu->index);
+    pthread_setname_np(pthread_self(), name);
+
+    for (;;) {
+        if (__atomic_load_n(&stop_requested, __ATOMIC_ACQUIRE) &&
+            !vcpu_park()) {
+            break;
+        }
+        guest_program_step(cpu->index);
+    }
+    return NULL;
+}
+
+void vcpu_sleep_ns(unsigned cpu, int64_t ns)
+{
+    gint64 deadline;
+
+    if (ns <= 0) {
+        return;
+    }
+    deadline = g_get_monotonic_time() + MAX(ns / 1000, 1);
+    g_mutex_lock(&vcpu_lock);
+    while (!stop_requested) {
+        if (!g_cond_wait_until(&vcpu_wake_cond, &vcpu_lock, deadline)) {
+            break;
+        }
+    }
+    g_mutex_unlock(&vcpu_lock);
+}
+
+bool cpus_init(unsigned smp, Error **errp)
+{
+    int err;
+
+    if (vcpus) {
+        error_setg(errp, "vCPUs exist already");
+        return false;
+    }
+    if (smp < 1 || smp > VMIG_MAX_VCPUS) {
+        error_setg(errp, "-smp %u: the number of vCPUs must be 1 to %u",
+                   smp, VMIG_MAX_VCPUS);
+        return false;
+    }
+    if (!guest_setup(smp, errp)) {
+        return false;
+    }
+
+    /* Threads start parked: the VM starts with vm_start() or cont. */
+    stop_requested = 1;
+    exit_requested = false;
+    vcpus = g_new0(VCPU, smp);
+    nr_vcpus = smp;
+    for (unsigned i = 0; i < smp; i++) {
+        vcpus[i].index = i;
+        err = pthread_create(&vcpus[i].thread, NULL, vcpu_thread_fn, &vcpus[i]);
+        if (err) {
+            error_setg_errno(errp, err, "cannot create the thread of vCPU %u",
+                             i);
+            cpus_cleanup();
+            return false;
+        }
+        vcpus[i].started = true;
+    }
+    /* Callers may rely on all_vcpus_paused() from the start. */
+    g_mutex_lock(&vcpu_lock);
+    while (nr_parked < nr_vcpus) {
+        g_cond_wait(&vcpu_parked_cond, &vcpu_lock);
+    }
+    g_mutex_unlock(&vcpu_lock);
+    return true;
+}
+
+void pause_all_vcpus(void)
+{
+    int64_t start = get_clock_ns();
+
+    g_mutex_lock(&vcpu_lock);
+    __atomic_store_n(&stop_requested, 1, __ATOMIC_RELEASE);
+    g_cond_broadcast(&vcpu_wake_cond);
+    while (nr_parked < nr_vcpus) {
+        g_cond_wait(&vcpu_parked_cond, &vcpu_lock);
+    }
+    g_mutex_unlock(&vcpu_lock);
+    trace(pause_all_vcpus, "%u vCPUs parked in %" PRId64 " us", nr_vcpus,
+          (get_clock_ns() - start) / 1000);
+}
+
+void resume_all_vcpus(void)
+{
+    g_mutex_lock(&vcpu_lock);
+    __atomic_store_n(&stop_requested, 0, __ATOMIC_RELEASE);
+    g_cond_broadcast(&vcpu_wake_cond);
+    g_mutex_unlock(&vcpu_lock);
+    trace(resume_all_vcpus, "%u vCPUs", nr_vcpus);
+}
+
+bool all_vcpus_paused(void)
+{
+    bool paused;
+
+    g_mutex_lock(&vcpu_lock);
+    paused = !nr_vcpus || (stop_requested && nr_parked == nr_vcpus);
+    g_mutex_unlock(&vcpu_lock);
+    return paused;
+}
+
+void cpus_cleanup(void)
+{
+    if (!vcpus) {
+        return;
+    }
+    g_mutex_lock(&vcpu_lock);
+    exit_requested = true;
+    __atomic_store_n(&stop_requested, 1, __ATOMIC_RELEASE);
+    g_cond_broadcast(&vcpu_wake_cond);
+    g_mutex_unlock(&vcpu_lock);
+
+    for (unsigned i = 0; i < nr_vcpus; i++) {
+        if (vcpus[i].started) {
+            pthread_join(vcpus[i].thread, NULL);
+        }
+    }
+    g_free(vcpus);
+    vcpus = NULL;
+    nr_vcpus = 0;
+    nr_parked = 0;
+    exit_requested = false;
+    stop_requested = 0;
+}

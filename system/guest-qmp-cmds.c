@@ -1,0 +1,126 @@
+/*
+ * QMP commands of the guest programs (all experimental, "x-"):
+ *
+ *   x-guest-verify   run the programs' consistency check over all of RAM:
+ *                    {ok, pages-checked, bad-pages, first-bad[, detail]}.
+ *                    A running VM is paused for the check (vCPUs only: no
+ *                    STOP/RESUME, the run state stays) and resumed after.
+ *   x-query-guest    {program, vcpus, running, passes, pages-written,
+ *                    bytes-written, programs: [{name, passes, ...}]}.
+ *   x-guest-corrupt  {addr}: a test hook.  Flips every bit of the byte at
+ *                    guest physical address addr without logging the
+ *                    write, so that tests can prove that x-guest-verify
+ *                    (and migration's dirty tracking) catch a bad page.
+ *                    A vCPU may rewrite the page afterwards: pause the VM
+ *                    or pick a page the program does not write.
+ */
+#include "qemu/osdep.h"
+#include "monitor/qmp.h"
+#include "system/cpus.h"
+#include "system/guest.h"
+#include "system/ramblock.h"
+
+static void qmp_x_guest_verify(JsonObject *args, JsonNode **ret, Error **errp)
+{
+    static const char *const known[] = { NULL };
+    GuestVerifyResult res = { 0 };
+    JsonObject *obj;
+
+    if (!qmp_args_check(args, known, errp) || !guest_verify(&res, errp)) {
+        return;
+    }
+    obj = json_object_new();
+    json_object_set_boolean_member(obj, "ok", res.ok);
+    json_object_set_int_member(obj, "pages-checked", res.pages_checked);
+    json_object_set_int_member(obj, "bad-pages", res.bad_pages);
+    json_object_set_int_member(obj, "first-bad", res.first_bad);
+    if (!res.ok) {
+        json_object_set_string_member(obj, "detail", res.detail);
+    }
+    guest_verify_result_clear(&res);
+    *ret = json_node_init_object(json_node_alloc(), obj);
+    json_object_unref(obj);
+}
+
+static void qmp_x_query_guest(JsonObject *args, JsonNode **ret, Error **errp)
+{
+    static const char *const known[] = { NULL };
+    GuestProgramStats total = { .passes = UINT64_MAX };
+    JsonArray *list;
+    JsonObject *obj;
+
+    if (!qmp_args_check(args, known, errp)) {
+        return;
+    }
+    list = json_array_new();
+    for (unsigned i = 0; i < guest_program_count(); i++) {
+        GuestProgram *prog = guest_program_nth(i);
+        GuestProgramStats stats = { 0 };
+        JsonObject *entry = json_object_new();
+
+        if (prog->set_up) {
+            prog->ops->query(prog, &stats);
+        }
+        json_object_set_string_member(entry, "name",
+                                      guest_program_short_name(prog));
+        json_object_set_int_member(entry, "passes", stats.passes);
+        json_object_set_int_member(entry, "pages-written",
+                                   stats.pages_written);
+        json_object_set_int_member(entry, "bytes-written",
+                                   stats.bytes_written);
+        json_array_add_object_element(list, entry);
+
+        total.passes = MIN(total.passes, stats.passes);
+        total.pages_written += stats.pages_written;
+        total.bytes_written += stats.bytes_written;
+    }
+
+    obj = json_object_new();
+    json_object_set_string_member(obj, "program", guest_program_name());
+    json_object_set_int_member(obj, "vcpus", cpus_count());
+    json_object_set_boolean_member(obj, "running", !all_vcpus_paused());
+    json_object_set_int_member(obj, "passes",
+                               total.passes == UINT64_MAX ? 0 : total.passes);
+    json_object_set_int_member(obj, "pages-written", total.pages_written);
+    json_object_set_int_member(obj, "bytes-written", total.bytes_written);
+    json_object_set_array_member(obj, "programs", list);
+    *ret = json_node_init_object(json_node_alloc(), obj);
+    json_object_unref(obj);
+}
+
+static void qmp_x_guest_corrupt(JsonObject *args, JsonNode **ret, Error **errp)
+{
+    static const char *const known[] = { "addr", NULL };
+    int64_t addr;
+    uint8_t *p;
+
+    if (!qmp_args_check(args, known, errp) ||
+        !qmp_arg_int_opt(args, "addr", -1, &addr, errp)) {
+        return;
+    }
+    if (!json_object_has_member(args, "addr")) {
+        error_setg(errp, "Parameter 'addr' is missing");
+        return;
+    }
+    if (addr < 0) {
+        error_setg(errp, "x-guest-corrupt: address %" PRId64 " is negative",
+                   addr);
+        return;
+    }
+    p = guest_ram_ptr(addr, 1);
+    if (!p) {
+        error_setg(errp, "x-guest-corrupt: address 0x%" PRIx64 " is not "
+                   "guest RAM", (uint64_t)addr);
+        return;
+    }
+    /* Deliberately not logged: that is the point of the hook. */
+    __atomic_fetch_xor(p, 0xff, __ATOMIC_SEQ_CST);
+}
+
+static void guest_qmp_register(void)
+{
+    qmp_register_command("x-guest-verify", qmp_x_guest_verify, QMP_CMD_NONE);
+    qmp_register_command("x-query-guest", qmp_x_query_guest, QMP_CMD_NONE);
+    qmp_register_command("x-guest-corrupt", qmp_x_guest_corrupt, QMP_CMD_NONE);
+}
+qmp_init(guest_qmp_register)
