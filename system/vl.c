@@ -26,8 +26,6 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 
-#define VMIG_MAX_CPUS 64
-
 const char *qemu_name;
 
 typedef struct VmigConfig {
@@ -39,7 +37,7 @@ typedef struct VmigConfig {
     GPtrArray *devices;         /* KeyVal * */
     GPtrArray *qmp;             /* char * */
     GPtrArray *traces;          /* char * */
-    const char *guest;
+    GPtrArray *guests;          /* const char *, -guest in order */
     const char *incoming;
     const char *pidfile;
     const char *logfile;
@@ -109,9 +107,9 @@ static bool opt_smp(VmigConfig *cfg, const char *arg, OptAction *action,
         !keyval_check_unused(kv, errp)) {
         return false;
     }
-    if (n < 1 || n > VMIG_MAX_CPUS) {
+    if (n < 1 || n > VMIG_MAX_VCPUS) {
         error_setg(errp, "-smp: cpus=%u is out of range (1 to %d)", n,
-                   VMIG_MAX_CPUS);
+                   VMIG_MAX_VCPUS);
         return false;
     }
     cfg->smp = n;
@@ -274,17 +272,43 @@ static bool opt_device(VmigConfig *cfg, const char *arg, OptAction *action,
 static bool opt_guest(VmigConfig *cfg, const char *arg, OptAction *action,
                       Error **errp)
 {
+    bool ok;
+
     if (!strcmp(arg, "help") || !strcmp(arg, "?")) {
         guest_program_print_help(stdout);
         *action = OPT_EXIT_OK;
         return true;
     }
-    if (cfg->guest) {
-        error_setg(errp, "-guest: given more than once");
-        return false;
+    /* "-guest stress,help": the program's type carries its options. */
+    if (g_str_has_suffix(arg, ",help") || g_str_has_suffix(arg, ",?")) {
+        g_autofree char *type = g_strdup_printf("guest-%.*s",
+                                                (int)strcspn(arg, ","), arg);
+        const ObjectClass *klass = object_class_by_name(type);
+
+        if (!klass || g_strcmp0(klass->parent, "guest-program")) {
+            error_setg(errp, "-guest: unknown program '%.*s' (use -guest help)",
+                       (int)strcspn(arg, ","), arg);
+            return false;
+        }
+        object_class_print_props(klass, stdout);
+        *action = OPT_EXIT_OK;
+        return true;
     }
-    cfg->guest = arg;
-    return true;
+    ok = true;
+    /* Several programs share the vCPUs; each name may appear once. */
+    for (guint i = 0; i < cfg->guests->len; i++) {
+        const char *other = g_ptr_array_index(cfg->guests, i);
+        size_t len = strcspn(arg, ",");
+        if (strcspn(other, ",") == len && !strncmp(other, arg, len)) {
+            error_setg(errp, "-guest: program '%.*s' given more than once",
+                       (int)len, arg);
+            ok = false;
+        }
+    }
+    if (ok) {
+        g_ptr_array_add(cfg->guests, (gpointer)arg);
+    }
+    return ok;
 }
 
 static bool opt_qmp(VmigConfig *cfg, const char *arg, OptAction *action,
@@ -384,7 +408,7 @@ static const VmigOption vmig_options[] = {
     { "M", true, "none", "same as -machine", opt_machine },
     { "object", true, "TYPE,id=ID[,prop=value...]", "create an object (-object help)", opt_object },
     { "device", true, "DRIVER[,prop=value...]", "add a device (-device help, -device DRIVER,help)", opt_device },
-    { "guest", true, "PROGRAM[,opt=value...]", "guest program the vCPUs run (-guest help; default idle)", opt_guest },
+    { "guest", true, "PROGRAM[,opt=value...]", "a guest program the vCPUs run; may repeat (-guest help; default idle)", opt_guest },
     { "S", false, NULL, "do not start the vCPUs (use 'cont' over QMP)", opt_flag_S },
     { "qmp", true, "unix:PATH,server=on,wait=off|tcp:HOST:PORT,server=on,wait=off", "QMP server (may repeat)", opt_qmp },
     { "incoming", true, "URI|defer", "wait for an incoming migration (tcp:, unix:, fd:, file:, exec:)", opt_incoming },
@@ -441,6 +465,7 @@ void vl_config_free(VmigConfig *cfg)
     g_ptr_array_free(cfg->devices, TRUE);
     g_ptr_array_free(cfg->qmp, TRUE);
     g_ptr_array_free(cfg->traces, TRUE);
+    g_ptr_array_free(cfg->guests, TRUE);
     g_free(cfg->machine_type);
     g_free(cfg->memory_backend);
     g_free(cfg);
@@ -456,6 +481,7 @@ VmigConfig *vl_parse_args(int argc, char **argv, bool *exit_ok, Error **errp)
     cfg->devices = g_ptr_array_new_with_free_func((GDestroyNotify)keyval_free);
     cfg->qmp = g_ptr_array_new_with_free_func(g_free);
     cfg->traces = g_ptr_array_new_with_free_func(g_free);
+    cfg->guests = g_ptr_array_new();
     *exit_ok = false;
 
     for (int i = 1; i < argc; i++) {
@@ -672,6 +698,17 @@ static bool create_devices(VmigConfig *cfg, Error **errp)
     return true;
 }
 
+static bool create_guest_programs(VmigConfig *cfg, Error **errp)
+{
+    /* With none given, cpus_init() runs the idle program. */
+    for (guint i = 0; i < cfg->guests->len; i++) {
+        if (!guest_program_create(g_ptr_array_index(cfg->guests, i), errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static gboolean on_signal(gpointer data)
 {
     JsonObject *ev = json_object_new();
@@ -716,7 +753,7 @@ int vl_main(int argc, char **argv)
     main_loop_init();
     if (!create_objects(cfg, &err) ||
         !machine_ram_init(cfg->ram_size, cfg->memory_backend, &err) ||
-        !guest_program_create(cfg->guest ? cfg->guest : "idle", &err) ||
+        !create_guest_programs(cfg, &err) ||
         !cpus_init(cfg->smp, &err) ||
         !create_devices(cfg, &err)) {
         goto fail;
