@@ -46,6 +46,8 @@ static void test_bad_options(void)
     expect_error("-guest nosuchprog", "nosuchprog");
     expect_error("-guest stress,bogus=1", "bogus");
     expect_error("-guest stress,ws=lots", "ws");
+    expect_error("-guest stress -guest stress,ws=1M", "'stress' given more than once");
+    expect_error("-guest nope,help", "unknown program 'nope'");
     expect_error("-name ''", "-name: missing name");
     expect_error("-qmp bogus:/x,server=on,wait=off", "bogus");
     expect_error("-trace no_such_trace_point", "no trace event named 'no_such_trace_point'");
@@ -86,6 +88,10 @@ static void test_help(void)
     g_assert_cmpint(qtest_run("-guest help", &out5, NULL), ==, 0);
     g_assert_nonnull(strstr(out5, "stress"));
     g_assert_nonnull(strstr(out5, "idle"));
+    g_autofree char *out6 = NULL;
+    g_assert_cmpint(qtest_run("-guest stress,help", &out6, NULL), ==, 0);
+    g_assert_nonnull(strstr(out6, "ws=<size>"));
+    g_assert_nonnull(strstr(out6, "[runtime]"));
 }
 
 static void test_device_help(void)
