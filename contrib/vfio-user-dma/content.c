@@ -1,0 +1,221 @@
+/*
+ * vfio-user-dma: the content model of device memory and the checksums.
+ *
+ * The model (dma-regs.h) makes every page's content a function of the
+ * seed, the page number and a generation, and the background dirtying a
+ * fixed sequence of (page, generation) pairs.  So a destination can prove
+ * its memory is what the source had, knowing only the seed and how many
+ * dirtying steps ran, both of which travel in the migration stream.
+ */
+#include "vfio-user-dma.h"
+#include "qemu/bitmap.h"
+
+void vdma_fill_page(VdmaDevice *d, uint64_t page, uint64_t gen)
+{
+    uint64_t base = vdma_page_base(d->seed, page, gen);
+    uint64_t *w = (uint64_t *)(d->mem + page * VDMA_PAGE_SIZE);
+
+    for (size_t i = 0; i < VDMA_PAGE_SIZE / 8; i++) {
+        w[i] = base ^ (i * VDMA_WORD_STRIDE);
+    }
+}
+
+void vdma_fill_all(VdmaDevice *d)
+{
+    for (uint64_t p = 0; p < d->nr_pages; p++) {
+        vdma_fill_page(d, p, 0);
+    }
+}
+
+uint64_t vdma_check(VdmaDevice *d, uint64_t seed, uint64_t steps,
+                    uint64_t *first_bad)
+{
+    g_autofree uint64_t *gens = g_new0(uint64_t, d->nr_pages);
+    uint64_t bad = 0;
+
+    *first_bad = UINT64_MAX;
+    for (uint64_t k = 0; k < steps; k++) {
+        gens[vdma_dirty_page(seed, k, d->nr_pages)] = k + 1;
+    }
+    for (uint64_t p = 0; p < d->nr_pages; p++) {
+        const uint64_t *w = (const uint64_t *)(d->mem + p * VDMA_PAGE_SIZE);
+        uint64_t base = vdma_page_base(seed, p, gens[p]);
+        uint64_t diff = 0;
+
+        if (test_bit(p, d->foreign)) {
+            continue;
+        }
+        for (size_t i = 0; i < VDMA_PAGE_SIZE / 8; i++) {
+            diff |= w[i] ^ base ^ (i * VDMA_WORD_STRIDE);
+        }
+        if (diff) {
+            if (!bad) {
+                *first_bad = p;
+            }
+            bad++;
+        }
+    }
+    return bad;
+}
+
+/*
+ * A Fletcher-style sum over 64-bit little-endian words in four lanes, so
+ * that it runs near memory speed: every word changes the first sums, and
+ * the second sums make the position of a word count.  Words are numbered
+ * from the start of the data, so feeding the same bytes in different
+ * pieces gives the same result.
+ */
+static inline void sum_word(VdmaSum *s, uint64_t v)
+{
+    unsigned lane = s->words++ & 3;
+
+    s->a[lane] += v;
+    s->b[lane] += s->a[lane];
+}
+
+void vdma_sum_init(VdmaSum *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+void vdma_sum_update(VdmaSum *s, void *dst, const void *src, size_t len)
+{
+    const uint8_t *in = src;
+    uint8_t *out = dst;
+
+    if (out) {
+        /*
+         * Sum the copy, not the source: the source may change meanwhile
+         * (a running device), and the sum must match what was sent.
+         */
+        memcpy(out, in, len);
+        in = out;
+    }
+    while (s->tail_len && len) {
+        s->tail[s->tail_len++] = *in++;
+        len--;
+        if (s->tail_len == 8) {
+            uint64_t v;
+
+            memcpy(&v, s->tail, 8);
+            sum_word(s, v);
+            s->tail_len = 0;
+        }
+    }
+    while (len >= 8 && (s->words & 3)) {
+        uint64_t v;
+
+        memcpy(&v, in, 8);
+        sum_word(s, v);
+        in += 8;
+        len -= 8;
+    }
+    /* The bulk: four lanes at a time, independent chains. */
+    {
+        uint64_t a0 = s->a[0], a1 = s->a[1], a2 = s->a[2], a3 = s->a[3];
+        uint64_t b0 = s->b[0], b1 = s->b[1], b2 = s->b[2], b3 = s->b[3];
+        size_t blocks = len / 32;
+
+        for (size_t i = 0; i < blocks; i++) {
+            uint64_t w[4];
+
+            memcpy(w, in + i * 32, 32);
+            a0 += w[0];
+            b0 += a0;
+            a1 += w[1];
+            b1 += a1;
+            a2 += w[2];
+            b2 += a2;
+            a3 += w[3];
+            b3 += a3;
+        }
+        s->a[0] = a0;
+        s->a[1] = a1;
+        s->a[2] = a2;
+        s->a[3] = a3;
+        s->b[0] = b0;
+        s->b[1] = b1;
+        s->b[2] = b2;
+        s->b[3] = b3;
+        s->words += blocks * 4;
+        in += blocks * 32;
+        len -= blocks * 32;
+    }
+    while (len >= 8) {
+        uint64_t v;
+
+        memcpy(&v, in, 8);
+        sum_word(s, v);
+        in += 8;
+        len -= 8;
+    }
+    while (len--) {
+        s->tail[s->tail_len++] = *in++;
+    }
+}
+
+uint64_t vdma_sum_final(const VdmaSum *s)
+{
+    VdmaSum t = *s;
+    uint64_t h = vdma_mix64(t.words * 8 + t.tail_len);
+
+    if (t.tail_len) {
+        uint64_t v = 0;
+
+        memcpy(&v, t.tail, t.tail_len);
+        sum_word(&t, v);
+    }
+    for (int j = 0; j < 4; j++) {
+        h = vdma_mix64(h ^ t.a[j]);
+        h = vdma_mix64(h ^ t.b[j]);
+    }
+    return h;
+}
+
+uint64_t vdma_checksum(const void *buf, size_t len)
+{
+    VdmaSum s;
+
+    vdma_sum_init(&s);
+    vdma_sum_update(&s, NULL, buf, len);
+    return vdma_sum_final(&s);
+}
+
+/*
+ * Always a full read-modify-write: a writer must not skip the update
+ * because the bit looks set, or its page store could still be in flight
+ * when the save side takes the bit and copies the page.
+ */
+static void mark_page(unsigned long *map, uint64_t page)
+{
+    __atomic_fetch_or(&map[BIT_WORD(page)], BIT_MASK(page), __ATOMIC_SEQ_CST);
+}
+
+void vdma_mark_changed(VdmaDevice *d, uint64_t offset, uint64_t len,
+                       bool foreign)
+{
+    uint64_t first, last;
+
+    if (!len) {
+        return;
+    }
+    first = offset / VDMA_PAGE_SIZE;
+    last = (offset + len - 1) / VDMA_PAGE_SIZE;
+    for (uint64_t p = first; p <= last && p < d->nr_pages; p++) {
+        if (foreign) {
+            mark_page(d->foreign, p);
+        }
+        mark_page(d->pending, p);
+    }
+}
+
+uint64_t vdma_count_bits(unsigned long *map, uint64_t nbits)
+{
+    uint64_t count = 0;
+
+    for (uint64_t i = 0; i < BITS_TO_LONGS(nbits); i++) {
+        count += __builtin_popcountl(__atomic_load_n(&map[i],
+                                                     __ATOMIC_RELAXED));
+    }
+    return count;
+}
