@@ -1,0 +1,173 @@
+/*
+ * The common VFIO device: registry, region helpers, interrupt wait, and
+ * the wiring of migration and dirty tracking at attach time.
+ */
+#include "qemu/osdep.h"
+#include "vfio-internal.h"
+
+#include <poll.h>
+
+TRACE_DEFINE(vfio_mig_state);
+TRACE_DEFINE(vfio_mig_state_fail);
+TRACE_DEFINE(vfio_save_setup);
+TRACE_DEFINE(vfio_save_iterate);
+TRACE_DEFINE(vfio_save_complete);
+TRACE_DEFINE(vfio_save_state);
+TRACE_DEFINE(vfio_save_cleanup);
+TRACE_DEFINE(vfio_state_pending);
+TRACE_DEFINE(vfio_load_setup);
+TRACE_DEFINE(vfio_load_state);
+TRACE_DEFINE(vfio_load_data);
+TRACE_DEFINE(vfio_load_cleanup);
+TRACE_DEFINE(vfio_vmstate_change);
+TRACE_DEFINE(vfio_dirty_log_start);
+TRACE_DEFINE(vfio_dirty_log_sync);
+TRACE_DEFINE(vfio_dirty_log_stop);
+
+/* Changed with the BQL held while the machine is built or torn down. */
+static GPtrArray *vfio_devices;
+
+bool vfio_device_attach(VFIODevice *vdev, Error **errp)
+{
+    if (!vfio_migration_realize(vdev, errp)) {
+        return false;
+    }
+    if (!vfio_dirty_tracking_init(vdev, errp)) {
+        vfio_migration_exit(vdev);
+        return false;
+    }
+    if (!vfio_devices) {
+        vfio_devices = g_ptr_array_new();
+    }
+    g_ptr_array_add(vfio_devices, vdev);
+    return true;
+}
+
+void vfio_device_detach(VFIODevice *vdev)
+{
+    if (vfio_devices && g_ptr_array_remove(vfio_devices, vdev)) {
+        vfio_dirty_tracking_exit(vdev);
+        vfio_migration_exit(vdev);
+    }
+}
+
+unsigned vfio_device_count(void)
+{
+    return vfio_devices ? vfio_devices->len : 0;
+}
+
+VFIODevice *vfio_device_nth(unsigned i)
+{
+    return i < vfio_device_count() ? g_ptr_array_index(vfio_devices, i)
+                                   : NULL;
+}
+
+VFIODevice *vfio_device_find(const char *id)
+{
+    for (unsigned i = 0; i < vfio_device_count(); i++) {
+        VFIODevice *vdev = vfio_device_nth(i);
+
+        if (!g_strcmp0(vdev->id, id)) {
+            return vdev;
+        }
+    }
+    return NULL;
+}
+
+bool vfio_device_region_read(VFIODevice *vdev, uint32_t index,
+                             uint64_t offset, void *buf, size_t len,
+                             Error **errp)
+{
+    return vdev->io_ops->region_read(vdev, index, offset, buf, len, errp);
+}
+
+bool vfio_device_region_write(VFIODevice *vdev, uint32_t index,
+                              uint64_t offset, const void *buf, size_t len,
+                              Error **errp)
+{
+    return vdev->io_ops->region_write(vdev, index, offset, buf, len, errp);
+}
+
+/* Device registers are little-endian (PCI). */
+bool vfio_device_read64(VFIODevice *vdev, uint32_t index, uint64_t offset,
+                        uint64_t *val, Error **errp)
+{
+    uint64_t le;
+
+    if (!vfio_device_region_read(vdev, index, offset, &le, sizeof(le),
+                                 errp)) {
+        return false;
+    }
+    *val = GUINT64_FROM_LE(le);
+    return true;
+}
+
+bool vfio_device_write64(VFIODevice *vdev, uint32_t index, uint64_t offset,
+                         uint64_t val, Error **errp)
+{
+    uint64_t le = GUINT64_TO_LE(val);
+
+    return vfio_device_region_write(vdev, index, offset, &le, sizeof(le),
+                                    errp);
+}
+
+bool vfio_device_read32(VFIODevice *vdev, uint32_t index, uint64_t offset,
+                        uint32_t *val, Error **errp)
+{
+    uint32_t le;
+
+    if (!vfio_device_region_read(vdev, index, offset, &le, sizeof(le),
+                                 errp)) {
+        return false;
+    }
+    *val = GUINT32_FROM_LE(le);
+    return true;
+}
+
+bool vfio_device_write32(VFIODevice *vdev, uint32_t index, uint64_t offset,
+                         uint32_t val, Error **errp)
+{
+    uint32_t le = GUINT32_TO_LE(val);
+
+    return vfio_device_region_write(vdev, index, offset, &le, sizeof(le),
+                                    errp);
+}
+
+int vfio_device_irq_wait(VFIODevice *vdev, int timeout_ms, Error **errp)
+{
+    struct pollfd pfd = { .fd = vdev->irq_fd, .events = POLLIN };
+    uint64_t count;
+    int ret;
+
+    if (vdev->irq_fd < 0) {
+        error_setg(errp, "%s: no interrupt is set up", vdev->name);
+        return -1;
+    }
+    do {
+        ret = poll(&pfd, 1, timeout_ms);
+    } while (ret < 0 && errno == EINTR);
+    if (ret < 0) {
+        error_setg_errno(errp, errno, "%s: waiting for the interrupt",
+                         vdev->name);
+        return -1;
+    }
+    if (ret == 0) {
+        return 0;
+    }
+    if (read(vdev->irq_fd, &count, sizeof(count)) != sizeof(count) &&
+        errno != EAGAIN) {
+        error_setg_errno(errp, errno, "%s: reading the interrupt eventfd",
+                         vdev->name);
+        return -1;
+    }
+    if (vdev->irq_index == VFIO_PCI_INTX_IRQ_INDEX) {
+        /* INTx masks itself when it fires: unmask for the next one. */
+        if (!vdev->io_ops->set_irqs(vdev, VFIO_PCI_INTX_IRQ_INDEX,
+                                    VFIO_IRQ_SET_DATA_NONE |
+                                    VFIO_IRQ_SET_ACTION_UNMASK,
+                                    0, 1, NULL, errp)) {
+            return -1;
+        }
+    }
+    return 1;
+}

@@ -1,0 +1,930 @@
+/*
+ * VFIO device live migration: SaveVMHandlers over the migration v2
+ * device FSM (docs/devel/vfio-migration.rst).
+ *
+ * Source: save_setup puts the device in PRE_COPY when it has it and the
+ * VM runs; save_live_iterate reads at most 1 MiB per step while the VM
+ * runs; the VM stop for the switchover moves the device to STOP_COPY,
+ * save_live_complete_precopy drains it and sends the config space,
+ * and save_cleanup takes it to STOP after the downtime.
+ * Destination: load_setup puts the device in RESUMING, load_state writes
+ * the data blocks to it, and the config state (the device's last
+ * section) ends RESUMING, so that a device that rejects the stream fails
+ * the load rather than the VM start.
+ *
+ * The device state follows the VM through a change-state handler, via
+ * the P2P states first when every device has them.  Transitions are
+ * taken one arc at a time (vus_mig_next_state: shortest path, no saving
+ * state inside a path), so that every state is traced and reported.
+ *
+ * Threads: the handlers run where register.h says; the change-state
+ * handlers with the BQL held.  A device's VFIOMigration is used by one
+ * of them at a time (the migration core orders them); device_state is
+ * also read by qom-get, hence the atomics.
+ */
+#include "qemu/osdep.h"
+#include "vfio-internal.h"
+#include "hw/vfio/vfio-migration.h"
+#include "migration/register.h"
+#include "migration/options.h"
+#include "monitor/qmp.h"
+#include "system/runstate.h"
+#include "vfio-user-server/libvus.h"
+
+#define VFIO_MIG_SECTION_VERSION 1
+/* Assumed stop-copy size of a device that cannot tell (QEMU's figure). */
+#define VFIO_MIG_DEFAULT_STOP_COPY_SIZE (100ULL << 20)
+/* The largest data block a destination accepts. */
+#define VFIO_MIG_MAX_BLOCK (64ULL << 20)
+#define VFIO_MIG_CONFIG_SIZE 256
+
+struct VFIOMigration {
+    VFIODevice *vdev;
+    bool supported;                 /* the device has migration v2 */
+    uint64_t mig_flags;             /* VFIO_MIGRATION_* */
+    uint32_t device_state;          /* atomic: qom-get reads it */
+    char *idstr;
+    bool registered;
+    VMChangeStateEntry *vmstate;
+
+    /* Source, migration thread (and the BQL for the stop). */
+    bool save_active;               /* between save_setup and save_cleanup */
+    uint64_t stop_copy_size;
+    uint64_t precopy_init_size;
+    uint64_t precopy_dirty_size;
+    bool initial_data_sent;
+    Error *switchover_error;        /* the stop for the switchover failed */
+    uint64_t bytes_transferred;     /* atomic */
+
+    /* Destination, incoming thread. */
+    bool switchover_ack_pending;
+    bool load_done;
+    uint8_t *load_buf;
+};
+
+/* Every device with a VFIOMigration; changed with the BQL held. */
+static GPtrArray *vfio_migrations;
+
+static const char *const state_event_names[VFIO_DEVICE_STATE_NR] = {
+    [VFIO_DEVICE_STATE_ERROR] = "error",
+    [VFIO_DEVICE_STATE_STOP] = "stop",
+    [VFIO_DEVICE_STATE_RUNNING] = "running",
+    [VFIO_DEVICE_STATE_STOP_COPY] = "stop-copy",
+    [VFIO_DEVICE_STATE_RESUMING] = "resuming",
+    [VFIO_DEVICE_STATE_RUNNING_P2P] = "running-p2p",
+    [VFIO_DEVICE_STATE_PRE_COPY] = "pre-copy",
+    [VFIO_DEVICE_STATE_PRE_COPY_P2P] = "pre-copy-p2p",
+};
+
+const char *vfio_mig_state_event_name(uint32_t state)
+{
+    return state < VFIO_DEVICE_STATE_NR ? state_event_names[state]
+                                        : "unknown";
+}
+
+uint64_t vfio_migration_bytes_transferred(void)
+{
+    uint64_t total = 0;
+
+    for (unsigned i = 0; vfio_migrations && i < vfio_migrations->len; i++) {
+        VFIOMigration *m = g_ptr_array_index(vfio_migrations, i);
+
+        total += __atomic_load_n(&m->bytes_transferred, __ATOMIC_RELAXED);
+    }
+    return total;
+}
+
+bool vfio_migration_active(void)
+{
+    for (unsigned i = 0; vfio_migrations && i < vfio_migrations->len; i++) {
+        VFIOMigration *m = g_ptr_array_index(vfio_migrations, i);
+
+        if (m->supported) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static uint32_t mig_state(VFIOMigration *m)
+{
+    return __atomic_load_n(&m->device_state, __ATOMIC_RELAXED);
+}
+
+static bool in_precopy(VFIOMigration *m)
+{
+    uint32_t s = mig_state(m);
+
+    return s == VFIO_DEVICE_STATE_PRE_COPY ||
+           s == VFIO_DEVICE_STATE_PRE_COPY_P2P;
+}
+
+/* P2P is used only when every migratable device has it. */
+static bool all_devices_p2p(void)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; vfio_migrations && i < vfio_migrations->len; i++) {
+        VFIOMigration *m = g_ptr_array_index(vfio_migrations, i);
+
+        if (!m->supported) {
+            continue;
+        }
+        if (!(m->mig_flags & VFIO_MIGRATION_P2P)) {
+            return false;
+        }
+        n++;
+    }
+    return n > 0;
+}
+
+/* ---- State transitions ---- */
+
+static void mig_state_changed(VFIOMigration *m, uint32_t state)
+{
+    VFIODevice *vdev = m->vdev;
+    uint32_t old = mig_state(m);
+
+    __atomic_store_n(&m->device_state, state, __ATOMIC_RELAXED);
+    trace(vfio_mig_state, "%s: %s -> %s", vdev->name,
+          vfio_mig_state_event_name(old), vfio_mig_state_event_name(state));
+    if (vdev->migration_events && old != state) {
+        JsonObject *data = json_object_new();
+        g_autofree char *path = object_get_canonical_path(vdev->owner);
+
+        json_object_set_string_member(data, "device-id", vdev->id);
+        json_object_set_string_member(data, "qom-path", path);
+        json_object_set_string_member(data, "device-state",
+                                      vfio_mig_state_event_name(state));
+        qmp_event_emit("VFIO_MIGRATION", data);
+    }
+}
+
+/* Step towards @target one arc at a time; on failure the device is in
+ * the state read back from it. */
+static bool mig_step_to(VFIOMigration *m, uint32_t target, Error **errp)
+{
+    VFIODevice *vdev = m->vdev;
+
+    while (mig_state(m) != target) {
+        uint32_t from = mig_state(m), now;
+        int next = vus_mig_next_state(m->mig_flags, from, target);
+        Error *err = NULL;
+
+        if (next < 0) {
+            error_setg(errp, "%s: no path from %s to %s", vdev->name,
+                       vfio_mig_state_event_name(from),
+                       vfio_mig_state_event_name(target));
+            return false;
+        }
+        if (vdev->io_ops->mig_set_state(vdev, next, &err)) {
+            mig_state_changed(m, next);
+            continue;
+        }
+        trace(vfio_mig_state_fail, "%s: %s -> %s: %s", vdev->name,
+              vfio_mig_state_event_name(from),
+              vfio_mig_state_event_name(next), error_get_pretty(err));
+        error_setg(errp, "%s: device state %s -> %s failed: %s", vdev->name,
+                   vfio_mig_state_event_name(from),
+                   vfio_mig_state_event_name(next), error_get_pretty(err));
+        error_free(err);
+        if (vdev->io_ops->mig_get_state(vdev, &now, NULL) &&
+            now < VFIO_DEVICE_STATE_NR) {
+            mig_state_changed(m, now);
+        } else {
+            mig_state_changed(m, VFIO_DEVICE_STATE_ERROR);
+        }
+        return false;
+    }
+    return true;
+}
+
+/* A reset is the only way out of ERROR (and out of RESUMING, cleanly). */
+static void mig_reset(VFIOMigration *m)
+{
+    VFIODevice *vdev = m->vdev;
+    Error *err = NULL;
+    uint32_t now;
+
+    if (!vdev->io_ops->reset(vdev, &err)) {
+        error_report("%s: reset after a failed transition: %s", vdev->name,
+                     error_get_pretty(err));
+        error_free(err);
+        return;
+    }
+    if (vdev->io_ops->mig_get_state(vdev, &now, NULL) &&
+        now < VFIO_DEVICE_STATE_NR) {
+        mig_state_changed(m, now);
+    } else {
+        mig_state_changed(m, VFIO_DEVICE_STATE_RUNNING);
+    }
+}
+
+/*
+ * Go to @target.  When that fails, try to get back to @recover, and
+ * reset the device when even that is impossible; @errp says what failed
+ * first.
+ */
+static bool mig_set_state(VFIOMigration *m, uint32_t target,
+                          uint32_t recover, Error **errp)
+{
+    if (mig_step_to(m, target, errp)) {
+        return true;
+    }
+    if (mig_state(m) == VFIO_DEVICE_STATE_ERROR ||
+        !mig_step_to(m, recover, NULL)) {
+        mig_reset(m);
+    }
+    return false;
+}
+
+/* ---- The VM's run state ---- */
+
+static void vfio_vmstate_prepare(void *opaque, bool running, RunState state)
+{
+    VFIOMigration *m = opaque;
+    uint32_t cur = mig_state(m), target;
+    Error *err = NULL;
+
+    if (!m->supported || !all_devices_p2p()) {
+        return;
+    }
+    if (running) {
+        if (cur != VFIO_DEVICE_STATE_STOP) {
+            return;
+        }
+        target = VFIO_DEVICE_STATE_RUNNING_P2P;
+    } else if (cur == VFIO_DEVICE_STATE_RUNNING) {
+        target = VFIO_DEVICE_STATE_RUNNING_P2P;
+    } else if (cur == VFIO_DEVICE_STATE_PRE_COPY) {
+        target = VFIO_DEVICE_STATE_PRE_COPY_P2P;
+    } else {
+        return;
+    }
+    trace(vfio_vmstate_change, "%s: prepare %s (%s)", m->vdev->name,
+          running ? "run" : "stop", runstate_name(state));
+    if (!mig_set_state(m, target, cur, &err)) {
+        error_report_err(err);
+        vm_state_notify_error(EIO);
+    }
+}
+
+static void vfio_vmstate_change(void *opaque, bool running, RunState state)
+{
+    VFIOMigration *m = opaque;
+    uint32_t cur = mig_state(m), target;
+    Error *err = NULL;
+
+    if (!m->supported) {
+        return;
+    }
+    if (running) {
+        target = VFIO_DEVICE_STATE_RUNNING;
+    } else if (state == RUN_STATE_FINISH_MIGRATE && m->save_active) {
+        /* The downtime starts: the device gives up its final state. */
+        target = VFIO_DEVICE_STATE_STOP_COPY;
+    } else {
+        target = VFIO_DEVICE_STATE_STOP;
+    }
+    if (cur == target) {
+        return;
+    }
+    trace(vfio_vmstate_change, "%s: %s (%s): %s -> %s", m->vdev->name,
+          running ? "run" : "stop", runstate_name(state),
+          vfio_mig_state_event_name(cur), vfio_mig_state_event_name(target));
+    if (mig_set_state(m, target, cur, &err)) {
+        return;
+    }
+    if (target == VFIO_DEVICE_STATE_STOP_COPY) {
+        /* save_live_complete_precopy fails the migration with it. */
+        error_free(m->switchover_error);
+        m->switchover_error = err;
+        return;
+    }
+    error_report_err(err);
+    if (!running) {
+        vm_state_notify_error(EIO);
+    }
+}
+
+/* ---- Source ---- */
+
+static bool vfio_save_prepare(void *opaque, Error **errp)
+{
+    VFIOMigration *m = opaque;
+    VFIODevice *vdev = m->vdev;
+    unsigned n = 0;
+    const char *no_p2p = NULL;
+
+    if (vdev->migration_blocker) {
+        error_setg(errp, "%s", error_get_pretty(vdev->migration_blocker));
+        return false;
+    }
+    if (__atomic_load_n(&vdev->migration_multifd_transfer,
+                        __ATOMIC_RELAXED) == ON_OFF_AUTO_ON) {
+        error_setg(errp, "%s: x-migration-multifd-transfer=on: this vmig "
+                   "sends VFIO device state on the main channel only (use "
+                   "auto or off)", vdev->name);
+        return false;
+    }
+    for (unsigned i = 0; i < vfio_migrations->len; i++) {
+        VFIOMigration *other = g_ptr_array_index(vfio_migrations, i);
+
+        if (!other->supported) {
+            continue;
+        }
+        n++;
+        if (!(other->mig_flags & VFIO_MIGRATION_P2P) && !no_p2p) {
+            no_p2p = other->vdev->name;
+        }
+    }
+    if (n > 1 && no_p2p) {
+        error_setg(errp, "%s: %u VFIO devices would migrate but %s does not "
+                   "support the P2P states: several devices can only "
+                   "migrate when all of them do", vdev->name, n, no_p2p);
+        return false;
+    }
+    return true;
+}
+
+static void refresh_stop_copy_size(VFIOMigration *m)
+{
+    VFIODevice *vdev = m->vdev;
+    uint64_t size;
+
+    if (vdev->io_ops->mig_data_size &&
+        vdev->io_ops->mig_data_size(vdev, &size, NULL)) {
+        m->stop_copy_size = size;
+    } else {
+        m->stop_copy_size = VFIO_MIG_DEFAULT_STOP_COPY_SIZE;
+    }
+}
+
+static void refresh_precopy_info(VFIOMigration *m)
+{
+    VFIODevice *vdev = m->vdev;
+    uint64_t init, dirty;
+
+    if (in_precopy(m) && vdev->io_ops->mig_precopy_info &&
+        vdev->io_ops->mig_precopy_info(vdev, &init, &dirty, NULL)) {
+        m->precopy_init_size = init;
+        m->precopy_dirty_size = dirty;
+    }
+}
+
+/* The initial bytes are out: tell the destination (switchover-ack). */
+static void maybe_send_init_data_sent(VFIOMigration *m, QEMUFile *f)
+{
+    if (migrate_switchover_ack() && !m->initial_data_sent &&
+        m->precopy_init_size == 0) {
+        qemu_put_be64(f, VFIO_MIG_FLAG_DEV_INIT_DATA_SENT);
+        m->initial_data_sent = true;
+        trace(vfio_save_iterate, "%s: initial data sent", m->vdev->name);
+    }
+}
+
+static int vfio_save_setup(QEMUFile *f, void *opaque, Error **errp)
+{
+    VFIOMigration *m = opaque;
+    VFIODevice *vdev = m->vdev;
+    uint32_t cur = mig_state(m);
+
+    m->save_active = true;
+    m->initial_data_sent = false;
+    m->precopy_init_size = m->precopy_dirty_size = 0;
+    __atomic_store_n(&m->bytes_transferred, 0, __ATOMIC_RELAXED);
+    g_clear_pointer(&m->switchover_error, error_free);
+
+    qemu_put_be64(f, VFIO_MIG_FLAG_DEV_SETUP_STATE);
+    refresh_stop_copy_size(m);
+    if (m->mig_flags & VFIO_MIGRATION_PRE_COPY) {
+        if (cur == VFIO_DEVICE_STATE_RUNNING ||
+            cur == VFIO_DEVICE_STATE_RUNNING_P2P) {
+            uint32_t target = cur == VFIO_DEVICE_STATE_RUNNING ?
+                VFIO_DEVICE_STATE_PRE_COPY : VFIO_DEVICE_STATE_PRE_COPY_P2P;
+
+            if (!mig_set_state(m, target, cur, errp)) {
+                return -EIO;
+            }
+            if (vdev->io_ops->mig_precopy_info) {
+                refresh_precopy_info(m);
+            } else {
+                /* Unknown: count one step's worth until a drain ends. */
+                m->precopy_init_size = VFIO_MIG_ITERATE_MAX;
+            }
+        } else {
+            /*
+             * A stopped VM has nothing to pre-copy: the initial data is
+             * trivially sent, so a switchover-ack destination may ack.
+             */
+            maybe_send_init_data_sent(m, f);
+        }
+    }
+    qemu_put_be64(f, VFIO_MIG_FLAG_END_OF_STATE);
+    trace(vfio_save_setup, "%s: state %s, stop-copy size %" PRIu64
+          ", initial %" PRIu64 ", dirty %" PRIu64, vdev->name,
+          vfio_mig_state_event_name(mig_state(m)), m->stop_copy_size,
+          m->precopy_init_size, m->precopy_dirty_size);
+    return qemu_file_get_error(f);
+}
+
+static void vfio_state_pending_estimate(void *opaque, uint64_t *must_precopy)
+{
+    VFIOMigration *m = opaque;
+
+    if (!in_precopy(m)) {
+        return;
+    }
+    *must_precopy += m->precopy_init_size + m->precopy_dirty_size;
+    trace(vfio_state_pending, "%s: estimate initial %" PRIu64 " dirty %"
+          PRIu64, m->vdev->name, m->precopy_init_size,
+          m->precopy_dirty_size);
+}
+
+static void vfio_state_pending_exact(void *opaque, uint64_t *must_precopy)
+{
+    VFIOMigration *m = opaque;
+
+    refresh_stop_copy_size(m);
+    *must_precopy += m->stop_copy_size;
+    if (in_precopy(m)) {
+        refresh_precopy_info(m);
+        *must_precopy += m->precopy_init_size + m->precopy_dirty_size;
+    }
+    trace(vfio_state_pending, "%s: exact stop-copy %" PRIu64 " initial %"
+          PRIu64 " dirty %" PRIu64, m->vdev->name, m->stop_copy_size,
+          m->precopy_init_size, m->precopy_dirty_size);
+}
+
+static bool vfio_is_active(void *opaque)
+{
+    VFIOMigration *m = opaque;
+
+    return m->supported;
+}
+
+static bool vfio_is_active_iterate(void *opaque)
+{
+    return in_precopy(opaque);
+}
+
+typedef struct SaveSink {
+    VFIOMigration *m;
+    QEMUFile *f;
+} SaveSink;
+
+/* Each piece the device hands out becomes one DEV_DATA_STATE block. */
+static bool save_sink(void *opaque, const void *data, size_t len,
+                      Error **errp)
+{
+    SaveSink *s = opaque;
+
+    if (!len) {
+        return true;
+    }
+    qemu_put_be64(s->f, VFIO_MIG_FLAG_DEV_DATA_STATE);
+    qemu_put_be64(s->f, len);
+    qemu_put_buffer(s->f, data, len);
+    __atomic_fetch_add(&s->m->bytes_transferred, len, __ATOMIC_RELAXED);
+    return qemu_file_check(s->f, errp);
+}
+
+static int64_t save_drain(VFIOMigration *m, QEMUFile *f, uint64_t max,
+                          bool *end)
+{
+    VFIODevice *vdev = m->vdev;
+    SaveSink sink = { .m = m, .f = f };
+    Error *err = NULL;
+    int64_t n;
+
+    n = vdev->io_ops->mig_data_drain(vdev, max, save_sink, &sink, end, &err);
+    if (n < 0) {
+        error_prepend(&err, "%s: reading device state: ", vdev->name);
+        qemu_file_set_error(f, -EIO, err);
+    }
+    return n;
+}
+
+static int vfio_save_live_iterate(QEMUFile *f, void *opaque)
+{
+    VFIOMigration *m = opaque;
+    VFIODevice *vdev = m->vdev;
+    bool end = false;
+    int64_t n;
+
+    n = save_drain(m, f, VFIO_MIG_ITERATE_MAX, &end);
+    if (n < 0) {
+        return -EIO;
+    }
+    if (vdev->io_ops->mig_precopy_info) {
+        refresh_precopy_info(m);
+    } else if (end) {
+        m->precopy_init_size = m->precopy_dirty_size = 0;
+    }
+    maybe_send_init_data_sent(m, f);
+    qemu_put_be64(f, VFIO_MIG_FLAG_END_OF_STATE);
+    trace(vfio_save_iterate, "%s: %" PRId64 " bytes%s, initial %" PRIu64
+          " dirty %" PRIu64, vdev->name, n, end ? " (end for now)" : "",
+          m->precopy_init_size, m->precopy_dirty_size);
+    if (qemu_file_get_error(f)) {
+        return qemu_file_get_error(f);
+    }
+    return end || !(m->precopy_init_size + m->precopy_dirty_size) ? 1 : 0;
+}
+
+/*
+ * The config space goes last in the END section, after the device data:
+ * the destination ends RESUMING when it has loaded it.  (A FULL section
+ * of its own would be the QEMU layout; vmig's core opens one section per
+ * handler, so it travels here.)
+ */
+static bool save_config(VFIOMigration *m, QEMUFile *f, Error **errp)
+{
+    VFIODevice *vdev = m->vdev;
+    uint8_t config[VFIO_MIG_CONFIG_SIZE];
+
+    if (!vfio_device_region_read(vdev, VFIO_PCI_CONFIG_REGION_INDEX, 0,
+                                 config, sizeof(config), errp)) {
+        error_prepend(errp, "%s: saving config space: ", vdev->name);
+        return false;
+    }
+    qemu_put_be64(f, VFIO_MIG_FLAG_DEV_CONFIG_STATE);
+    qemu_put_be64(f, sizeof(config));
+    qemu_put_buffer(f, config, sizeof(config));
+    trace(vfio_save_state, "%s: config space", vdev->name);
+    return true;
+}
+
+static int vfio_save_complete_precopy(QEMUFile *f, void *opaque)
+{
+    VFIOMigration *m = opaque;
+    VFIODevice *vdev = m->vdev;
+    Error *err = NULL;
+    uint64_t total = 0;
+    bool end = false;
+
+    if (m->switchover_error) {
+        qemu_file_set_error(f, -EIO, m->switchover_error);
+        m->switchover_error = NULL;
+        return -EIO;
+    }
+    /* A VM stopped before the migration never went through the stop. */
+    if (mig_state(m) != VFIO_DEVICE_STATE_STOP_COPY &&
+        !mig_set_state(m, VFIO_DEVICE_STATE_STOP_COPY, mig_state(m), &err)) {
+        qemu_file_set_error(f, -EIO, err);
+        return -EIO;
+    }
+    while (!end) {
+        int64_t n = save_drain(m, f, UINT64_MAX, &end);
+
+        if (n < 0) {
+            return -EIO;
+        }
+        total += n;
+    }
+    if (!save_config(m, f, &err)) {
+        qemu_file_set_error(f, -EIO, err);
+        return -EIO;
+    }
+    qemu_put_be64(f, VFIO_MIG_FLAG_END_OF_STATE);
+    trace(vfio_save_complete, "%s: %" PRIu64 " bytes of stop-copy data",
+          vdev->name, total);
+    return qemu_file_get_error(f);
+}
+
+static void vfio_save_cleanup(void *opaque)
+{
+    VFIOMigration *m = opaque;
+    uint32_t cur = mig_state(m), target = cur;
+    Error *err = NULL;
+
+    /* Outside the downtime: leave the saving states. */
+    if (cur == VFIO_DEVICE_STATE_STOP_COPY) {
+        target = VFIO_DEVICE_STATE_STOP;
+    } else if (cur == VFIO_DEVICE_STATE_PRE_COPY) {
+        target = VFIO_DEVICE_STATE_RUNNING;
+    } else if (cur == VFIO_DEVICE_STATE_PRE_COPY_P2P) {
+        target = VFIO_DEVICE_STATE_RUNNING_P2P;
+    }
+    if (target != cur && !mig_set_state(m, target, cur, &err)) {
+        error_report_err(err);
+    }
+    g_clear_pointer(&m->switchover_error, error_free);
+    m->save_active = false;
+    trace(vfio_save_cleanup, "%s: %s, %" PRIu64 " bytes sent", m->vdev->name,
+          vfio_mig_state_event_name(mig_state(m)),
+          __atomic_load_n(&m->bytes_transferred, __ATOMIC_RELAXED));
+}
+
+/* ---- Destination ---- */
+
+static int vfio_load_setup(QEMUFile *f, void *opaque, Error **errp)
+{
+    VFIOMigration *m = opaque;
+    VFIODevice *vdev = m->vdev;
+
+    if (!m->supported) {
+        error_setg(errp, "%s", vdev->migration_blocker ?
+                   error_get_pretty(vdev->migration_blocker) :
+                   "device cannot migrate");
+        return -EINVAL;
+    }
+    m->load_done = false;
+    m->switchover_ack_pending = false;
+    m->load_buf = g_malloc(VFIO_MIG_ITERATE_MAX);
+    __atomic_store_n(&m->bytes_transferred, 0, __ATOMIC_RELAXED);
+    if (!mig_set_state(m, VFIO_DEVICE_STATE_RESUMING, mig_state(m), errp)) {
+        return -EIO;
+    }
+    trace(vfio_load_setup, "%s: resuming", vdev->name);
+    return 0;
+}
+
+static bool vfio_switchover_ack_needed(void *opaque)
+{
+    VFIOMigration *m = opaque;
+
+    m->switchover_ack_pending = m->supported &&
+                                (m->mig_flags & VFIO_MIGRATION_PRE_COPY);
+    return m->switchover_ack_pending;
+}
+
+static int load_data_block(VFIOMigration *m, QEMUFile *f, Error **errp)
+{
+    VFIODevice *vdev = m->vdev;
+    uint64_t size = qemu_get_be64(f), left;
+
+    if (!qemu_file_check(f, errp)) {
+        return -EIO;
+    }
+    if (size > VFIO_MIG_MAX_BLOCK) {
+        error_setg(errp, "%s: device state block of %" PRIu64 " bytes "
+                   "(at most %llu)", vdev->name, size, VFIO_MIG_MAX_BLOCK);
+        return -EINVAL;
+    }
+    for (left = size; left;) {
+        size_t n = MIN(left, VFIO_MIG_ITERATE_MAX);
+
+        if (!qemu_get_buffer(f, m->load_buf, n)) {
+            qemu_file_check(f, errp);
+            error_prepend(errp, "%s: device state block: ", vdev->name);
+            return -EIO;
+        }
+        if (!vdev->io_ops->mig_data_write(vdev, m->load_buf, n, errp)) {
+            error_prepend(errp, "%s: writing device state: ", vdev->name);
+            return -EIO;
+        }
+        left -= n;
+    }
+    __atomic_fetch_add(&m->bytes_transferred, size, __ATOMIC_RELAXED);
+    trace(vfio_load_data, "%s: %" PRIu64 " bytes", vdev->name, size);
+    return 0;
+}
+
+static int load_config(VFIOMigration *m, QEMUFile *f, Error **errp)
+{
+    VFIODevice *vdev = m->vdev;
+    uint8_t config[VFIO_MIG_CONFIG_SIZE];
+    uint64_t len = qemu_get_be64(f);
+
+    if (!qemu_file_check(f, errp)) {
+        return -EIO;
+    }
+    if (len != sizeof(config)) {
+        error_setg(errp, "%s: config state of %" PRIu64 " bytes (expected "
+                   "%zu)", vdev->name, len, sizeof(config));
+        return -EINVAL;
+    }
+    if (!qemu_get_buffer(f, config, sizeof(config))) {
+        qemu_file_check(f, errp);
+        return -EIO;
+    }
+    /* Vendor and device ID: the same kind of device on both sides. */
+    if (memcmp(config, vdev->config, 4)) {
+        error_setg(errp, "%s: the source device is %02x%02x:%02x%02x, this "
+                   "one is %02x%02x:%02x%02x", vdev->name, config[1],
+                   config[0], config[3], config[2], vdev->config[1],
+                   vdev->config[0], vdev->config[3], vdev->config[2]);
+        return -EINVAL;
+    }
+    /* The command register (memory / bus master enables) as the guest left it. */
+    if (!vfio_device_region_write(vdev, VFIO_PCI_CONFIG_REGION_INDEX, 4,
+                                  &config[4], 2, errp)) {
+        error_prepend(errp, "%s: restoring the command register: ",
+                      vdev->name);
+        return -EIO;
+    }
+    /* The device's last section: it checks the stream it got now. */
+    if (!mig_set_state(m, VFIO_DEVICE_STATE_STOP, VFIO_DEVICE_STATE_RESUMING,
+                       errp)) {
+        return -EIO;
+    }
+    m->load_done = true;
+    return 0;
+}
+
+static int vfio_load_state(QEMUFile *f, void *opaque, int version_id,
+                           Error **errp)
+{
+    VFIOMigration *m = opaque;
+    VFIODevice *vdev = m->vdev;
+
+    for (;;) {
+        uint64_t marker = qemu_get_be64(f);
+        int ret = 0;
+
+        if (!qemu_file_check(f, errp)) {
+            error_prepend(errp, "%s: ", vdev->name);
+            return -EIO;
+        }
+        trace(vfio_load_state, "%s: marker 0x%" PRIx64, vdev->name, marker);
+        switch (marker) {
+        case VFIO_MIG_FLAG_END_OF_STATE:
+            return 0;
+        case VFIO_MIG_FLAG_DEV_SETUP_STATE:
+            break;
+        case VFIO_MIG_FLAG_DEV_DATA_STATE:
+            if (m->load_done) {
+                error_setg(errp, "%s: device state after the config state",
+                           vdev->name);
+                return -EINVAL;
+            }
+            ret = load_data_block(m, f, errp);
+            break;
+        case VFIO_MIG_FLAG_DEV_CONFIG_STATE:
+            if (m->load_done) {
+                error_setg(errp, "%s: a second config state", vdev->name);
+                return -EINVAL;
+            }
+            ret = load_config(m, f, errp);
+            break;
+        case VFIO_MIG_FLAG_DEV_INIT_DATA_SENT:
+            if (!m->switchover_ack_pending) {
+                error_setg(errp, "%s: unexpected DEV_INIT_DATA_SENT (no "
+                           "switchover-ack expected from this device)",
+                           vdev->name);
+                return -EINVAL;
+            }
+            m->switchover_ack_pending = false;
+            qemu_loadvm_approve_switchover();
+            break;
+        default:
+            error_setg(errp, "%s: unknown marker 0x%" PRIx64 " in the device "
+                       "section", vdev->name, marker);
+            return -EINVAL;
+        }
+        if (ret < 0) {
+            return ret;
+        }
+    }
+}
+
+static int vfio_load_cleanup(void *opaque)
+{
+    VFIOMigration *m = opaque;
+
+    /* A device left RESUMING with half a state: only a reset aborts it. */
+    if (m->supported && !m->load_done &&
+        mig_state(m) == VFIO_DEVICE_STATE_RESUMING) {
+        mig_reset(m);
+    }
+    g_clear_pointer(&m->load_buf, g_free);
+    trace(vfio_load_cleanup, "%s: %s, %" PRIu64 " bytes loaded",
+          m->vdev->name, vfio_mig_state_event_name(mig_state(m)),
+          __atomic_load_n(&m->bytes_transferred, __ATOMIC_RELAXED));
+    return 0;
+}
+
+static const SaveVMHandlers vfio_savevm_handlers = {
+    .save_prepare = vfio_save_prepare,
+    .save_setup = vfio_save_setup,
+    .save_live_iterate = vfio_save_live_iterate,
+    .state_pending_estimate = vfio_state_pending_estimate,
+    .state_pending_exact = vfio_state_pending_exact,
+    .is_active = vfio_is_active,
+    .is_active_iterate = vfio_is_active_iterate,
+    .switchover_ack_needed = vfio_switchover_ack_needed,
+    .save_live_complete_precopy = vfio_save_complete_precopy,
+    .save_cleanup = vfio_save_cleanup,
+    .load_setup = vfio_load_setup,
+    .load_state = vfio_load_state,
+    .load_cleanup = vfio_load_cleanup,
+};
+
+/* ---- Set-up ---- */
+
+bool vfio_migration_supported(VFIODevice *vdev)
+{
+    return vdev->migration && vdev->migration->supported &&
+           !vdev->migration_blocker;
+}
+
+bool vfio_migration_device_running(VFIODevice *vdev)
+{
+    uint32_t s;
+
+    if (!vdev->migration) {
+        return true;
+    }
+    s = mig_state(vdev->migration);
+    return s == VFIO_DEVICE_STATE_RUNNING || s == VFIO_DEVICE_STATE_PRE_COPY;
+}
+
+static bool migration_state_get(Object *obj, ObjectProperty *prop,
+                                PropValue *val, Error **errp)
+{
+    VFIOMigration *m = prop->opaque;
+
+    val->str = g_strdup(m->supported ?
+                        vfio_mig_state_event_name(mig_state(m)) : "none");
+    return true;
+}
+
+/* Why the device cannot migrate, under enable-migration=auto. */
+static void set_blocker(VFIODevice *vdev, const char *why)
+{
+    error_setg(&vdev->migration_blocker, "%s: migration is blocked: %s",
+               vdev->name, why);
+}
+
+bool vfio_migration_realize(VFIODevice *vdev, Error **errp)
+{
+    VFIOMigration *m = g_new0(VFIOMigration, 1);
+    Error *err = NULL;
+    uint32_t state;
+
+    m->vdev = vdev;
+    m->idstr = g_strdup_printf("vfio/%s", vdev->id);
+    vdev->migration = m;
+
+    if (vdev->enable_migration == ON_OFF_AUTO_OFF) {
+        set_blocker(vdev, "enable-migration=off");
+    } else if (!vdev->io_ops->mig_get_flags(vdev, &m->mig_flags, &err) ||
+               !vdev->io_ops->mig_get_state(vdev, &state, &err)) {
+        if (vdev->enable_migration == ON_OFF_AUTO_ON) {
+            error_propagate(errp, err);
+            error_prepend(errp, "%s: enable-migration=on but the device "
+                          "cannot migrate: ", vdev->name);
+            goto fail;
+        }
+        set_blocker(vdev, error_get_pretty(err));
+        error_free(err);
+    } else if (!(m->mig_flags & VFIO_MIGRATION_STOP_COPY)) {
+        if (vdev->enable_migration == ON_OFF_AUTO_ON) {
+            error_setg(errp, "%s: enable-migration=on but the device has no "
+                       "STOP_COPY state", vdev->name);
+            goto fail;
+        }
+        set_blocker(vdev, "the device has no STOP_COPY state");
+    } else {
+        m->supported = true;
+        m->device_state = state < VFIO_DEVICE_STATE_NR ? state
+                                                       : VFIO_DEVICE_STATE_ERROR;
+    }
+
+    if (register_savevm_live(m->idstr, 0, VFIO_MIG_SECTION_VERSION,
+                             &vfio_savevm_handlers, m) < 0) {
+        error_setg(errp, "%s: a device with id '%s' already takes part in "
+                   "migration", vdev->name, vdev->id);
+        goto fail;
+    }
+    m->registered = true;
+    m->vmstate = vm_change_state_add(vfio_vmstate_change,
+                                     vfio_vmstate_prepare, m, 0);
+    object_property_add(vdev->owner, "migration-state", PROP_TYPE_STR,
+                        "the device's migration state (none: no migration)",
+                        migration_state_get, NULL, m);
+    if (!vfio_migrations) {
+        vfio_migrations = g_ptr_array_new();
+    }
+    g_ptr_array_add(vfio_migrations, m);
+    return true;
+
+fail:
+    vfio_migration_exit(vdev);
+    return false;
+}
+
+void vfio_migration_exit(VFIODevice *vdev)
+{
+    VFIOMigration *m = vdev->migration;
+
+    if (!m) {
+        return;
+    }
+    if (vfio_migrations) {
+        g_ptr_array_remove(vfio_migrations, m);
+    }
+    if (m->vmstate) {
+        vm_change_state_del(m->vmstate);
+    }
+    if (m->registered) {
+        unregister_savevm(m->idstr, 0);
+    }
+    error_free(m->switchover_error);
+    g_free(m->load_buf);
+    g_free(m->idstr);
+    g_free(m);
+    vdev->migration = NULL;
+    g_clear_pointer(&vdev->migration_blocker, error_free);
+}

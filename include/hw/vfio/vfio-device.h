@@ -1,0 +1,187 @@
+/*
+ * The common VFIO device: what hw/vfio knows about an assigned device,
+ * whatever carries its requests (kernel ioctls or vfio-user messages).
+ *
+ * A transport (hw/vfio-user/pci.c for vfio-user-pci) fills a
+ * VFIODeviceIOOps table and embeds a VFIODevice in its object.  The
+ * migration code (hw/vfio/migration.c), the dirty tracking
+ * (hw/vfio/dirty-tracking.c) and drivers inside vmig (the "dma" guest
+ * program) reach the device only through these ops, so they never know
+ * which transport is behind it.
+ *
+ * Threads: every op may be called from any thread (the migration
+ * thread, vCPU threads, the main thread) at the same time; a transport
+ * that needs serialisation does it itself.
+ */
+#ifndef HW_VFIO_VFIO_DEVICE_H
+#define HW_VFIO_VFIO_DEVICE_H
+
+#include "qemu/osdep.h"
+#include "qemu/error.h"
+#include "qom/object.h"
+#include "linux/vfio.h"
+
+typedef struct VFIODevice VFIODevice;
+typedef struct VFIOMigration VFIOMigration;
+
+/*
+ * Receives migration data in stream order (see mig_data_drain).  Returns
+ * false with @errp set to stop the drain.
+ */
+typedef bool VFIOMigDataSink(void *opaque, const void *data, size_t len,
+                             Error **errp);
+
+typedef struct VFIODeviceIOOps {
+    /*
+     * Region @index: its info and capability chain (g_free it), or NULL.
+     * *@mmap_fd gets an fd to map the region with, or -1.
+     */
+    struct vfio_region_info *(*region_info)(VFIODevice *vdev, uint32_t index,
+                                            int *mmap_fd, Error **errp);
+    bool (*region_read)(VFIODevice *vdev, uint32_t index, uint64_t offset,
+                        void *buf, size_t len, Error **errp);
+    bool (*region_write)(VFIODevice *vdev, uint32_t index, uint64_t offset,
+                         const void *buf, size_t len, Error **errp);
+
+    bool (*irq_info)(VFIODevice *vdev, uint32_t index,
+                     struct vfio_irq_info *info, Error **errp);
+    /* VFIO_DEVICE_SET_IRQS with eventfds (@fds, -1 detaches) or none. */
+    bool (*set_irqs)(VFIODevice *vdev, uint32_t index, uint32_t flags,
+                     uint32_t start, uint32_t count, const int *fds,
+                     Error **errp);
+
+    bool (*reset)(VFIODevice *vdev, Error **errp);
+
+    /*
+     * VFIO_DEVICE_FEATURE: @flags is the feature index | GET/SET/PROBE,
+     * @data the payload after the header, @out what a GET returns.
+     * *@dev_errno (may be NULL) gets the device's errno on a refusal.
+     */
+    bool (*device_feature)(VFIODevice *vdev, uint32_t flags,
+                           const void *data, size_t len, void *out,
+                           size_t out_len, uint32_t *dev_errno,
+                           Error **errp);
+
+    /* ---- Migration (migration v2 uAPI semantics) ---- */
+
+    bool (*mig_get_flags)(VFIODevice *vdev, uint64_t *flags, Error **errp);
+    bool (*mig_get_state)(VFIODevice *vdev, uint32_t *state, Error **errp);
+    /* One arc: @state must be the next state on the device's path. */
+    bool (*mig_set_state)(VFIODevice *vdev, uint32_t state, Error **errp);
+    /*
+     * MIG_DATA_SIZE, valid in any state.  NULL when the device cannot
+     * tell (the caller then assumes a default).
+     */
+    bool (*mig_data_size)(VFIODevice *vdev, uint64_t *stop_copy_length,
+                          Error **errp);
+    /* Precopy info, PRE_COPY(_P2P) only; NULL when unavailable. */
+    bool (*mig_precopy_info)(VFIODevice *vdev, uint64_t *initial_bytes,
+                             uint64_t *dirty_bytes, Error **errp);
+    /*
+     * Read the migration data stream into @sink until the device has no
+     * more for now (*@end = true) or @max_bytes were read.  Returns the
+     * bytes read or -1.
+     */
+    int64_t (*mig_data_drain)(VFIODevice *vdev, uint64_t max_bytes,
+                              VFIOMigDataSink *sink, void *opaque,
+                              bool *end, Error **errp);
+    bool (*mig_data_write)(VFIODevice *vdev, const void *buf, size_t len,
+                           Error **errp);
+
+    /* ---- DMA and its logging ---- */
+
+    /* Map guest RAM [@iova, +@size) backed by @fd at @offset (fd -1: none). */
+    bool (*dma_map)(VFIODevice *vdev, uint64_t iova, uint64_t size, int fd,
+                    uint64_t offset, bool writable, Error **errp);
+    bool (*dma_unmap)(VFIODevice *vdev, uint64_t iova, uint64_t size,
+                      Error **errp);
+    /* Start logging the ranges; *@page_size in: wanted, out: granted. */
+    bool (*dma_logging_start)(VFIODevice *vdev, uint64_t *page_size,
+                              const struct vfio_device_feature_dma_logging_range *ranges,
+                              uint32_t nr_ranges, Error **errp);
+    bool (*dma_logging_stop)(VFIODevice *vdev, Error **errp);
+    /* One bit per page, u64 words, read-and-clear. */
+    bool (*dma_logging_report)(VFIODevice *vdev, uint64_t iova,
+                               uint64_t length, uint64_t page_size,
+                               uint64_t *bitmap, Error **errp);
+} VFIODeviceIOOps;
+
+/* A guest RAM range the device may DMA to (IOVA == guest address). */
+typedef struct VFIODMARange {
+    uint64_t iova;
+    uint64_t size;
+} VFIODMARange;
+
+struct VFIODevice {
+    /* Set by the transport before vfio_device_attach(); fixed after. */
+    char *name;                     /* "vfio-user-pci dev0", for messages */
+    char *id;                       /* the -device id (or the QOM name) */
+    Object *owner;
+    const VFIODeviceIOOps *io_ops;
+
+    /* Properties (the owner's; runtime ones read with atomics). */
+    OnOffAuto enable_migration;
+    bool pre_copy_dirty_page_tracking;
+    OnOffAuto migration_multifd_transfer;
+    bool migration_events;
+    /* Testing only: never merge the device's DMA log (writes get lost). */
+    bool dirty_sync_disabled;
+
+    /* What realize found: fixed after vfio_device_attach(). */
+    VFIODMARange *dma_ranges;
+    unsigned nr_dma_ranges;
+    int irq_fd;                     /* completion eventfd, or -1 */
+    uint32_t irq_index;             /* VFIO_PCI_*_IRQ_INDEX of irq_fd */
+    uint8_t config[256];            /* config space read at realize */
+
+    /* Migration (hw/vfio/migration.c); NULL when the device has none. */
+    VFIOMigration *migration;
+    Error *migration_blocker;       /* why the device cannot migrate */
+    /* Dirty tracking (hw/vfio/dirty-tracking.c). */
+    struct VFIODirtyTracking *dirty_tracking;
+    bool dma_logging;               /* the device can log its DMA */
+};
+
+/*
+ * After realize has filled the device in: set up migration and dirty
+ * tracking (which may refuse, e.g. enable-migration=on on a device
+ * without migration) and make the device visible to the lookups below.
+ * BQL held.
+ */
+bool vfio_device_attach(VFIODevice *vdev, Error **errp);
+/* Undo vfio_device_attach.  BQL held. */
+void vfio_device_detach(VFIODevice *vdev);
+
+/*
+ * The attached devices, in creation order.  The list changes only while
+ * the machine is built and torn down (BQL held), never while vCPUs run,
+ * so vCPU threads may read it without a lock.
+ */
+unsigned vfio_device_count(void);
+VFIODevice *vfio_device_nth(unsigned i);
+VFIODevice *vfio_device_find(const char *id);
+
+/* Region access (any thread). */
+bool vfio_device_region_read(VFIODevice *vdev, uint32_t index,
+                             uint64_t offset, void *buf, size_t len,
+                             Error **errp);
+bool vfio_device_region_write(VFIODevice *vdev, uint32_t index,
+                              uint64_t offset, const void *buf, size_t len,
+                              Error **errp);
+bool vfio_device_read64(VFIODevice *vdev, uint32_t index, uint64_t offset,
+                        uint64_t *val, Error **errp);
+bool vfio_device_write64(VFIODevice *vdev, uint32_t index, uint64_t offset,
+                         uint64_t val, Error **errp);
+bool vfio_device_read32(VFIODevice *vdev, uint32_t index, uint64_t offset,
+                        uint32_t *val, Error **errp);
+bool vfio_device_write32(VFIODevice *vdev, uint32_t index, uint64_t offset,
+                         uint32_t val, Error **errp);
+
+/*
+ * Wait at most @timeout_ms for the device's interrupt and consume it.
+ * Returns 1 when it fired, 0 on timeout, -1 on error.  Re-arms a
+ * level-triggered INTx.  One waiter per device at a time.
+ */
+int vfio_device_irq_wait(VFIODevice *vdev, int timeout_ms, Error **errp);
+
+#endif

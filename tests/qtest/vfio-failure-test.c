@@ -1,0 +1,426 @@
+/*
+ * VFIO migration when things go wrong, and what protects it: an FSM arc
+ * that fails on the source (the source runs on, its device back to
+ * running) or on the destination (a clean failure there), a device
+ * server that dies, the migration blockers, a server that is not there,
+ * and the proof that device DMA into guest RAM is caught by dirty
+ * tracking (with the device's log ignored, the destination's check
+ * fails; with it merged, the same migration passes).
+ */
+#include "qemu/osdep.h"
+#include "migration/framework.h"
+#include "vfio/framework.h"
+
+static char *error_desc(QTestState *s)
+{
+    g_autoptr(JsonNode) q = mig_query(s);
+    JsonObject *obj = qtest_obj(q);
+
+    return g_strdup(json_object_has_member(obj, "error-desc") ?
+                    json_object_get_string_member(obj, "error-desc") : "");
+}
+
+static void wait_failed(QTestState *s)
+{
+    static const char *const want[] = { "failed", NULL };
+    static const char *const any[] = {
+        "failed", "completed", "cancelled", NULL
+    };
+    int64_t deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+
+    for (;;) {
+        g_autofree char *st = mig_status(s);
+
+        if (g_strv_contains(any, st)) {
+            g_assert_cmpstr(st, ==, want[0]);
+            return;
+        }
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(20 * 1000);
+    }
+}
+
+/* The source after a failed migration: running, devices usable, intact. */
+static void assert_source_recovered(QTestState *src)
+{
+    g_autofree char *st = vfio_mig_state(src, "dev0");
+    g_autofree char *detail = NULL;
+
+    mig_assert_runstate(src, "running");
+    g_assert_cmpstr(st, ==, "running");
+    vfio_wait_dma_progress(src, 256);
+    if (!vfio_guest_verify(src, &detail)) {
+        g_error("source check after the failure: %s", detail);
+    }
+}
+
+static void test_fail_arc_source(void)
+{
+    g_autoptr(VfioServer) s0 = vfio_server_start("--no-p2p "
+                                                 "--fail-arc pre_copy:stop_copy");
+    g_autoptr(VfioServer) d0 = vfio_server_start("--no-p2p");
+    g_autofree char *src_args = vfio_vm_args(&s0, 1, "");
+    g_autofree char *dst_args = vfio_vm_args(&d0, 1, "");
+    g_autofree char *path = qtest_tmp_path("mig", "sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", path);
+    g_autoptr(QTestState) dst = mig_start_dst(uri, dst_args);
+    g_autoptr(QTestState) src = mig_start_vm(src_args);
+    g_autofree char *desc = NULL;
+
+    mig_set_fast(src);
+    mig_set_param(src, "avail-switchover-bandwidth", 1024 * MiB);
+    vfio_wait_dma_progress(src, 256);
+    mig_migrate(src, uri);
+    wait_failed(src);
+    desc = error_desc(src);
+    g_test_message("error-desc: %s", desc);
+    g_assert_nonnull(strstr(desc, "dev0"));
+    assert_source_recovered(src);
+    /* The destination saw a stream end early: exit-on-error. */
+    g_assert_cmpint(qtest_wait_exit(dst, 20000), ==, 1);
+}
+
+static void test_fail_arc_destination(void)
+{
+    g_autoptr(VfioServer) s0 = vfio_server_start("");
+    g_autoptr(VfioServer) d0 = vfio_server_start("--fail-arc resuming:stop");
+    g_autofree char *src_args = vfio_vm_args(&s0, 1, "");
+    g_autofree char *dst_args = vfio_vm_args(&d0, 1, "");
+    g_autofree char *path = qtest_tmp_path("mig", "sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", path);
+    g_autoptr(QTestState) dst = mig_start_dst(uri, dst_args);
+    g_autoptr(QTestState) src = mig_start_vm(src_args);
+
+    /* With a return path the source hears that the destination failed. */
+    mig_set_cap(src, "return-path", true);
+    mig_set_cap(dst, "return-path", true);
+    mig_set_fast(src);
+    mig_set_param(src, "avail-switchover-bandwidth", 1024 * MiB);
+    vfio_wait_dma_progress(src, 256);
+    mig_migrate(src, uri);
+    g_assert_cmpint(qtest_wait_exit(dst, 20000), ==, 1);
+    wait_failed(src);
+    assert_source_recovered(src);
+}
+
+static void test_server_killed(void)
+{
+    g_autoptr(VfioServer) s0 = vfio_server_start("");
+    g_autoptr(VfioServer) d0 = vfio_server_start("");
+    g_autofree char *src_args = vfio_vm_args(&s0, 1, "");
+    g_autofree char *dst_args = vfio_vm_args(&d0, 1, "");
+    g_autofree char *path = qtest_tmp_path("mig", "sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", path);
+    g_autoptr(QTestState) dst = mig_start_dst(uri, dst_args);
+    g_autoptr(QTestState) src = mig_start_vm(src_args);
+    g_autofree char *desc = NULL;
+    static const char *const active[] = { "active", NULL };
+    g_autofree char *st = NULL;
+
+    /* Slow enough that the device is still in pre-copy when it dies. */
+    mig_set_param(src, "max-bandwidth", 4 * MiB);
+    mig_migrate(src, uri);
+    st = mig_wait_status(src, active, 10000);
+    vfio_server_kill(s0, SIGKILL);
+    wait_failed(src);
+    desc = error_desc(src);
+    g_test_message("error-desc: %s", desc);
+    g_assert_nonnull(strstr(desc, "dev0"));
+    /* The source runs on without its device, and answers. */
+    mig_assert_runstate(src, "running");
+    g_assert_cmpint(qtest_wait_exit(dst, 20000), ==, 1);
+}
+
+/*
+ * A migration that cannot switch over (1 byte/s cannot carry the
+ * device's stop-copy data) with its device in pre-copy.
+ */
+static void start_stuck_migration(QTestState *src, const char *uri)
+{
+    static const char *const active[] = { "active", NULL };
+    g_autofree char *st = NULL;
+
+    mig_set_fast(src);
+    mig_set_param(src, "avail-switchover-bandwidth", 1);
+    mig_migrate(src, uri);
+    st = mig_wait_status(src, active, 10000);
+    mig_wait_sync_count(src, 3, 20000);
+    for (int i = 0; i < 500; i++) {
+        g_autofree char *dev = vfio_mig_state(src, "dev0");
+
+        if (!strcmp(dev, "pre-copy-p2p") || !strcmp(dev, "pre-copy")) {
+            return;
+        }
+        g_usleep(10 * 1000);
+    }
+    g_error("dev0 did not reach pre-copy");
+}
+
+static void test_cancel_precopy(void)
+{
+    g_autoptr(VfioServer) s0 = vfio_server_start("");
+    g_autoptr(VfioServer) d0 = vfio_server_start("");
+    g_autofree char *src_args = vfio_vm_args(&s0, 1, "");
+    g_autofree char *dst_args = vfio_vm_args(&d0, 1, "");
+    g_autofree char *path = qtest_tmp_path("mig", "sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", path);
+    g_autoptr(QTestState) dst = mig_start_dst(uri, dst_args);
+    g_autoptr(QTestState) src = mig_start_vm(src_args);
+    static const char *const cancelled[] = { "cancelled", NULL };
+    g_autofree char *st = NULL;
+
+    start_stuck_migration(src, uri);
+    qtest_qmp_assert_ok(src, "{\"execute\": \"migrate_cancel\"}");
+    st = mig_wait_status(src, cancelled, 20000);
+    assert_source_recovered(src);
+    g_assert_cmpint(qtest_wait_exit(dst, 20000), ==, 1);
+}
+
+static void test_destination_server_killed(void)
+{
+    g_autoptr(VfioServer) s0 = vfio_server_start("");
+    g_autoptr(VfioServer) d0 = vfio_server_start("");
+    g_autofree char *src_args = vfio_vm_args(&s0, 1, "");
+    g_autofree char *dst_args = vfio_vm_args(&d0, 1, "");
+    g_autofree char *path = qtest_tmp_path("mig", "sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", path);
+    g_autoptr(QTestState) dst = mig_start_dst(uri, dst_args);
+    g_autoptr(QTestState) src = mig_start_vm(src_args);
+
+    start_stuck_migration(src, uri);
+    vfio_server_kill(d0, SIGKILL);
+    /* The destination cannot write the device's data: it fails cleanly. */
+    g_assert_cmpint(qtest_wait_exit(dst, 20000), ==, 1);
+    wait_failed(src);
+    assert_source_recovered(src);
+}
+
+static void test_blocker_mixed_p2p(void)
+{
+    g_autoptr(VfioServer) a = vfio_server_start("");
+    g_autoptr(VfioServer) b = vfio_server_start("--no-p2p");
+    VfioServer *srvs[] = { a, b };
+    g_autofree char *args = vfio_vm_args(srvs, 2, "");
+    g_autoptr(QTestState) src = mig_start_vm(args);
+    g_autofree char *path = qtest_tmp_path("mig", "sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", path);
+    g_autofree char *err = mig_migrate_expect_error(src, uri);
+
+    g_assert_nonnull(strstr(err, "P2P"));
+    g_assert_nonnull(strstr(err, "dev1"));
+    mig_assert_runstate(src, "running");
+}
+
+static void test_blocker_disabled(void)
+{
+    g_autoptr(VfioServer) a = vfio_server_start("");
+    g_autofree char *args = vfio_vm_args(&a, 1, "enable-migration=off");
+    g_autoptr(QTestState) src = mig_start_vm(args);
+    g_autofree char *path = qtest_tmp_path("mig", "sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", path);
+    g_autofree char *err = mig_migrate_expect_error(src, uri);
+    g_autofree char *st = vfio_mig_state(src, "dev0");
+
+    g_assert_nonnull(strstr(err, "enable-migration=off"));
+    g_assert_cmpstr(st, ==, "none");
+}
+
+static void test_no_server(void)
+{
+    g_autofree char *path = qtest_tmp_path("absent", "sock");
+    g_autofree char *args = g_strdup_printf("-device vfio-user-pci,"
+                                            "socket.type=unix,socket.path=%s,"
+                                            "id=dev0", path);
+    g_autofree char *err = NULL;
+
+    g_assert_cmpint(qtest_run(args, NULL, &err), ==, 1);
+    g_assert_nonnull(strstr(err, path));
+    g_assert_nonnull(strstr(err, "dev0"));
+}
+
+/*
+ * The destination stays paused (-S) so that its dma program cannot
+ * rewrite the slots before the check.  Returns the check's verdict.
+ */
+static bool migrate_and_check(const char *src_props, char **detail)
+{
+    g_autoptr(VfioServer) s0 = vfio_server_start("");
+    g_autoptr(VfioServer) d0 = vfio_server_start("");
+    g_autofree char *src_args = vfio_vm_args(&s0, 1, src_props);
+    g_autofree char *dst_args = NULL, *tmp = vfio_vm_args(&d0, 1, "");
+    g_autofree char *path = qtest_tmp_path("mig", "sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", path);
+    g_autoptr(QTestState) dst = NULL;
+    g_autoptr(QTestState) src = NULL;
+
+    dst_args = g_strdup_printf("-S %s", tmp);
+    dst = mig_start_dst(uri, dst_args);
+    src = mig_start_vm(src_args);
+    /* As fast as the device goes: every slot is rewritten during the run. */
+    qtest_qmp_assert_ok(src, "{\"execute\": \"qom-set\", \"arguments\": "
+                        "{\"path\": \"/machine/guest-dma\", \"property\": "
+                        "\"rate\", \"value\": 0}}");
+    mig_set_fast(src);
+    /*
+     * No switchover for a few passes (1 byte/s cannot carry the device's
+     * stop-copy data), so that the device rewrites every slot after
+     * RAM's first pass has sent it; then let the migration finish.
+     */
+    mig_set_param(src, "avail-switchover-bandwidth", 1);
+    vfio_wait_dma_progress(src, 512);
+    mig_migrate(src, uri);
+    mig_wait_sync_count(src, 5, 20000);
+    vfio_wait_dma_progress(src, 512);
+    mig_set_param(src, "avail-switchover-bandwidth", 1024 * MiB);
+    mig_wait_completed(src, 30000);
+    mig_wait_completed(dst, 30000);
+    mig_assert_runstate(dst, "paused");
+    return vfio_guest_verify(dst, detail);
+}
+
+static void test_dirty_tracking(void)
+{
+    g_autofree char *detail_on = NULL, *detail_off = NULL;
+
+    if (!migrate_and_check("", &detail_on)) {
+        g_error("with dirty tracking: %s", detail_on);
+    }
+    g_assert_false(migrate_and_check("x-no-dirty-sync=on", &detail_off));
+    /* What is lost is a page only the device wrote. */
+    g_assert_nonnull(detail_off);
+    g_assert_nonnull(strstr(detail_off, "slot"));
+}
+
+/* ---- A destination fed a damaged VFIO section ---- */
+
+#define MARK_SETUP 0xffffffffef100003ULL
+#define MARK_DATA  0xffffffffef100004ULL
+
+/* Offset of the first be64 @marker in @buf, or -1. */
+static gssize find_marker(const uint8_t *buf, gsize len, uint64_t marker)
+{
+    uint64_t be = GUINT64_TO_BE(marker);
+
+    for (gsize i = 0; i + 8 <= len; i++) {
+        if (!memcmp(buf + i, &be, 8)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/*
+ * Load @image on a fresh destination that stays up when the load fails:
+ * NULL when it loaded (and the guest and device check out), else the
+ * destination's error-desc.
+ */
+static char *load_image(const uint8_t *image, gsize len)
+{
+    g_autoptr(VfioServer) d0 = vfio_server_start("");
+    g_autofree char *dst_args = vfio_vm_args(&d0, 1, "");
+    g_autofree char *path = qtest_tmp_path("img", "mig");
+    g_autoptr(GError) gerr = NULL;
+    g_autoptr(QTestState) dst = NULL;
+    static const char *const done[] = { "completed", "failed", NULL };
+    g_autofree char *st = NULL;
+
+    g_assert_true(g_file_set_contents(path, (const char *)image, len, &gerr));
+    dst = mig_start_dst("defer", dst_args);
+    qtest_qmp_assert_ok(dst, "{\"execute\": \"migrate-incoming\", "
+                        "\"arguments\": {\"uri\": \"file:%s\", "
+                        "\"exit-on-error\": false}}", path);
+    /* mig_wait_status treats "failed" as unexpected: poll for both. */
+    for (int i = 0; i < 1500; i++) {
+        g_free(st);
+        st = mig_status(dst);
+        if (g_strv_contains(done, st)) {
+            break;
+        }
+        g_usleep(20 * 1000);
+    }
+    if (!strcmp(st, "completed")) {
+        vfio_wait_dma_progress(dst, 256);
+        mig_assert_guest_ok(dst);
+        return NULL;
+    }
+    g_assert_cmpstr(st, ==, "failed");
+    return error_desc(dst);
+}
+
+static void test_damaged_stream(void)
+{
+    g_autoptr(VfioServer) s0 = vfio_server_start("");
+    g_autofree char *src_args = vfio_vm_args(&s0, 1, "");
+    g_autofree char *path = qtest_tmp_path("img", "mig");
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+    g_autofree uint8_t *image = NULL;
+    g_autofree uint8_t *bad = NULL;
+    g_autoptr(GError) gerr = NULL;
+    gssize setup, data;
+    char *desc;
+    gsize len;
+
+    {
+        g_autoptr(QTestState) src = mig_start_vm(src_args);
+
+        mig_set_fast(src);
+        mig_set_param(src, "avail-switchover-bandwidth", 1024 * MiB);
+        vfio_wait_dma_progress(src, 256);
+        mig_migrate(src, uri);
+        mig_wait_completed(src, 30000);
+    }
+    g_assert_true(g_file_get_contents(path, (char **)&image, &len, &gerr));
+    setup = find_marker(image, len, MARK_SETUP);
+    data = find_marker(image, len, MARK_DATA);
+    g_assert_cmpint(setup, >=, 0);
+    g_assert_cmpint(data, >, setup);
+
+    /* The image as saved loads, and the guest and device check out. */
+    g_assert_null(load_image(image, len));
+
+    /* An unknown marker where the setup marker was. */
+    bad = g_memdup2(image, len);
+    {
+        uint64_t v = GUINT64_TO_BE(0xffffffffef1000ffULL);
+
+        memcpy(bad + setup, &v, 8);
+    }
+    desc = load_image(bad, len);
+    g_assert_nonnull(strstr(desc, "dev0: unknown marker"));
+    g_free(desc);
+
+    /* A data block claiming far more than any block may hold. */
+    memcpy(bad, image, len);
+    {
+        uint64_t v = GUINT64_TO_BE(1ULL << 40);
+
+        memcpy(bad + data + 8, &v, 8);
+    }
+    desc = load_image(bad, len);
+    g_assert_nonnull(strstr(desc, "dev0: device state block of"));
+    g_free(desc);
+
+    /* The stream cut in the middle of the first data block. */
+    desc = load_image(image, data + 16 + 100);
+    g_assert_nonnull(strstr(desc, "dev0: device state block"));
+    g_free(desc);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/vfio/failure/arc/source", test_fail_arc_source);
+    g_test_add_func("/vfio/failure/arc/destination",
+                    test_fail_arc_destination);
+    g_test_add_func("/vfio/failure/server-killed/source", test_server_killed);
+    g_test_add_func("/vfio/failure/server-killed/destination",
+                    test_destination_server_killed);
+    g_test_add_func("/vfio/failure/cancel/pre-copy", test_cancel_precopy);
+    g_test_add_func("/vfio/blocker/mixed-p2p", test_blocker_mixed_p2p);
+    g_test_add_func("/vfio/blocker/enable-migration-off",
+                    test_blocker_disabled);
+    g_test_add_func("/vfio/realize/no-server", test_no_server);
+    g_test_add_func("/vfio/dirty-tracking/device-writes", test_dirty_tracking);
+    g_test_add_func("/vfio/stream/damaged", test_damaged_stream);
+    return g_test_run();
+}

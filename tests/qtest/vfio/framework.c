@@ -1,0 +1,158 @@
+/*
+ * Helpers of the VFIO migration tests.
+ */
+#include "qemu/osdep.h"
+#include "framework.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+static char *vfio_dma_binary(void)
+{
+    const char *vmig = g_getenv("VMIG_BINARY");
+    g_autofree char *dir = NULL;
+
+    g_assert_nonnull(vmig);
+    dir = g_path_get_dirname(vmig);
+    /* The executable of contrib/meson.build, or one in its own folder. */
+    for (int depth = 0; depth < 2; depth++) {
+        char *bin = g_build_filename(dir, "contrib", "vfio-user-dma",
+                                     depth ? "vfio-user-dma" : NULL, NULL);
+
+        if (g_file_test(bin, G_FILE_TEST_IS_REGULAR)) {
+            return bin;
+        }
+        g_free(bin);
+    }
+    g_error("no vfio-user-dma executable in %s/contrib", dir);
+}
+
+/* A server must not outlive a test that died. */
+static void server_child_setup(gpointer data)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+VfioServer *vfio_server_start(const char *extra)
+{
+    VfioServer *srv = g_new0(VfioServer, 1);
+    g_autofree char *bin = vfio_dma_binary();
+    g_autofree char *cmd = NULL;
+    g_auto(GStrv) argv = NULL;
+    g_autoptr(GError) gerr = NULL;
+    struct stat st;
+
+    srv->socket = qtest_tmp_path("vdma", "sock");
+    cmd = g_strdup_printf("%s --socket %s --mem-size %s %s", bin, srv->socket,
+                          VFIO_TEST_MEM_SIZE, extra);
+    if (!g_shell_parse_argv(cmd, NULL, &argv, &gerr) ||
+        !g_spawn_async(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD |
+                       G_SPAWN_STDOUT_TO_DEV_NULL, server_child_setup, NULL,
+                       &srv->pid,
+                       &gerr)) {
+        g_error("starting '%s': %s", cmd, gerr->message);
+    }
+    for (int i = 0; i < 500; i++) {
+        if (stat(srv->socket, &st) == 0 && S_ISSOCK(st.st_mode)) {
+            return srv;
+        }
+        g_usleep(10 * 1000);
+    }
+    g_error("vfio-user-dma did not listen on %s within 5 s", srv->socket);
+}
+
+void vfio_server_kill(VfioServer *srv, int sig)
+{
+    int status;
+
+    if (!srv->pid) {
+        return;
+    }
+    kill(srv->pid, sig);
+    for (int i = 0; i < 500; i++) {
+        if (waitpid(srv->pid, &status, WNOHANG) == srv->pid) {
+            srv->pid = 0;
+            return;
+        }
+        if (i == 300) {
+            kill(srv->pid, SIGKILL);
+        }
+        g_usleep(10 * 1000);
+    }
+    g_error("vfio-user-dma (pid %d) did not exit", srv->pid);
+}
+
+void vfio_server_free(VfioServer *srv)
+{
+    vfio_server_kill(srv, SIGTERM);
+    unlink(srv->socket);
+    g_free(srv->socket);
+    g_free(srv);
+}
+
+char *vfio_vm_args(VfioServer **srvs, unsigned n, const char *props)
+{
+    GString *s = g_string_new("-guest stress,ws=64M,rate=32M -guest dma");
+
+    for (unsigned i = 0; i < n; i++) {
+        g_string_append_printf(s, " -device vfio-user-pci,socket=%s,id=dev%u"
+                               "%s%s", srvs[i]->socket, i,
+                               props && *props ? "," : "", props ? props : "");
+    }
+    return g_string_free(s, FALSE);
+}
+
+char *vfio_mig_state(QTestState *s, const char *id)
+{
+    g_autoptr(JsonNode) r = qtest_qmp_assert_success(s,
+        "{\"execute\": \"qom-get\", \"arguments\": {\"path\": \"%s\", "
+        "\"property\": \"migration-state\"}}", id);
+
+    return g_strdup(json_node_get_string(r));
+}
+
+bool vfio_guest_verify(QTestState *s, char **detail)
+{
+    g_autoptr(JsonNode) r = qtest_qmp_assert_success(s,
+        "{\"execute\": \"x-guest-verify\"}");
+    JsonObject *obj = qtest_obj(r);
+    bool ok = qtest_get_bool(r, "ok");
+
+    if (detail) {
+        *detail = json_object_has_member(obj, "detail") ?
+            g_strdup(json_object_get_string_member(obj, "detail")) : NULL;
+    }
+    return ok;
+}
+
+static int64_t dma_pages(QTestState *s)
+{
+    g_autoptr(JsonNode) r = qtest_qmp_assert_success(s,
+        "{\"execute\": \"x-query-guest\"}");
+    JsonArray *progs = json_object_get_array_member(qtest_obj(r), "programs");
+
+    for (guint i = 0; i < json_array_get_length(progs); i++) {
+        JsonObject *p = json_array_get_object_element(progs, i);
+
+        if (!strcmp(json_object_get_string_member(p, "name"), "dma")) {
+            return json_object_get_int_member(p, "pages-written");
+        }
+    }
+    g_error("the guest runs no dma program");
+}
+
+void vfio_wait_dma_progress(QTestState *s, int64_t pages)
+{
+    int64_t start = dma_pages(s);
+
+    for (int i = 0; i < 1000; i++) {
+        if (dma_pages(s) >= start + pages) {
+            return;
+        }
+        g_usleep(10 * 1000);
+    }
+    g_error("the dma program wrote fewer than %" PRId64 " pages in 10 s",
+            pages);
+}

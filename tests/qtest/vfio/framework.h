@@ -1,0 +1,45 @@
+/*
+ * Helpers of the VFIO migration tests: vfio-user-dma device servers as
+ * child processes, and the vmig command line that uses them.
+ */
+#ifndef VFIO_TEST_FRAMEWORK_H
+#define VFIO_TEST_FRAMEWORK_H
+
+#include "qemu/osdep.h"
+#include "libqtest.h"
+
+/* Small device memory, so that every test takes seconds. */
+#define VFIO_TEST_MEM_SIZE "16M"
+
+typedef struct VfioServer {
+    GPid pid;
+    char *socket;
+} VfioServer;
+
+/*
+ * Start vfio-user-dma (found next to VMIG_BINARY's build tree) on a
+ * fresh socket with @extra arguments (may be ""), and wait (bounded)
+ * until it listens.
+ */
+VfioServer *vfio_server_start(const char *extra);
+/* Kill with @sig and reap (bounded; SIGKILL after a while). */
+void vfio_server_kill(VfioServer *srv, int sig);
+/* Stop if still running, reap and free. */
+void vfio_server_free(VfioServer *srv);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VfioServer, vfio_server_free)
+
+/*
+ * "-device vfio-user-pci,socket=...,id=devN[,@props]" for each of the
+ * @n servers, plus "-guest dma,..." driving them (the stress guest runs
+ * too, from the migration framework's machine).
+ */
+char *vfio_vm_args(VfioServer **srvs, unsigned n, const char *props);
+
+/* qom-get of a device's migration-state. */
+char *vfio_mig_state(QTestState *s, const char *id);
+/* x-guest-verify's "ok" (and its detail when it failed, in *@detail). */
+bool vfio_guest_verify(QTestState *s, char **detail);
+/* Wait (bounded) until the guest's dma program made @rounds more trips. */
+void vfio_wait_dma_progress(QTestState *s, int64_t pages);
+
+#endif
