@@ -1,0 +1,92 @@
+/*
+ * Migration transports: byte streams over TCP, UNIX sockets, inherited
+ * fds, a child process (exec:) and regular files.
+ *
+ * Every blocking call can be aborted from another thread through a
+ * MigCancel: the I/O fds are non-blocking (except regular files) and a
+ * thread that must wait polls its fd together with the canceller's
+ * eventfd.  Once cancelled, every channel I/O using it fails.
+ */
+#ifndef MIGRATION_CHANNEL_H
+#define MIGRATION_CHANNEL_H
+
+#include <sys/uio.h>
+#include "qemu/osdep.h"
+#include "qemu/error.h"
+#include "migration/misc.h"
+
+typedef struct MigCancel MigCancel;
+
+MigCancel *mig_cancel_new(Error **errp);
+/* Abort every blocked and future I/O of channels using @c (any thread). */
+void mig_cancel_fire(MigCancel *c);
+bool mig_cancel_fired(const MigCancel *c);
+void mig_cancel_free(MigCancel *c);
+
+typedef struct MigChannel {
+    int fd;
+    bool is_socket;             /* shutdown() works, data may go both ways */
+    bool is_regular_file;       /* never blocks, poll is pointless */
+    pid_t child;                /* exec: the command, reaped at close; or 0 */
+    char *desc;                 /* "unix:/path", for messages */
+    MigCancel *cancel;          /* not owned */
+} MigChannel;
+
+/*
+ * Source side: connect to @addr (tcp, unix), open the file, spawn the
+ * command with its stdin as our end, or take the fd (a getfd name, or a
+ * number inherited by this process).  @cancel may abort a slow connect.
+ */
+MigChannel *mig_channel_connect(const MigrationAddress *addr,
+                                MigCancel *cancel, Error **errp);
+
+/*
+ * Destination side.  A listener binds at once (tcp, unix) or prepares
+ * its single stream (file, fd, exec); accept hands out the next stream.
+ */
+typedef struct MigListener MigListener;
+
+MigListener *mig_listener_new(const MigrationAddress *addr, Error **errp);
+/* The address actually bound (port 0 resolved), or the URI. */
+char *mig_listener_describe(const MigListener *l);
+/* For query-migrate: "inet"/"unix"/NULL, host, port or path. */
+const char *mig_listener_socket_type(const MigListener *l);
+const char *mig_listener_host(const MigListener *l);
+const char *mig_listener_port_or_path(const MigListener *l);
+MigChannel *mig_listener_accept(MigListener *l, MigCancel *cancel,
+                                Error **errp);
+void mig_listener_free(MigListener *l);
+
+/* A channel over an fd the caller owned: used by tests and the return path. */
+MigChannel *mig_channel_new_fd(int fd, const char *desc, MigCancel *cancel);
+/* A second channel on the same socket, for the other direction. */
+MigChannel *mig_channel_dup(MigChannel *ch, Error **errp);
+
+/*
+ * Read up to @len bytes.  Returns the count (> 0), 0 at end of stream,
+ * or -1 with errp set (error or cancel).
+ */
+ssize_t mig_channel_read(MigChannel *ch, void *buf, size_t len, Error **errp);
+/* Write everything in @iov (modified as it goes).  false with errp set. */
+bool mig_channel_writev_all(MigChannel *ch, struct iovec *iov, int iovcnt,
+                            Error **errp);
+/*
+ * Move up to @len bytes of the stream into the pipe @pipe_wr without
+ * copying them through user space.  Returns the count (> 0), 0 at end
+ * of stream, -1 with errp set on failure, or -2 (errp untouched) when
+ * this channel cannot splice, so that the caller reads instead.
+ */
+ssize_t mig_channel_splice_to_pipe(MigChannel *ch, int pipe_wr, size_t len,
+                                   Error **errp);
+/*
+ * Look at the first @len bytes of a socket without consuming them (to
+ * tell a multifd channel from the main stream).  false with errp set on
+ * failure, cancel, or when the peer closes first.
+ */
+bool mig_channel_peek(MigChannel *ch, void *buf, size_t len, Error **errp);
+/* Wake any thread blocked on this socket's reads (no-op for others). */
+void mig_channel_shutdown(MigChannel *ch);
+/* Close the fd; for exec: wait briefly for the command, then kill it. */
+void mig_channel_close(MigChannel *ch);
+
+#endif

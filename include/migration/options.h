@@ -1,0 +1,53 @@
+/*
+ * Migration capabilities and parameters: the one place that stores
+ * them.  Everything else reads them through these accessors.
+ *
+ * Capabilities change only while no migration runs (QMP, BQL held).
+ * Parameters may change during a migration (max-bandwidth, downtime
+ * limit); they are stored and read with relaxed atomics, so the
+ * migration thread sees a new value at its next rate-limit window.
+ */
+#ifndef MIGRATION_OPTIONS_H
+#define MIGRATION_OPTIONS_H
+
+#include "qemu/osdep.h"
+#include "qemu/error.h"
+#include "migration/multifd.h"
+
+typedef enum MigrationCapability {
+    MIGRATION_CAPABILITY_EVENTS,
+    MIGRATION_CAPABILITY_RETURN_PATH,
+    MIGRATION_CAPABILITY_SWITCHOVER_ACK,
+    MIGRATION_CAPABILITY_PAUSE_BEFORE_SWITCHOVER,
+    MIGRATION_CAPABILITY_MULTIFD,
+    MIGRATION_CAPABILITY__MAX,
+} MigrationCapability;
+
+const char *migration_capability_name(MigrationCapability cap);
+
+bool migrate_events(void);
+bool migrate_return_path(void);
+bool migrate_switchover_ack(void);
+bool migrate_pause_before_switchover(void);
+bool migrate_multifd(void);
+
+/* Milliseconds the VM may stay stopped at switchover (default 300). */
+uint64_t migrate_downtime_limit(void);
+/* Bytes per second the main channel may use (default 128 MiB/s). */
+uint64_t migrate_max_bandwidth(void);
+/* Bytes per second to assume at switchover instead of the measured
+ * bandwidth; 0 means use the measurement. */
+uint64_t migrate_avail_switchover_bandwidth(void);
+
+/* multifd-channels (default 2), -compression, -zlib-level, -zstd-level. */
+unsigned migrate_multifd_channels(void);
+MultiFDCompression migrate_multifd_compression(void);
+int migrate_multifd_zlib_level(void);
+int migrate_multifd_zstd_level(void);
+/* All four as the multifd layer takes them (error_notify left NULL). */
+void migrate_multifd_params(MultiFDParams *params);
+
+/* For tests and vl.c: set a capability as QMP would (checks included). */
+bool migrate_set_capability(MigrationCapability cap, bool on, Error **errp);
+
+#endif

@@ -1,0 +1,83 @@
+/*
+ * A buffered, big-endian byte stream over a MigChannel, in one
+ * direction.
+ *
+ * Writers put small fields into an internal buffer and large blocks by
+ * reference (qemu_put_buffer_nocopy: the memory must stay mapped until
+ * the next flush, and its content may change meanwhile, which is fine
+ * for guest RAM whose changes are logged and resent).  Everything goes
+ * out with writev().
+ *
+ * Readers: qemu_get_buffer() of a large block reads straight into the
+ * destination (guest RAM) once the internal buffer is drained.
+ *
+ * Errors are sticky: after the first, puts are dropped and gets return
+ * zeros, and qemu_file_get_error() says what happened.  A QEMUFile is
+ * used by one thread at a time.
+ */
+#ifndef MIGRATION_QEMU_FILE_H
+#define MIGRATION_QEMU_FILE_H
+
+#include "qemu/osdep.h"
+#include "qemu/error.h"
+#include "migration/channel.h"
+
+typedef struct QEMUFile QEMUFile;
+
+/* The file owns @ch from now on and closes it in qemu_fclose(). */
+QEMUFile *qemu_file_new_output(MigChannel *ch);
+QEMUFile *qemu_file_new_input(MigChannel *ch);
+/* Flush (output), close the channel and free.  Returns the file's error. */
+int qemu_fclose(QEMUFile *f);
+MigChannel *qemu_file_channel(QEMUFile *f);
+
+void qemu_put_byte(QEMUFile *f, uint8_t v);
+void qemu_put_be16(QEMUFile *f, uint16_t v);
+void qemu_put_be32(QEMUFile *f, uint32_t v);
+void qemu_put_be64(QEMUFile *f, uint64_t v);
+void qemu_put_buffer(QEMUFile *f, const void *buf, size_t len);
+void qemu_put_buffer_nocopy(QEMUFile *f, const void *buf, size_t len);
+/* u8 length + bytes; @str must be shorter than 256 bytes. */
+void qemu_put_counted_string(QEMUFile *f, const char *str);
+/* Push everything out.  Returns 0 or the file's error (negative). */
+int qemu_fflush(QEMUFile *f);
+
+uint8_t qemu_get_byte(QEMUFile *f);
+uint16_t qemu_get_be16(QEMUFile *f);
+uint32_t qemu_get_be32(QEMUFile *f);
+uint64_t qemu_get_be64(QEMUFile *f);
+/* Exactly @len bytes, or an error (truncation is an error). */
+bool qemu_get_buffer(QEMUFile *f, void *buf, size_t len);
+/*
+ * Exactly @len bytes into guest RAM at @host, which maps @fd at
+ * @fd_offset (a shared file: memfd, or a file backend with share=on), or
+ * fd -1.  With a file, data goes from the channel through a pipe into
+ * the file's page cache with splice(): no page fault, no zeroing of
+ * fresh pages, no copy through user space.  Falls back to reading into
+ * @host where the channel cannot splice.
+ */
+bool qemu_get_buffer_to_ram(QEMUFile *f, void *host, int fd,
+                            uint64_t fd_offset, size_t len);
+/* Whether the last qemu_get_buffer_to_ram() could splice (for tuning). */
+bool qemu_file_can_splice(QEMUFile *f);
+/* u8 length + bytes into @buf (256 bytes), NUL-terminated; anything but
+ * printable ASCII is an error. */
+bool qemu_get_counted_string(QEMUFile *f, char buf[256]);
+/* Discard @len bytes. */
+bool qemu_skip(QEMUFile *f, size_t len);
+/* Whether the peer closed the stream cleanly right here (no byte left). */
+bool qemu_file_at_eof(QEMUFile *f);
+
+/* 0, or a negative errno-style value once something failed. */
+int qemu_file_get_error(QEMUFile *f);
+/* The first error's message, or NULL. */
+const char *qemu_file_error_message(QEMUFile *f);
+/* Copy the first error into errp (false when there is one). */
+bool qemu_file_check(QEMUFile *f, Error **errp);
+/* Record a failure (the first one wins); takes ownership of @err. */
+void qemu_file_set_error(QEMUFile *f, int ret, Error *err);
+
+/* Bytes put (output) or taken (input) so far. */
+uint64_t qemu_file_transferred(QEMUFile *f);
+
+#endif

@@ -1,0 +1,780 @@
+/*
+ * Migration transports.  See include/migration/channel.h.
+ */
+#include "qemu/osdep.h"
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <arpa/inet.h>
+#include "qemu/cutils.h"
+#include "monitor/qmp.h"
+#include "migration/channel.h"
+
+struct MigCancel {
+    int eventfd;
+    int fired;                  /* atomic */
+};
+
+MigCancel *mig_cancel_new(Error **errp)
+{
+    MigCancel *c = g_new0(MigCancel, 1);
+
+    c->eventfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (c->eventfd < 0) {
+        error_setg_errno(errp, errno, "migration: cannot create eventfd");
+        g_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void mig_cancel_fire(MigCancel *c)
+{
+    uint64_t one = 1;
+
+    __atomic_store_n(&c->fired, 1, __ATOMIC_SEQ_CST);
+    if (write(c->eventfd, &one, sizeof(one)) < 0) {
+        /* The counter can only overflow after 2^64 cancels: nothing to do. */
+    }
+}
+
+bool mig_cancel_fired(const MigCancel *c)
+{
+    return c && __atomic_load_n(&c->fired, __ATOMIC_SEQ_CST);
+}
+
+void mig_cancel_free(MigCancel *c)
+{
+    if (c) {
+        close(c->eventfd);
+        g_free(c);
+    }
+}
+
+static bool channel_check_cancel(MigChannel *ch, Error **errp)
+{
+    if (mig_cancel_fired(ch->cancel)) {
+        error_setg(errp, "%s: migration cancelled", ch->desc);
+        return false;
+    }
+    return true;
+}
+
+/* Wait until @fd is ready for @events, or the canceller fires. */
+static bool channel_wait(MigChannel *ch, short events, Error **errp)
+{
+    struct pollfd pfd[2] = {
+        { .fd = ch->fd, .events = events },
+        { .fd = ch->cancel ? ch->cancel->eventfd : -1, .events = POLLIN },
+    };
+
+    for (;;) {
+        int ret = poll(pfd, 2, -1);
+
+        if (ret < 0 && errno == EINTR) {
+            continue;
+        }
+        if (ret < 0) {
+            error_setg_errno(errp, errno, "%s: poll failed", ch->desc);
+            return false;
+        }
+        if (pfd[1].revents) {
+            return channel_check_cancel(ch, errp);
+        }
+        /* POLLHUP / POLLERR: let the read or write report what happened. */
+        return true;
+    }
+}
+
+static void fd_set_nonblocking(int fd)
+{
+    int flags = fcntl(fd, F_GETFL);
+
+    if (flags >= 0 && !(flags & O_NONBLOCK)) {
+        fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    }
+}
+
+MigChannel *mig_channel_new_fd(int fd, const char *desc, MigCancel *cancel)
+{
+    MigChannel *ch = g_new0(MigChannel, 1);
+    struct stat st;
+    int type;
+    socklen_t len = sizeof(type);
+
+    ch->fd = fd;
+    ch->desc = g_strdup(desc);
+    ch->cancel = cancel;
+    ch->is_socket = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
+    ch->is_regular_file = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    if (!ch->is_regular_file) {
+        fd_set_nonblocking(fd);
+    }
+    return ch;
+}
+
+MigChannel *mig_channel_dup(MigChannel *ch, Error **errp)
+{
+    int fd;
+
+    if (!ch->is_socket) {
+        error_setg(errp, "%s: not a socket, so it cannot carry a return path",
+                   ch->desc);
+        return NULL;
+    }
+    fd = fcntl(ch->fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "%s: cannot duplicate the socket",
+                         ch->desc);
+        return NULL;
+    }
+    return mig_channel_new_fd(fd, ch->desc, ch->cancel);
+}
+
+ssize_t mig_channel_read(MigChannel *ch, void *buf, size_t len, Error **errp)
+{
+    for (;;) {
+        ssize_t n;
+
+        if (!channel_check_cancel(ch, errp)) {
+            return -1;
+        }
+        n = read(ch->fd, buf, len);
+        if (n >= 0) {
+            return n;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno == EAGAIN) {
+            if (!channel_wait(ch, POLLIN, errp)) {
+                return -1;
+            }
+            continue;
+        }
+        error_setg_errno(errp, errno, "%s: read failed", ch->desc);
+        return -1;
+    }
+}
+
+bool mig_channel_peek(MigChannel *ch, void *buf, size_t len, Error **errp)
+{
+    for (;;) {
+        ssize_t n;
+
+        if (!channel_check_cancel(ch, errp)) {
+            return false;
+        }
+        n = recv(ch->fd, buf, len, MSG_PEEK);
+        if (n == (ssize_t)len) {
+            return true;
+        }
+        if (n == 0) {
+            error_setg(errp, "%s: the peer closed a new connection before "
+                       "saying what it is", ch->desc);
+            return false;
+        }
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0 && errno != EAGAIN) {
+            error_setg_errno(errp, errno, "%s: read failed", ch->desc);
+            return false;
+        }
+        /* Nothing, or only part of it, yet: wait for more. */
+        if (n > 0) {
+            g_usleep(1000);
+        } else if (!channel_wait(ch, POLLIN, errp)) {
+            return false;
+        }
+    }
+}
+
+ssize_t mig_channel_splice_to_pipe(MigChannel *ch, int pipe_wr, size_t len,
+                                   Error **errp)
+{
+    for (;;) {
+        ssize_t n;
+
+        if (!channel_check_cancel(ch, errp)) {
+            return -1;
+        }
+        n = splice(ch->fd, NULL, pipe_wr, NULL, len,
+                   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n >= 0) {
+            return n;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno == EAGAIN) {
+            /* Either the socket is empty or the pipe is full; it is empty. */
+            if (!channel_wait(ch, POLLIN, errp)) {
+                return -1;
+            }
+            continue;
+        }
+        if (errno == EINVAL || errno == ENOSYS) {
+            return -2;
+        }
+        error_setg_errno(errp, errno, "%s: read failed", ch->desc);
+        return -1;
+    }
+}
+
+bool mig_channel_writev_all(MigChannel *ch, struct iovec *iov, int iovcnt,
+                            Error **errp)
+{
+    while (iovcnt > 0) {
+        ssize_t n;
+
+        if (!channel_check_cancel(ch, errp)) {
+            return false;
+        }
+        n = writev(ch->fd, iov, MIN(iovcnt, IOV_MAX));
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno == EAGAIN) {
+                if (!channel_wait(ch, POLLOUT, errp)) {
+                    return false;
+                }
+                continue;
+            }
+            error_setg_errno(errp, errno, "%s: write failed", ch->desc);
+            return false;
+        }
+        while (n > 0 && iovcnt > 0) {
+            if ((size_t)n >= iov->iov_len) {
+                n -= iov->iov_len;
+                iov++;
+                iovcnt--;
+            } else {
+                iov->iov_base = (char *)iov->iov_base + n;
+                iov->iov_len -= n;
+                n = 0;
+            }
+        }
+        /* Skip empty entries so that a finished write ends the loop. */
+        while (iovcnt > 0 && iov->iov_len == 0) {
+            iov++;
+            iovcnt--;
+        }
+    }
+    return true;
+}
+
+void mig_channel_shutdown(MigChannel *ch)
+{
+    if (ch && ch->is_socket) {
+        shutdown(ch->fd, SHUT_RDWR);
+    }
+}
+
+void mig_channel_close(MigChannel *ch)
+{
+    if (!ch) {
+        return;
+    }
+    close(ch->fd);
+    if (ch->child > 0) {
+        /* The command sees end of stream; give it a moment to finish. */
+        for (int i = 0; i < 500; i++) {
+            pid_t r = waitpid(ch->child, NULL, WNOHANG);
+
+            if (r == ch->child || (r < 0 && errno != EINTR)) {
+                ch->child = 0;
+                break;
+            }
+            g_usleep(10 * 1000);
+        }
+        if (ch->child > 0) {
+            kill(ch->child, SIGKILL);
+            waitpid(ch->child, NULL, 0);
+        }
+    }
+    g_free(ch->desc);
+    g_free(ch);
+}
+
+/* ---- sockets ---- */
+
+static int socket_unix_addr(const char *path, struct sockaddr_un *sun,
+                            Error **errp)
+{
+    memset(sun, 0, sizeof(*sun));
+    sun->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof(sun->sun_path)) {
+        error_setg(errp, "UNIX socket path '%s' is too long (max %zu bytes)",
+                   path, sizeof(sun->sun_path) - 1);
+        return -1;
+    }
+    strcpy(sun->sun_path, path);
+    return 0;
+}
+
+static struct addrinfo *tcp_resolve(const MigrationAddress *addr, bool passive,
+                                    Error **errp)
+{
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC,
+        .ai_socktype = SOCK_STREAM,
+        .ai_flags = passive ? AI_PASSIVE : 0,
+    };
+    struct addrinfo *res = NULL;
+    const char *host = addr->host && *addr->host ? addr->host : NULL;
+    int ret = getaddrinfo(host, addr->port, &hints, &res);
+
+    if (ret) {
+        error_setg(errp, "cannot resolve '%s:%s': %s", host ? host : "*",
+                   addr->port, gai_strerror(ret));
+        return NULL;
+    }
+    return res;
+}
+
+static void socket_tune(int fd, bool tcp)
+{
+    int one = 1;
+
+    if (tcp) {
+        /* Return-path messages and the final sections are small. */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+}
+
+static int connect_with_cancel(int fd, const struct sockaddr *sa,
+                               socklen_t salen, MigCancel *cancel,
+                               const char *desc, Error **errp)
+{
+    MigChannel tmp = { .fd = fd, .desc = (char *)desc, .cancel = cancel };
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    fd_set_nonblocking(fd);
+    if (connect(fd, sa, salen) == 0) {
+        return 0;
+    }
+    if (errno != EINPROGRESS) {
+        error_setg_errno(errp, errno, "%s: cannot connect", desc);
+        return -1;
+    }
+    if (!channel_wait(&tmp, POLLOUT, errp)) {
+        return -1;
+    }
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) {
+        error_setg_errno(errp, err ? err : errno, "%s: cannot connect", desc);
+        return -1;
+    }
+    return 0;
+}
+
+static int tcp_connect(const MigrationAddress *addr, MigCancel *cancel,
+                       const char *desc, Error **errp)
+{
+    struct addrinfo *res = tcp_resolve(addr, false, errp);
+    Error *last_err = NULL;
+    int fd = -1;
+
+    if (!res) {
+        return -1;
+    }
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+        if (fd < 0) {
+            continue;
+        }
+        error_free(last_err);
+        last_err = NULL;
+        if (connect_with_cancel(fd, ai->ai_addr, ai->ai_addrlen, cancel,
+                                desc, &last_err) == 0) {
+            break;
+        }
+        close(fd);
+        fd = -1;
+        if (mig_cancel_fired(cancel)) {
+            break;
+        }
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        if (last_err) {
+            error_propagate(errp, last_err);
+        } else {
+            error_setg_errno(errp, errno, "%s: cannot create a socket", desc);
+        }
+        return -1;
+    }
+    error_free(last_err);
+    socket_tune(fd, true);
+    return fd;
+}
+
+static int unix_connect(const char *path, MigCancel *cancel, const char *desc,
+                        Error **errp)
+{
+    struct sockaddr_un sun;
+    int fd;
+
+    if (socket_unix_addr(path, &sun, errp) < 0) {
+        return -1;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "%s: cannot create a socket", desc);
+        return -1;
+    }
+    if (connect_with_cancel(fd, (struct sockaddr *)&sun, sizeof(sun), cancel,
+                            desc, errp) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* fd:NAME: a descriptor passed with getfd, or a number we inherited. */
+static int fd_take(const char *name, Error **errp)
+{
+    Error *local_err = NULL;
+    uint64_t num;
+    int fd = monitor_fd_take(name, &local_err);
+
+    if (fd >= 0) {
+        return fd;
+    }
+    if (qemu_strtou64(name, &num) == 0 && num <= INT_MAX &&
+        fcntl((int)num, F_GETFD) >= 0) {
+        error_free(local_err);
+        return (int)num;
+    }
+    error_propagate(errp, local_err);
+    error_prepend(errp, "fd:%s: ", name);
+    return -1;
+}
+
+static int exec_spawn(const char *command, bool we_write, pid_t *child,
+                      Error **errp)
+{
+    const char *argv[] = { "/bin/sh", "-c", command, NULL };
+    GError *gerr = NULL;
+    GPid pid;
+    int fd;
+    gboolean ok;
+
+    if (we_write) {
+        ok = g_spawn_async_with_pipes(NULL, (char **)argv, NULL,
+                                      G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
+                                      &pid, &fd, NULL, NULL, &gerr);
+    } else {
+        ok = g_spawn_async_with_pipes(NULL, (char **)argv, NULL,
+                                      G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
+                                      &pid, NULL, &fd, NULL, &gerr);
+    }
+    if (!ok) {
+        error_setg(errp, "exec:%s: cannot run the command: %s", command,
+                   gerr->message);
+        g_error_free(gerr);
+        return -1;
+    }
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    *child = pid;
+    return fd;
+}
+
+static int file_open(const MigrationAddress *addr, bool writing, Error **errp)
+{
+    int flags = writing ? O_WRONLY | O_CREAT : O_RDONLY;
+    int fd = open(addr->path, flags | O_CLOEXEC, 0600);
+
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "file:%s: cannot open", addr->path);
+        return -1;
+    }
+    /* Writing: the stream replaces whatever followed the offset. */
+    if (writing && ftruncate(fd, addr->offset) < 0) {
+        error_setg_errno(errp, errno, "file:%s: cannot truncate to %" PRIu64,
+                         addr->path, addr->offset);
+        close(fd);
+        return -1;
+    }
+    if (lseek(fd, addr->offset, SEEK_SET) < 0) {
+        error_setg_errno(errp, errno, "file:%s: cannot seek to %" PRIu64,
+                         addr->path, addr->offset);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+MigChannel *mig_channel_connect(const MigrationAddress *addr,
+                                MigCancel *cancel, Error **errp)
+{
+    g_autofree char *desc = migration_address_to_uri(addr);
+    MigChannel *ch;
+    pid_t child = 0;
+    int fd = -1;
+
+    switch (addr->type) {
+    case MIGRATION_ADDRESS_TCP:
+        fd = tcp_connect(addr, cancel, desc, errp);
+        break;
+    case MIGRATION_ADDRESS_UNIX:
+        fd = unix_connect(addr->path, cancel, desc, errp);
+        break;
+    case MIGRATION_ADDRESS_FD:
+        fd = fd_take(addr->fd_name, errp);
+        break;
+    case MIGRATION_ADDRESS_EXEC:
+        fd = exec_spawn(addr->command, true, &child, errp);
+        break;
+    case MIGRATION_ADDRESS_FILE:
+        fd = file_open(addr, true, errp);
+        break;
+    default:
+        error_setg(errp, "'%s' is not an address to migrate to", desc);
+        break;
+    }
+    if (fd < 0) {
+        return NULL;
+    }
+    ch = mig_channel_new_fd(fd, desc, cancel);
+    ch->child = child;
+    return ch;
+}
+
+/* ---- listeners ---- */
+
+struct MigListener {
+    MigrationAddress addr;
+    int listen_fd;              /* tcp, unix; else -1 */
+    MigChannel *single;         /* fd, exec, file: the one stream */
+    char *bound_host;
+    char *bound_port;
+    bool unlink_path;
+};
+
+static int tcp_listen(MigListener *l, Error **errp)
+{
+    struct addrinfo *res = tcp_resolve(&l->addr, true, errp);
+    int fd = -1, saved_errno = 0;
+
+    if (!res) {
+        return -1;
+    }
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        int one = 1;
+
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+                    ai->ai_protocol);
+        if (fd < 0) {
+            saved_errno = errno;
+            continue;
+        }
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+            listen(fd, 16) == 0) {
+            break;
+        }
+        saved_errno = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        error_setg_errno(errp, saved_errno, "tcp:%s:%s: cannot listen",
+                         l->addr.host, l->addr.port);
+        return -1;
+    }
+    {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        char host[NI_MAXHOST], serv[NI_MAXSERV];
+
+        if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0 &&
+            getnameinfo((struct sockaddr *)&ss, len, host, sizeof(host),
+                        serv, sizeof(serv),
+                        NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
+            l->bound_host = g_strdup(host);
+            l->bound_port = g_strdup(serv);
+        }
+    }
+    return fd;
+}
+
+static int unix_listen(MigListener *l, Error **errp)
+{
+    struct sockaddr_un sun;
+    int fd;
+
+    if (socket_unix_addr(l->addr.path, &sun, errp) < 0) {
+        return -1;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "unix:%s: cannot create a socket",
+                         l->addr.path);
+        return -1;
+    }
+    unlink(l->addr.path);
+    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+        listen(fd, 16) < 0) {
+        error_setg_errno(errp, errno, "unix:%s: cannot listen", l->addr.path);
+        close(fd);
+        return -1;
+    }
+    l->unlink_path = true;
+    return fd;
+}
+
+MigListener *mig_listener_new(const MigrationAddress *addr, Error **errp)
+{
+    MigListener *l = g_new0(MigListener, 1);
+    g_autofree char *desc = migration_address_to_uri(addr);
+    pid_t child = 0;
+    int fd = -1;
+
+    l->listen_fd = -1;
+    l->addr.type = addr->type;
+    l->addr.host = g_strdup(addr->host);
+    l->addr.port = g_strdup(addr->port);
+    l->addr.path = g_strdup(addr->path);
+    l->addr.fd_name = g_strdup(addr->fd_name);
+    l->addr.command = g_strdup(addr->command);
+    l->addr.offset = addr->offset;
+
+    switch (addr->type) {
+    case MIGRATION_ADDRESS_TCP:
+        l->listen_fd = tcp_listen(l, errp);
+        break;
+    case MIGRATION_ADDRESS_UNIX:
+        l->listen_fd = unix_listen(l, errp);
+        break;
+    case MIGRATION_ADDRESS_FD:
+        fd = fd_take(addr->fd_name, errp);
+        break;
+    case MIGRATION_ADDRESS_EXEC:
+        fd = exec_spawn(addr->command, false, &child, errp);
+        break;
+    case MIGRATION_ADDRESS_FILE:
+        fd = file_open(addr, false, errp);
+        break;
+    default:
+        error_setg(errp, "'%s' is not an address to listen on", desc);
+        break;
+    }
+    if (l->listen_fd < 0 && fd < 0) {
+        mig_listener_free(l);
+        return NULL;
+    }
+    if (fd >= 0) {
+        l->single = mig_channel_new_fd(fd, desc, NULL);
+        l->single->child = child;
+    }
+    return l;
+}
+
+char *mig_listener_describe(const MigListener *l)
+{
+    if (l->addr.type == MIGRATION_ADDRESS_TCP && l->bound_port) {
+        MigrationAddress a = l->addr;
+
+        a.host = l->bound_host;
+        a.port = l->bound_port;
+        return migration_address_to_uri(&a);
+    }
+    return migration_address_to_uri(&l->addr);
+}
+
+const char *mig_listener_socket_type(const MigListener *l)
+{
+    switch (l->addr.type) {
+    case MIGRATION_ADDRESS_TCP:
+        return "inet";
+    case MIGRATION_ADDRESS_UNIX:
+        return "unix";
+    default:
+        return NULL;
+    }
+}
+
+const char *mig_listener_host(const MigListener *l)
+{
+    return l->bound_host ? l->bound_host : l->addr.host;
+}
+
+const char *mig_listener_port_or_path(const MigListener *l)
+{
+    if (l->addr.type == MIGRATION_ADDRESS_TCP) {
+        return l->bound_port ? l->bound_port : l->addr.port;
+    }
+    return l->addr.path;
+}
+
+MigChannel *mig_listener_accept(MigListener *l, MigCancel *cancel,
+                                Error **errp)
+{
+    g_autofree char *desc = mig_listener_describe(l);
+    MigChannel tmp = { .fd = l->listen_fd, .desc = desc, .cancel = cancel };
+    MigChannel *ch;
+    int fd;
+
+    if (l->single) {
+        ch = l->single;
+        l->single = NULL;
+        ch->cancel = cancel;
+        return ch;
+    }
+    if (l->listen_fd < 0) {
+        error_setg(errp, "%s: the only stream was taken already", desc);
+        return NULL;
+    }
+    fd_set_nonblocking(l->listen_fd);
+    for (;;) {
+        if (!channel_check_cancel(&tmp, errp)) {
+            return NULL;
+        }
+        fd = accept4(l->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0) {
+            break;
+        }
+        if (errno == EINTR || errno == ECONNABORTED) {
+            continue;
+        }
+        if (errno != EAGAIN) {
+            error_setg_errno(errp, errno, "%s: accept failed", desc);
+            return NULL;
+        }
+        if (!channel_wait(&tmp, POLLIN, errp)) {
+            return NULL;
+        }
+    }
+    socket_tune(fd, l->addr.type == MIGRATION_ADDRESS_TCP);
+    return mig_channel_new_fd(fd, desc, cancel);
+}
+
+void mig_listener_free(MigListener *l)
+{
+    if (!l) {
+        return;
+    }
+    if (l->listen_fd >= 0) {
+        close(l->listen_fd);
+    }
+    if (l->unlink_path) {
+        unlink(l->addr.path);
+    }
+    mig_channel_close(l->single);
+    g_free(l->bound_host);
+    g_free(l->bound_port);
+    migration_address_clear(&l->addr);
+    g_free(l);
+}

@@ -1,0 +1,61 @@
+/*
+ * The "globalstate" section: the source's run state when it stopped for
+ * the switchover, so that a destination starts the VM only if the source
+ * was running (a paused VM stays paused across a migration).
+ */
+#include "qemu/osdep.h"
+#include "system/runstate.h"
+#include "migration/vmstate.h"
+#include "migration/migration.h"
+
+typedef struct GlobalState {
+    char runstate[32];
+    bool received;              /* destination: the section arrived */
+} GlobalState;
+
+static GlobalState global_state;
+
+/* Source, BQL held, just before vm_stop() at switchover. */
+void global_state_store(void)
+{
+    g_strlcpy(global_state.runstate, runstate_name(runstate_get()),
+              sizeof(global_state.runstate));
+}
+
+static bool global_state_post_load(void *opaque, int version_id, Error **errp)
+{
+    GlobalState *gs = opaque;
+
+    for (int i = 0; i < RUN_STATE__MAX; i++) {
+        if (!strcmp(gs->runstate, runstate_name(i))) {
+            gs->received = true;
+            return true;
+        }
+    }
+    error_setg(errp, "unknown source run state '%s'", gs->runstate);
+    return false;
+}
+
+bool global_state_source_was_running(void)
+{
+    /* A stream without the section comes from a source that was running. */
+    return !global_state.received ||
+           !strcmp(global_state.runstate, runstate_name(RUN_STATE_RUNNING));
+}
+
+static const VMStateDescription vmstate_globalstate = {
+    .name = "globalstate",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .post_load = global_state_post_load,
+    .fields = (const VMStateField[]) {
+        VMSTATE_STRING(runstate, GlobalState),
+        VMSTATE_END_OF_LIST(),
+    },
+};
+
+void global_state_init(void)
+{
+    global_state.received = false;
+    vmstate_register(0, &vmstate_globalstate, &global_state);
+}

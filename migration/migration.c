@@ -1,0 +1,815 @@
+/*
+ * The source's migration: state machine, migration thread, return path,
+ * rate limiting, downtime, cancel and failure.
+ *
+ * Downtime is measured on the source from the moment the migration
+ * thread calls vm_stop(RUN_STATE_FINISH_MIGRATE) to:
+ *   - with the return path: the arrival of the destination's SHUT(0),
+ *     which it sends once the whole stream is loaded, just before it
+ *     starts its VM;
+ *   - without: the moment the last byte of the stream (EOF) has been
+ *     handed to the transport.
+ * It therefore includes the final dirty sync, the last RAM pages, every
+ * device's state and, with the return path, the destination's load.
+ */
+#include "qemu/osdep.h"
+#include <signal.h>
+#include "qemu/cutils.h"
+#include "qemu/main-loop.h"
+#include "monitor/qmp.h"
+#include "system/runstate.h"
+#include "migration/misc.h"
+#include "migration/options.h"
+#include "migration/multifd.h"
+#include "migration/register.h"
+#include "migration/migration.h"
+#include "migration/savevm.h"
+#include "migration/ram.h"
+#include "migration/trace.h"
+
+/* Length of a rate-limit / bandwidth measurement window. */
+#define RATE_WINDOW_MS 100
+
+static MigrationState current_migration;
+
+MigrationState *migrate_get_current(void)
+{
+    return &current_migration;
+}
+
+static const char *const status_names[MIGRATION_STATUS__MAX] = {
+    [MIGRATION_STATUS_NONE] = "none",
+    [MIGRATION_STATUS_SETUP] = "setup",
+    [MIGRATION_STATUS_CANCELLING] = "cancelling",
+    [MIGRATION_STATUS_CANCELLED] = "cancelled",
+    [MIGRATION_STATUS_ACTIVE] = "active",
+    [MIGRATION_STATUS_PRE_SWITCHOVER] = "pre-switchover",
+    [MIGRATION_STATUS_DEVICE] = "device",
+    [MIGRATION_STATUS_COMPLETED] = "completed",
+    [MIGRATION_STATUS_FAILED] = "failed",
+};
+
+const char *migration_status_name(MigrationStatus s)
+{
+    return s < MIGRATION_STATUS__MAX ? status_names[s] : "?";
+}
+
+bool migration_status_is_terminal(MigrationStatus s)
+{
+    return s == MIGRATION_STATUS_NONE || s == MIGRATION_STATUS_COMPLETED ||
+           s == MIGRATION_STATUS_FAILED || s == MIGRATION_STATUS_CANCELLED;
+}
+
+void migration_emit_status(MigrationStatus status)
+{
+    JsonObject *data;
+
+    if (!migrate_events()) {
+        return;
+    }
+    data = json_object_new();
+    json_object_set_string_member(data, "status",
+                                  migration_status_name(status));
+    qmp_event_emit("MIGRATION", data);
+}
+
+void migration_event_pass(uint64_t pass)
+{
+    JsonObject *data;
+
+    if (!migrate_events()) {
+        return;
+    }
+    data = json_object_new();
+    json_object_set_int_member(data, "pass", pass);
+    qmp_event_emit("MIGRATION_PASS", data);
+}
+
+MigrationStatus migration_get_status(MigrationState *s)
+{
+    return __atomic_load_n(&s->status, __ATOMIC_SEQ_CST);
+}
+
+/* Move from @old to @new; false when the status was not @old any more. */
+static bool migrate_set_state(MigrationState *s, MigrationStatus old,
+                              MigrationStatus new)
+{
+    int expected = old;
+
+    if (!__atomic_compare_exchange_n(&s->status, &expected, new, false,
+                                     __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+        return false;
+    }
+    trace(migration_set_state, "%s -> %s", migration_status_name(old),
+          migration_status_name(new));
+    migration_emit_status(new);
+    return true;
+}
+
+bool migration_is_active(void)
+{
+    MigrationState *s = &current_migration;
+
+    return s->thread || !migration_status_is_terminal(migration_get_status(s));
+}
+
+void migration_report_error(Error *err)
+{
+    MigrationState *s = &current_migration;
+
+    g_mutex_lock(&s->lock);
+    if (!s->error) {
+        s->error = err;
+        err = NULL;
+    }
+    g_cond_broadcast(&s->cond);
+    g_mutex_unlock(&s->lock);
+    error_free(err);
+}
+
+static bool migration_has_error(MigrationState *s)
+{
+    bool ret;
+
+    g_mutex_lock(&s->lock);
+    ret = s->error != NULL;
+    g_mutex_unlock(&s->lock);
+    return ret;
+}
+
+uint32_t migration_config_caps(void)
+{
+    uint32_t caps = 0;
+
+    if (migrate_return_path()) {
+        caps |= MIG_CONFIG_CAP_RETURN_PATH;
+    }
+    if (migrate_switchover_ack()) {
+        caps |= MIG_CONFIG_CAP_SWITCHOVER_ACK;
+    }
+    if (migrate_multifd()) {
+        caps |= MIG_CONFIG_CAP_MULTIFD;
+    }
+    return caps;
+}
+
+/* ---- rate limiting and bandwidth (migration thread) ---- */
+
+/* Every byte sent: the main stream and the multifd channels. */
+static uint64_t migration_bytes_sent(MigrationState *s)
+{
+    return qemu_file_transferred(s->to_dst) +
+           (s->multifd_started ? multifd_bytes_transferred() : 0);
+}
+
+bool migration_rate_limit_exceeded(void)
+{
+    MigrationState *s = &current_migration;
+    uint64_t limit = migrate_max_bandwidth();
+    uint64_t budget;
+
+    if (!s->to_dst || s->in_downtime || !limit) {
+        return false;
+    }
+    if (migration_get_status(s) != MIGRATION_STATUS_ACTIVE) {
+        return true;    /* cancelling: stop sending at once */
+    }
+    budget = limit * RATE_WINDOW_MS / 1000;
+    return migration_bytes_sent(s) - s->window_start_bytes >= budget;
+}
+
+/* RAM pages handled so far: all of them, or only those sent with data. */
+static uint64_t migration_pages(MigrationState *s, bool data_only)
+{
+    uint64_t pages = ram_stats.normal_pages;
+
+    if (!data_only) {
+        pages += ram_stats.zero_pages;
+    }
+    if (s->multifd_started) {
+        pages += multifd_ram_normal_pages() +
+                 (data_only ? 0 : multifd_ram_zero_pages());
+    }
+    return pages;
+}
+
+static void rate_window_start(MigrationState *s)
+{
+    s->window_start_ms = get_clock_ms();
+    s->window_start_bytes = migration_bytes_sent(s);
+    s->window_start_pages = migration_pages(s, false);
+    s->window_start_data_pages = migration_pages(s, true);
+}
+
+/*
+ * Close a measurement window when it is due; sleep when over budget.
+ * The bandwidth that decides the switchover is the rate at which pending
+ * data goes: bytes on the wire, or the data pages sent when compression
+ * makes them smaller on the wire.
+ */
+static void rate_window_update(MigrationState *s)
+{
+    int64_t now = get_clock_ms();
+    int64_t elapsed = now - s->window_start_ms;
+    uint64_t bytes = migration_bytes_sent(s) - s->window_start_bytes;
+
+    if (elapsed < RATE_WINDOW_MS && migration_rate_limit_exceeded()) {
+        g_mutex_lock(&s->lock);
+        /* Wake early on cancel or a return-path failure. */
+        g_cond_wait_until(&s->cond, &s->lock, g_get_monotonic_time() +
+                          (RATE_WINDOW_MS - elapsed) * 1000);
+        g_mutex_unlock(&s->lock);
+        now = get_clock_ms();
+        elapsed = now - s->window_start_ms;
+        bytes = migration_bytes_sent(s) - s->window_start_bytes;
+    }
+    if (elapsed >= RATE_WINDOW_MS) {
+        uint64_t wire = bytes * 1000 / elapsed;
+        uint64_t data = (migration_pages(s, true) - s->window_start_data_pages)
+                        * TARGET_PAGE_SIZE * 1000 / elapsed;
+
+        s->bandwidth = MAX(wire, data);
+        __atomic_store_n(&s->mbps_x1000, wire * 8 / 1000, __ATOMIC_RELAXED);
+        __atomic_store_n(&s->pages_per_second,
+                         (migration_pages(s, false) - s->window_start_pages) *
+                         1000 / elapsed, __ATOMIC_RELAXED);
+        rate_window_start(s);
+    }
+}
+
+/* Bytes that may remain when the VM stops, for the downtime limit. */
+static uint64_t switchover_threshold(MigrationState *s)
+{
+    uint64_t bw = migrate_avail_switchover_bandwidth();
+
+    if (!bw) {
+        bw = s->bandwidth;
+    }
+    return bw * migrate_downtime_limit() / 1000;
+}
+
+/* ---- return path (source side) ---- */
+
+static gpointer rp_thread_fn(gpointer opaque)
+{
+    MigrationState *s = opaque;
+    QEMUFile *f = s->from_dst;
+    Error *err = NULL;
+
+    for (;;) {
+        uint16_t type, len;
+        uint8_t buf[MIG_RP_MAX_LEN];
+
+        if (qemu_file_at_eof(f)) {
+            if (!s->rp_shut_received) {
+                error_setg(&err, "return path: the destination closed the "
+                           "connection");
+            }
+            break;
+        }
+        type = qemu_get_be16(f);
+        len = qemu_get_be16(f);
+        if (!qemu_file_check(f, &err)) {
+            error_prepend(&err, "return path: ");
+            break;
+        }
+        if (len > MIG_RP_MAX_LEN) {
+            error_setg(&err, "return path: message %u of %u bytes exceeds the "
+                       "limit of %u", type, len, MIG_RP_MAX_LEN);
+            break;
+        }
+        if (!qemu_get_buffer(f, buf, len)) {
+            qemu_file_check(f, &err);
+            error_prepend(&err, "return path: ");
+            break;
+        }
+        trace(migration_rp_message, "type %u, %u bytes", type, len);
+        if (type == MIG_RP_MSG_SHUT && len == 4) {
+            g_mutex_lock(&s->lock);
+            s->rp_shut_received = true;
+            s->rp_shut_value = ldl_be(buf);
+            s->downtime_end_ns = get_clock_ns();
+            g_cond_broadcast(&s->cond);
+            g_mutex_unlock(&s->lock);
+        } else if (type == MIG_RP_MSG_PONG && len == 4) {
+            g_mutex_lock(&s->lock);
+            s->rp_pong = ldl_be(buf);
+            g_cond_broadcast(&s->cond);
+            g_mutex_unlock(&s->lock);
+        } else if (type == MIG_RP_MSG_SWITCHOVER_ACK && len == 0) {
+            __atomic_store_n(&s->switchover_acked, true, __ATOMIC_SEQ_CST);
+        } else {
+            error_setg(&err, "return path: unknown message %u (%u bytes)",
+                       type, len);
+            break;
+        }
+    }
+    if (err) {
+        /* Only a failure while the migration runs matters. */
+        if (!s->rp_shut_received) {
+            migration_report_error(err);
+        } else {
+            error_free(err);
+        }
+    }
+    g_mutex_lock(&s->lock);
+    s->rp_exited = true;
+    g_cond_broadcast(&s->cond);
+    g_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+static bool rp_start(MigrationState *s, Error **errp)
+{
+    MigChannel *ch = mig_channel_dup(qemu_file_channel(s->to_dst), errp);
+
+    if (!ch) {
+        error_prepend(errp, "capability 'return-path': ");
+        return false;
+    }
+    s->from_dst = qemu_file_new_input(ch);
+    s->rp_thread = g_thread_new("mig/rp", rp_thread_fn, s);
+    qemu_savevm_send_command(s->to_dst, MIG_CMD_OPEN_RETURN_PATH, 0, NULL);
+    return true;
+}
+
+/* Wait until the destination reports the load done (SHUT). */
+static bool rp_wait_shut(MigrationState *s, Error **errp)
+{
+    bool ok;
+
+    g_mutex_lock(&s->lock);
+    while (!s->rp_shut_received && !s->rp_exited && !s->error &&
+           migration_get_status(s) != MIGRATION_STATUS_CANCELLING) {
+        g_cond_wait(&s->cond, &s->lock);
+    }
+    ok = s->rp_shut_received && s->rp_shut_value == 0;
+    if (!ok) {
+        if (s->rp_shut_received) {
+            error_setg(errp, "the destination failed to load the stream "
+                       "(status %u)", s->rp_shut_value);
+        } else if (s->error) {
+            *errp = error_copy(s->error);
+        } else {
+            error_setg(errp, "the return path ended before the destination "
+                       "confirmed the load");
+        }
+    }
+    g_mutex_unlock(&s->lock);
+    return ok;
+}
+
+/* ---- end of a migration ---- */
+
+/* Main thread, BQL: forget the previous migration (none may be running). */
+static void migration_state_reset(MigrationState *s)
+{
+    error_free(s->error);
+    s->error = NULL;
+    migration_address_clear(&s->addr);
+    mig_cancel_free(s->cancel);
+    s->cancel = NULL;
+    s->to_dst = s->from_dst = NULL;
+    s->rp_thread = NULL;
+    s->savevm_setup_done = s->vm_was_running = s->vm_stopped = false;
+    s->multifd_started = false;
+    s->in_downtime = s->succeeded = false;
+    s->bandwidth = 0;
+    s->rp_shut_received = s->rp_exited = s->continue_requested = false;
+    s->rp_shut_value = s->rp_pong = 0;
+    s->downtime_start_ns = s->downtime_end_ns = 0;
+    s->switchover_acked = false;
+    s->expected_downtime_ms = s->mbps_x1000 = s->pages_per_second = 0;
+    s->setup_time_ms = s->total_time_ms = s->downtime_ms = 0;
+    memset(&ram_stats, 0, sizeof(ram_stats));
+}
+
+/* Main thread, BQL: the thread is gone; publish the final status. */
+static void migration_finish_bh(void *opaque)
+{
+    MigrationState *s = opaque;
+    MigrationStatus st = migration_get_status(s);
+    MigrationStatus final;
+
+    g_thread_join(s->thread);
+    s->thread = NULL;
+    if (s->succeeded) {
+        final = MIGRATION_STATUS_COMPLETED;
+    } else if (st == MIGRATION_STATUS_CANCELLING) {
+        final = MIGRATION_STATUS_CANCELLED;
+    } else {
+        final = MIGRATION_STATUS_FAILED;
+    }
+    if (final == MIGRATION_STATUS_FAILED && s->error) {
+        error_report("migration failed: %s", error_get_pretty(s->error));
+    }
+    mig_cancel_free(s->cancel);
+    s->cancel = NULL;
+    migrate_set_state(s, st, final);
+}
+
+/*
+ * Migration thread, at its end: undo everything, leave the VM as it was
+ * (running or paused) unless the migration completed, and hand over to
+ * the main thread.
+ */
+static void migration_thread_cleanup(MigrationState *s, bool ok)
+{
+    MigChannel *ch = s->to_dst ? qemu_file_channel(s->to_dst) : NULL;
+
+    bql_lock();
+    if (s->savevm_setup_done) {
+        qemu_savevm_state_cleanup();
+        s->savevm_setup_done = false;
+    }
+    if (ok) {
+        runstate_set(RUN_STATE_POSTMIGRATE);
+    } else if (s->vm_stopped) {
+        if (s->vm_was_running) {
+            vm_start();
+        } else {
+            runstate_set(s->prev_runstate);
+        }
+    }
+    bql_unlock();
+
+    if (s->rp_thread) {
+        /* The destination closes after SHUT; a failure must not wait. */
+        if (!ok) {
+            mig_cancel_fire(s->cancel);
+        }
+        mig_channel_shutdown(ch);
+        g_thread_join(s->rp_thread);
+        s->rp_thread = NULL;
+    }
+    qemu_fclose(s->from_dst);
+    s->from_dst = NULL;
+    if (s->multifd_started) {
+        /* Every producer (RAM, device save threads) has returned. */
+        multifd_send_shutdown();
+    }
+    if (!ok) {
+        /* Do not block on a flush to a peer that stopped reading. */
+        mig_cancel_fire(s->cancel);
+    }
+    qemu_fclose(s->to_dst);
+    s->to_dst = NULL;
+    s->succeeded = ok;
+    main_loop_call(migration_finish_bh, s);
+}
+
+/* ---- the migration thread ---- */
+
+/* A fresh random UUID (version 4) naming this migration. */
+static void migration_new_uuid(uint8_t uuid[16])
+{
+    for (int i = 0; i < 16; i += 4) {
+        uint32_t r = g_random_int();
+
+        memcpy(uuid + i, &r, 4);
+    }
+    uuid[6] = (uuid[6] & 0x0f) | 0x40;
+    uuid[8] = (uuid[8] & 0x3f) | 0x80;
+}
+
+/* Any multifd thread: its first failure fails the migration. */
+static void migration_multifd_error(void *opaque, const Error *err)
+{
+    Error *copy = error_copy(err);
+
+    error_prepend(&copy, "multifd: ");
+    migration_report_error(copy);
+}
+
+static bool migration_multifd_start(MigrationState *s, Error **errp)
+{
+    MultiFDParams params;
+
+    /* The destination reads the header before it accepts channels. */
+    if (qemu_fflush(s->to_dst) < 0) {
+        qemu_file_check(s->to_dst, errp);
+        return false;
+    }
+    migrate_multifd_params(&params);
+    params.error_notify = migration_multifd_error;
+    params.error_opaque = s;
+    if (!multifd_send_setup(&s->addr, s->uuid, &params, s->cancel, errp)) {
+        return false;
+    }
+    s->multifd_started = true;
+    return true;
+}
+
+static bool migration_wait_continue(MigrationState *s, Error **errp)
+{
+    g_mutex_lock(&s->lock);
+    while (!s->continue_requested && !s->error &&
+           migration_get_status(s) == MIGRATION_STATUS_PRE_SWITCHOVER) {
+        g_cond_wait(&s->cond, &s->lock);
+    }
+    g_mutex_unlock(&s->lock);
+    if (migration_get_status(s) != MIGRATION_STATUS_PRE_SWITCHOVER ||
+        migration_has_error(s)) {
+        error_setg(errp, "cancelled before the switchover");
+        return false;
+    }
+    return true;
+}
+
+static bool migration_completion(MigrationState *s, Error **errp)
+{
+    MigrationStatus from = MIGRATION_STATUS_ACTIVE;
+    int ret;
+
+    bql_lock();
+    trace(migration_switchover, "pending within %" PRIu64 " bytes",
+          switchover_threshold(s));
+    s->vm_was_running = runstate_is_running();
+    s->prev_runstate = runstate_get();
+    global_state_store();
+    s->downtime_start_ns = get_clock_ns();
+    s->in_downtime = true;
+    ret = vm_stop(RUN_STATE_FINISH_MIGRATE);
+    s->vm_stopped = true;
+    if (ret < 0) {
+        bql_unlock();
+        error_setg_errno(errp, -ret, "a device failed to stop for the "
+                         "switchover");
+        return false;
+    }
+    if (migrate_pause_before_switchover()) {
+        if (!migrate_set_state(s, MIGRATION_STATUS_ACTIVE,
+                               MIGRATION_STATUS_PRE_SWITCHOVER)) {
+            bql_unlock();
+            error_setg(errp, "cancelled before the switchover");
+            return false;
+        }
+        bql_unlock();
+        if (!migration_wait_continue(s, errp)) {
+            return false;
+        }
+        bql_lock();
+        from = MIGRATION_STATUS_PRE_SWITCHOVER;
+    }
+    if (!migrate_set_state(s, from, MIGRATION_STATUS_DEVICE)) {
+        bql_unlock();
+        error_setg(errp, "cancelled at the switchover");
+        return false;
+    }
+    ret = qemu_savevm_state_complete(s->to_dst, errp);
+    bql_unlock();
+    if (ret < 0) {
+        return false;
+    }
+    if (s->from_dst) {
+        if (!rp_wait_shut(s, errp)) {
+            return false;
+        }
+    } else {
+        s->downtime_end_ns = get_clock_ns();
+    }
+    s->downtime_ms = (s->downtime_end_ns - s->downtime_start_ns) / 1000000;
+    return true;
+}
+
+static bool migration_iterate_until_ready(MigrationState *s, Error **errp)
+{
+    rate_window_start(s);
+    for (;;) {
+        uint64_t threshold = switchover_threshold(s);
+        uint64_t pending = qemu_savevm_pending_estimate();
+        bool acked = !migrate_switchover_ack() ||
+                     __atomic_load_n(&s->switchover_acked, __ATOMIC_SEQ_CST);
+        int ret;
+
+        if (migration_get_status(s) != MIGRATION_STATUS_ACTIVE) {
+            error_setg(errp, "migration cancelled");
+            return false;
+        }
+        if (migration_has_error(s)) {
+            g_mutex_lock(&s->lock);
+            *errp = error_copy(s->error);
+            g_mutex_unlock(&s->lock);
+            return false;
+        }
+        if (pending <= threshold) {
+            pending = qemu_savevm_pending_exact();
+        }
+        if (s->bandwidth) {
+            __atomic_store_n(&s->expected_downtime_ms,
+                             pending * 1000 / s->bandwidth, __ATOMIC_RELAXED);
+        }
+        trace(migration_iteration, "pending %" PRIu64 " threshold %" PRIu64
+              " acked %d", pending, threshold, acked);
+        if (pending <= threshold && acked && !migration_has_error(s)) {
+            return true;
+        }
+        ret = qemu_savevm_state_iterate(s->to_dst, errp);
+        if (ret < 0) {
+            return false;
+        }
+        if (qemu_fflush(s->to_dst) < 0) {
+            qemu_file_check(s->to_dst, errp);
+            return false;
+        }
+        rate_window_update(s);
+    }
+}
+
+static gpointer migration_thread(gpointer opaque)
+{
+    MigrationState *s = opaque;
+    MigChannel *ch;
+    Error *err = NULL;
+    bool ok = false;
+
+    ch = mig_channel_connect(&s->addr, s->cancel, &err);
+    if (!ch) {
+        goto done;
+    }
+    s->to_dst = qemu_file_new_output(ch);
+    migration_new_uuid(s->uuid);
+    qemu_savevm_send_header(s->to_dst, migration_config_caps(), s->uuid);
+    if (migrate_return_path() && !rp_start(s, &err)) {
+        goto done;
+    }
+    if (migrate_multifd() && !migration_multifd_start(s, &err)) {
+        goto done;
+    }
+    bql_lock();
+    s->savevm_setup_done = true;
+    if (qemu_savevm_state_setup(s->to_dst, &err) < 0) {
+        bql_unlock();
+        goto done;
+    }
+    bql_unlock();
+    if (qemu_fflush(s->to_dst) < 0) {
+        qemu_file_check(s->to_dst, &err);
+        goto done;
+    }
+    s->setup_time_ms = get_clock_ms() - s->start_ms;
+    if (!migrate_set_state(s, MIGRATION_STATUS_SETUP,
+                           MIGRATION_STATUS_ACTIVE)) {
+        error_setg(&err, "migration cancelled during setup");
+        goto done;
+    }
+    if (!migration_iterate_until_ready(s, &err)) {
+        goto done;
+    }
+    ok = migration_completion(s, &err);
+
+done:
+    s->total_time_ms = get_clock_ms() - s->start_ms;
+    if (!ok) {
+        migration_report_error(err);
+        err = NULL;
+    }
+    migration_thread_cleanup(s, ok);
+    return NULL;
+}
+
+/* ---- start, cancel, continue (main thread, BQL) ---- */
+
+bool migration_start(const MigrationAddress *addr, Error **errp)
+{
+    MigrationState *s = &current_migration;
+
+    if (migration_is_active()) {
+        error_setg(errp, "a migration is already in progress (status '%s')",
+                   migration_status_name(migration_get_status(s)));
+        return false;
+    }
+    if (migration_incoming_in_progress()) {
+        error_setg(errp, "cannot migrate while an incoming migration is in "
+                   "progress");
+        return false;
+    }
+    if (runstate_get() == RUN_STATE_INMIGRATE) {
+        error_setg(errp, "cannot migrate a VM that is still waiting for its "
+                   "own incoming migration");
+        return false;
+    }
+    if (addr->type == MIGRATION_ADDRESS_DEFER) {
+        error_setg(errp, "'defer' is an address for migrate-incoming only");
+        return false;
+    }
+    if (migrate_multifd() && addr->type != MIGRATION_ADDRESS_TCP &&
+        addr->type != MIGRATION_ADDRESS_UNIX) {
+        error_setg(errp, "capability 'multifd' needs a tcp: or unix: "
+                   "address, to open its channels");
+        return false;
+    }
+    if (migrate_return_path() && (addr->type == MIGRATION_ADDRESS_FILE ||
+                                  addr->type == MIGRATION_ADDRESS_EXEC)) {
+        error_setg(errp, "capability 'return-path' needs a socket, and %s: "
+                   "is one-way", migration_address_type_name(addr->type));
+        return false;
+    }
+    if (!qemu_savevm_state_prepare(errp)) {
+        return false;
+    }
+    migration_state_reset(s);
+    s->cancel = mig_cancel_new(errp);
+    if (!s->cancel) {
+        return false;
+    }
+    s->addr.type = addr->type;
+    s->addr.host = g_strdup(addr->host);
+    s->addr.port = g_strdup(addr->port);
+    s->addr.path = g_strdup(addr->path);
+    s->addr.fd_name = g_strdup(addr->fd_name);
+    s->addr.command = g_strdup(addr->command);
+    s->addr.offset = addr->offset;
+    /* fd: take the descriptor now, so a bad name fails the command. */
+    if (addr->type == MIGRATION_ADDRESS_FD) {
+        MigChannel *ch = mig_channel_connect(addr, s->cancel, errp);
+
+        if (!ch) {
+            migration_state_reset(s);
+            return false;
+        }
+        g_free(s->addr.fd_name);
+        s->addr.fd_name = g_strdup_printf("%d", ch->fd);
+        g_free(ch->desc);
+        g_free(ch);
+    }
+    s->start_ms = get_clock_ms();
+    __atomic_store_n(&s->status, MIGRATION_STATUS_SETUP, __ATOMIC_SEQ_CST);
+    migration_emit_status(MIGRATION_STATUS_SETUP);
+    s->thread = g_thread_new("mig/src", migration_thread, s);
+    return true;
+}
+
+void migration_cancel(void)
+{
+    MigrationState *s = &current_migration;
+
+    for (;;) {
+        MigrationStatus st = migration_get_status(s);
+
+        if (migration_status_is_terminal(st) ||
+            st == MIGRATION_STATUS_CANCELLING) {
+            return;
+        }
+        if (migrate_set_state(s, st, MIGRATION_STATUS_CANCELLING)) {
+            break;
+        }
+    }
+    if (s->cancel) {
+        mig_cancel_fire(s->cancel);
+    }
+    g_mutex_lock(&s->lock);
+    g_cond_broadcast(&s->cond);
+    g_mutex_unlock(&s->lock);
+}
+
+bool migration_continue(const char *state, Error **errp)
+{
+    MigrationState *s = &current_migration;
+    MigrationStatus st = migration_get_status(s);
+
+    if (strcmp(state, migration_status_name(st))) {
+        error_setg(errp, "migrate-continue: the migration is in state '%s', "
+                   "not '%s'", migration_status_name(st), state);
+        return false;
+    }
+    if (st != MIGRATION_STATUS_PRE_SWITCHOVER) {
+        error_setg(errp, "migrate-continue: only 'pre-switchover' can be "
+                   "continued");
+        return false;
+    }
+    g_mutex_lock(&s->lock);
+    s->continue_requested = true;
+    g_cond_broadcast(&s->cond);
+    g_mutex_unlock(&s->lock);
+    return true;
+}
+
+void migration_shutdown(void)
+{
+    MigrationState *s = &current_migration;
+
+    if (s->thread) {
+        migration_cancel();
+        /* The thread takes the BQL to clean up; its final bh never runs. */
+        bql_unlock();
+        g_thread_join(s->thread);
+        bql_lock();
+        s->thread = NULL;
+        mig_cancel_free(s->cancel);
+        s->cancel = NULL;
+    }
+    migration_incoming_shutdown();
+    migration_address_clear(&s->addr);
+    error_free(s->error);
+    s->error = NULL;
+}
+
+void migration_init(void)
+{
+    /* A peer that goes away must fail a write, not kill the process. */
+    signal(SIGPIPE, SIG_IGN);
+    ram_mig_init();
+    global_state_init();
+    guest_state_mig_init();
+}

@@ -1,0 +1,170 @@
+/*
+ * Migration state shared by the files of migration/.  Private.
+ */
+#ifndef MIGRATION_MIGRATION_H
+#define MIGRATION_MIGRATION_H
+
+#include "qemu/osdep.h"
+#include "qemu/error.h"
+#include "migration/channel.h"
+#include "migration/qemu-file.h"
+#include "migration/misc.h"
+#include <json-glib/json-glib.h>
+
+typedef enum MigrationStatus {
+    MIGRATION_STATUS_NONE,
+    MIGRATION_STATUS_SETUP,
+    MIGRATION_STATUS_CANCELLING,
+    MIGRATION_STATUS_CANCELLED,
+    MIGRATION_STATUS_ACTIVE,
+    MIGRATION_STATUS_PRE_SWITCHOVER,
+    MIGRATION_STATUS_DEVICE,
+    MIGRATION_STATUS_COMPLETED,
+    MIGRATION_STATUS_FAILED,
+    MIGRATION_STATUS__MAX,
+} MigrationStatus;
+
+const char *migration_status_name(MigrationStatus s);
+bool migration_status_is_terminal(MigrationStatus s);
+
+/* Return-path messages (destination to source): be16 type, be16 len. */
+typedef enum MigRpMessage {
+    MIG_RP_MSG_INVALID = 0,
+    MIG_RP_MSG_SHUT = 1,            /* be32: 0 loaded fine, else failure */
+    MIG_RP_MSG_PONG = 2,            /* be32: the PING's value */
+    MIG_RP_MSG_SWITCHOVER_ACK = 3,  /* no payload */
+    MIG_RP_MSG__MAX,
+} MigRpMessage;
+#define MIG_RP_MAX_LEN 256
+
+/* RAM counters for query-migrate; written by the migration thread. */
+typedef struct RamStats {
+    uint64_t transferred;       /* bytes of RAM sections */
+    uint64_t normal_pages;      /* pages sent with data */
+    uint64_t zero_pages;        /* pages found zero (sent as a marker or not) */
+    uint64_t dirty_sync_count;
+    uint64_t dirty_pages_rate;  /* pages/s newly dirtied, last sync period */
+    uint64_t remaining;         /* bytes still dirty */
+    uint64_t precopy_bytes;     /* bytes sent while the VM ran */
+    uint64_t downtime_bytes;    /* bytes sent during the downtime */
+} RamStats;
+
+extern RamStats ram_stats;
+
+static inline uint32_t ldl_be(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+           p[3];
+}
+
+static inline void stl_be(uint8_t *p, uint32_t v)
+{
+    p[0] = v >> 24;
+    p[1] = v >> 16;
+    p[2] = v >> 8;
+    p[3] = v;
+}
+
+/*
+ * The source.  Fields by owner:
+ *   main thread (BQL): thread, addr, cancel, start_ms; reset only while no
+ *     migration runs.
+ *   migration thread: to_dst, the window and bandwidth fields, vm_*,
+ *     in_downtime, savevm_setup_done, timings until the thread ends.
+ *   lock: error, rp_*, continue_requested, downtime_end_ns; cond signals
+ *     any change of them, and cancel.
+ *   atomics: status, switchover_acked, and the figures query-migrate reads
+ *     while the thread runs (expected_downtime_ms, mbps_x1000,
+ *     pages_per_second).
+ */
+typedef struct MigrationState {
+    int status;
+    GThread *thread;
+    MigrationAddress addr;
+    MigCancel *cancel;
+    int64_t start_ms;
+
+    QEMUFile *to_dst;
+    QEMUFile *from_dst;
+    uint8_t uuid[16];
+    bool multifd_started;
+    GThread *rp_thread;
+    bool savevm_setup_done;
+    bool vm_was_running;
+    int prev_runstate;
+    bool vm_stopped;
+    bool in_downtime;
+    bool succeeded;
+    int64_t window_start_ms;
+    uint64_t window_start_bytes;
+    uint64_t window_start_pages;
+    uint64_t window_start_data_pages;
+    uint64_t bandwidth;             /* bytes/s, last window */
+
+    GMutex lock;
+    GCond cond;
+    Error *error;
+    bool rp_shut_received;
+    uint32_t rp_shut_value;
+    uint32_t rp_pong;
+    bool rp_exited;
+    bool continue_requested;
+    int64_t downtime_start_ns;
+    int64_t downtime_end_ns;
+
+    bool switchover_acked;
+    uint64_t expected_downtime_ms;
+    uint64_t mbps_x1000;
+    uint64_t pages_per_second;
+    int64_t setup_time_ms;
+    int64_t total_time_ms;
+    int64_t downtime_ms;
+} MigrationState;
+
+MigrationState *migrate_get_current(void);
+MigrationStatus migration_get_status(MigrationState *s);
+void migration_emit_status(MigrationStatus status);
+/* Main thread, BQL: start an outgoing migration to @addr. */
+bool migration_start(const MigrationAddress *addr, Error **errp);
+void migration_cancel(void);
+bool migration_continue(const char *state, Error **errp);
+/*
+ * Destination: a stream is being loaded (capabilities are fixed then;
+ * while only listening they may still change).
+ */
+bool migration_incoming_is_loading(void);
+/* migration_shutdown() for the incoming side. */
+void migration_incoming_shutdown(void);
+/* The incoming side's query-migrate members (migration-incoming.c). */
+void migration_incoming_query(JsonObject *obj);
+bool migration_incoming_start_addr(const MigrationAddress *addr,
+                                   bool exit_on_error, Error **errp);
+
+typedef struct MigrationIncomingState MigrationIncomingState;
+
+/* Source: record a failure seen outside the main loop (first one wins). */
+void migration_report_error(Error *err);
+/* Source: emit MIGRATION_PASS (with the events capability). */
+void migration_event_pass(uint64_t pass);
+/* The capability bits the configuration section carries (savevm.h). */
+uint32_t migration_config_caps(void);
+
+/* Destination, called by the loader on the incoming thread. */
+bool migration_incoming_rp_open(MigrationIncomingState *mis, Error **errp);
+bool migration_incoming_rp_send(MigrationIncomingState *mis, MigRpMessage type,
+                                const void *data, uint16_t len, Error **errp);
+void migration_incoming_set_ack_needed(MigrationIncomingState *mis,
+                                       unsigned count);
+void migration_incoming_approve_switchover(void);
+
+/* Global state: the source's run state at switchover (globalstate.c). */
+void global_state_init(void);
+void global_state_store(void);
+/* Destination: whether the source VM was running, after a load. */
+bool global_state_source_was_running(void);
+
+/* The guest program's vCPU state as a section (guest-state.c). */
+void guest_state_mig_init(void);
+
+
+#endif

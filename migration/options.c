@@ -1,0 +1,369 @@
+/*
+ * Migration capabilities and parameters, and their QMP commands.
+ */
+#include "qemu/osdep.h"
+#include "monitor/qmp.h"
+#include "migration/misc.h"
+#include "migration/options.h"
+#include "migration/migration.h"
+
+#define DEFAULT_DOWNTIME_LIMIT_MS 300
+#define MAX_DOWNTIME_LIMIT_MS 2000000       /* QEMU's bound: 2000 s */
+#define DEFAULT_MAX_BANDWIDTH (128 * MiB)
+
+static const char *const capability_names[MIGRATION_CAPABILITY__MAX] = {
+    [MIGRATION_CAPABILITY_EVENTS] = "events",
+    [MIGRATION_CAPABILITY_RETURN_PATH] = "return-path",
+    [MIGRATION_CAPABILITY_SWITCHOVER_ACK] = "switchover-ack",
+    [MIGRATION_CAPABILITY_PAUSE_BEFORE_SWITCHOVER] = "pause-before-switchover",
+    [MIGRATION_CAPABILITY_MULTIFD] = "multifd",
+};
+
+/* Written with the BQL while no migration runs; read from any thread. */
+static bool capabilities[MIGRATION_CAPABILITY__MAX];
+
+static struct {
+    uint64_t downtime_limit;
+    uint64_t max_bandwidth;
+    uint64_t avail_switchover_bandwidth;
+    uint64_t multifd_channels;
+    uint64_t multifd_compression;   /* MultiFDCompression */
+    uint64_t multifd_zlib_level;
+    uint64_t multifd_zstd_level;
+} params = {
+    .downtime_limit = DEFAULT_DOWNTIME_LIMIT_MS,
+    .max_bandwidth = DEFAULT_MAX_BANDWIDTH,
+    .multifd_channels = 2,
+    .multifd_compression = MULTIFD_COMPRESSION_NONE,
+    .multifd_zlib_level = 1,
+    .multifd_zstd_level = 1,
+};
+
+const char *migration_capability_name(MigrationCapability cap)
+{
+    return cap < MIGRATION_CAPABILITY__MAX ? capability_names[cap] : "?";
+}
+
+static bool cap_get(MigrationCapability cap)
+{
+    return __atomic_load_n(&capabilities[cap], __ATOMIC_RELAXED);
+}
+
+bool migrate_events(void)
+{
+    return cap_get(MIGRATION_CAPABILITY_EVENTS);
+}
+
+bool migrate_return_path(void)
+{
+    return cap_get(MIGRATION_CAPABILITY_RETURN_PATH);
+}
+
+bool migrate_switchover_ack(void)
+{
+    return cap_get(MIGRATION_CAPABILITY_SWITCHOVER_ACK);
+}
+
+bool migrate_pause_before_switchover(void)
+{
+    return cap_get(MIGRATION_CAPABILITY_PAUSE_BEFORE_SWITCHOVER);
+}
+
+uint64_t migrate_downtime_limit(void)
+{
+    return __atomic_load_n(&params.downtime_limit, __ATOMIC_RELAXED);
+}
+
+uint64_t migrate_max_bandwidth(void)
+{
+    return __atomic_load_n(&params.max_bandwidth, __ATOMIC_RELAXED);
+}
+
+uint64_t migrate_avail_switchover_bandwidth(void)
+{
+    return __atomic_load_n(&params.avail_switchover_bandwidth,
+                           __ATOMIC_RELAXED);
+}
+
+bool migrate_multifd(void)
+{
+    return cap_get(MIGRATION_CAPABILITY_MULTIFD);
+}
+
+unsigned migrate_multifd_channels(void)
+{
+    return __atomic_load_n(&params.multifd_channels, __ATOMIC_RELAXED);
+}
+
+MultiFDCompression migrate_multifd_compression(void)
+{
+    return __atomic_load_n(&params.multifd_compression, __ATOMIC_RELAXED);
+}
+
+int migrate_multifd_zlib_level(void)
+{
+    return __atomic_load_n(&params.multifd_zlib_level, __ATOMIC_RELAXED);
+}
+
+int migrate_multifd_zstd_level(void)
+{
+    return __atomic_load_n(&params.multifd_zstd_level, __ATOMIC_RELAXED);
+}
+
+void migrate_multifd_params(MultiFDParams *p)
+{
+    multifd_params_init(p);
+    p->channels = migrate_multifd_channels();
+    p->compression = migrate_multifd_compression();
+    p->zlib_level = migrate_multifd_zlib_level();
+    p->zstd_level = migrate_multifd_zstd_level();
+}
+
+static bool migration_busy(Error **errp)
+{
+    if (migration_is_active() || migration_incoming_is_loading()) {
+        error_setg(errp, "this cannot be changed while a migration is in "
+                   "progress");
+        return true;
+    }
+    return false;
+}
+
+/* Check a whole new set of capabilities for combinations that need others. */
+static bool capabilities_check(const bool *new_caps, Error **errp)
+{
+    if (new_caps[MIGRATION_CAPABILITY_SWITCHOVER_ACK] &&
+        !new_caps[MIGRATION_CAPABILITY_RETURN_PATH]) {
+        error_setg(errp, "capability 'switchover-ack' requires capability "
+                   "'return-path'");
+        return false;
+    }
+    return true;
+}
+
+bool migrate_set_capability(MigrationCapability cap, bool on, Error **errp)
+{
+    bool new_caps[MIGRATION_CAPABILITY__MAX];
+
+    if (migration_busy(errp)) {
+        return false;
+    }
+    memcpy(new_caps, capabilities, sizeof(new_caps));
+    new_caps[cap] = on;
+    if (!capabilities_check(new_caps, errp)) {
+        return false;
+    }
+    __atomic_store_n(&capabilities[cap], on, __ATOMIC_RELAXED);
+    return true;
+}
+
+static int capability_lookup(const char *name)
+{
+    for (int i = 0; i < MIGRATION_CAPABILITY__MAX; i++) {
+        if (!strcmp(name, capability_names[i])) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void qmp_migrate_set_capabilities(JsonObject *args, JsonNode **ret,
+                                         Error **errp)
+{
+    static const char *const known[] = { "capabilities", NULL };
+    bool new_caps[MIGRATION_CAPABILITY__MAX];
+    JsonNode *node;
+    JsonArray *list;
+
+    if (!qmp_args_check(args, known, errp)) {
+        return;
+    }
+    node = json_object_get_member(args, "capabilities");
+    if (!node || !JSON_NODE_HOLDS_ARRAY(node)) {
+        error_setg(errp, "Parameter 'capabilities' expects an array");
+        return;
+    }
+    if (migration_busy(errp)) {
+        return;
+    }
+    memcpy(new_caps, capabilities, sizeof(new_caps));
+    list = json_node_get_array(node);
+    for (guint i = 0; i < json_array_get_length(list); i++) {
+        static const char *const item_known[] = { "capability", "state", NULL };
+        JsonNode *item = json_array_get_element(list, i);
+        JsonObject *obj;
+        const char *name;
+        bool state;
+        int cap;
+
+        if (!JSON_NODE_HOLDS_OBJECT(item)) {
+            error_setg(errp, "capabilities[%u]: expected an object", i);
+            return;
+        }
+        obj = json_node_get_object(item);
+        if (!qmp_args_check(obj, item_known, errp)) {
+            return;
+        }
+        name = qmp_arg_str(obj, "capability", errp);
+        if (!name) {
+            return;
+        }
+        if (!json_object_has_member(obj, "state")) {
+            error_setg(errp, "capabilities[%u]: Parameter 'state' is missing",
+                       i);
+            return;
+        }
+        if (!qmp_arg_bool_opt(obj, "state", false, &state, errp)) {
+            return;
+        }
+        cap = capability_lookup(name);
+        if (cap < 0) {
+            error_setg(errp, "unknown migration capability '%s'", name);
+            return;
+        }
+        new_caps[cap] = state;
+    }
+    if (!capabilities_check(new_caps, errp)) {
+        return;
+    }
+    for (int i = 0; i < MIGRATION_CAPABILITY__MAX; i++) {
+        __atomic_store_n(&capabilities[i], new_caps[i], __ATOMIC_RELAXED);
+    }
+}
+
+static void qmp_query_migrate_capabilities(JsonObject *args, JsonNode **ret,
+                                           Error **errp)
+{
+    static const char *const known[] = { NULL };
+    JsonArray *list;
+
+    if (!qmp_args_check(args, known, errp)) {
+        return;
+    }
+    list = json_array_new();
+    for (int i = 0; i < MIGRATION_CAPABILITY__MAX; i++) {
+        JsonObject *obj = json_object_new();
+
+        json_object_set_string_member(obj, "capability", capability_names[i]);
+        json_object_set_boolean_member(obj, "state", cap_get(i));
+        json_array_add_object_element(list, obj);
+    }
+    *ret = json_node_new(JSON_NODE_ARRAY);
+    json_node_take_array(*ret, list);
+}
+
+typedef struct ParamDesc {
+    const char *name;
+    uint64_t *field;
+    uint64_t min;
+    uint64_t max;
+    const char *unit;
+    bool is_compression;        /* a string: none, zlib, zstd */
+} ParamDesc;
+
+static const ParamDesc param_descs[] = {
+    { "downtime-limit", &params.downtime_limit, 0, MAX_DOWNTIME_LIMIT_MS,
+      "ms" },
+    { "max-bandwidth", &params.max_bandwidth, 0, INT64_MAX, "bytes/s" },
+    { "avail-switchover-bandwidth", &params.avail_switchover_bandwidth,
+      0, INT64_MAX, "bytes/s" },
+    { "multifd-channels", &params.multifd_channels, 1, MULTIFD_MAX_CHANNELS,
+      "channels" },
+    { "multifd-compression", &params.multifd_compression, 0, 0, "",
+      .is_compression = true },
+    { "multifd-zlib-level", &params.multifd_zlib_level, 0, 9, "level" },
+    { "multifd-zstd-level", &params.multifd_zstd_level, 1, 20, "level" },
+};
+
+static void qmp_migrate_set_parameters(JsonObject *args, JsonNode **ret,
+                                       Error **errp)
+{
+    static const char *const known[] = {
+        "downtime-limit", "max-bandwidth", "avail-switchover-bandwidth",
+        "multifd-channels", "multifd-compression", "multifd-zlib-level",
+        "multifd-zstd-level", NULL
+    };
+    int64_t values[ARRAY_SIZE(param_descs)];
+
+    if (!qmp_args_check(args, known, errp)) {
+        return;
+    }
+    /* Check every value before changing any: all or nothing. */
+    for (size_t i = 0; i < ARRAY_SIZE(param_descs); i++) {
+        const ParamDesc *d = &param_descs[i];
+
+        if (!json_object_has_member(args, d->name)) {
+            continue;
+        }
+        if (d->is_compression) {
+            const char *name = qmp_arg_str(args, d->name, errp);
+            MultiFDCompression method;
+
+            if (!name || !multifd_compression_parse(name, &method, errp)) {
+                error_prepend(errp, "Parameter '%s': ", d->name);
+                return;
+            }
+            values[i] = method;
+            continue;
+        }
+        if (!qmp_arg_int_opt(args, d->name, -1, &values[i], errp)) {
+            return;
+        }
+        if (values[i] < 0 || (uint64_t)values[i] < d->min ||
+            (uint64_t)values[i] > d->max) {
+            error_setg(errp, "Parameter '%s' expects a value between %" PRIu64
+                       " and %" PRIu64 " (%s)", d->name, d->min, d->max,
+                       d->unit);
+            return;
+        }
+    }
+    /* The channels and the method shape the stream: not while it runs. */
+    if ((json_object_has_member(args, "multifd-channels") ||
+         json_object_has_member(args, "multifd-compression")) &&
+        migration_busy(errp)) {
+        return;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(param_descs); i++) {
+        if (json_object_has_member(args, param_descs[i].name)) {
+            __atomic_store_n(param_descs[i].field, (uint64_t)values[i],
+                             __ATOMIC_RELAXED);
+        }
+    }
+}
+
+static void qmp_query_migrate_parameters(JsonObject *args, JsonNode **ret,
+                                         Error **errp)
+{
+    static const char *const known[] = { NULL };
+    JsonObject *obj;
+
+    if (!qmp_args_check(args, known, errp)) {
+        return;
+    }
+    obj = json_object_new();
+    for (size_t i = 0; i < ARRAY_SIZE(param_descs); i++) {
+        uint64_t v = __atomic_load_n(param_descs[i].field, __ATOMIC_RELAXED);
+
+        if (param_descs[i].is_compression) {
+            json_object_set_string_member(obj, param_descs[i].name,
+                                          multifd_compression_name(v));
+        } else {
+            json_object_set_int_member(obj, param_descs[i].name, v);
+        }
+    }
+    *ret = json_node_new(JSON_NODE_OBJECT);
+    json_node_take_object(*ret, obj);
+}
+
+static void migration_options_register(void)
+{
+    qmp_register_command("migrate-set-capabilities",
+                         qmp_migrate_set_capabilities, QMP_CMD_NONE);
+    qmp_register_command("query-migrate-capabilities",
+                         qmp_query_migrate_capabilities, QMP_CMD_NONE);
+    qmp_register_command("migrate-set-parameters",
+                         qmp_migrate_set_parameters, QMP_CMD_NONE);
+    qmp_register_command("query-migrate-parameters",
+                         qmp_query_migrate_parameters, QMP_CMD_NONE);
+}
+qmp_init(migration_options_register);

@@ -1,0 +1,724 @@
+/*
+ * RAM precopy.
+ *
+ * Source: every page starts as a candidate; each pass walks the
+ * migration bitmap and sends runs of dirty pages, then a sync moves the
+ * dirty log (pages written since) into the bitmap for the next pass.
+ * Zero pages are never sent unless the destination already holds data
+ * for them (then a zero record tells it to clear them): a fresh
+ * destination's RAM is zero, so untouched memory costs nothing on either
+ * side.  Pages that are holes of a memfd are skipped without reading them.
+ *
+ * Records inside a RAM section (all big-endian):
+ *   be64 offset | flags        offset within the block, page aligned
+ *   [str block id]             unless RAM_FLAG_CONTINUE
+ *   PAGES: be32 count, count pages of data
+ *   ZERO:  be32 count
+ *   EOS:   nothing (end of this section's records)
+ *   MULTIFD_FLUSH: nothing; every page queued on the multifd channels
+ *          before it has been sent (the destination waits for them all)
+ *
+ * With multifd, page data goes on the multifd channels instead, and the
+ * main stream carries only the flush records, one at the end of every
+ * pass and around the final pass, so that a page sent again can never
+ * overtake its older copy on another channel.
+ */
+#include "qemu/osdep.h"
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include "qemu/cutils.h"
+#include "system/ramblock.h"
+#include "migration/register.h"
+#include "migration/multifd.h"
+#include "migration/options.h"
+#include "migration/savevm.h"
+#include "migration/migration.h"
+#include "migration/ram.h"
+#include "migration/trace.h"
+
+#define RAM_FLAG_PAGES 0x02
+#define RAM_FLAG_ZERO 0x04
+#define RAM_FLAG_EOS 0x10
+#define RAM_FLAG_CONTINUE 0x20
+#define RAM_FLAG_MULTIFD_FLUSH 0x40
+#define RAM_FLAG_MASK 0x76
+
+/* Largest run in one record: 1 MiB of data. */
+#define RAM_MAX_RUN_PAGES 256
+/* How long one iteration may take before it lets the core look around. */
+#define RAM_ITERATE_MAX_NS (50 * 1000 * 1000)
+
+typedef struct RamBlockState {
+    RAMBlock *rb;
+    uint64_t pages;
+    unsigned long *bmap;        /* pages to send */
+    unsigned long *sent;        /* pages the destination holds data for */
+} RamBlockState;
+
+/* Migration thread only, between save_setup and save_cleanup. */
+typedef struct RAMState {
+    RamBlockState *blocks;
+    unsigned nblocks;
+    uint64_t dirty_pages;       /* bits set in the bmaps */
+    unsigned cur_block;
+    uint64_t cur_page;
+    RAMBlock *last_sent_block;
+    int64_t last_sync_ns;
+    bool in_completion;
+    bool multifd;               /* pages go on the multifd channels */
+    bool multifd_unflushed;     /* pages queued since the last flush */
+} RAMState;
+
+static RAMState *ram_state;
+RamStats ram_stats;
+
+/* Destination: the block of the previous record (incoming thread). */
+static RAMBlock *load_last_block;
+static RamPrefault *load_prefault;
+
+static void stat_add(uint64_t *counter, uint64_t v)
+{
+    __atomic_fetch_add(counter, v, __ATOMIC_RELAXED);
+}
+
+static void stat_set(uint64_t *counter, uint64_t v)
+{
+    __atomic_store_n(counter, v, __ATOMIC_RELAXED);
+}
+
+bool ram_page_is_zero(const void *page, size_t len)
+{
+    const uint64_t *p = page;
+    size_t n = len / sizeof(uint64_t);
+
+    /* Data pages usually differ in the first word: leave early. */
+    if (p[0]) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i += 8) {
+        uint64_t acc = p[i] | p[i + 1] | p[i + 2] | p[i + 3] |
+                       p[i + 4] | p[i + 5] | p[i + 6] | p[i + 7];
+
+        if (acc) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Clear the bits of pages that lie in holes of the block's memfd. */
+static uint64_t skip_memfd_holes(RamBlockState *bs)
+{
+    RAMBlock *rb = bs->rb;
+    uint64_t skipped = 0;
+    off_t pos = rb->fd_offset, end = rb->fd_offset + rb->size;
+
+    /* A private mapping's changes are not in the file: holes tell nothing. */
+    if (rb->fd < 0 || !rb->shared) {
+        return 0;
+    }
+    while (pos < end) {
+        off_t data = lseek(rb->fd, pos, SEEK_DATA);
+        off_t hole_end = data < 0 || data > end ? end : data;
+
+        if (data < 0 && errno != ENXIO) {
+            return skipped;     /* no hole information: read every page */
+        }
+        if (hole_end > pos) {
+            uint64_t first = QEMU_ALIGN_UP(pos - rb->fd_offset,
+                                           TARGET_PAGE_SIZE) >> TARGET_PAGE_BITS;
+            uint64_t last = (hole_end - rb->fd_offset) >> TARGET_PAGE_BITS;
+
+            if (last > first) {
+                bitmap_clear(bs->bmap, first, last - first);
+                skipped += last - first;
+            }
+        }
+        if (hole_end >= end) {
+            break;
+        }
+        pos = lseek(rb->fd, hole_end, SEEK_HOLE);
+        if (pos < 0) {
+            break;
+        }
+    }
+    return skipped;
+}
+
+static bool ram_sync(RAMState *rs, Error **errp)
+{
+    uint64_t newly = 0;
+    int64_t now = get_clock_ns();
+    uint64_t count;
+
+    if (!dirty_log_sync(errp)) {
+        return false;
+    }
+    for (unsigned i = 0; i < rs->nblocks; i++) {
+        newly += ram_block_dirty_sync(rs->blocks[i].rb, rs->blocks[i].bmap);
+    }
+    rs->dirty_pages += newly;
+    if (now > rs->last_sync_ns) {
+        stat_set(&ram_stats.dirty_pages_rate,
+                 newly * 1000000000ULL / (uint64_t)(now - rs->last_sync_ns));
+    }
+    rs->last_sync_ns = now;
+    count = __atomic_add_fetch(&ram_stats.dirty_sync_count, 1,
+                               __ATOMIC_RELAXED);
+    stat_set(&ram_stats.remaining, rs->dirty_pages * TARGET_PAGE_SIZE);
+    trace(ram_sync, "pass %" PRIu64 ": %" PRIu64 " pages newly dirty, %"
+          PRIu64 " to send", count, newly, rs->dirty_pages);
+    migration_event_pass(count);
+    return true;
+}
+
+static void put_record_header(QEMUFile *f, RAMState *rs, RAMBlock *rb,
+                              uint64_t offset, uint64_t flags)
+{
+    if (rb == rs->last_sent_block) {
+        qemu_put_be64(f, offset | flags | RAM_FLAG_CONTINUE);
+    } else {
+        qemu_put_be64(f, offset | flags);
+        qemu_put_counted_string(f, rb->idstr);
+        rs->last_sent_block = rb;
+    }
+}
+
+/*
+ * Queue the pages of a run on the multifd channels; their send threads
+ * tell zero pages from data.
+ */
+static void queue_run_multifd(QEMUFile *f, RAMState *rs, RamBlockState *bs,
+                              uint64_t page, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        Error *err = NULL;
+
+        if (!multifd_queue_ram_page(bs->rb, (page + i) << TARGET_PAGE_BITS,
+                                    &err)) {
+            qemu_file_set_error(f, -EIO, err);
+            return;
+        }
+    }
+    rs->multifd_unflushed = true;
+}
+
+/* End of a round of pages on multifd: sync, then mark the main stream. */
+static bool ram_multifd_flush(QEMUFile *f, RAMState *rs)
+{
+    Error *err = NULL;
+
+    if (!rs->multifd || !rs->multifd_unflushed) {
+        return true;
+    }
+    if (!multifd_send_sync(&err)) {
+        qemu_file_set_error(f, -EIO, err);
+        return false;
+    }
+    qemu_put_be64(f, RAM_FLAG_MULTIFD_FLUSH);
+    rs->multifd_unflushed = false;
+    /*
+     * The destination's channels stop at the SYNC until the loader reads
+     * this record: it must leave now, before pages of the next round
+     * fill the channels.
+     */
+    return qemu_fflush(f) == 0;
+}
+
+/*
+ * Send the dirty pages of [page, page + n) of @bs (bits already taken).
+ * Data pages go by reference straight from guest RAM.
+ */
+static uint64_t send_run(QEMUFile *f, RAMState *rs, RamBlockState *bs,
+                         uint64_t page, uint64_t n)
+{
+    uint64_t bytes = qemu_file_transferred(f);
+    uint64_t i = 0;
+
+    if (rs->multifd) {
+        queue_run_multifd(f, rs, bs, page, n);
+        return 0;
+    }
+
+    while (i < n) {
+        uint8_t *host = bs->rb->host + ((page + i) << TARGET_PAGE_BITS);
+        bool zero = ram_page_is_zero(host, TARGET_PAGE_SIZE);
+        uint64_t j = i + 1;
+
+        while (j < n && ram_page_is_zero(bs->rb->host +
+                                         ((page + j) << TARGET_PAGE_BITS),
+                                         TARGET_PAGE_SIZE) == zero) {
+            j++;
+        }
+        if (zero) {
+            uint64_t need = 0;
+
+            stat_add(&ram_stats.zero_pages, j - i);
+            for (uint64_t k = i; k < j; k++) {
+                need += test_and_clear_bit(page + k, bs->sent);
+            }
+            /* Only pages the destination holds data for need clearing. */
+            if (need) {
+                put_record_header(f, rs, bs->rb, (page + i) << TARGET_PAGE_BITS,
+                                  RAM_FLAG_ZERO);
+                qemu_put_be32(f, j - i);
+            }
+        } else {
+            put_record_header(f, rs, bs->rb, (page + i) << TARGET_PAGE_BITS,
+                              RAM_FLAG_PAGES);
+            qemu_put_be32(f, j - i);
+            qemu_put_buffer_nocopy(f, host, (j - i) << TARGET_PAGE_BITS);
+            bitmap_set(bs->sent, page + i, j - i);
+            stat_add(&ram_stats.normal_pages, j - i);
+        }
+        i = j;
+    }
+    bytes = qemu_file_transferred(f) - bytes;
+    stat_add(&ram_stats.transferred, bytes);
+    stat_add(rs->in_completion ? &ram_stats.downtime_bytes
+                               : &ram_stats.precopy_bytes, bytes);
+    return bytes;
+}
+
+/* Find the next run of dirty pages from the scan position and send it. */
+static bool send_next_run(QEMUFile *f, RAMState *rs)
+{
+    while (rs->cur_block < rs->nblocks) {
+        RamBlockState *bs = &rs->blocks[rs->cur_block];
+        uint64_t start = find_next_bit(bs->bmap, bs->pages, rs->cur_page);
+        uint64_t end;
+
+        if (start >= bs->pages) {
+            rs->cur_block++;
+            rs->cur_page = 0;
+            continue;
+        }
+        end = find_next_zero_bit(bs->bmap, MIN(bs->pages,
+                                               start + RAM_MAX_RUN_PAGES),
+                                 start);
+        bitmap_clear(bs->bmap, start, end - start);
+        rs->dirty_pages -= end - start;
+        rs->cur_page = end;
+        send_run(f, rs, bs, start, end - start);
+        return true;
+    }
+    return false;
+}
+
+static int ram_save_setup(QEMUFile *f, void *opaque, Error **errp)
+{
+    RAMState *rs = g_new0(RAMState, 1);
+    unsigned n = 0, i = 0;
+    uint64_t holes = 0;
+
+    RAMBLOCK_FOREACH(rb) {
+        n++;
+    }
+    rs->nblocks = n;
+    rs->blocks = g_new0(RamBlockState, n);
+    rs->multifd = migrate_multifd();
+    memset(&ram_stats, 0, sizeof(ram_stats));
+    ram_state = rs;
+    if (!dirty_log_start(errp)) {
+        error_prepend(errp, "RAM: cannot start dirty logging: ");
+        return -EIO;
+    }
+    RAMBLOCK_FOREACH(rb) {
+        RamBlockState *bs = &rs->blocks[i++];
+
+        bs->rb = rb;
+        bs->pages = rb->size >> TARGET_PAGE_BITS;
+        bs->bmap = bitmap_new(bs->pages);
+        bs->sent = bitmap_new(bs->pages);
+        bitmap_fill(bs->bmap, bs->pages);
+        holes += skip_memfd_holes(bs);
+        rs->dirty_pages += bs->pages;
+    }
+    rs->dirty_pages -= holes;
+    stat_add(&ram_stats.zero_pages, holes);
+    stat_set(&ram_stats.remaining, rs->dirty_pages * TARGET_PAGE_SIZE);
+    rs->last_sync_ns = get_clock_ns();
+    trace(ram_setup, "%u blocks, %" PRIu64 " pages to send, %" PRIu64
+          " in holes", n, rs->dirty_pages, holes);
+    qemu_put_be64(f, RAM_FLAG_EOS);
+    return 0;
+}
+
+static int ram_save_iterate(QEMUFile *f, void *opaque)
+{
+    RAMState *rs = ram_state;
+    int64_t start = get_clock_ns();
+    int done = 0;
+    unsigned runs = 0;
+
+    rs->last_sent_block = NULL;
+    for (;;) {
+        if (migration_rate_limit_exceeded()) {
+            break;
+        }
+        if (!send_next_run(f, rs)) {
+            /* End of a pass: start over from the first block next time. */
+            rs->cur_block = 0;
+            rs->cur_page = 0;
+            done = 1;
+            ram_multifd_flush(f, rs);
+            break;
+        }
+        if (qemu_file_get_error(f)) {
+            break;
+        }
+        if (++runs % 64 == 0 && get_clock_ns() - start > RAM_ITERATE_MAX_NS) {
+            break;
+        }
+    }
+    stat_set(&ram_stats.remaining, rs->dirty_pages * TARGET_PAGE_SIZE);
+    qemu_put_be64(f, RAM_FLAG_EOS);
+    return qemu_file_get_error(f) ? qemu_file_get_error(f) : done;
+}
+
+static void ram_pending_estimate(void *opaque, uint64_t *must_precopy)
+{
+    *must_precopy += ram_state->dirty_pages * TARGET_PAGE_SIZE;
+}
+
+static void ram_pending_exact(void *opaque, uint64_t *must_precopy)
+{
+    Error *err = NULL;
+
+    if (!ram_sync(ram_state, &err)) {
+        /* A failed sync must not let the migration switch over early. */
+        migration_report_error(err);
+        *must_precopy += UINT64_MAX / 2;
+        return;
+    }
+    *must_precopy += ram_state->dirty_pages * TARGET_PAGE_SIZE;
+}
+
+static int ram_save_complete(QEMUFile *f, void *opaque)
+{
+    RAMState *rs = ram_state;
+    Error *err = NULL;
+
+    rs->in_completion = true;
+    /* What an unfinished pass queued must land before the last pass. */
+    if (!ram_multifd_flush(f, rs)) {
+        return -EIO;
+    }
+    if (!ram_sync(rs, &err)) {
+        qemu_file_set_error(f, -EIO, err);
+        return -EIO;
+    }
+    rs->cur_block = 0;
+    rs->cur_page = 0;
+    rs->last_sent_block = NULL;
+    while (send_next_run(f, rs)) {
+        if (qemu_file_get_error(f)) {
+            return qemu_file_get_error(f);
+        }
+    }
+    if (!ram_multifd_flush(f, rs)) {
+        return -EIO;
+    }
+    stat_set(&ram_stats.remaining, 0);
+    qemu_put_be64(f, RAM_FLAG_EOS);
+    return qemu_file_get_error(f);
+}
+
+static void ram_save_cleanup(void *opaque)
+{
+    RAMState *rs = ram_state;
+
+    dirty_log_stop();
+    if (!rs) {
+        return;
+    }
+    for (unsigned i = 0; i < rs->nblocks; i++) {
+        g_free(rs->blocks[i].bmap);
+        g_free(rs->blocks[i].sent);
+    }
+    g_free(rs->blocks);
+    g_free(rs);
+    ram_state = NULL;
+}
+
+/* ---- destination ---- */
+
+/*
+ * Whether the private mapping at @addr maps a file (a backend with
+ * share=off), whose content shows through where the guest has not
+ * written.  RAMBlock hides such an fd (it does not show guest writes),
+ * so ask the kernel's list of mappings.
+ */
+static bool private_mapping_is_file(const void *addr)
+{
+    g_autofree char *maps = NULL;
+    uintptr_t a = (uintptr_t)addr;
+
+    if (!g_file_get_contents("/proc/self/maps", &maps, NULL, NULL)) {
+        return true;    /* cannot tell: assume the worst */
+    }
+    for (char *line = maps; line && *line; ) {
+        char *next = strchr(line, '\n');
+        unsigned long start, end, inode;
+        char path[256] = "";
+
+        if (next) {
+            *next++ = '\0';
+        }
+        if (sscanf(line, "%lx-%lx %*s %*s %*s %lu %255s", &start, &end,
+                   &inode, path) >= 3 && a >= start && a < end) {
+            return inode != 0 && !g_str_has_prefix(path, "/memfd:");
+        }
+        line = next;
+    }
+    return true;
+}
+
+/*
+ * The source never sends a zero page the destination has no data for, so
+ * every block must read as zero before the load: a previous failed load
+ * may have left data, and a file backend may hold some.  Done without
+ * touching memory: a hole punched in a shared backing file, dropped pages
+ * of anonymous memory, fresh anonymous pages over a private file mapping.
+ */
+static bool ram_load_zero_block(RAMBlock *rb, bool private_file,
+                                Error **errp)
+{
+    void *p;
+
+    if (rb->fd >= 0 && rb->shared) {
+        if (fallocate(rb->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                      rb->fd_offset, rb->size) == 0) {
+            return true;
+        }
+        /* No hole punching here: clear what is not zero, page by page. */
+        for (uint64_t off = 0; off < rb->size; off += TARGET_PAGE_SIZE) {
+            if (!ram_page_is_zero(rb->host + off, TARGET_PAGE_SIZE)) {
+                memset(rb->host + off, 0, TARGET_PAGE_SIZE);
+            }
+        }
+        return true;
+    }
+    if (!private_file) {
+        if (madvise(rb->host, rb->size, MADV_DONTNEED) == 0) {
+            return true;
+        }
+        error_setg_errno(errp, errno, "RAM: block '%s': cannot drop its "
+                         "pages", rb->idstr);
+        return false;
+    }
+    p = mmap(rb->host, rb->size, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+        error_setg_errno(errp, errno, "RAM: block '%s': cannot replace its "
+                         "memory with zero pages", rb->idstr);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Whether @rb may hold data before the load.  The destination's VM has
+ * not run, so anonymous memory and unlinked files (memfd) are zero on the
+ * first load; a named file may have content.  Clearing only then keeps
+ * preallocated memory allocated.
+ */
+static bool ram_block_may_hold_data(RAMBlock *rb, bool private_file,
+                                    bool loaded_before)
+{
+    struct stat st;
+
+    if (loaded_before || private_file) {
+        return true;
+    }
+    if (rb->fd < 0) {
+        return false;
+    }
+    return fstat(rb->fd, &st) < 0 || st.st_nlink > 0;
+}
+
+bool ram_load_prepare(Error **errp)
+{
+    static bool loaded_before;
+
+    RAMBLOCK_FOREACH(rb) {
+        bool private_file = !(rb->fd >= 0 && rb->shared) &&
+                            private_mapping_is_file(rb->host);
+
+        if (ram_block_may_hold_data(rb, private_file, loaded_before) &&
+            !ram_load_zero_block(rb, private_file, errp)) {
+            return false;
+        }
+    }
+    loaded_before = true;
+    return true;
+}
+
+static int ram_load_setup(QEMUFile *f, void *opaque, Error **errp)
+{
+    load_last_block = NULL;
+    load_prefault = ram_prefault_start();
+    return 0;
+}
+
+static int ram_load_cleanup(void *opaque)
+{
+    ram_prefault_stop(load_prefault);
+    load_prefault = NULL;
+    return 0;
+}
+
+/* Wait until every page queued before the source's flush has landed. */
+static bool ram_load_multifd_flush(Error **errp)
+{
+    uint8_t ours[16], theirs[16];
+
+    if (!migrate_multifd()) {
+        error_setg(errp, "RAM: a multifd flush, but multifd is off here");
+        return false;
+    }
+    if (!multifd_recv_sync_main(errp)) {
+        return false;
+    }
+    /* Channels of another migration must not write into this one. */
+    if (!qemu_loadvm_stream_uuid(ours) || !multifd_recv_uuid(theirs) ||
+        memcmp(ours, theirs, 16)) {
+        error_setg(errp, "RAM: the multifd channels carry another "
+                   "migration's UUID");
+        return false;
+    }
+    return true;
+}
+
+static RAMBlock *load_block(QEMUFile *f, uint64_t flags, Error **errp)
+{
+    char idstr[256];
+    RAMBlock *rb;
+
+    if (flags & RAM_FLAG_CONTINUE) {
+        if (!load_last_block) {
+            error_setg(errp, "RAM: a record continues a block but none was "
+                       "named before");
+        }
+        return load_last_block;
+    }
+    if (!qemu_get_counted_string(f, idstr)) {
+        qemu_file_check(f, errp);
+        return NULL;
+    }
+    rb = ram_block_find(idstr);
+    if (!rb) {
+        error_setg(errp, "RAM: unknown block '%s'", idstr);
+        return NULL;
+    }
+    load_last_block = rb;
+    return rb;
+}
+
+static int ram_load_state(QEMUFile *f, void *opaque, int version_id,
+                          Error **errp)
+{
+    for (;;) {
+        uint64_t header = qemu_get_be64(f);
+        uint64_t flags = header & ~TARGET_PAGE_MASK;
+        uint64_t offset = header & TARGET_PAGE_MASK;
+        uint32_t count;
+        RAMBlock *rb;
+        uint8_t *host;
+
+        if (!qemu_file_check(f, errp)) {
+            return -EIO;
+        }
+        if (flags & ~RAM_FLAG_MASK) {
+            error_setg(errp, "RAM: unknown record flags 0x%" PRIx64, flags);
+            return -EINVAL;
+        }
+        if (flags & RAM_FLAG_MULTIFD_FLUSH) {
+            if (flags != RAM_FLAG_MULTIFD_FLUSH || offset) {
+                error_setg(errp, "RAM: malformed multifd flush record 0x%"
+                           PRIx64, header);
+                return -EINVAL;
+            }
+            if (!ram_load_multifd_flush(errp)) {
+                return -EIO;
+            }
+            continue;
+        }
+        if (flags & RAM_FLAG_EOS) {
+            if (flags != RAM_FLAG_EOS || offset) {
+                error_setg(errp, "RAM: malformed end-of-section record 0x%"
+                           PRIx64, header);
+                return -EINVAL;
+            }
+            return 0;
+        }
+        if (!(flags & RAM_FLAG_PAGES) == !(flags & RAM_FLAG_ZERO)) {
+            error_setg(errp, "RAM: record 0x%" PRIx64 " is neither pages nor "
+                       "zero", header);
+            return -EINVAL;
+        }
+        rb = load_block(f, flags, errp);
+        if (!rb) {
+            return -EINVAL;
+        }
+        count = qemu_get_be32(f);
+        if (!qemu_file_check(f, errp)) {
+            return -EIO;
+        }
+        if (count == 0 || count > RAM_MAX_RUN_PAGES) {
+            error_setg(errp, "RAM: block '%s': run of %u pages (allowed: 1 to "
+                       "%u)", rb->idstr, count, RAM_MAX_RUN_PAGES);
+            return -EINVAL;
+        }
+        if (offset >= rb->size ||
+            (uint64_t)count << TARGET_PAGE_BITS > rb->size - offset) {
+            error_setg(errp, "RAM: block '%s': %u pages at offset 0x%" PRIx64
+                       " lie beyond its size 0x%" PRIx64, rb->idstr, count,
+                       offset, rb->size);
+            return -EINVAL;
+        }
+        host = rb->host + offset;
+        if (flags & RAM_FLAG_PAGES) {
+            bool by_fd = rb->fd >= 0 && rb->shared && qemu_file_can_splice(f);
+
+            /* Into the backing file's page cache, or fault RAM in ahead. */
+            if (!by_fd) {
+                ram_prefault_hint(load_prefault, rb, offset +
+                                  ((uint64_t)count << TARGET_PAGE_BITS));
+            }
+            /* Straight into guest RAM: no bounce buffer. */
+            if (!qemu_get_buffer_to_ram(f, host, by_fd ? rb->fd : -1,
+                                        rb->fd_offset + offset,
+                                        (size_t)count << TARGET_PAGE_BITS)) {
+                qemu_file_check(f, errp);
+                error_prepend(errp, "RAM: block '%s': ", rb->idstr);
+                return -EIO;
+            }
+        } else {
+            for (uint32_t i = 0; i < count; i++) {
+                uint8_t *page = host + ((size_t)i << TARGET_PAGE_BITS);
+
+                if (!ram_page_is_zero(page, TARGET_PAGE_SIZE)) {
+                    memset(page, 0, TARGET_PAGE_SIZE);
+                }
+            }
+        }
+    }
+}
+
+static const SaveVMHandlers ram_handlers = {
+    .save_setup = ram_save_setup,
+    .save_live_iterate = ram_save_iterate,
+    .state_pending_estimate = ram_pending_estimate,
+    .state_pending_exact = ram_pending_exact,
+    .save_live_complete_precopy = ram_save_complete,
+    .save_cleanup = ram_save_cleanup,
+    .load_setup = ram_load_setup,
+    .load_state = ram_load_state,
+    .load_cleanup = ram_load_cleanup,
+};
+
+void ram_mig_init(void)
+{
+    register_savevm_live("ram", 0, 1, &ram_handlers, NULL);
+}

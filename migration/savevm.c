@@ -1,0 +1,903 @@
+/*
+ * The main stream: handler registry, the save side's section writer and
+ * the destination's loader.  Layout in migration/savevm.h.
+ */
+#include "qemu/osdep.h"
+#include "qemu/main-loop.h"
+#include "system/ramblock.h"
+#include "system/guest.h"
+#include "system/cpus.h"
+#include "migration/register.h"
+#include "migration/vmstate.h"
+#include "migration/options.h"
+#include "migration/multifd.h"
+#include "migration/migration.h"
+#include "migration/savevm.h"
+#include "migration/trace.h"
+
+/* Identifies this machine model in the configuration section. */
+#define MIG_MACHINE_TYPE "vmig-virt"
+/* Bound on the number of sections a stream may open. */
+#define MIG_MAX_SECTIONS 65536
+
+typedef struct SaveStateEntry {
+    char idstr[256];
+    uint32_t instance_id;
+    int version_id;
+    uint32_t section_id;
+    const SaveVMHandlers *ops;
+    const VMStateDescription *vmsd;
+    void *opaque;
+    bool active;                /* source: takes part in this migration */
+    bool setup_called;          /* source: save_setup was called */
+    bool load_setup_called;     /* destination */
+    bool consumer_added;        /* destination: multifd packets come here */
+    struct SaveStateEntry *next;
+} SaveStateEntry;
+
+/* Registered with the BQL, before any migration; read without it after. */
+static SaveStateEntry *savevm_handlers;
+
+static SaveStateEntry *find_se(const char *idstr, uint32_t instance_id)
+{
+    for (SaveStateEntry *se = savevm_handlers; se; se = se->next) {
+        if (!strcmp(se->idstr, idstr) && se->instance_id == instance_id) {
+            return se;
+        }
+    }
+    return NULL;
+}
+
+static int register_se(const char *idstr, uint32_t instance_id, int version,
+                       const SaveVMHandlers *ops,
+                       const VMStateDescription *vmsd, void *opaque)
+{
+    SaveStateEntry *se, **tail;
+
+    if (strlen(idstr) >= sizeof(se->idstr) || find_se(idstr, instance_id)) {
+        return -EEXIST;
+    }
+    se = g_new0(SaveStateEntry, 1);
+    g_strlcpy(se->idstr, idstr, sizeof(se->idstr));
+    se->instance_id = instance_id;
+    se->version_id = version;
+    se->ops = ops;
+    se->vmsd = vmsd;
+    se->opaque = opaque;
+    /* Keep registration order: RAM first, then devices, as registered. */
+    for (tail = &savevm_handlers; *tail; tail = &(*tail)->next) {
+    }
+    *tail = se;
+    return 0;
+}
+
+int register_savevm_live(const char *idstr, uint32_t instance_id,
+                         int version, const SaveVMHandlers *ops,
+                         void *opaque)
+{
+    return register_se(idstr, instance_id, version, ops, NULL, opaque);
+}
+
+int vmstate_register(uint32_t instance_id, const VMStateDescription *vmsd,
+                     void *opaque)
+{
+    return register_se(vmsd->name, instance_id, vmsd->version_id, NULL, vmsd,
+                       opaque);
+}
+
+static void unregister_se(const char *idstr, uint32_t instance_id)
+{
+    for (SaveStateEntry **p = &savevm_handlers; *p; p = &(*p)->next) {
+        SaveStateEntry *se = *p;
+
+        if (!strcmp(se->idstr, idstr) && se->instance_id == instance_id) {
+            *p = se->next;
+            g_free(se);
+            return;
+        }
+    }
+}
+
+void unregister_savevm(const char *idstr, uint32_t instance_id)
+{
+    unregister_se(idstr, instance_id);
+}
+
+void vmstate_unregister(uint32_t instance_id, const VMStateDescription *vmsd)
+{
+    unregister_se(vmsd->name, instance_id);
+}
+
+static bool se_is_iterative(const SaveStateEntry *se)
+{
+    return se->ops && (se->ops->save_setup || se->ops->save_live_iterate);
+}
+
+static bool se_has_full_state(const SaveStateEntry *se)
+{
+    return se->vmsd || (se->ops && se->ops->save_state);
+}
+
+/* ---------------------------------------------------------------- */
+/* Source                                                           */
+/* ---------------------------------------------------------------- */
+
+bool qemu_savevm_state_prepare(Error **errp)
+{
+    for (SaveStateEntry *se = savevm_handlers; se; se = se->next) {
+        if (se->ops && se->ops->save_prepare &&
+            !se->ops->save_prepare(se->opaque, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Destination: the UUID of the stream being loaded (incoming thread). */
+static uint8_t loadvm_uuid[16];
+static bool loadvm_uuid_valid;
+
+bool qemu_loadvm_stream_uuid(uint8_t uuid[16])
+{
+    memcpy(uuid, loadvm_uuid, 16);
+    return loadvm_uuid_valid;
+}
+
+void qemu_savevm_send_header(QEMUFile *f, uint32_t caps,
+                             const uint8_t uuid[16])
+{
+    uint32_t nblocks = 0;
+
+    qemu_put_be32(f, MIG_STREAM_MAGIC);
+    qemu_put_be32(f, MIG_STREAM_VERSION);
+
+    qemu_put_byte(f, MIG_SECTION_CONFIGURATION);
+    qemu_put_be32(f, TARGET_PAGE_SIZE);
+    qemu_put_counted_string(f, MIG_MACHINE_TYPE);
+    qemu_put_counted_string(f, guest_program_name());
+    qemu_put_be32(f, cpus_count());
+    qemu_put_be32(f, caps);
+    qemu_put_buffer(f, uuid, 16);
+    RAMBLOCK_FOREACH(rb) {
+        nblocks++;
+    }
+    qemu_put_be32(f, nblocks);
+    RAMBLOCK_FOREACH(rb) {
+        qemu_put_counted_string(f, rb->idstr);
+        qemu_put_be64(f, rb->size);
+        qemu_put_be64(f, rb->gpa);
+    }
+}
+
+void qemu_savevm_send_command(QEMUFile *f, MigCommand cmd, uint16_t len,
+                              const void *data)
+{
+    trace(savevm_send_command, "command %d, %u bytes", cmd, len);
+    qemu_put_byte(f, MIG_SECTION_COMMAND);
+    qemu_put_be16(f, cmd);
+    qemu_put_be16(f, len);
+    qemu_put_buffer(f, data, len);
+}
+
+static void put_section_header(QEMUFile *f, SaveStateEntry *se, uint8_t type)
+{
+    qemu_put_byte(f, type);
+    qemu_put_be32(f, se->section_id);
+    if (type == MIG_SECTION_START || type == MIG_SECTION_FULL) {
+        qemu_put_counted_string(f, se->idstr);
+        qemu_put_be32(f, se->instance_id);
+        qemu_put_be32(f, se->version_id);
+    }
+}
+
+static void put_section_footer(QEMUFile *f, SaveStateEntry *se)
+{
+    qemu_put_byte(f, MIG_SECTION_FOOTER);
+    qemu_put_be32(f, se->section_id);
+}
+
+int qemu_savevm_state_setup(QEMUFile *f, Error **errp)
+{
+    uint32_t section_id = 0;
+
+    for (SaveStateEntry *se = savevm_handlers; se; se = se->next) {
+        int ret;
+
+        se->section_id = section_id++;
+        se->active = !se->ops || !se->ops->is_active ||
+                     se->ops->is_active(se->opaque);
+        se->setup_called = false;
+        if (!se->active || !se_is_iterative(se)) {
+            continue;
+        }
+        put_section_header(f, se, MIG_SECTION_START);
+        se->setup_called = true;
+        ret = se->ops->save_setup ? se->ops->save_setup(f, se->opaque, errp)
+                                  : 0;
+        if (ret < 0) {
+            error_prepend(errp, "section '%s': setup failed: ", se->idstr);
+            return ret;
+        }
+        put_section_footer(f, se);
+        if (!qemu_file_check(f, errp)) {
+            return -EIO;
+        }
+    }
+    return 0;
+}
+
+int qemu_savevm_state_iterate(QEMUFile *f, Error **errp)
+{
+    int all_done = 1;
+
+    for (SaveStateEntry *se = savevm_handlers; se; se = se->next) {
+        int ret;
+
+        if (!se->active || !se_is_iterative(se) ||
+            !se->ops->save_live_iterate) {
+            continue;
+        }
+        if (se->ops->is_active_iterate &&
+            !se->ops->is_active_iterate(se->opaque)) {
+            continue;
+        }
+        if (migration_rate_limit_exceeded()) {
+            return 0;
+        }
+        put_section_header(f, se, MIG_SECTION_PART);
+        ret = se->ops->save_live_iterate(f, se->opaque);
+        put_section_footer(f, se);
+        if (ret < 0) {
+            if (!qemu_file_check(f, errp)) {
+                error_prepend(errp, "section '%s': ", se->idstr);
+            } else {
+                error_setg_errno(errp, -ret, "section '%s': iteration failed",
+                                 se->idstr);
+            }
+            return ret;
+        }
+        if (!qemu_file_check(f, errp)) {
+            return -EIO;
+        }
+        if (ret == 0) {
+            all_done = 0;
+        }
+    }
+    return all_done;
+}
+
+static uint64_t pending(bool exact)
+{
+    uint64_t total = 0;
+
+    for (SaveStateEntry *se = savevm_handlers; se; se = se->next) {
+        if (!se->active || !se->ops) {
+            continue;
+        }
+        if (exact && se->ops->state_pending_exact) {
+            se->ops->state_pending_exact(se->opaque, &total);
+        } else if (!exact && se->ops->state_pending_estimate) {
+            se->ops->state_pending_estimate(se->opaque, &total);
+        }
+    }
+    return total;
+}
+
+uint64_t qemu_savevm_pending_estimate(void)
+{
+    return pending(false);
+}
+
+uint64_t qemu_savevm_pending_exact(void)
+{
+    return pending(true);
+}
+
+/* One handler's save_live_complete_precopy_thread, run on its own thread. */
+typedef struct CompleteThread {
+    SaveStateEntry *se;
+    SaveLiveCompletePrecopyThreadData data;
+    GThread *thread;
+    Error *err;
+    bool ok;
+} CompleteThread;
+
+static gpointer complete_thread_fn(gpointer opaque)
+{
+    CompleteThread *ct = opaque;
+
+    ct->ok = ct->se->ops->save_live_complete_precopy_thread(&ct->data,
+                                                            &ct->err);
+    if (!ct->ok && !ct->err) {
+        error_setg(&ct->err, "section '%s': device state thread failed",
+                   ct->se->idstr);
+    }
+    return NULL;
+}
+
+static GPtrArray *complete_threads_start(void)
+{
+    GPtrArray *threads = g_ptr_array_new();
+
+    if (!migrate_multifd()) {
+        return threads;
+    }
+    for (SaveStateEntry *se = savevm_handlers; se; se = se->next) {
+        CompleteThread *ct;
+
+        if (!se->active || !se->ops ||
+            !se->ops->save_live_complete_precopy_thread) {
+            continue;
+        }
+        ct = g_new0(CompleteThread, 1);
+        ct->se = se;
+        ct->data.idstr = se->idstr;
+        ct->data.instance_id = se->instance_id;
+        ct->data.handler_opaque = se->opaque;
+        ct->thread = g_thread_new("mig/devstate", complete_thread_fn, ct);
+        g_ptr_array_add(threads, ct);
+    }
+    return threads;
+}
+
+/* Join every thread; the first failure goes to @errp.  Frees @threads. */
+static bool complete_threads_join(GPtrArray *threads, Error **errp)
+{
+    bool ok = true;
+
+    for (guint i = 0; i < threads->len; i++) {
+        CompleteThread *ct = g_ptr_array_index(threads, i);
+
+        g_thread_join(ct->thread);
+        if (!ct->ok && ok) {
+            error_propagate(errp, ct->err);
+            ct->err = NULL;
+            ok = false;
+        }
+        error_free(ct->err);
+        g_free(ct);
+    }
+    g_ptr_array_free(threads, true);
+    if (!ok) {
+        return false;
+    }
+    /* Every device state packet must be on the wire before the EOF. */
+    return !migrate_multifd() || multifd_send_sync(errp);
+}
+
+static int qemu_savevm_state_complete_sections(QEMUFile *f, Error **errp);
+
+int qemu_savevm_state_complete(QEMUFile *f, Error **errp)
+{
+    GPtrArray *threads;
+    Error *local_err = NULL;
+    int ret;
+
+    /* Every PART is out: destinations may start loading side channels. */
+    qemu_savevm_send_command(f, MIG_CMD_SWITCHOVER_START, 0, NULL);
+    threads = complete_threads_start();
+    ret = qemu_savevm_state_complete_sections(f, errp);
+    /* Join even after a failure: the threads use the handlers' state. */
+    if (!complete_threads_join(threads, ret < 0 ? &local_err : errp)) {
+        error_free(local_err);
+        return ret < 0 ? ret : -EIO;
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    qemu_put_byte(f, MIG_SECTION_EOF);
+    if (qemu_fflush(f) < 0) {
+        qemu_file_check(f, errp);
+        return -EIO;
+    }
+    return 0;
+}
+
+static int qemu_savevm_state_complete_sections(QEMUFile *f, Error **errp)
+{
+    for (SaveStateEntry *se = savevm_handlers; se; se = se->next) {
+        int ret;
+
+        if (!se->active || !se->setup_called ||
+            !se->ops->save_live_complete_precopy) {
+            continue;
+        }
+        put_section_header(f, se, MIG_SECTION_END);
+        ret = se->ops->save_live_complete_precopy(f, se->opaque);
+        put_section_footer(f, se);
+        if (ret < 0 || !qemu_file_check(f, errp)) {
+            if (ret < 0 && !(errp && *errp)) {
+                error_setg_errno(errp, -ret, "section '%s': completion failed",
+                                 se->idstr);
+            } else {
+                error_prepend(errp, "section '%s': ", se->idstr);
+            }
+            return ret < 0 ? ret : -EIO;
+        }
+    }
+    for (SaveStateEntry *se = savevm_handlers; se; se = se->next) {
+        bool ok = true;
+
+        if (!se->active || !se_has_full_state(se)) {
+            continue;
+        }
+        put_section_header(f, se, MIG_SECTION_FULL);
+        if (se->vmsd) {
+            ok = vmstate_save_state(f, se->vmsd, se->opaque, errp);
+        } else if (se->ops->save_state(f, se->opaque, errp) < 0) {
+            ok = false;
+        }
+        if (!ok) {
+            error_prepend(errp, "section '%s': ", se->idstr);
+            return -EINVAL;
+        }
+        put_section_footer(f, se);
+    }
+    return 0;
+}
+
+void qemu_savevm_state_cleanup(void)
+{
+    for (SaveStateEntry *se = savevm_handlers; se; se = se->next) {
+        if (se->setup_called && se->ops->save_cleanup) {
+            se->ops->save_cleanup(se->opaque);
+        }
+        se->setup_called = false;
+    }
+}
+
+/* ---------------------------------------------------------------- */
+/* Destination                                                      */
+/* ---------------------------------------------------------------- */
+
+static bool check_u32(const char *what, uint32_t theirs, uint32_t ours,
+                      Error **errp)
+{
+    if (theirs != ours) {
+        error_setg(errp, "configuration mismatch: %s is %u on the source, %u "
+                   "here", what, theirs, ours);
+        return false;
+    }
+    return true;
+}
+
+static bool check_str(const char *what, const char *theirs, const char *ours,
+                      Error **errp)
+{
+    if (strcmp(theirs, ours)) {
+        error_setg(errp, "configuration mismatch: %s is '%s' on the source, "
+                   "'%s' here", what, theirs, ours);
+        return false;
+    }
+    return true;
+}
+
+static const char *const config_cap_names[] = {
+    "return-path", "switchover-ack", "multifd",
+};
+
+static bool load_configuration(QEMUFile *f, uint32_t our_caps, Error **errp)
+{
+    char str[256];
+    uint32_t nblocks, ours = 0, caps, value;
+
+    if (qemu_get_byte(f) != MIG_SECTION_CONFIGURATION) {
+        if (!qemu_file_check(f, errp)) {
+            return false;
+        }
+        error_setg(errp, "the stream has no configuration section");
+        return false;
+    }
+    value = qemu_get_be32(f);
+    if (!qemu_file_check(f, errp) ||
+        !check_u32("the page size", value, TARGET_PAGE_SIZE, errp)) {
+        return false;
+    }
+    qemu_get_counted_string(f, str);
+    if (!qemu_file_check(f, errp) ||
+        !check_str("the machine type", str, MIG_MACHINE_TYPE, errp)) {
+        return false;
+    }
+    qemu_get_counted_string(f, str);
+    if (!qemu_file_check(f, errp) ||
+        !check_str("the guest program", str, guest_program_name(), errp)) {
+        return false;
+    }
+    value = qemu_get_be32(f);
+    if (!qemu_file_check(f, errp) ||
+        !check_u32("the vCPU count", value, cpus_count(), errp)) {
+        return false;
+    }
+    caps = qemu_get_be32(f);
+    if (!qemu_file_check(f, errp)) {
+        return false;
+    }
+    if (caps & ~MIG_CONFIG_CAP_KNOWN) {
+        error_setg(errp, "the source uses unknown capability bits 0x%x",
+                   caps & ~MIG_CONFIG_CAP_KNOWN);
+        return false;
+    }
+    loadvm_uuid_valid = qemu_get_buffer(f, loadvm_uuid, 16);
+    if (!qemu_file_check(f, errp)) {
+        return false;
+    }
+    for (unsigned i = 0; i < ARRAY_SIZE(config_cap_names); i++) {
+        bool src = caps & (1u << i), dst = our_caps & (1u << i);
+
+        if (src != dst) {
+            error_setg(errp, "configuration mismatch: capability '%s' is %s "
+                       "on the source, %s here", config_cap_names[i],
+                       src ? "on" : "off", dst ? "on" : "off");
+            return false;
+        }
+    }
+    RAMBLOCK_FOREACH(rb) {
+        ours++;
+    }
+    nblocks = qemu_get_be32(f);
+    if (!qemu_file_check(f, errp) ||
+        !check_u32("the number of RAM blocks", nblocks, ours, errp)) {
+        return false;
+    }
+    for (uint32_t i = 0; i < nblocks; i++) {
+        RAMBlock *rb;
+        uint64_t size, gpa;
+
+        qemu_get_counted_string(f, str);
+        size = qemu_get_be64(f);
+        gpa = qemu_get_be64(f);
+        if (!qemu_file_check(f, errp)) {
+            return false;
+        }
+        rb = ram_block_find(str);
+        if (!rb) {
+            error_setg(errp, "configuration mismatch: RAM block '%s' of the "
+                       "source does not exist here", str);
+            return false;
+        }
+        if (size != rb->size) {
+            error_setg(errp, "configuration mismatch: RAM block '%s' is %"
+                       PRIu64 " bytes on the source, %" PRIu64 " here",
+                       str, size, rb->size);
+            return false;
+        }
+        if (gpa != rb->gpa) {
+            error_setg(errp, "configuration mismatch: RAM block '%s' is at "
+                       "0x%" PRIx64 " on the source, 0x%" PRIx64 " here",
+                       str, gpa, rb->gpa);
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool load_footer(QEMUFile *f, SaveStateEntry *se, uint32_t section_id,
+                        Error **errp)
+{
+    uint8_t mark = qemu_get_byte(f);
+    uint32_t id = qemu_get_be32(f);
+
+    if (!qemu_file_check(f, errp)) {
+        error_prepend(errp, "section '%s': ", se->idstr);
+        return false;
+    }
+    if (mark != MIG_SECTION_FOOTER || id != section_id) {
+        error_setg(errp, "section '%s' (id %u): bad footer (0x%02x, id %u): "
+                   "the loader read too much or too little", se->idstr,
+                   section_id, mark, id);
+        return false;
+    }
+    return true;
+}
+
+static int load_section_payload(QEMUFile *f, SaveStateEntry *se,
+                                int version_id, uint32_t section_id,
+                                Error **errp)
+{
+    int ret = 0;
+
+    if (se->vmsd) {
+        if (!vmstate_load_state(f, se->vmsd, se->opaque, version_id, errp)) {
+            ret = -EINVAL;
+        }
+    } else if (!se->ops->load_state) {
+        error_setg(errp, "section '%s' cannot be loaded here", se->idstr);
+        ret = -EINVAL;
+    } else {
+        ret = se->ops->load_state(f, se->opaque, version_id, errp);
+        if (ret < 0 && !(errp && *errp)) {
+            if (!qemu_file_check(f, errp)) {
+                error_prepend(errp, "section '%s': ", se->idstr);
+            } else {
+                error_setg_errno(errp, -ret, "section '%s': load failed",
+                                 se->idstr);
+            }
+        }
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    if (!qemu_file_check(f, errp)) {
+        error_prepend(errp, "section '%s': ", se->idstr);
+        return -EIO;
+    }
+    return load_footer(f, se, section_id, errp) ? 0 : -EINVAL;
+}
+
+static int load_command(QEMUFile *f, MigrationIncomingState *mis,
+                        Error **errp)
+{
+    uint16_t cmd = qemu_get_be16(f);
+    uint16_t len = qemu_get_be16(f);
+    uint8_t data[MIG_CMD_MAX_LEN];
+
+    if (!qemu_file_check(f, errp)) {
+        return -EIO;
+    }
+    if (len > MIG_CMD_MAX_LEN) {
+        error_setg(errp, "command %u: length %u exceeds the limit of %u",
+                   cmd, len, MIG_CMD_MAX_LEN);
+        return -EINVAL;
+    }
+    if (!qemu_get_buffer(f, data, len)) {
+        qemu_file_check(f, errp);
+        return -EIO;
+    }
+    trace(loadvm_command, "command %u, %u bytes", cmd, len);
+    switch (cmd) {
+    case MIG_CMD_OPEN_RETURN_PATH:
+        if (len != 0) {
+            break;
+        }
+        return migration_incoming_rp_open(mis, errp) ? 0 : -EINVAL;
+    case MIG_CMD_PING:
+        if (len != 4) {
+            break;
+        }
+        return migration_incoming_rp_send(mis, MIG_RP_MSG_PONG, data, 4, errp)
+               ? 0 : -EIO;
+    case MIG_CMD_SWITCHOVER_START:
+        if (len != 0) {
+            break;
+        }
+        for (SaveStateEntry *se = savevm_handlers; se; se = se->next) {
+            if (se->ops && se->ops->switchover_start &&
+                se->ops->switchover_start(se->opaque) < 0) {
+                error_setg(errp, "section '%s': switchover start failed",
+                           se->idstr);
+                return -EINVAL;
+            }
+        }
+        return 0;
+    default:
+        error_setg(errp, "unknown command %u", cmd);
+        return -EINVAL;
+    }
+    error_setg(errp, "command %u: bad length %u", cmd, len);
+    return -EINVAL;
+}
+
+static bool loadvm_state_buffer(void *opaque, const uint8_t *packet,
+                                size_t len, Error **errp)
+{
+    SaveStateEntry *se = opaque;
+
+    return se->ops->load_state_buffer(se->opaque, packet, len, errp);
+}
+
+/* With multifd, device state packets go to the handlers that take them. */
+static bool loadvm_consumers_add(Error **errp)
+{
+    if (!migrate_multifd()) {
+        return true;
+    }
+    for (SaveStateEntry *se = savevm_handlers; se; se = se->next) {
+        if (!se->ops || !se->ops->load_state_buffer) {
+            continue;
+        }
+        if (!multifd_device_state_consumer_add(se->idstr, se->instance_id,
+                                               loadvm_state_buffer, se,
+                                               errp)) {
+            return false;
+        }
+        se->consumer_added = true;
+    }
+    return true;
+}
+
+static void loadvm_consumers_del(void)
+{
+    for (SaveStateEntry *se = savevm_handlers; se; se = se->next) {
+        if (se->consumer_added) {
+            multifd_device_state_consumer_del(se->idstr, se->instance_id);
+            se->consumer_added = false;
+        }
+    }
+}
+
+static int loadvm_setup(QEMUFile *f, MigrationIncomingState *mis,
+                        Error **errp)
+{
+    unsigned ack_needed = 0;
+
+    if (!loadvm_consumers_add(errp)) {
+        return -EINVAL;
+    }
+
+    bql_lock();
+    for (SaveStateEntry *se = savevm_handlers; se; se = se->next) {
+        se->load_setup_called = false;
+        if (!se->ops || !se->ops->load_setup) {
+            continue;
+        }
+        se->load_setup_called = true;
+        if (se->ops->load_setup(f, se->opaque, errp) < 0) {
+            error_prepend(errp, "section '%s': load setup failed: ",
+                          se->idstr);
+            bql_unlock();
+            return -EINVAL;
+        }
+    }
+    bql_unlock();
+    if (migrate_switchover_ack()) {
+        for (SaveStateEntry *se = savevm_handlers; se; se = se->next) {
+            if (se->ops && se->ops->switchover_ack_needed &&
+                se->ops->switchover_ack_needed(se->opaque)) {
+                ack_needed++;
+            }
+        }
+    }
+    migration_incoming_set_ack_needed(mis, ack_needed);
+    return 0;
+}
+
+static void loadvm_cleanup(void)
+{
+    loadvm_consumers_del();
+    bql_lock();
+    for (SaveStateEntry *se = savevm_handlers; se; se = se->next) {
+        if (se->load_setup_called && se->ops->load_cleanup) {
+            se->ops->load_cleanup(se->opaque);
+        }
+        se->load_setup_called = false;
+    }
+    bql_unlock();
+}
+
+/* A section opened by START, which later PART / END sections continue. */
+typedef struct LoadSection {
+    SaveStateEntry *se;
+    uint32_t version_id;
+} LoadSection;
+
+static int loadvm_sections(QEMUFile *f, MigrationIncomingState *mis,
+                           GHashTable *by_id, Error **errp)
+{
+    for (;;) {
+        uint8_t type = qemu_get_byte(f);
+        SaveStateEntry *se;
+        LoadSection *ls;
+        uint32_t section_id, instance_id, version_id;
+        char idstr[256];
+        int ret;
+
+        if (!qemu_file_check(f, errp)) {
+            return -EIO;
+        }
+        switch (type) {
+        case MIG_SECTION_EOF:
+            return 0;
+        case MIG_SECTION_START:
+        case MIG_SECTION_FULL:
+            section_id = qemu_get_be32(f);
+            qemu_get_counted_string(f, idstr);
+            instance_id = qemu_get_be32(f);
+            version_id = qemu_get_be32(f);
+            if (!qemu_file_check(f, errp)) {
+                return -EIO;
+            }
+            se = find_se(idstr, instance_id);
+            if (!se) {
+                error_setg(errp, "unknown section '%s' instance %u (id %u)",
+                           idstr, instance_id, section_id);
+                return -EINVAL;
+            }
+            if (version_id > (uint32_t)se->version_id) {
+                error_setg(errp, "section '%s': stream version %u is newer "
+                           "than this side's %d", idstr, version_id,
+                           se->version_id);
+                return -EINVAL;
+            }
+            if (g_hash_table_contains(by_id, GUINT_TO_POINTER(section_id))) {
+                error_setg(errp, "section id %u ('%s') was opened twice",
+                           section_id, idstr);
+                return -EINVAL;
+            }
+            if (g_hash_table_size(by_id) >= MIG_MAX_SECTIONS) {
+                error_setg(errp, "too many sections (more than %u)",
+                           MIG_MAX_SECTIONS);
+                return -EINVAL;
+            }
+            if (type == MIG_SECTION_START) {
+                ls = g_new(LoadSection, 1);
+                ls->se = se;
+                ls->version_id = version_id;
+                g_hash_table_insert(by_id, GUINT_TO_POINTER(section_id), ls);
+            }
+            trace(loadvm_section, "%s '%s' id %u",
+                  type == MIG_SECTION_START ? "START" : "FULL", idstr,
+                  section_id);
+            ret = load_section_payload(f, se, version_id, section_id, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            break;
+        case MIG_SECTION_PART:
+        case MIG_SECTION_END:
+            section_id = qemu_get_be32(f);
+            if (!qemu_file_check(f, errp)) {
+                return -EIO;
+            }
+            ls = g_hash_table_lookup(by_id, GUINT_TO_POINTER(section_id));
+            if (!ls) {
+                error_setg(errp, "section id %u was never started", section_id);
+                return -EINVAL;
+            }
+            /* The version was checked at START and holds for the section. */
+            ret = load_section_payload(f, ls->se, ls->version_id, section_id,
+                                       errp);
+            if (ret < 0) {
+                return ret;
+            }
+            break;
+        case MIG_SECTION_COMMAND:
+            ret = load_command(f, mis, errp);
+            if (ret < 0) {
+                return ret;
+            }
+            break;
+        default:
+            error_setg(errp, "unknown section type 0x%02x at byte %" PRIu64,
+                       type, qemu_file_transferred(f) - 1);
+            return -EINVAL;
+        }
+    }
+}
+
+int qemu_loadvm_state(QEMUFile *f, MigrationIncomingState *mis, Error **errp)
+{
+    g_autoptr(GHashTable) by_id = g_hash_table_new_full(NULL, NULL, NULL,
+                                                        g_free);
+    uint32_t magic = qemu_get_be32(f);
+    uint32_t version = qemu_get_be32(f);
+    int ret;
+
+    loadvm_uuid_valid = false;
+    if (!qemu_file_check(f, errp)) {
+        return -EIO;
+    }
+    if (magic != MIG_STREAM_MAGIC) {
+        error_setg(errp, "not a vmig migration stream (bad magic 0x%08x, "
+                   "expected 0x%08x)", magic, MIG_STREAM_MAGIC);
+        return -EINVAL;
+    }
+    if (version != MIG_STREAM_VERSION) {
+        error_setg(errp, "unsupported stream version %u (this side reads %u)",
+                   version, MIG_STREAM_VERSION);
+        return -EINVAL;
+    }
+    if (!load_configuration(f, migration_config_caps(), errp)) {
+        return -EINVAL;
+    }
+    ret = loadvm_setup(f, mis, errp);
+    if (ret == 0) {
+        ret = loadvm_sections(f, mis, by_id, errp);
+    }
+    loadvm_cleanup();
+    return ret;
+}
+
+void qemu_loadvm_approve_switchover(void)
+{
+    migration_incoming_approve_switchover();
+}

@@ -1,0 +1,78 @@
+/*
+ * The main stream: header, configuration, sections, commands.  Private
+ * to migration/.
+ *
+ * Layout (all integers big-endian):
+ *   be32 magic "VMIG", be32 version
+ *   configuration: u8 0x07, be32 page size, str machine type,
+ *       str guest program, be32 vCPUs, be32 capability bits,
+ *       u8 migration UUID[16],
+ *       be32 block count, per block: str id, be64 size, be64 gpa
+ *   then any number of
+ *     START / FULL: u8 type, be32 section id, str id, be32 instance id,
+ *                   be32 version, payload, footer
+ *     PART / END:   u8 type, be32 section id, payload, footer
+ *     footer:       u8 0x7e, be32 section id
+ *     COMMAND:      u8 0x08, be16 command, be16 length, payload
+ *   u8 0x00 (EOF)
+ * where str is u8 length + bytes.
+ */
+#ifndef MIGRATION_SAVEVM_H
+#define MIGRATION_SAVEVM_H
+
+#include "migration/qemu-file.h"
+#include "migration/register.h"
+
+#define MIG_STREAM_MAGIC 0x564d4947u        /* "VMIG" */
+#define MIG_STREAM_VERSION 1
+
+#define MIG_SECTION_EOF 0x00
+#define MIG_SECTION_START 0x01
+#define MIG_SECTION_PART 0x02
+#define MIG_SECTION_END 0x03
+#define MIG_SECTION_FULL 0x04
+#define MIG_SECTION_CONFIGURATION 0x07
+#define MIG_SECTION_COMMAND 0x08
+#define MIG_SECTION_FOOTER 0x7e
+
+typedef enum MigCommand {
+    MIG_CMD_INVALID = 0,
+    MIG_CMD_OPEN_RETURN_PATH = 1,   /* no payload: reply on the same socket */
+    MIG_CMD_PING = 2,               /* be32 value, answered with PONG */
+    MIG_CMD_SWITCHOVER_START = 3,   /* no payload: iterative data is all sent */
+    MIG_CMD__MAX,
+} MigCommand;
+
+/* Capability bits that must agree on both sides (configuration). */
+#define MIG_CONFIG_CAP_RETURN_PATH (1u << 0)
+#define MIG_CONFIG_CAP_SWITCHOVER_ACK (1u << 1)
+#define MIG_CONFIG_CAP_MULTIFD (1u << 2)
+#define MIG_CONFIG_CAP_KNOWN 0x7u
+
+/* Largest command payload the destination accepts. */
+#define MIG_CMD_MAX_LEN 4096
+
+typedef struct MigrationIncomingState MigrationIncomingState;
+
+/* Source (migration thread unless noted). */
+bool qemu_savevm_state_prepare(Error **errp);     /* main thread, BQL */
+void qemu_savevm_send_header(QEMUFile *f, uint32_t caps,
+                             const uint8_t uuid[16]);
+void qemu_savevm_send_command(QEMUFile *f, MigCommand cmd, uint16_t len,
+                              const void *data);
+int qemu_savevm_state_setup(QEMUFile *f, Error **errp);       /* BQL */
+/* 1: every iterator finished its pass, 0: more, negative: failure. */
+int qemu_savevm_state_iterate(QEMUFile *f, Error **errp);
+uint64_t qemu_savevm_pending_estimate(void);
+uint64_t qemu_savevm_pending_exact(void);
+/* END and FULL sections, then EOF.  BQL held, VM stopped. */
+int qemu_savevm_state_complete(QEMUFile *f, Error **errp);
+void qemu_savevm_state_cleanup(void);                          /* BQL */
+
+/* Destination: the UUID of the stream's configuration (false before). */
+bool qemu_loadvm_stream_uuid(uint8_t uuid[16]);
+/* Destination: the whole stream.  Incoming thread. */
+int qemu_loadvm_state(QEMUFile *f, MigrationIncomingState *mis,
+                      Error **errp);
+
+#endif

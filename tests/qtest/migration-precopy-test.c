@@ -1,0 +1,294 @@
+/*
+ * Precopy of a running stress guest over every transport: unix, tcp,
+ * fd (getfd), exec and file, the "channels" form of migrate, and a
+ * paused source whose destination stays paused.
+ */
+#include "qemu/osdep.h"
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include "migration/framework.h"
+
+static void test_unix(void)
+{
+    g_autofree char *path = qtest_tmp_path("mig", "sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", path);
+    g_autoptr(QTestState) dst = mig_start_dst(uri, "");
+    g_autoptr(QTestState) src = mig_start_vm("");
+    static const char *const src_events[] = {
+        "setup", "active", "device", "completed",
+    };
+
+    mig_set_cap(src, "events", true);
+    mig_set_cap(dst, "events", true);
+    mig_set_fast(src);
+    mig_wait_guest_progress(src, 8 * MiB);
+    mig_migrate(src, uri);
+    mig_check_success(src, dst);
+
+    /* Both sides said what happened, in order. */
+    for (size_t i = 0; i < G_N_ELEMENTS(src_events); i++) {
+        g_autoptr(JsonNode) ev = qtest_qmp_eventwait(src, "MIGRATION", 5000);
+
+        g_assert_nonnull(ev);
+        g_assert_cmpstr(qtest_get_str(ev, "status"), ==, src_events[i]);
+    }
+    for (const char *want = "active"; want; ) {
+        g_autoptr(JsonNode) ev = qtest_qmp_eventwait(dst, "MIGRATION", 5000);
+
+        g_assert_nonnull(ev);
+        if (!strcmp(qtest_get_str(ev, "status"), want)) {
+            want = !strcmp(want, "active") ? "completed" : NULL;
+        }
+    }
+
+    /* The source reports what it did. */
+    g_autoptr(JsonNode) q = mig_query(src);
+    JsonObject *ram = json_object_get_object_member(qtest_obj(q), "ram");
+    g_assert_cmpint(json_object_get_int_member(ram, "total"), ==, 128 * MiB);
+    /* The guest had written 8 MiB of distinct pages before we started. */
+    g_assert_cmpint(json_object_get_int_member(ram, "normal"), >=,
+                    8 * MiB / 4096);
+    g_assert_cmpint(json_object_get_int_member(ram, "normal-bytes"), ==,
+                    json_object_get_int_member(ram, "normal") * 4096);
+    g_assert_cmpint(json_object_get_int_member(ram, "transferred"), >=,
+                    json_object_get_int_member(ram, "normal-bytes"));
+    g_assert_cmpint(json_object_get_int_member(ram, "remaining"), ==, 0);
+    g_assert_true(json_object_has_member(qtest_obj(q), "downtime"));
+    g_assert_cmpint(qtest_get_int(q, "total-time"), >=,
+                    qtest_get_int(q, "downtime"));
+}
+
+static void test_tcp(void)
+{
+    g_autoptr(QTestState) dst = mig_start_dst("defer", "");
+    g_autoptr(QTestState) src = mig_start_vm("");
+    g_autofree char *uri = NULL;
+
+    qtest_qmp_assert_ok(dst, "{\"execute\": \"migrate-incoming\", "
+                        "\"arguments\": {\"uri\": \"tcp:127.0.0.1:0\"}}");
+    /* Port 0: the destination tells which port it got. */
+    {
+        g_autoptr(JsonNode) q = mig_query(dst);
+        JsonArray *addrs = json_object_get_array_member(qtest_obj(q),
+                                                        "socket-address");
+        JsonObject *a = json_array_get_object_element(addrs, 0);
+
+        g_assert_cmpstr(json_object_get_string_member(a, "type"), ==, "inet");
+        uri = g_strdup_printf("tcp:127.0.0.1:%s",
+                              json_object_get_string_member(a, "port"));
+        g_assert_cmpstr(json_object_get_string_member(a, "port"), !=, "0");
+    }
+    mig_set_fast(src);
+    mig_migrate(src, uri);
+    mig_check_success(src, dst);
+}
+
+static void test_fd(void)
+{
+    g_autoptr(QTestState) dst = mig_start_dst("defer", "");
+    g_autoptr(QTestState) src = mig_start_vm("");
+    int sv[2];
+
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    g_autoptr(JsonNode) r1 = qtest_qmp_fds(src, &sv[0], 1,
+        "{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"mig\"}}");
+    g_assert_true(json_object_has_member(qtest_obj(r1), "return"));
+    g_autoptr(JsonNode) r2 = qtest_qmp_fds(dst, &sv[1], 1,
+        "{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"mig\"}}");
+    g_assert_true(json_object_has_member(qtest_obj(r2), "return"));
+    close(sv[0]);
+    close(sv[1]);
+    qtest_qmp_assert_ok(dst, "{\"execute\": \"migrate-incoming\", "
+                        "\"arguments\": {\"uri\": \"fd:mig\"}}");
+    mig_set_fast(src);
+    mig_migrate(src, "fd:mig");
+    mig_check_success(src, dst);
+}
+
+static void test_fd_unknown_name(void)
+{
+    g_autoptr(QTestState) src = mig_start_vm("");
+    g_autofree char *err = mig_migrate_expect_error(src, "fd:nosuchfd");
+
+    g_assert_nonnull(strstr(err, "nosuchfd"));
+    mig_assert_runstate(src, "running");
+}
+
+static void test_exec(void)
+{
+    g_autofree char *fifo = qtest_tmp_path("mig", "fifo");
+    g_autofree char *in = NULL, *out = NULL;
+
+    g_assert_cmpint(mkfifo(fifo, 0600), ==, 0);
+    in = g_strdup_printf("exec:cat %s", fifo);
+    out = g_strdup_printf("exec:cat > %s", fifo);
+    g_autoptr(QTestState) dst = mig_start_dst(in, "");
+    g_autoptr(QTestState) src = mig_start_vm("");
+
+    mig_set_fast(src);
+    mig_migrate(src, out);
+    mig_check_success(src, dst);
+}
+
+static void test_file(void)
+{
+    g_autofree char *path = qtest_tmp_path("mig", "img");
+    g_autofree char *uri = g_strdup_printf("file:%s,offset=0x1000", path);
+    struct stat st;
+
+    {
+        g_autoptr(QTestState) src = mig_start_vm("");
+
+        mig_set_fast(src);
+        mig_wait_guest_progress(src, 8 * MiB);
+        mig_migrate(src, uri);
+        mig_wait_completed(src, 30000);
+        mig_assert_runstate(src, "postmigrate");
+        /* The source's guest is as it was saved: still consistent. */
+        mig_assert_guest_ok(src);
+    }
+    g_assert_cmpint(stat(path, &st), ==, 0);
+    g_assert_cmpint(st.st_size, >, 0x1000 + 8 * MiB);
+    {
+        g_autoptr(QTestState) dst = mig_start_dst(uri, "");
+
+        mig_wait_completed(dst, 30000);
+        mig_assert_runstate(dst, "running");
+        mig_wait_guest_progress(dst, 8 * MiB);
+        mig_assert_guest_ok(dst);
+    }
+}
+
+static void test_channels(void)
+{
+    g_autofree char *path = qtest_tmp_path("mig", "sock");
+    g_autoptr(QTestState) dst = mig_start_dst("defer", "");
+    g_autoptr(QTestState) src = mig_start_vm("");
+    const char *chan = "[{\"channel-type\": \"main\", \"addr\": "
+                       "{\"transport\": \"socket\", \"type\": \"unix\", "
+                       "\"path\": \"%s\"}}]";
+    g_autofree char *channels = g_strdup_printf(chan, path);
+
+    qtest_qmp_assert_ok(dst, "{\"execute\": \"migrate-incoming\", "
+                        "\"arguments\": {\"channels\": %s}}", channels);
+    mig_set_fast(src);
+    qtest_qmp_assert_ok(src, "{\"execute\": \"migrate\", "
+                        "\"arguments\": {\"channels\": %s}}", channels);
+    mig_check_success(src, dst);
+}
+
+static void test_paused_source(void)
+{
+    g_autofree char *path = qtest_tmp_path("mig", "sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", path);
+    g_autoptr(QTestState) dst = mig_start_dst(uri, "");
+    g_autoptr(QTestState) src = mig_start_vm("");
+
+    mig_wait_guest_progress(src, 8 * MiB);
+    qtest_qmp_assert_ok(src, "{\"execute\": \"stop\"}");
+    mig_set_fast(src);
+    mig_migrate(src, uri);
+    mig_wait_completed(src, 30000);
+    mig_wait_completed(dst, 30000);
+    /* A paused VM stays paused: the destination waits for "cont". */
+    g_usleep(100 * 1000);
+    mig_assert_runstate(dst, "paused");
+    mig_assert_guest_ok(dst);
+    qtest_qmp_assert_ok(dst, "{\"execute\": \"cont\"}");
+    mig_wait_guest_progress(dst, 8 * MiB);
+    mig_assert_guest_ok(dst);
+}
+
+/*
+ * Destinations whose RAM is not fresh memfd: anonymous memory (pages
+ * faulted in ahead of the data), and a backing file full of garbage,
+ * shared or private, which the load must clear: the source sends no zero
+ * page the destination has no data for, and the guest check insists
+ * that never-written pages are zero.
+ */
+static void migrate_to_backend(const char *dst_backend)
+{
+    g_autofree char *path = qtest_tmp_path("mig", "sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", path);
+    g_autofree char *dst_args = g_strdup_printf(
+        "%s -machine memory-backend=mem", dst_backend);
+    g_autoptr(QTestState) dst = mig_start_dst(uri, dst_args);
+    g_autoptr(QTestState) src = mig_start_vm(
+        "-object memory-backend-memfd,id=mem,size=128M "
+        "-machine memory-backend=mem");
+
+    mig_set_fast(src);
+    mig_wait_guest_progress(src, 8 * MiB);
+    mig_migrate(src, uri);
+    mig_check_success(src, dst);
+}
+
+static void test_anonymous_ram(void)
+{
+    migrate_to_backend("-object memory-backend-ram,id=mem,size=128M");
+}
+
+static char *garbage_file(void)
+{
+    char *path = qtest_tmp_path("garbage", "ram");
+    g_autofree char *junk = g_malloc(128 * MiB);
+
+    memset(junk, 0xa5, 128 * MiB);
+    g_assert_true(g_file_set_contents(path, junk, 128 * MiB, NULL));
+    return path;
+}
+
+static void test_garbage_file_shared(void)
+{
+    g_autofree char *file = garbage_file();
+    g_autofree char *backend = g_strdup_printf(
+        "-object memory-backend-file,id=mem,size=128M,mem-path=%s,share=on",
+        file);
+
+    migrate_to_backend(backend);
+}
+
+static void test_garbage_file_private(void)
+{
+    g_autofree char *file = garbage_file();
+    g_autofree char *backend = g_strdup_printf(
+        "-object memory-backend-file,id=mem,size=128M,mem-path=%s,share=off",
+        file);
+
+    migrate_to_backend(backend);
+}
+
+static void test_bad_uri(void)
+{
+    g_autoptr(QTestState) src = mig_start_vm("");
+    g_autofree char *e1 = mig_migrate_expect_error(src, "rdma:x:1");
+    g_autofree char *e2 = mig_migrate_expect_error(src, "defer");
+    g_autofree char *e3 = qtest_qmp_expect_error(src, "GenericError",
+        "{\"execute\": \"migrate-incoming\", \"arguments\": "
+        "{\"uri\": \"unix:/nonexistent\"}}");
+
+    g_assert_nonnull(strstr(e1, "unknown transport"));
+    g_assert_nonnull(strstr(e2, "migrate-incoming only"));
+    g_assert_nonnull(strstr(e3, "-incoming defer"));
+    mig_assert_runstate(src, "running");
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/migration/precopy/unix", test_unix);
+    g_test_add_func("/migration/precopy/tcp", test_tcp);
+    g_test_add_func("/migration/precopy/fd", test_fd);
+    g_test_add_func("/migration/precopy/fd-unknown-name", test_fd_unknown_name);
+    g_test_add_func("/migration/precopy/exec", test_exec);
+    g_test_add_func("/migration/precopy/file", test_file);
+    g_test_add_func("/migration/precopy/channels", test_channels);
+    g_test_add_func("/migration/precopy/paused-source", test_paused_source);
+    g_test_add_func("/migration/precopy/anonymous-ram", test_anonymous_ram);
+    g_test_add_func("/migration/precopy/garbage-file-shared",
+                    test_garbage_file_shared);
+    g_test_add_func("/migration/precopy/garbage-file-private",
+                    test_garbage_file_private);
+    g_test_add_func("/migration/precopy/bad-uri", test_bad_uri);
+    return g_test_run();
+}

@@ -1,0 +1,206 @@
+/*
+ * Helpers shared by the migration tests.
+ */
+#include "qemu/osdep.h"
+#include "framework.h"
+
+/* The default machine, with the default guest unless @extra names one. */
+static const char *machine_for(const char *extra)
+{
+    return strstr(extra, "-guest ") ? MIG_TEST_BASE : MIG_TEST_MACHINE;
+}
+
+QTestState *mig_start_vm(const char *extra)
+{
+    return qtest_initf("%s %s", machine_for(extra), extra);
+}
+
+QTestState *mig_start_dst(const char *incoming, const char *extra)
+{
+    g_autofree char *quoted = g_shell_quote(incoming);
+
+    return qtest_initf("%s -incoming %s %s", machine_for(extra), quoted,
+                       extra);
+}
+
+void mig_set_cap(QTestState *s, const char *cap, bool on)
+{
+    qtest_qmp_assert_ok(s, "{\"execute\": \"migrate-set-capabilities\", "
+                        "\"arguments\": {\"capabilities\": [{\"capability\": "
+                        "\"%s\", \"state\": %s}]}}", cap,
+                        on ? "true" : "false");
+}
+
+void mig_set_param(QTestState *s, const char *name, int64_t value)
+{
+    qtest_qmp_assert_ok(s, "{\"execute\": \"migrate-set-parameters\", "
+                        "\"arguments\": {\"%s\": %" PRId64 "}}", name, value);
+}
+
+void mig_set_fast(QTestState *s)
+{
+    mig_set_param(s, "max-bandwidth", 0);
+}
+
+void mig_migrate(QTestState *s, const char *uri)
+{
+    qtest_qmp_assert_ok(s, "{\"execute\": \"migrate\", \"arguments\": "
+                        "{\"uri\": \"%s\"}}", uri);
+}
+
+char *mig_migrate_expect_error(QTestState *s, const char *uri)
+{
+    return qtest_qmp_expect_error(s, "GenericError", "{\"execute\": "
+                                  "\"migrate\", \"arguments\": {\"uri\": "
+                                  "\"%s\"}}", uri);
+}
+
+JsonNode *mig_query(QTestState *s)
+{
+    return qtest_qmp_assert_success(s, "{\"execute\": \"query-migrate\"}");
+}
+
+char *mig_status(QTestState *s)
+{
+    g_autoptr(JsonNode) r = mig_query(s);
+    JsonObject *obj = qtest_obj(r);
+
+    if (!json_object_has_member(obj, "status")) {
+        return g_strdup("");
+    }
+    return g_strdup(json_object_get_string_member(obj, "status"));
+}
+
+static bool in_list(const char *s, const char *const *list)
+{
+    for (; *list; list++) {
+        if (!strcmp(s, *list)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+char *mig_wait_status(QTestState *s, const char *const *want, int timeout_ms)
+{
+    static const char *const terminal[] = {
+        "completed", "failed", "cancelled", NULL
+    };
+    int64_t deadline = g_get_monotonic_time() + timeout_ms * 1000LL;
+
+    for (;;) {
+        g_autoptr(JsonNode) r = mig_query(s);
+        JsonObject *obj = qtest_obj(r);
+        const char *st = json_object_has_member(obj, "status")
+                         ? json_object_get_string_member(obj, "status") : "";
+
+        if (in_list(st, want)) {
+            return g_strdup(st);
+        }
+        if (in_list(st, terminal)) {
+            const char *desc = json_object_has_member(obj, "error-desc")
+                ? json_object_get_string_member(obj, "error-desc") : "";
+
+            g_error("migration reached '%s' while waiting for '%s' (%s)", st,
+                    want[0], desc);
+        }
+        if (g_get_monotonic_time() > deadline) {
+            g_error("migration still '%s' after %d ms, waiting for '%s'", st,
+                    timeout_ms, want[0]);
+        }
+        g_usleep(20 * 1000);
+    }
+}
+
+void mig_wait_completed(QTestState *s, int timeout_ms)
+{
+    static const char *const want[] = { "completed", NULL };
+    g_autofree char *st = mig_wait_status(s, want, timeout_ms);
+}
+
+void mig_wait_sync_count(QTestState *s, int64_t count, int timeout_ms)
+{
+    int64_t deadline = g_get_monotonic_time() + timeout_ms * 1000LL;
+
+    for (;;) {
+        g_autoptr(JsonNode) r = mig_query(s);
+        JsonObject *obj = qtest_obj(r);
+        const char *st = json_object_get_string_member(obj, "status");
+
+        if (strcmp(st, "setup")) {
+            g_assert_cmpstr(st, ==, "active");
+        }
+        if (json_object_has_member(obj, "ram")) {
+            JsonObject *ram = json_object_get_object_member(obj, "ram");
+
+            if (json_object_get_int_member(ram, "dirty-sync-count") >= count) {
+                return;
+            }
+        }
+        if (g_get_monotonic_time() > deadline) {
+            g_error("dirty-sync-count below %" PRId64 " after %d ms", count,
+                    timeout_ms);
+        }
+        g_usleep(20 * 1000);
+    }
+}
+
+int64_t mig_guest_bytes(QTestState *s)
+{
+    g_autoptr(JsonNode) r = qtest_qmp_assert_success(s,
+        "{\"execute\": \"x-query-guest\"}");
+
+    return qtest_get_int(r, "bytes-written");
+}
+
+void mig_wait_guest_progress(QTestState *s, int64_t delta)
+{
+    int64_t start = mig_guest_bytes(s);
+
+    for (int i = 0; i < 1000; i++) {
+        if (mig_guest_bytes(s) >= start + delta) {
+            return;
+        }
+        g_usleep(10 * 1000);
+    }
+    g_error("the guest wrote less than %" PRId64 " bytes in 10 s", delta);
+}
+
+void mig_assert_guest_ok(QTestState *s)
+{
+    g_autoptr(JsonNode) r = qtest_qmp_assert_success(s,
+        "{\"execute\": \"x-guest-verify\"}");
+
+    if (!qtest_get_bool(r, "ok")) {
+        g_error("x-guest-verify failed: %" PRId64 " bad pages, first at 0x%"
+                PRIx64, qtest_get_int(r, "bad-pages"),
+                qtest_get_int(r, "first-bad"));
+    }
+    g_assert_cmpint(qtest_get_int(r, "pages-checked"), >, 0);
+}
+
+void mig_assert_runstate(QTestState *s, const char *status)
+{
+    g_autofree char *st = qtest_status(s);
+
+    g_assert_cmpstr(st, ==, status);
+}
+
+void mig_check_success(QTestState *src, QTestState *dst)
+{
+    mig_wait_completed(src, 30000);
+    mig_wait_completed(dst, 30000);
+    mig_assert_runstate(src, "postmigrate");
+    /* The destination starts its VM once the load has finished. */
+    for (int i = 0; i < 500; i++) {
+        g_autofree char *st = qtest_status(dst);
+
+        if (!strcmp(st, "running")) {
+            break;
+        }
+        g_usleep(10 * 1000);
+    }
+    mig_assert_runstate(dst, "running");
+    mig_wait_guest_progress(dst, 8 * MiB);
+    mig_assert_guest_ok(dst);
+}
