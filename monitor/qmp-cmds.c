@@ -110,6 +110,24 @@ static void qmp_query_name(JsonObject *args, JsonNode **ret, Error **errp)
     *ret = object_node(info);
 }
 
+static void qmp_query_uuid(JsonObject *args, JsonNode **ret, Error **errp)
+{
+    const uint8_t *u = qemu_uuid;
+    JsonObject *info;
+    char text[37];
+
+    if (!qmp_args_check(args, no_args, errp)) {
+        return;
+    }
+    snprintf(text, sizeof(text),
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9],
+             u[10], u[11], u[12], u[13], u[14], u[15]);
+    info = json_object_new();
+    json_object_set_string_member(info, "UUID", text);
+    *ret = object_node(info);
+}
+
 /* ---- Run state ---- */
 
 static void qmp_query_status(JsonObject *args, JsonNode **ret, Error **errp)
@@ -311,6 +329,7 @@ static void qmp_register_generic_commands(void)
     qmp_register_command("query-version", qmp_query_version, QMP_CMD_NONE);
     qmp_register_command("query-commands", qmp_query_commands, QMP_CMD_NONE);
     qmp_register_command("query-name", qmp_query_name, QMP_CMD_NONE);
+    qmp_register_command("query-uuid", qmp_query_uuid, QMP_CMD_NONE);
     qmp_register_command("query-status", qmp_query_status, QMP_CMD_NONE);
     qmp_register_command("stop", qmp_stop, QMP_CMD_NONE);
     qmp_register_command("cont", qmp_cont, QMP_CMD_NONE);

@@ -27,6 +27,8 @@
 #include <sys/stat.h>
 
 const char *qemu_name;
+uint8_t qemu_uuid[16];
+bool qemu_uuid_set;
 
 typedef struct VmigConfig {
     uint64_t ram_size;          /* 0: not given */
@@ -142,6 +144,26 @@ static bool opt_name(VmigConfig *cfg, const char *arg, OptAction *action,
         return false;
     }
     qemu_name = g_strdup(name);
+    return true;
+}
+
+static bool opt_uuid(VmigConfig *cfg, const char *arg, OptAction *action,
+                     Error **errp)
+{
+    if (!g_uuid_string_is_valid(arg)) {
+        error_setg(errp, "-uuid: '%s' is not a UUID (use the form "
+                   "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", arg);
+        return false;
+    }
+    for (int i = 0, j = 0; i < 16; i++) {
+        if (arg[j] == '-') {
+            j++;
+        }
+        qemu_uuid[i] = g_ascii_xdigit_value(arg[j]) << 4 |
+                       g_ascii_xdigit_value(arg[j + 1]);
+        j += 2;
+    }
+    qemu_uuid_set = true;
     return true;
 }
 
@@ -404,6 +426,7 @@ static const VmigOption vmig_options[] = {
     { "m", true, "[size=]SIZE", "guest RAM size (default 128M; a bare number is MiB)", opt_m },
     { "smp", true, "[cpus=]N", "number of vCPUs (default 1)", opt_smp },
     { "name", true, "NAME", "name of the VM (query-name)", opt_name },
+    { "uuid", true, "UUID", "the VM's UUID (query-uuid; checked by the validate-uuid migration capability)", opt_uuid },
     { "machine", true, "none[,memory-backend=ID]", "machine type and RAM backend", opt_machine },
     { "M", true, "none", "same as -machine", opt_machine },
     { "object", true, "TYPE,id=ID[,prop=value...]", "create an object (-object help)", opt_object },
@@ -783,6 +806,8 @@ int vl_main(int argc, char **argv)
     os_daemonize_done(true);
 
     status = main_loop_run();
+    /* A migration thread still running must stop before RAM goes away. */
+    migration_shutdown();
     goto out;
 
 fail:

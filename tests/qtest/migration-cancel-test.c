@@ -68,6 +68,22 @@ static void test_cancel_active(void)
     migrate_again(src);
 }
 
+/* quit in the middle of a migration: a clean exit, not a crash. */
+static void test_quit_while_active(void)
+{
+    g_autofree char *uri = sock_uri();
+    g_autoptr(QTestState) dst = mig_start_dst(uri, "");
+    QTestState *src = mig_start_vm("");
+
+    make_slow(src);
+    mig_migrate(src, uri);
+    mig_wait_sync_count(src, 1, 20000);
+    qtest_qmp_assert_ok(src, "{\"execute\": \"quit\"}");
+    g_assert_cmpint(qtest_wait_exit(src, 20000), ==, 0);
+    qtest_quit(src);
+    g_assert_cmpint(qtest_wait_exit(dst, 20000), ==, 1);
+}
+
 static void test_cancel_immediately(void)
 {
     g_autofree char *uri = sock_uri();
@@ -224,6 +240,7 @@ int main(int argc, char **argv)
     g_test_add_func("/migration/cancel/paused-vm", test_cancel_paused_vm);
     g_test_add_func("/migration/cancel/after-completion",
                     test_cancel_after_completion);
+    g_test_add_func("/migration/quit-while-active", test_quit_while_active);
     g_test_add_func("/migration/failure/dst-killed", test_dst_killed);
     g_test_add_func("/migration/failure/dst-killed-return-path",
                     test_dst_killed_with_return_path);

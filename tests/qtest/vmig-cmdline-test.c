@@ -49,6 +49,7 @@ static void test_bad_options(void)
     expect_error("-guest stress -guest stress,ws=1M", "'stress' given more than once");
     expect_error("-guest nope,help", "unknown program 'nope'");
     expect_error("-name ''", "-name: missing name");
+    expect_error("-uuid 1234", "-uuid: '1234' is not a UUID");
     expect_error("-qmp bogus:/x,server=on,wait=off", "bogus");
     expect_error("-trace no_such_trace_point", "no trace event named 'no_such_trace_point'");
     expect_error("-display gtk", "-display: 'gtk' is not supported");

@@ -246,12 +246,15 @@ static void test_qom(void)
 
 static void test_queries(void)
 {
-    g_autoptr(QTestState) s = qtest_init("-m 32M -name testvm");
+    g_autoptr(QTestState) s = qtest_init(
+        "-m 32M -name testvm -uuid 550e8400-e29b-41d4-a716-446655440000");
     g_autoptr(JsonNode) name = qtest_qmp_assert_success(s, "{\"execute\": \"query-name\"}");
     g_autoptr(JsonNode) cmds = qtest_qmp_assert_success(s, "{\"execute\": \"query-commands\"}");
     g_autoptr(JsonNode) ver = qtest_qmp_assert_success(s, "{\"execute\": \"query-version\"}");
 
     g_assert_cmpstr(qtest_get_str(name, "name"), ==, "testvm");
+    g_autoptr(JsonNode) uuid = qtest_qmp_assert_success(s, "{\"execute\": \"query-uuid\"}");
+    g_assert_cmpstr(qtest_get_str(uuid, "UUID"), ==, "550e8400-e29b-41d4-a716-446655440000");
     g_assert_true(list_has(cmds, "query-status", NULL));
     g_assert_true(list_has(cmds, "qom-set", NULL));
     g_assert_true(json_object_has_member(qtest_obj(ver), "qemu"));
