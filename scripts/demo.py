@@ -1,60 +1,144 @@
 #!/usr/bin/env python3
-"""make demo: what vmig can do so far, on this one machine.
+"""make demo: a live migration of a VM with two VFIO devices, on this machine.
 
-Starts a VM running the self-checking stress guest, shows its progress
-for a few seconds, pauses it, checks all of its RAM, and says what the
-migration steps that come next will add.
+Two vfio-user-dma device servers for each side; a source vmig running the
+stress guest and the dma guest (which keeps both devices busy moving data
+between their memory and guest RAM); a destination vmig waiting for it.
+The VM migrates live with the devices in PRE_COPY and switchover-ack on,
+then the destination checks every page of guest RAM and of both devices'
+memory.
 """
 import os
+import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qmp import Vmig  # noqa: E402
+from qmp import QMPError, Vmig  # noqa: E402
+
+RAM, SMP, WS, RATE = '1G', 2, '512M', '128M'
+DEV_MEM, DEV_DIRTY = '256M', '5%'
+NDEV = 2
 
 
-def gib(n):
-    return n / (1 << 30)
+def mib(n):
+    return n / (1 << 20)
+
+
+def start_server(binary, path, log):
+    proc = subprocess.Popen([binary, '--socket', path, '--mem-size', DEV_MEM,
+                             '--dirty-rate', DEV_DIRTY], stdout=log, stderr=log)
+    deadline = time.monotonic() + 10
+    while not os.path.exists(path):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f'vfio-user-dma did not start on {path}')
+        time.sleep(0.02)
+    return proc
+
+
+def vm_args(sockets, incoming=None):
+    args = ['-m', RAM, '-smp', str(SMP), '-guest', f'stress,ws={WS},rate={RATE}',
+            '-guest', 'dma']
+    for i, sock in enumerate(sockets):
+        args += ['-device', f'vfio-user-pci,socket={sock},id=gpu{i},'
+                 'migration-events=on']
+    if incoming:
+        args += ['-incoming', incoming]
+    return args
+
+
+def progress(info):
+    ram = info.get('ram', {})
+    total = ram.get('total', 0) or 1
+    remaining = ram.get('remaining', 0)
+    pct = 100.0 * (total - remaining) / total
+    return (f"\r  {info.get('status', '?'):14} {pct:5.1f}%  "
+            f"{ram.get('mbps', 0) / 8 / 1024:5.2f} GiB/s  "
+            f"remaining {mib(remaining):7.1f} MiB  "
+            f"expected downtime {info.get('expected-downtime', 0):5d} ms  "
+            f"pass {ram.get('dirty-sync-count', 0)}")
 
 
 def main():
     build = sys.argv[1] if len(sys.argv) > 1 else 'build'
-    binary = os.path.join(build, 'vmig')
-    ram, smp, ws = '1G', 2, '512M'
-    with tempfile.TemporaryDirectory(prefix='vmig-demo-') as tmp:
-        print(f'Starting a VM: {ram} of RAM, {smp} vCPUs running the '
-              f'stress guest over a {ws} working set')
-        vm = Vmig(binary, tmp, 'vm', ['-name', 'demo', '-m', ram,
-                                      '-smp', str(smp),
-                                      '-guest', f'stress,ws={ws}'])
+    vmig = os.path.join(build, 'vmig')
+    dma = os.path.join(build, 'contrib', 'vfio-user-dma')
+    procs, vms = [], []
+    with tempfile.TemporaryDirectory(prefix='vmig-demo-') as tmp, \
+            open(os.path.join(tmp, 'servers.log'), 'w') as log:
         try:
-            start = time.monotonic()
-            last = 0
-            while time.monotonic() - start < 4:
-                time.sleep(0.5)
-                g = vm.qmp.cmd('x-query-guest')
-                now = time.monotonic() - start
-                rate = gib(g['bytes-written'] - last) / 0.5
-                last = g['bytes-written']
-                print(f"\r  {now:4.1f} s  passes {g['passes']:6d}  "
-                      f"written {gib(g['bytes-written']):7.2f} GiB  "
-                      f"{rate:6.2f} GiB/s", end='', flush=True)
+            src_socks = [os.path.join(tmp, f'src-dev{i}.sock') for i in range(NDEV)]
+            dst_socks = [os.path.join(tmp, f'dst-dev{i}.sock') for i in range(NDEV)]
+            for sock in src_socks + dst_socks:
+                procs.append(start_server(dma, sock, log))
+            print(f'Device servers: {NDEV} vfio-user-dma per side, {DEV_MEM} of '
+                  f'device memory each, {DEV_DIRTY} of it rewritten per second')
+            mig_sock = os.path.join(tmp, 'migration.sock')
+            dst = Vmig(vmig, tmp, 'dst', vm_args(dst_socks, 'defer'))
+            vms.append(dst)
+            src = Vmig(vmig, tmp, 'src', vm_args(src_socks))
+            vms.append(src)
+            print(f'Source VM: {RAM} of RAM, {SMP} vCPUs running the stress '
+                  f'guest ({WS} working set, dirtying {RATE}/s) and the dma '
+                  f'guest driving both devices')
+            time.sleep(2)
+            g = src.qmp.cmd('x-query-guest')
+            print(f"  the guest has written {g['bytes-written'] / (1 << 30):.2f} "
+                  f"GiB so far")
+
+            caps = [{'capability': c, 'state': True}
+                    for c in ('events', 'return-path', 'switchover-ack')]
+            for vm in (src, dst):
+                vm.qmp.cmd('migrate-set-capabilities', capabilities=caps)
+            src.qmp.cmd('migrate-set-parameters',
+                        **{'downtime-limit': 300, 'max-bandwidth': 0})
+            dst.qmp.cmd('migrate-incoming', uri=f'unix:{mig_sock}')
+            print('Migrating live (PRE_COPY devices, return path, '
+                  'switchover-ack):')
+            src.qmp.cmd('migrate', uri=f'unix:{mig_sock}')
+            while True:
+                info = src.qmp.cmd('query-migrate')
+                print(progress(info), end='', flush=True)
+                if info['status'] in ('completed', 'failed', 'cancelled'):
+                    break
+                time.sleep(0.1)
             print()
-            vm.qmp.cmd('stop')
-            t0 = time.monotonic()
-            res = vm.qmp.cmd('x-guest-verify')
-            ms = (time.monotonic() - t0) * 1000
-            status = 'PASS' if res['ok'] else 'FAIL'
-            print(f"Paused and checked {res['pages-checked']} pages in "
-                  f"{ms:.0f} ms: {status} ({res['bad-pages']} bad)")
-            vm.qmp.cmd('cont')
+            if info['status'] != 'completed':
+                print(f"migration {info['status']}: {info.get('error-desc', '')}")
+                return 1
+            deadline = time.monotonic() + 30
+            while dst.qmp.cmd('query-status')['status'] != 'running':
+                if time.monotonic() > deadline:
+                    print('the destination did not start running')
+                    return 1
+                time.sleep(0.05)
+            time.sleep(1)       # let the migrated guest and devices work on
+            ram = info.get('ram', {})
+            vfio = info.get('vfio', {})
+            print()
+            print(f"  {'total time':24} {info.get('total-time', 0):8d} ms")
+            print(f"  {'setup time':24} {info.get('setup-time', 0):8d} ms")
+            print(f"  {'downtime':24} {info.get('downtime', 0):8d} ms")
+            print(f"  {'RAM transferred':24} {mib(ram.get('transferred', 0)):8.1f} MiB"
+                  f"  ({ram.get('duplicate', 0)} zero pages not sent)")
+            print(f"  {'device state transferred':24} "
+                  f"{mib(vfio.get('transferred', 0)):8.1f} MiB")
+            res = dst.qmp.cmd('x-guest-verify')
+            ok = res['ok']
+            print(f"  {'destination check':24} {'PASS' if ok else 'FAIL'}: "
+                  f"{res['pages-checked']} pages of guest RAM and both devices' "
+                  f"memory{'' if ok else ' - ' + res.get('detail', '')}")
+            return 0 if ok else 1
+        except (QMPError, RuntimeError) as e:
+            print(f'\ndemo failed: {e}')
+            return 1
         finally:
-            vm.quit()
-    print('\nNext: live migration of this VM to a second vmig process '
-          '(precopy, return path, switchover-ack, multifd), then vfio-user '
-          'devices migrating with it.')
-    return 0 if res['ok'] else 1
+            for vm in vms:
+                vm.quit()
+            for p in procs:
+                p.terminate()
+                p.wait()
 
 
 if __name__ == '__main__':

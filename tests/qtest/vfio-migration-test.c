@@ -88,6 +88,15 @@ static void run_migration(gconstpointer opaque)
     }
     mig_migrate(src, uri);
     mig_check_success(src, dst);
+    {
+        /* query-migrate counts the device bytes: at least their memory. */
+        g_autoptr(JsonNode) q = mig_query(src);
+        JsonObject *vfio = json_object_get_object_member(qtest_obj(q), "vfio");
+
+        g_assert_nonnull(vfio);
+        g_assert_cmpint(json_object_get_int_member(vfio, "transferred"), >=,
+                        (int64_t)c->nr_devices * 16 * MiB);
+    }
 
     for (unsigned i = 0; i < c->nr_devices; i++) {
         g_autofree char *id = g_strdup_printf("dev%u", i);
