@@ -373,22 +373,45 @@ static bool listen_tcp(const char *hostport, const char *what, Error **errp)
     return true;
 }
 
+/* Parse @optarg into @opts, checking the address form too. */
+static bool parse_qmp_option(const char *optarg, const char *what,
+                             QmpListenOpts *opts, Error **errp)
+{
+    if (!parse_listen_opts(optarg, what, opts, errp)) {
+        return false;
+    }
+    if (!g_str_has_prefix(opts->address, "unix:") &&
+        !g_str_has_prefix(opts->address, "tcp:")) {
+        error_setg(errp, "%s: unsupported address '%s' (expected unix:PATH or "
+                   "tcp:HOST:PORT)", what, opts->address);
+        return false;
+    }
+    return true;
+}
+
+bool monitor_qmp_check(const char *optarg, Error **errp)
+{
+    g_autofree char *what = g_strdup_printf("-qmp %s", optarg);
+    QmpListenOpts opts = { 0 };
+    bool ok = parse_qmp_option(optarg, what, &opts, errp);
+
+    g_free(opts.address);
+    return ok;
+}
+
 bool monitor_qmp_add(const char *optarg, Error **errp)
 {
     g_autofree char *what = g_strdup_printf("-qmp %s", optarg);
     QmpListenOpts opts = { 0 };
     bool ok = false;
 
-    if (!parse_listen_opts(optarg, what, &opts, errp)) {
+    if (!parse_qmp_option(optarg, what, &opts, errp)) {
         goto out;
     }
     if (g_str_has_prefix(opts.address, "unix:")) {
         ok = listen_unix(opts.address + strlen("unix:"), what, errp);
-    } else if (g_str_has_prefix(opts.address, "tcp:")) {
-        ok = listen_tcp(opts.address + strlen("tcp:"), what, errp);
     } else {
-        error_setg(errp, "%s: unsupported address '%s' (expected unix:PATH or "
-                   "tcp:HOST:PORT)", what, opts.address);
+        ok = listen_tcp(opts.address + strlen("tcp:"), what, errp);
     }
 out:
     g_free(opts.address);

@@ -5,16 +5,26 @@ set -e
 
 PKGS="build-essential meson ninja-build pkg-config python3
 libglib2.0-dev libjson-glib-dev zlib1g-dev libzstd-dev socat"
-# Optional: clang and its runtime give the libFuzzer targets.
-OPT_PKGS="clang libclang-rt-14-dev"
+# Not needed to build or test: clang builds the libFuzzer targets
+# (CC=clang meson setup ...), QEMU is the baseline of make bench.
+OPTIONAL="clang libclang-rt-14-dev qemu-system-x86"
 
-missing=""
-for p in $PKGS $OPT_PKGS; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-        missing="$missing $p"
+not_installed() {
+    for p in "$@"; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+            printf ' %s' "$p"
+        fi
+    done
+}
+
+missing=$(not_installed $PKGS)
+if [ -z "$missing" ]; then
+    optional=$(not_installed $OPTIONAL)
+    if [ -n "$optional" ] && [ -n "$VMIG_DEPS_VERBOSE" ]; then
+        echo "optional, for fuzzing and benchmarks:$optional" >&2
     fi
-done
-[ -z "$missing" ] && exit 0
+    exit 0
+fi
 
 if [ "$(id -u)" != 0 ]; then
     echo "vmig needs these Debian packages:$missing" >&2

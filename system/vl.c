@@ -249,6 +249,23 @@ static bool type_help(const char *arg, const char *parent, const char *opt,
     return true;
 }
 
+/* QEMU's rule for ids: a letter, then letters, digits, '-', '.', '_'. */
+static bool check_id(const char *opt, const char *id, Error **errp)
+{
+    if (!g_ascii_isalpha(id[0])) {
+        error_setg(errp, "%s: id '%s' must start with a letter", opt, id);
+        return false;
+    }
+    for (const char *p = id; *p; p++) {
+        if (!g_ascii_isalnum(*p) && !strchr("-._", *p)) {
+            error_setg(errp, "%s: id '%s' may only contain letters, digits, "
+                       "'-', '.' and '_'", opt, id);
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool opt_object(VmigConfig *cfg, const char *arg, OptAction *action,
                        Error **errp)
 {
@@ -269,6 +286,10 @@ static bool opt_object(VmigConfig *cfg, const char *arg, OptAction *action,
         keyval_free(kv);
         return false;
     }
+    if (!check_id("-object", keyval_get(kv, "id"), errp)) {
+        keyval_free(kv);
+        return false;
+    }
     g_ptr_array_add(cfg->objects, kv);
     return true;
 }
@@ -285,6 +306,10 @@ static bool opt_device(VmigConfig *cfg, const char *arg, OptAction *action,
     }
     kv = keyval_parse(arg, "driver", "-device", errp);
     if (!kv) {
+        return false;
+    }
+    if (keyval_has(kv, "id") && !check_id("-device", keyval_get(kv, "id"), errp)) {
+        keyval_free(kv);
         return false;
     }
     g_ptr_array_add(cfg->devices, kv);
@@ -336,6 +361,9 @@ static bool opt_guest(VmigConfig *cfg, const char *arg, OptAction *action,
 static bool opt_qmp(VmigConfig *cfg, const char *arg, OptAction *action,
                     Error **errp)
 {
+    if (!monitor_qmp_check(arg, errp)) {
+        return false;
+    }
     g_ptr_array_add(cfg->qmp, g_strdup(arg));
     return true;
 }
@@ -613,11 +641,14 @@ static void os_daemonize_done(bool ok)
     if (ok) {
         null = open("/dev/null", O_RDWR);
         if (null >= 0) {
+            /*
+             * Diagnostics go to the -D file, which qemu_log keeps open
+             * itself; the caller's stderr must not stay held open by a
+             * daemon (a pipe reader would never see its end).
+             */
             dup2(null, STDIN_FILENO);
             dup2(null, STDOUT_FILENO);
-            if (!qemu_log_get_file()) {
-                dup2(null, STDERR_FILENO);
-            }
+            dup2(null, STDERR_FILENO);
             close(null);
         }
     }
@@ -774,6 +805,10 @@ int vl_main(int argc, char **argv)
     }
 
     main_loop_init();
+    /* From here on a signal is a clean shutdown, whatever has started. */
+    g_unix_signal_add(SIGTERM, on_signal, NULL);
+    g_unix_signal_add(SIGINT, on_signal, NULL);
+    g_unix_signal_add(SIGHUP, on_signal, NULL);
     if (!create_objects(cfg, &err) ||
         !machine_ram_init(cfg->ram_size, cfg->memory_backend, &err) ||
         !create_guest_programs(cfg, &err) ||
@@ -800,9 +835,6 @@ int vl_main(int argc, char **argv)
     } else if (!cfg->start_paused) {
         vm_start();
     }
-    g_unix_signal_add(SIGTERM, on_signal, NULL);
-    g_unix_signal_add(SIGINT, on_signal, NULL);
-    g_unix_signal_add(SIGHUP, on_signal, NULL);
     os_daemonize_done(true);
 
     status = main_loop_run();

@@ -3,6 +3,7 @@
  */
 #include "qemu/osdep.h"
 #include "qemu/trace.h"
+#include "qemu/keyval.h"
 #include "qemu/log.h"
 
 static TraceEvent *trace_events;
@@ -94,14 +95,25 @@ static bool trace_load_events_file(const char *path, Error **errp)
 
 bool trace_opt_parse(const char *optarg, Error **errp)
 {
-    if (g_str_has_prefix(optarg, "enable=")) {
-        return trace_enable_checked(optarg + strlen("enable="), errp);
+    /* "PATTERN" alone, or enable=PATTERN,events=FILE,file=LOGFILE. */
+    g_autoptr(KeyVal) kv = keyval_parse(optarg, "enable", "-trace", errp);
+    const char *pattern, *events, *file;
+
+    if (!kv) {
+        return false;
     }
-    if (g_str_has_prefix(optarg, "events=")) {
-        return trace_load_events_file(optarg + strlen("events="), errp);
+    pattern = keyval_get(kv, "enable");
+    events = keyval_get(kv, "events");
+    file = keyval_get(kv, "file");
+    if (!keyval_check_unused(kv, errp)) {
+        return false;
     }
-    if (g_str_has_prefix(optarg, "file=")) {
-        return qemu_log_set_file(optarg + strlen("file="), errp);
+    if (file && !qemu_log_set_file(file, errp)) {
+        error_prepend(errp, "-trace file=%s: ", file);
+        return false;
     }
-    return trace_enable_checked(optarg, errp);
+    if (events && !trace_load_events_file(events, errp)) {
+        return false;
+    }
+    return !pattern || trace_enable_checked(pattern, errp);
 }

@@ -39,6 +39,8 @@ void qmp_register_command(const char *name, QmpCommandFunc *fn,
  * client may connect as soon as vmig is up.
  */
 bool monitor_qmp_add(const char *optarg, Error **errp);
+/* Check a -qmp option's syntax without doing anything (command line). */
+bool monitor_qmp_check(const char *optarg, Error **errp);
 /*
  * Serve QMP on a connected socket (a test's socketpair, an inherited fd):
  * the greeting goes out at once.  Takes ownership of @fd on success only.
