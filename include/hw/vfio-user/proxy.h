@@ -78,6 +78,12 @@ typedef struct VFIOUserConnectOptions {
 } VFIOUserConnectOptions;
 
 #define VFIO_USER_DEF_TIMEOUT_MS 30000
+/*
+ * The socket buffers asked for on a connection (the kernel caps them at
+ * net.core.wmem_max / rmem_max): room for several pipelined
+ * MIG_DATA_READ replies, so the server sends each in one call.
+ */
+#define VFIO_USER_SOCKET_BUF_SIZE (4 * MiB)
 /* The client's own limits, offered in VERSION. */
 #define VFIO_USER_CLIENT_MAX_FDS 8
 #define VFIO_USER_CLIENT_MIGR_PGSIZE 4096

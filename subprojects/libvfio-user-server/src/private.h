@@ -45,6 +45,14 @@
 #define VUS_MSG_OVERHEAD     4096u
 /* How long a device thread waits for the client's DMA_READ/WRITE reply. */
 #define VUS_S2C_TIMEOUT_MS   10000
+/*
+ * Socket buffers asked for on a client connection (the kernel caps them
+ * at net.core.wmem_max / rmem_max).  The default (about 200 KiB) is
+ * smaller than one MIG_DATA_READ reply, so each reply took several
+ * send / poll rounds; 4 MiB holds the replies a pipelining client keeps
+ * in flight.
+ */
+#define VUS_SOCKET_BUF_SIZE  (4 << 20)
 
 /* next_state[from][to] for one device's flags; -1 where refused. */
 typedef int8_t VusMigTable[VFIO_DEVICE_STATE_NR][VFIO_DEVICE_STATE_NR];
@@ -180,6 +188,7 @@ struct VusCtx {
     _Atomic uint32_t mig_state;
     _Atomic bool client_connected;
     _Atomic uint32_t conn_max_xfer;  /* negotiated, for DMA_READ/WRITE */
+    _Atomic bool stopping;      /* vus_ctx_stop() was called */
 };
 
 /* ctx.c */
