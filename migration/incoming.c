@@ -34,6 +34,7 @@ struct MigrationIncomingState {
     bool ack_sent;
     Error *error;
     Error *multifd_error;       /* rp_lock: the first multifd failure */
+    bool load_ended;            /* rp_lock: later multifd failures are noise */
     bool prepared;              /* incoming thread: RAM cleared, layer set */
     bool multifd;               /* incoming thread: the layer is set up */
     GThread *accept_thread;     /* multifd channels after the main one */
@@ -171,6 +172,18 @@ void migration_incoming_approve_switchover(void)
     g_mutex_unlock(&mis->rp_lock);
 }
 
+MigCancel *migration_incoming_cancel(MigrationIncomingState *mis)
+{
+    return mis->cancel;
+}
+
+void migration_incoming_load_ended(MigrationIncomingState *mis)
+{
+    g_mutex_lock(&mis->rp_lock);
+    mis->load_ended = true;
+    g_mutex_unlock(&mis->rp_lock);
+}
+
 /* ---- the incoming thread ---- */
 
 static void incoming_finish_bh(void *opaque)
@@ -208,7 +221,12 @@ static void incoming_multifd_error(void *opaque, const Error *err)
     MigrationIncomingState *mis = opaque;
 
     g_mutex_lock(&mis->rp_lock);
-    if (!mis->multifd_error) {
+    /*
+     * Once the loader has returned, channels fail only because the load
+     * is being torn down (a packet for a device whose consumer is gone):
+     * that must not replace the reason the load ended with.
+     */
+    if (!mis->multifd_error && !mis->load_ended) {
         mis->multifd_error = error_copy(err);
         error_prepend(&mis->multifd_error, "multifd: ");
     }

@@ -5,7 +5,8 @@
  * Downtime is measured on the source from the moment the migration
  * thread calls vm_stop(RUN_STATE_FINISH_MIGRATE) to:
  *   - with the return path: the arrival of the destination's SHUT(0),
- *     which it sends once the whole stream is loaded, just before it
+ *     which it sends once the whole stream is loaded and its load
+ *     threads (multifd device state) have finished, just before it
  *     starts its VM;
  *   - without: the moment the last byte of the stream (EOF) has been
  *     handed to the transport.
@@ -529,12 +530,11 @@ static bool migration_completion(MigrationState *s, Error **errp)
     global_state_store();
     s->downtime_start_ns = get_clock_ns();
     s->in_downtime = true;
-    ret = vm_stop(RUN_STATE_FINISH_MIGRATE);
+    ret = vm_stop_err(RUN_STATE_FINISH_MIGRATE, errp);
     s->vm_stopped = true;
     if (ret < 0) {
         bql_unlock();
-        error_setg_errno(errp, -ret, "a device failed to stop for the "
-                         "switchover");
+        error_prepend(errp, "stopping the VM for the switchover: ");
         return false;
     }
     if (migrate_pause_before_switchover()) {

@@ -156,6 +156,13 @@ bool migration_incoming_rp_send(MigrationIncomingState *mis, MigRpMessage type,
 void migration_incoming_set_ack_needed(MigrationIncomingState *mis,
                                        unsigned count);
 void migration_incoming_approve_switchover(void);
+/* Fired when the load must stop (a multifd failure, exit). */
+MigCancel *migration_incoming_cancel(MigrationIncomingState *mis);
+/*
+ * The loader's verdict is in (its consumers go away next): multifd
+ * failures from now on are caused by the teardown and are not reported.
+ */
+void migration_incoming_load_ended(MigrationIncomingState *mis);
 
 /* Global state: the source's run state at switchover (globalstate.c). */
 void global_state_init(void);

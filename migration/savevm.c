@@ -405,14 +405,19 @@ static int qemu_savevm_state_complete_sections(QEMUFile *f, Error **errp)
         put_section_header(f, se, MIG_SECTION_END);
         ret = se->ops->save_live_complete_precopy(f, se->opaque);
         put_section_footer(f, se);
-        if (ret < 0 || !qemu_file_check(f, errp)) {
-            if (ret < 0 && !(errp && *errp)) {
-                error_setg_errno(errp, -ret, "section '%s': completion failed",
-                                 se->idstr);
-            } else {
-                error_prepend(errp, "section '%s': ", se->idstr);
-            }
+        /*
+         * The handler reports through the QEMUFile: its own message is
+         * what the user needs (e.g. which device failed and how), so
+         * take it before falling back to the errno.
+         */
+        if (!qemu_file_check(f, errp)) {
+            error_prepend(errp, "section '%s': ", se->idstr);
             return ret < 0 ? ret : -EIO;
+        }
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "section '%s': completion failed",
+                             se->idstr);
+            return ret;
         }
     }
     for (SaveStateEntry *se = savevm_handlers; se; se = se->next) {
@@ -426,12 +431,20 @@ static int qemu_savevm_state_complete_sections(QEMUFile *f, Error **errp)
             ok = vmstate_save_state(f, se->vmsd, se->opaque, errp);
         } else if (se->ops->save_state(f, se->opaque, errp) < 0) {
             ok = false;
+            /* A handler that reported through the QEMUFile only. */
+            if (errp && !*errp && qemu_file_check(f, errp)) {
+                error_setg(errp, "saving the state failed");
+            }
         }
         if (!ok) {
             error_prepend(errp, "section '%s': ", se->idstr);
             return -EINVAL;
         }
         put_section_footer(f, se);
+        if (!qemu_file_check(f, errp)) {
+            error_prepend(errp, "section '%s': ", se->idstr);
+            return -EIO;
+        }
     }
     return 0;
 }
@@ -662,9 +675,9 @@ static int load_command(QEMUFile *f, MigrationIncomingState *mis,
         }
         for (SaveStateEntry *se = savevm_handlers; se; se = se->next) {
             if (se->ops && se->ops->switchover_start &&
-                se->ops->switchover_start(se->opaque) < 0) {
-                error_setg(errp, "section '%s': switchover start failed",
-                           se->idstr);
+                se->ops->switchover_start(se->opaque, errp) < 0) {
+                error_prepend(errp, "section '%s': switchover start: ",
+                              se->idstr);
                 return -EINVAL;
             }
         }
@@ -764,10 +777,14 @@ static void loadvm_cleanup(void)
     bql_unlock();
 }
 
-/* A section opened by START, which later PART / END sections continue. */
+/*
+ * A section opened by START, which later PART / END sections continue;
+ * an iterative handler with save_state adds one FULL under the same id.
+ */
 typedef struct LoadSection {
     SaveStateEntry *se;
     uint32_t version_id;
+    bool full_loaded;
 } LoadSection;
 
 static int loadvm_sections(QEMUFile *f, MigrationIncomingState *mis,
@@ -808,7 +825,21 @@ static int loadvm_sections(QEMUFile *f, MigrationIncomingState *mis,
                            se->version_id);
                 return -EINVAL;
             }
-            if (g_hash_table_contains(by_id, GUINT_TO_POINTER(section_id))) {
+            ls = g_hash_table_lookup(by_id, GUINT_TO_POINTER(section_id));
+            if (ls && type == MIG_SECTION_FULL && ls->se == se &&
+                !ls->full_loaded) {
+                /* The non-iterative part of an iterative handler. */
+                ls->full_loaded = true;
+                trace(loadvm_section, "FULL '%s' id %u (after START)", idstr,
+                      section_id);
+                ret = load_section_payload(f, se, ls->version_id, section_id,
+                                           errp);
+                if (ret < 0) {
+                    return ret;
+                }
+                break;
+            }
+            if (ls) {
                 error_setg(errp, "section id %u ('%s') was opened twice",
                            section_id, idstr);
                 return -EINVAL;
@@ -819,7 +850,7 @@ static int loadvm_sections(QEMUFile *f, MigrationIncomingState *mis,
                 return -EINVAL;
             }
             if (type == MIG_SECTION_START) {
-                ls = g_new(LoadSection, 1);
+                ls = g_new0(LoadSection, 1);
                 ls->se = se;
                 ls->version_id = version_id;
                 g_hash_table_insert(by_id, GUINT_TO_POINTER(section_id), ls);
@@ -864,6 +895,158 @@ static int loadvm_sections(QEMUFile *f, MigrationIncomingState *mis,
     }
 }
 
+/* ---- Load threads ---- */
+
+/* A load thread's end and its verdict (fired only in this file). */
+TRACE_DEFINE(loadvm_load_thread);
+
+typedef struct LoadThread {
+    char *name;
+    MigrationLoadThreadRun *run;
+    MigrationLoadThreadAbort *abort;
+    void *opaque;
+    GThread *thread;
+    bool done;                  /* load_threads_lock */
+    bool ok;
+    Error *err;                 /* the thread's own, valid once done */
+} LoadThread;
+
+/*
+ * The incoming thread starts and joins load threads; the lock guards
+ * each thread's done flag (and what it publishes with it) and the
+ * cond announces a thread that finished.
+ */
+static GPtrArray *load_threads;
+static GMutex load_threads_lock;
+static GCond load_threads_cond;
+/* The loader (incoming thread) while it runs: for the cancel it watches. */
+static MigrationIncomingState *loadvm_mis;
+
+static gpointer load_thread_fn(gpointer opaque)
+{
+    LoadThread *lt = opaque;
+    Error *err = NULL;
+    bool ok = lt->run(lt->opaque, &err);
+
+    if (!ok && !err) {
+        error_setg(&err, "%s failed", lt->name);
+    }
+    trace(loadvm_load_thread, "%s: %s%s", lt->name, ok ? "done" : "failed: ",
+          ok ? "" : error_get_pretty(err));
+    g_mutex_lock(&load_threads_lock);
+    lt->ok = ok;
+    lt->err = err;
+    lt->done = true;
+    g_cond_broadcast(&load_threads_cond);
+    g_mutex_unlock(&load_threads_lock);
+    return NULL;
+}
+
+void qemu_loadvm_start_load_thread(const char *name,
+                                   MigrationLoadThreadRun *run,
+                                   MigrationLoadThreadAbort *abort,
+                                   void *opaque)
+{
+    LoadThread *lt = g_new0(LoadThread, 1);
+
+    lt->name = g_strdup(name);
+    lt->run = run;
+    lt->abort = abort;
+    lt->opaque = opaque;
+    if (!load_threads) {
+        load_threads = g_ptr_array_new();
+    }
+    g_ptr_array_add(load_threads, lt);
+    lt->thread = g_thread_new("mig/load", load_thread_fn, lt);
+}
+
+/*
+ * End of the load: wait for every load thread, or, when the load failed
+ * (@ret < 0, with @errp set), a thread failed, or the migration was
+ * cancelled (a multifd channel failed), abort the others first.  A
+ * thread that failed on its own, before any abort, explains the failure
+ * best; its error replaces a cancel's.  Returns the load's result.
+ * Incoming thread.
+ */
+static int loadvm_load_threads_finish(int ret, Error **errp)
+{
+    MigCancel *cancel = loadvm_mis ? migration_incoming_cancel(loadvm_mis)
+                                   : NULL;
+    Error *first = NULL;
+    bool aborted = false;
+
+    if (!load_threads) {
+        return ret;
+    }
+    g_mutex_lock(&load_threads_lock);
+    for (;;) {
+        bool all_done = true;
+
+        for (guint i = 0; i < load_threads->len; i++) {
+            LoadThread *lt = g_ptr_array_index(load_threads, i);
+
+            all_done &= lt->done;
+            if (lt->done && !lt->ok && !first && !aborted) {
+                first = error_copy(lt->err);
+            }
+        }
+        if (all_done) {
+            break;
+        }
+        if (!aborted && (ret < 0 || first || mig_cancel_fired(cancel))) {
+            Error *reason = NULL;
+
+            aborted = true;
+            error_setg(&reason, "the incoming migration failed");
+            g_mutex_unlock(&load_threads_lock);
+            /* A thread that has returned ignores it: its state lives on. */
+            for (guint i = 0; i < load_threads->len; i++) {
+                LoadThread *lt = g_ptr_array_index(load_threads, i);
+
+                lt->abort(lt->opaque, reason);
+            }
+            error_free(reason);
+            g_mutex_lock(&load_threads_lock);
+            continue;
+        }
+        /* Bounded, so that a cancel is seen even when no thread signals. */
+        g_cond_wait_until(&load_threads_cond, &load_threads_lock,
+                          g_get_monotonic_time() +
+                          100 * G_TIME_SPAN_MILLISECOND);
+    }
+    g_mutex_unlock(&load_threads_lock);
+
+    for (guint i = 0; i < load_threads->len; i++) {
+        LoadThread *lt = g_ptr_array_index(load_threads, i);
+
+        g_thread_join(lt->thread);
+        if (!lt->ok && !aborted && !first) {
+            first = error_copy(lt->err);
+        }
+        error_free(lt->err);
+        g_free(lt->name);
+        g_free(lt);
+    }
+    g_ptr_array_free(load_threads, true);
+    load_threads = NULL;
+
+    if (ret < 0) {
+        /* The main stream failed first; the threads were only aborted. */
+        error_free(first);
+        return ret;
+    }
+    if (first) {
+        error_propagate(errp, first);
+        return -EIO;
+    }
+    if (aborted) {
+        error_setg(errp, "the incoming migration was cancelled while device "
+                   "state was loading");
+        return -ECANCELED;
+    }
+    return 0;
+}
+
 int qemu_loadvm_state(QEMUFile *f, MigrationIncomingState *mis, Error **errp)
 {
     g_autoptr(GHashTable) by_id = g_hash_table_new_full(NULL, NULL, NULL,
@@ -889,11 +1072,16 @@ int qemu_loadvm_state(QEMUFile *f, MigrationIncomingState *mis, Error **errp)
     if (!load_configuration(f, migration_config_caps(), errp)) {
         return -EINVAL;
     }
+    loadvm_mis = mis;
     ret = loadvm_setup(f, mis, errp);
     if (ret == 0) {
         ret = loadvm_sections(f, mis, by_id, errp);
     }
+    /* Load threads use the handlers' state: join before load_cleanup. */
+    ret = loadvm_load_threads_finish(ret, errp);
+    migration_incoming_load_ended(mis);
     loadvm_cleanup();
+    loadvm_mis = NULL;
     return ret;
 }
 

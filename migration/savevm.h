@@ -13,6 +13,8 @@
  *                   be32 version, payload, footer
  *     PART / END:   u8 type, be32 section id, payload, footer
  *     footer:       u8 0x7e, be32 section id
+ *   (an iterative handler with save_state also has one FULL, after every
+ *   END, under the section id of its START)
  *     COMMAND:      u8 0x08, be16 command, be16 length, payload
  *   u8 0x00 (EOF)
  * where str is u8 length + bytes.

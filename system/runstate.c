@@ -21,6 +21,7 @@ struct VMChangeStateEntry {
 static RunState current_state = RUN_STATE_PRELAUNCH;
 static GList *handlers;     /* sorted by priority, highest first */
 static int notify_error;
+static Error *notify_err;       /* the first handler's own message */
 
 static const char *const runstate_names[RUN_STATE__MAX] = {
     [RUN_STATE_PRELAUNCH] = "prelaunch",
@@ -94,6 +95,17 @@ void vm_state_notify_error(int err)
     }
 }
 
+void vm_state_notify_fail(int err, Error *reason)
+{
+    vm_state_notify_error(err);
+    if (!notify_err) {
+        notify_err = reason;
+    } else {
+        /* Only the first is returned; the others are not lost. */
+        error_report_err(reason);
+    }
+}
+
 /*
  * Starting walks handlers from the highest priority down, stopping walks
  * them back up, so a device started first is stopped last.  Every
@@ -106,6 +118,7 @@ static int vm_state_notify(bool running, RunState state)
 
     trace(vm_state_notify, "running=%d state=%s", running, runstate_name(state));
     notify_error = 0;
+    g_clear_pointer(&notify_err, error_free);
     for (GList *l = first; l; l = step(l)) {
         VMChangeStateEntry *e = l->data;
         if (e->prepare) {
@@ -120,7 +133,7 @@ static int vm_state_notify(bool running, RunState state)
     return -notify_error;
 }
 
-int vm_stop(RunState state)
+int vm_stop_err(RunState state, Error **errp)
 {
     int ret;
 
@@ -133,6 +146,25 @@ int vm_stop(RunState state)
     runstate_set(state);
     ret = vm_state_notify(false, state);
     qmp_event_emit("STOP", NULL);
+    if (ret < 0) {
+        if (notify_err) {
+            error_propagate(errp, g_steal_pointer(&notify_err));
+        } else {
+            error_setg_errno(errp, -ret, "a device failed to stop");
+        }
+    }
+    return ret;
+}
+
+int vm_stop(RunState state)
+{
+    Error *err = NULL;
+    int ret = vm_stop_err(state, &err);
+
+    if (ret < 0) {
+        /* The caller gets only the errno: the reason goes to the log. */
+        error_report_err(err);
+    }
     return ret;
 }
 

@@ -39,6 +39,7 @@ typedef struct VFIOUserPCIDevice {
     OnOffAuto enable_migration;
     bool pre_copy_dirty_page_tracking;
     OnOffAuto migration_multifd_transfer;
+    uint64_t migration_max_queued_buffers_size;
     bool migration_events;
     bool x_no_dirty_sync;
     bool x_no_extensions;
@@ -406,6 +407,8 @@ static bool vup_realize(Object *obj, Error **errp)
     vdev->enable_migration = d->enable_migration;
     vdev->pre_copy_dirty_page_tracking = d->pre_copy_dirty_page_tracking;
     vdev->migration_multifd_transfer = d->migration_multifd_transfer;
+    vdev->migration_max_queued_buffers_size =
+        d->migration_max_queued_buffers_size;
     vdev->migration_events = d->migration_events;
     vdev->dirty_sync_disabled = d->x_no_dirty_sync;
 
@@ -523,6 +526,10 @@ static const Property vup_props[] = {
       .defval = "auto", .runtime = true, .check = vup_check_multifd,
       .desc = "send the device state over multifd channels (changeable "
               "with qom-set)" },
+    DEFINE_PROP("x-migration-max-queued-buffers-size", PROP_TYPE_SIZE,
+                VFIOUserPCIDevice, migration_max_queued_buffers_size, "0",
+                "destination: the most device state received over multifd "
+                "that may wait for the device (0: no limit)"),
     DEFINE_PROP("migration-events", PROP_TYPE_BOOL, VFIOUserPCIDevice,
                 migration_events, "off",
                 "emit VFIO_MIGRATION events on device state changes"),

@@ -5,12 +5,14 @@
  * Source: save_setup puts the device in PRE_COPY when it has it and the
  * VM runs; save_live_iterate reads at most 1 MiB per step while the VM
  * runs; the VM stop for the switchover moves the device to STOP_COPY,
- * save_live_complete_precopy drains it and sends the config space,
- * and save_cleanup takes it to STOP after the downtime.
- * Destination: load_setup puts the device in RESUMING, load_state writes
- * the data blocks to it, and the config state (the device's last
- * section) ends RESUMING, so that a device that rejects the stream fails
- * the load rather than the VM start.
+ * save_live_complete_precopy drains it (END section) and save_state
+ * sends the config space (FULL section), and save_cleanup takes it to
+ * STOP after the downtime.  With multifd transfer, a save thread per
+ * device does the draining and sends the config as the last packet.
+ * Destination: load_setup puts the device in RESUMING, load_state (or,
+ * with multifd transfer, the device's load thread) writes the data to
+ * it, and the config state, loaded last, ends RESUMING, so that a device
+ * that rejects the stream fails the load rather than the VM start.
  *
  * The device state follows the VM through a change-state handler, via
  * the P2P states first when every device has them.  Transitions are
@@ -27,6 +29,7 @@
 #include "hw/vfio/vfio-migration.h"
 #include "migration/register.h"
 #include "migration/options.h"
+#include "migration/multifd.h"
 #include "monitor/qmp.h"
 #include "system/runstate.h"
 #include "vfio-user-server/libvus.h"
@@ -47,19 +50,31 @@ struct VFIOMigration {
     bool registered;
     VMChangeStateEntry *vmstate;
 
-    /* Source, migration thread (and the BQL for the stop). */
+    /*
+     * Source, migration thread (and the BQL for the stop); at the
+     * switchover, with multifd transfer, the device's save thread
+     * instead (the END and FULL sections then leave the device alone).
+     */
     bool save_active;               /* between save_setup and save_cleanup */
+    bool multifd_transfer;          /* this migration: STOP_COPY via multifd */
     uint64_t stop_copy_size;
     uint64_t precopy_init_size;
     uint64_t precopy_dirty_size;
     bool initial_data_sent;
-    Error *switchover_error;        /* the stop for the switchover failed */
     uint64_t bytes_transferred;     /* atomic */
 
-    /* Destination, incoming thread. */
+    /*
+     * Destination, incoming thread; after switchover_start the load
+     * thread owns the device (the incoming thread only checks markers).
+     */
     bool switchover_ack_pending;
+    bool multifd_load;              /* device state comes via multifd */
+    bool switchover_started;
+    bool config_load_ready;         /* DEV_CONFIG_LOAD_READY was loaded */
     bool load_done;
     uint8_t *load_buf;
+    /* Receive threads insert, the load thread takes (atomic pointer). */
+    MultiFDStateQueue *load_queue;
 };
 
 /* Every device with a VFIOMigration; changed with the BQL held. */
@@ -264,8 +279,7 @@ static void vfio_vmstate_prepare(void *opaque, bool running, RunState state)
     trace(vfio_vmstate_change, "%s: prepare %s (%s)", m->vdev->name,
           running ? "run" : "stop", runstate_name(state));
     if (!mig_set_state(m, target, cur, &err)) {
-        error_report_err(err);
-        vm_state_notify_error(EIO);
+        vm_state_notify_fail(EIO, err);
     }
 }
 
@@ -295,19 +309,28 @@ static void vfio_vmstate_change(void *opaque, bool running, RunState state)
     if (mig_set_state(m, target, cur, &err)) {
         return;
     }
-    if (target == VFIO_DEVICE_STATE_STOP_COPY) {
-        /* save_live_complete_precopy fails the migration with it. */
-        error_free(m->switchover_error);
-        m->switchover_error = err;
+    if (running) {
+        error_report_err(err);
         return;
     }
-    error_report_err(err);
-    if (!running) {
-        vm_state_notify_error(EIO);
-    }
+    /* vm_stop_err() hands it to the caller: the migration names us. */
+    vm_state_notify_fail(EIO, err);
 }
 
 /* ---- Source ---- */
+
+/*
+ * Whether device state at the switchover goes over multifd: the
+ * property (read now, as qom-set may change it at any time) and the
+ * capability.  Both sides decide the same way, so they must agree.
+ */
+static bool vfio_multifd_transfer_wanted(VFIODevice *vdev)
+{
+    OnOffAuto v = __atomic_load_n(&vdev->migration_multifd_transfer,
+                                  __ATOMIC_RELAXED);
+
+    return migrate_multifd() && v != ON_OFF_AUTO_OFF;
+}
 
 static bool vfio_save_prepare(void *opaque, Error **errp)
 {
@@ -321,10 +344,10 @@ static bool vfio_save_prepare(void *opaque, Error **errp)
         return false;
     }
     if (__atomic_load_n(&vdev->migration_multifd_transfer,
-                        __ATOMIC_RELAXED) == ON_OFF_AUTO_ON) {
-        error_setg(errp, "%s: x-migration-multifd-transfer=on: this vmig "
-                   "sends VFIO device state on the main channel only (use "
-                   "auto or off)", vdev->name);
+                        __ATOMIC_RELAXED) == ON_OFF_AUTO_ON &&
+        !migrate_multifd()) {
+        error_setg(errp, "%s: x-migration-multifd-transfer=on needs the "
+                   "multifd capability", vdev->name);
         return false;
     }
     for (unsigned i = 0; i < vfio_migrations->len; i++) {
@@ -390,10 +413,10 @@ static int vfio_save_setup(QEMUFile *f, void *opaque, Error **errp)
     uint32_t cur = mig_state(m);
 
     m->save_active = true;
+    m->multifd_transfer = vfio_multifd_transfer_wanted(vdev);
     m->initial_data_sent = false;
     m->precopy_init_size = m->precopy_dirty_size = 0;
     __atomic_store_n(&m->bytes_transferred, 0, __ATOMIC_RELAXED);
-    g_clear_pointer(&m->switchover_error, error_free);
 
     qemu_put_be64(f, VFIO_MIG_FLAG_DEV_SETUP_STATE);
     refresh_stop_copy_size(m);
@@ -422,9 +445,10 @@ static int vfio_save_setup(QEMUFile *f, void *opaque, Error **errp)
     }
     qemu_put_be64(f, VFIO_MIG_FLAG_END_OF_STATE);
     trace(vfio_save_setup, "%s: state %s, stop-copy size %" PRIu64
-          ", initial %" PRIu64 ", dirty %" PRIu64, vdev->name,
+          ", initial %" PRIu64 ", dirty %" PRIu64 ", %s", vdev->name,
           vfio_mig_state_event_name(mig_state(m)), m->stop_copy_size,
-          m->precopy_init_size, m->precopy_dirty_size);
+          m->precopy_init_size, m->precopy_dirty_size,
+          m->multifd_transfer ? "multifd" : "main channel");
     return qemu_file_get_error(f);
 }
 
@@ -532,29 +556,32 @@ static int vfio_save_live_iterate(QEMUFile *f, void *opaque)
     return end || !(m->precopy_init_size + m->precopy_dirty_size) ? 1 : 0;
 }
 
-/*
- * The config space goes last in the END section, after the device data:
- * the destination ends RESUMING when it has loaded it.  (A FULL section
- * of its own would be the QEMU layout; vmig's core opens one section per
- * handler, so it travels here.)
- */
-static bool save_config(VFIOMigration *m, QEMUFile *f, Error **errp)
+static bool read_config(VFIOMigration *m, uint8_t *config, Error **errp)
 {
     VFIODevice *vdev = m->vdev;
-    uint8_t config[VFIO_MIG_CONFIG_SIZE];
 
     if (!vfio_device_region_read(vdev, VFIO_PCI_CONFIG_REGION_INDEX, 0,
-                                 config, sizeof(config), errp)) {
+                                 config, VFIO_MIG_CONFIG_SIZE, errp)) {
         error_prepend(errp, "%s: saving config space: ", vdev->name);
         return false;
     }
-    qemu_put_be64(f, VFIO_MIG_FLAG_DEV_CONFIG_STATE);
-    qemu_put_be64(f, sizeof(config));
-    qemu_put_buffer(f, config, sizeof(config));
-    trace(vfio_save_state, "%s: config space", vdev->name);
     return true;
 }
 
+/* From a paused VM, the device never went through the switchover stop. */
+static bool enter_stop_copy(VFIOMigration *m, Error **errp)
+{
+    return mig_state(m) == VFIO_DEVICE_STATE_STOP_COPY ||
+           mig_set_state(m, VFIO_DEVICE_STATE_STOP_COPY, mig_state(m), errp);
+}
+
+/*
+ * Within the downtime, on the main channel: the rest of the device data,
+ * then DEV_CONFIG_LOAD_READY, which tells the destination that every
+ * data block is in and the config state (the FULL section that follows)
+ * may be loaded.  With multifd transfer the save thread does all this
+ * and the section is empty.
+ */
 static int vfio_save_complete_precopy(QEMUFile *f, void *opaque)
 {
     VFIOMigration *m = opaque;
@@ -563,14 +590,11 @@ static int vfio_save_complete_precopy(QEMUFile *f, void *opaque)
     uint64_t total = 0;
     bool end = false;
 
-    if (m->switchover_error) {
-        qemu_file_set_error(f, -EIO, m->switchover_error);
-        m->switchover_error = NULL;
-        return -EIO;
+    if (m->multifd_transfer) {
+        qemu_put_be64(f, VFIO_MIG_FLAG_END_OF_STATE);
+        return qemu_file_get_error(f);
     }
-    /* A VM stopped before the migration never went through the stop. */
-    if (mig_state(m) != VFIO_DEVICE_STATE_STOP_COPY &&
-        !mig_set_state(m, VFIO_DEVICE_STATE_STOP_COPY, mig_state(m), &err)) {
+    if (!enter_stop_copy(m, &err)) {
         qemu_file_set_error(f, -EIO, err);
         return -EIO;
     }
@@ -582,14 +606,136 @@ static int vfio_save_complete_precopy(QEMUFile *f, void *opaque)
         }
         total += n;
     }
-    if (!save_config(m, f, &err)) {
-        qemu_file_set_error(f, -EIO, err);
-        return -EIO;
-    }
+    qemu_put_be64(f, VFIO_MIG_FLAG_DEV_CONFIG_LOAD_READY);
     qemu_put_be64(f, VFIO_MIG_FLAG_END_OF_STATE);
     trace(vfio_save_complete, "%s: %" PRIu64 " bytes of stop-copy data",
           vdev->name, total);
     return qemu_file_get_error(f);
+}
+
+/* The FULL section: the config space, after every END section. */
+static int vfio_save_state(QEMUFile *f, void *opaque, Error **errp)
+{
+    VFIOMigration *m = opaque;
+    uint8_t config[VFIO_MIG_CONFIG_SIZE];
+
+    if (!m->multifd_transfer) {
+        if (!read_config(m, config, errp)) {
+            return -EIO;
+        }
+        qemu_put_be64(f, VFIO_MIG_FLAG_DEV_CONFIG_STATE);
+        qemu_put_be64(f, sizeof(config));
+        qemu_put_buffer(f, config, sizeof(config));
+        trace(vfio_save_state, "%s: config space", m->vdev->name);
+    }
+    qemu_put_be64(f, VFIO_MIG_FLAG_END_OF_STATE);
+    return qemu_file_check(f, errp) ? 0 : -EIO;
+}
+
+/*
+ * Data bytes per multifd packet.  The device hands out pieces of 256
+ * KiB; gathering several lets the destination's single MIG_DATA_WRITE
+ * call keep several messages in flight to its server, which is where
+ * the load thread spends its time.
+ */
+#define VFIO_MULTIFD_PACKET_DATA (4ULL << 20)
+
+typedef struct MultifdSink {
+    VFIOMigration *m;
+    SaveLiveCompletePrecopyThreadData *d;
+    uint32_t idx;
+    uint8_t *buf;               /* VFIO_MULTIFD_PACKET_DATA bytes */
+    size_t used;
+} MultifdSink;
+
+static bool multifd_sink_flush(MultifdSink *s, Error **errp)
+{
+    if (!s->used) {
+        return true;
+    }
+    if (s->idx == UINT32_MAX - 1) {
+        /* idx UINT32_MAX is invalid, and the config needs one more. */
+        error_setg(errp, "%s: too many device state packets",
+                   s->m->vdev->name);
+        return false;
+    }
+    if (!multifd_queue_device_state(s->d->idstr, s->d->instance_id, s->idx,
+                                    0, s->buf, s->used, errp)) {
+        return false;
+    }
+    __atomic_fetch_add(&s->m->bytes_transferred, s->used, __ATOMIC_RELAXED);
+    s->idx++;
+    s->used = 0;
+    return true;
+}
+
+static bool multifd_sink(void *opaque, const void *data, size_t len,
+                         Error **errp)
+{
+    MultifdSink *s = opaque;
+
+    while (len) {
+        size_t n = MIN(len, VFIO_MULTIFD_PACKET_DATA - s->used);
+
+        memcpy(s->buf + s->used, data, n);
+        s->used += n;
+        data = (const uint8_t *)data + n;
+        len -= n;
+        if (s->used == VFIO_MULTIFD_PACKET_DATA &&
+            !multifd_sink_flush(s, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * The device's save thread at the switchover (multifd transfer only):
+ * the STOP_COPY data as packets idx 0..N-1, then the config space as
+ * packet N with CONFIG_STATE.  It runs next to the main channel's END
+ * and FULL sections and the other devices' threads.
+ */
+static bool vfio_save_complete_precopy_thread(
+    SaveLiveCompletePrecopyThreadData *d, Error **errp)
+{
+    VFIOMigration *m = d->handler_opaque;
+    VFIODevice *vdev = m->vdev;
+    g_autofree uint8_t *buf = NULL;
+    MultifdSink sink = { .m = m, .d = d };
+    uint8_t config[VFIO_MIG_CONFIG_SIZE];
+    uint64_t total = 0;
+    bool end = false;
+
+    if (!m->multifd_transfer) {
+        return true;
+    }
+    if (!enter_stop_copy(m, errp)) {
+        return false;
+    }
+    buf = g_malloc(VFIO_MULTIFD_PACKET_DATA);
+    sink.buf = buf;
+    while (!end) {
+        int64_t n = vdev->io_ops->mig_data_drain(vdev, UINT64_MAX,
+                                                 multifd_sink, &sink, &end,
+                                                 errp);
+
+        if (n < 0) {
+            error_prepend(errp, "%s: reading device state: ", vdev->name);
+            return false;
+        }
+        total += n;
+    }
+    if (!multifd_sink_flush(&sink, errp) ||
+        !read_config(m, config, errp) ||
+        !multifd_queue_device_state(d->idstr, d->instance_id, sink.idx,
+                                    MULTIFD_DEVICE_STATE_CONFIG_STATE,
+                                    config, sizeof(config), errp)) {
+        return false;
+    }
+    trace(vfio_save_complete, "%s: %" PRIu64 " bytes of stop-copy data in %u "
+          "multifd packets, config in packet %u", vdev->name, total, sink.idx,
+          sink.idx);
+    return true;
 }
 
 static void vfio_save_cleanup(void *opaque)
@@ -609,7 +755,6 @@ static void vfio_save_cleanup(void *opaque)
     if (target != cur && !mig_set_state(m, target, cur, &err)) {
         error_report_err(err);
     }
-    g_clear_pointer(&m->switchover_error, error_free);
     m->save_active = false;
     trace(vfio_save_cleanup, "%s: %s, %" PRIu64 " bytes sent", m->vdev->name,
           vfio_mig_state_event_name(mig_state(m)),
@@ -631,12 +776,23 @@ static int vfio_load_setup(QEMUFile *f, void *opaque, Error **errp)
     }
     m->load_done = false;
     m->switchover_ack_pending = false;
+    m->switchover_started = false;
+    m->config_load_ready = false;
+    m->multifd_load = vfio_multifd_transfer_wanted(vdev);
     m->load_buf = g_malloc(VFIO_MIG_ITERATE_MAX);
     __atomic_store_n(&m->bytes_transferred, 0, __ATOMIC_RELAXED);
     if (!mig_set_state(m, VFIO_DEVICE_STATE_RESUMING, mig_state(m), errp)) {
         return -EIO;
     }
-    trace(vfio_load_setup, "%s: resuming", vdev->name);
+    if (m->multifd_load) {
+        /* Packets may come before SWITCHOVER_START is read: queue them. */
+        __atomic_store_n(&m->load_queue, multifd_state_queue_new(
+                             vdev->name,
+                             vdev->migration_max_queued_buffers_size, NULL),
+                         __ATOMIC_RELEASE);
+    }
+    trace(vfio_load_setup, "%s: resuming, device state via %s", vdev->name,
+          m->multifd_load ? "multifd" : "the main channel");
     return 0;
 }
 
@@ -681,23 +837,20 @@ static int load_data_block(VFIOMigration *m, QEMUFile *f, Error **errp)
     return 0;
 }
 
-static int load_config(VFIOMigration *m, QEMUFile *f, Error **errp)
+/*
+ * The device's last step on the destination: check and apply the
+ * config state, which ends RESUMING.  Incoming thread, or the load
+ * thread with multifd.
+ */
+static int load_config_buf(VFIOMigration *m, const uint8_t *config,
+                           uint64_t len, Error **errp)
 {
     VFIODevice *vdev = m->vdev;
-    uint8_t config[VFIO_MIG_CONFIG_SIZE];
-    uint64_t len = qemu_get_be64(f);
 
-    if (!qemu_file_check(f, errp)) {
-        return -EIO;
-    }
-    if (len != sizeof(config)) {
+    if (len != VFIO_MIG_CONFIG_SIZE) {
         error_setg(errp, "%s: config state of %" PRIu64 " bytes (expected "
-                   "%zu)", vdev->name, len, sizeof(config));
+                   "%u)", vdev->name, len, VFIO_MIG_CONFIG_SIZE);
         return -EINVAL;
-    }
-    if (!qemu_get_buffer(f, config, sizeof(config))) {
-        qemu_file_check(f, errp);
-        return -EIO;
     }
     /* Vendor and device ID: the same kind of device on both sides. */
     if (memcmp(config, vdev->config, 4)) {
@@ -723,11 +876,124 @@ static int load_config(VFIOMigration *m, QEMUFile *f, Error **errp)
     return 0;
 }
 
+static int load_config(VFIOMigration *m, QEMUFile *f, Error **errp)
+{
+    uint8_t config[VFIO_MIG_CONFIG_SIZE];
+    uint64_t len = qemu_get_be64(f);
+
+    if (!qemu_file_check(f, errp)) {
+        return -EIO;
+    }
+    if (len != sizeof(config)) {
+        error_setg(errp, "%s: config state of %" PRIu64 " bytes (expected "
+                   "%zu)", m->vdev->name, len, sizeof(config));
+        return -EINVAL;
+    }
+    if (!qemu_get_buffer(f, config, sizeof(config))) {
+        qemu_file_check(f, errp);
+        return -EIO;
+    }
+    return load_config_buf(m, config, len, errp);
+}
+
+/* ---- Destination with multifd transfer ---- */
+
+static bool vfio_load_state_buffer(void *opaque, const uint8_t *buf,
+                                   size_t len, Error **errp)
+{
+    VFIOMigration *m = opaque;
+    MultiFDStateQueue *q = __atomic_load_n(&m->load_queue, __ATOMIC_ACQUIRE);
+
+    if (!q) {
+        error_setg(errp, "%s: device state arrived over multifd, but "
+                   "x-migration-multifd-transfer is off here (both sides "
+                   "must agree)", m->vdev->name);
+        return false;
+    }
+    return multifd_state_queue_insert(q, buf, len, errp);
+}
+
+/*
+ * The load thread: the packets in idx order into the device, the
+ * config state (the CONFIG_STATE packet) last.
+ */
+static bool vfio_load_thread(void *opaque, Error **errp)
+{
+    VFIOMigration *m = opaque;
+    VFIODevice *vdev = m->vdev;
+    uint64_t total = 0;
+    unsigned packets = 0;
+
+    for (;;) {
+        MultiFDStatePacket pkt;
+        bool ok;
+
+        if (!multifd_state_queue_take_next(m->load_queue, &pkt, errp)) {
+            return false;
+        }
+        if (pkt.flags & MULTIFD_DEVICE_STATE_CONFIG_STATE) {
+            ok = load_config_buf(m, pkt.data, pkt.len, errp) == 0;
+            g_free(pkt.data);
+            trace(vfio_load_data, "%s: %" PRIu64 " bytes in %u multifd "
+                  "packets, then the config state: %s", vdev->name, total,
+                  packets, ok ? "loaded" : "failed");
+            return ok;
+        }
+        ok = !pkt.len || vdev->io_ops->mig_data_write(vdev, pkt.data,
+                                                      pkt.len, errp);
+        g_free(pkt.data);
+        if (!ok) {
+            error_prepend(errp, "%s: writing device state packet %u: ",
+                          vdev->name, pkt.idx);
+            return false;
+        }
+        total += pkt.len;
+        packets++;
+        __atomic_fetch_add(&m->bytes_transferred, pkt.len, __ATOMIC_RELAXED);
+    }
+}
+
+static void vfio_load_thread_abort(void *opaque, const Error *reason)
+{
+    VFIOMigration *m = opaque;
+
+    multifd_state_queue_abort(m->load_queue, reason);
+}
+
+/*
+ * Every PART section is loaded: the multifd packets may go into the
+ * device now, in order, on a thread of the device's own.
+ */
+static int vfio_switchover_start(void *opaque, Error **errp)
+{
+    VFIOMigration *m = opaque;
+
+    if (m->switchover_started) {
+        /* A damaged stream: a second load thread would share the queue. */
+        error_setg(errp, "%s: a second SWITCHOVER_START", m->vdev->name);
+        return -EINVAL;
+    }
+    m->switchover_started = true;
+    if (m->multifd_load) {
+        g_autofree char *name = g_strdup_printf("%s load", m->vdev->name);
+
+        qemu_loadvm_start_load_thread(name, vfio_load_thread,
+                                      vfio_load_thread_abort, m);
+    }
+    return 0;
+}
+
 static int vfio_load_state(QEMUFile *f, void *opaque, int version_id,
                            Error **errp)
 {
     VFIOMigration *m = opaque;
     VFIODevice *vdev = m->vdev;
+    /*
+     * The section after DEV_CONFIG_LOAD_READY must bring the config.
+     * (Never set with multifd transfer, whose load thread writes
+     * load_done concurrently.)
+     */
+    bool config_due = m->config_load_ready && !m->load_done;
 
     for (;;) {
         uint64_t marker = qemu_get_be64(f);
@@ -740,20 +1006,57 @@ static int vfio_load_state(QEMUFile *f, void *opaque, int version_id,
         trace(vfio_load_state, "%s: marker 0x%" PRIx64, vdev->name, marker);
         switch (marker) {
         case VFIO_MIG_FLAG_END_OF_STATE:
+            if (config_due && !m->load_done) {
+                error_setg(errp, "%s: the config state is missing after "
+                           "DEV_CONFIG_LOAD_READY", vdev->name);
+                return -EINVAL;
+            }
             return 0;
         case VFIO_MIG_FLAG_DEV_SETUP_STATE:
             break;
         case VFIO_MIG_FLAG_DEV_DATA_STATE:
-            if (m->load_done) {
-                error_setg(errp, "%s: device state after the config state",
-                           vdev->name);
+            /* First: the load thread owns the device (and load_done) now. */
+            if (m->multifd_load && m->switchover_started) {
+                error_setg(errp, "%s: device state on the main channel at "
+                           "the switchover, but x-migration-multifd-transfer "
+                           "makes this side expect it over multifd (both "
+                           "sides must agree)", vdev->name);
+                return -EINVAL;
+            }
+            if (m->load_done || m->config_load_ready) {
+                error_setg(errp, "%s: device state after the %s", vdev->name,
+                           m->load_done ? "config state"
+                                        : "DEV_CONFIG_LOAD_READY marker");
                 return -EINVAL;
             }
             ret = load_data_block(m, f, errp);
             break;
+        case VFIO_MIG_FLAG_DEV_CONFIG_LOAD_READY:
+            if (m->multifd_load || m->config_load_ready) {
+                error_setg(errp, "%s: unexpected DEV_CONFIG_LOAD_READY%s",
+                           vdev->name, m->multifd_load ?
+                           " (the config state comes over multifd)" :
+                           " (a second one)");
+                return -EINVAL;
+            }
+            m->config_load_ready = true;
+            break;
         case VFIO_MIG_FLAG_DEV_CONFIG_STATE:
+            if (m->multifd_load) {
+                error_setg(errp, "%s: config state on the main channel, but "
+                           "x-migration-multifd-transfer makes this side "
+                           "expect it over multifd (both sides must agree)",
+                           vdev->name);
+                return -EINVAL;
+            }
             if (m->load_done) {
                 error_setg(errp, "%s: a second config state", vdev->name);
+                return -EINVAL;
+            }
+            /* Only after every data block: the config ends RESUMING. */
+            if (!m->config_load_ready) {
+                error_setg(errp, "%s: config state before "
+                           "DEV_CONFIG_LOAD_READY", vdev->name);
                 return -EINVAL;
             }
             ret = load_config(m, f, errp);
@@ -788,6 +1091,9 @@ static int vfio_load_cleanup(void *opaque)
         mig_state(m) == VFIO_DEVICE_STATE_RESUMING) {
         mig_reset(m);
     }
+    /* The core removed the consumer and joined the load thread already. */
+    multifd_state_queue_free(m->load_queue);
+    m->load_queue = NULL;
     g_clear_pointer(&m->load_buf, g_free);
     trace(vfio_load_cleanup, "%s: %s, %" PRIu64 " bytes loaded",
           m->vdev->name, vfio_mig_state_event_name(mig_state(m)),
@@ -805,9 +1111,13 @@ static const SaveVMHandlers vfio_savevm_handlers = {
     .is_active_iterate = vfio_is_active_iterate,
     .switchover_ack_needed = vfio_switchover_ack_needed,
     .save_live_complete_precopy = vfio_save_complete_precopy,
+    .save_live_complete_precopy_thread = vfio_save_complete_precopy_thread,
+    .save_state = vfio_save_state,
     .save_cleanup = vfio_save_cleanup,
     .load_setup = vfio_load_setup,
     .load_state = vfio_load_state,
+    .load_state_buffer = vfio_load_state_buffer,
+    .switchover_start = vfio_switchover_start,
     .load_cleanup = vfio_load_cleanup,
 };
 
@@ -921,7 +1231,7 @@ void vfio_migration_exit(VFIODevice *vdev)
     if (m->registered) {
         unregister_savevm(m->idstr, 0);
     }
-    error_free(m->switchover_error);
+    multifd_state_queue_free(m->load_queue);
     g_free(m->load_buf);
     g_free(m->idstr);
     g_free(m);

@@ -114,8 +114,11 @@ typedef struct SaveVMHandlers {
 
     /*
      * Non-iterative state (a FULL section at switchover: config space,
-     * vCPU state).  Migration thread, BQL held, VM stopped.
-     * 0 / negative errno + errp.
+     * vCPU state).  Migration thread, BQL held, VM stopped.  An
+     * iterative handler may have it too: its FULL section then comes
+     * after every handler's END section and reuses the section id of its
+     * START, so the destination's load_state sees the FULL payload after
+     * the END one.  0 / negative errno + errp.
      */
     int (*save_state)(QEMUFile *f, void *opaque, Error **errp);
 
@@ -158,9 +161,9 @@ typedef struct SaveVMHandlers {
     /*
      * MIG_CMD_SWITCHOVER_START arrived: every iterative section before
      * it has been loaded; start loading what comes by other channels.
-     * Incoming thread, no BQL.  0 / negative errno.
+     * Incoming thread, no BQL.  0 / negative errno + errp.
      */
-    int (*switchover_start)(void *opaque);
+    int (*switchover_start)(void *opaque, Error **errp);
 
     /*
      * Undo load_setup after success or failure.  Incoming thread, BQL
@@ -182,6 +185,31 @@ void unregister_savevm(const char *idstr, uint32_t instance_id);
 
 /* Destination: a handler whose switchover_ack_needed was true approves. */
 void qemu_loadvm_approve_switchover(void);
+
+/*
+ * Destination: a load thread loads what a handler receives outside the
+ * main stream (VFIO: device state packets from multifd).  @run returns
+ * true when its part of the state is loaded, false with @errp set on
+ * failure.  @abort (any thread) must make a running @run return soon,
+ * with @reason or its own error; it is called when the load fails
+ * elsewhere (the main stream, multifd, another load thread).
+ */
+typedef bool MigrationLoadThreadRun(void *opaque, Error **errp);
+typedef void MigrationLoadThreadAbort(void *opaque, const Error *reason);
+
+/*
+ * Start a load thread named @name.  Incoming thread only, between
+ * load_setup and the end of the stream (typically from
+ * switchover_start).  The core waits for every load thread after the
+ * stream's EOF: the load (and the return path's SHUT(0), which ends the
+ * source's downtime) completes only when all of them returned true, and
+ * the first one that fails fails the load with its own error.  Threads
+ * are always joined before load_cleanup runs.
+ */
+void qemu_loadvm_start_load_thread(const char *name,
+                                   MigrationLoadThreadRun *run,
+                                   MigrationLoadThreadAbort *abort,
+                                   void *opaque);
 
 /*
  * Source: whether the bytes sent in this rate-limit window reached the

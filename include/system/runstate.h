@@ -7,6 +7,7 @@
 #define SYSTEM_RUNSTATE_H
 
 #include "qemu/osdep.h"
+#include "qemu/error.h"
 
 typedef enum RunState {
     RUN_STATE_PRELAUNCH,        /* -S: created, not yet started */
@@ -35,6 +36,12 @@ void runstate_set(RunState state);
  * all the same).  A VM already stopped just takes @state.
  */
 int vm_stop(RunState state);
+/*
+ * vm_stop() that also says why a handler failed: @errp gets the first
+ * handler's Error (vm_state_notify_fail), or a generic message for a
+ * handler that gave only an errno.
+ */
+int vm_stop_err(RunState state, Error **errp);
 /* Start the VM: handlers (running = true), resume vCPUs, emit RESUME. */
 void vm_start(void);
 
@@ -55,5 +62,10 @@ VMChangeStateEntry *vm_change_state_add(VMChangeStateHandler *cb,
 void vm_change_state_del(VMChangeStateEntry *e);
 /* Called by a handler that failed: vm_stop() then returns -err. */
 void vm_state_notify_error(int err);
+/*
+ * The same with the handler's own message (taken over), which
+ * vm_stop_err() hands to its caller; later ones are logged.
+ */
+void vm_state_notify_fail(int err, Error *reason);
 
 #endif

@@ -54,10 +54,14 @@ static void assert_source_recovered(QTestState *src)
     }
 }
 
-static void test_fail_arc_source(void)
+/*
+ * The device refuses the arc into STOP_COPY when the VM stops for the
+ * switchover: query-migrate's error-desc says which device and which
+ * arc (the run-state handler's own Error, through vm_stop_err()).
+ */
+static void fail_arc_source(const char *server_args, const char *arc)
 {
-    g_autoptr(VfioServer) s0 = vfio_server_start("--no-p2p "
-                                                 "--fail-arc pre_copy:stop_copy");
+    g_autoptr(VfioServer) s0 = vfio_server_start(server_args);
     g_autoptr(VfioServer) d0 = vfio_server_start("--no-p2p");
     g_autofree char *src_args = vfio_vm_args(&s0, 1, "");
     g_autofree char *dst_args = vfio_vm_args(&d0, 1, "");
@@ -74,10 +78,77 @@ static void test_fail_arc_source(void)
     wait_failed(src);
     desc = error_desc(src);
     g_test_message("error-desc: %s", desc);
-    g_assert_nonnull(strstr(desc, "dev0"));
+    g_assert_nonnull(strstr(desc, "vfio-user-pci dev0: device state"));
+    g_assert_nonnull(strstr(desc, arc));
+    g_assert_nonnull(strstr(desc, "switchover"));
     assert_source_recovered(src);
     /* The destination saw a stream end early: exit-on-error. */
     g_assert_cmpint(qtest_wait_exit(dst, 20000), ==, 1);
+}
+
+/*
+ * A paused VM's device goes to STOP_COPY only when its state is saved
+ * (save_live_complete_precopy, or the save thread with multifd): the
+ * refused arc then fails the completion, and error-desc carries the
+ * handler's own message, not just "completion failed".
+ */
+static void fail_arc_paused_source(bool multifd)
+{
+    g_autoptr(VfioServer) s0 = vfio_server_start("--no-p2p --no-precopy "
+                                                 "--fail-arc stop:stop_copy");
+    g_autoptr(VfioServer) d0 = vfio_server_start("--no-p2p --no-precopy");
+    g_autofree char *src_args = vfio_vm_args(&s0, 1, "");
+    g_autofree char *dst_args = vfio_vm_args(&d0, 1, "");
+    g_autofree char *path = qtest_tmp_path("mig", "sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", path);
+    g_autoptr(QTestState) dst = mig_start_dst(uri, dst_args);
+    g_autoptr(QTestState) src = mig_start_vm(src_args);
+    g_autofree char *desc = NULL, *st = NULL;
+
+    if (multifd) {
+        for (QTestState *s = src; s; s = s == src ? dst : NULL) {
+            mig_set_cap(s, "multifd", true);
+            mig_set_param(s, "multifd-channels", 2);
+        }
+    }
+    mig_set_fast(src);
+    mig_set_param(src, "avail-switchover-bandwidth", 1024 * MiB);
+    vfio_wait_dma_progress(src, 256);
+    qtest_qmp_assert_ok(src, "{\"execute\": \"stop\"}");
+    mig_migrate(src, uri);
+    wait_failed(src);
+    desc = error_desc(src);
+    g_test_message("error-desc: %s", desc);
+    g_assert_nonnull(strstr(desc, "vfio-user-pci dev0: device state stop -> "
+                            "stop-copy failed"));
+    g_assert_null(strstr(desc, "completion failed"));
+    /* Paused before, paused after; the device back in STOP. */
+    mig_assert_runstate(src, "paused");
+    st = vfio_mig_state(src, "dev0");
+    g_assert_cmpstr(st, ==, "stop");
+    g_assert_cmpint(qtest_wait_exit(dst, 20000), ==, 1);
+}
+
+static void test_fail_arc_paused_source(void)
+{
+    fail_arc_paused_source(false);
+}
+
+static void test_fail_arc_paused_source_multifd(void)
+{
+    fail_arc_paused_source(true);
+}
+
+static void test_fail_arc_source(void)
+{
+    fail_arc_source("--no-p2p --fail-arc pre_copy:stop_copy",
+                    "pre-copy -> stop-copy failed");
+}
+
+static void test_fail_arc_source_stop_copy_only(void)
+{
+    fail_arc_source("--no-p2p --no-precopy --fail-arc stop:stop_copy",
+                    "stop -> stop-copy failed");
 }
 
 static void test_fail_arc_destination(void)
@@ -195,6 +266,146 @@ static void test_destination_server_killed(void)
     assert_source_recovered(src);
 }
 
+/* ---- Multifd device state ---- */
+
+static void set_multifd(QTestState *s)
+{
+    mig_set_cap(s, "multifd", true);
+    mig_set_param(s, "multifd-channels", 4);
+}
+
+/*
+ * A destination that stays up when its load fails (exit-on-error
+ * false), listening on a fresh unix socket: its URI in *@uri.
+ */
+static QTestState *start_dst_stay_up(const char *args, char **uri)
+{
+    g_autofree char *path = qtest_tmp_path("mig", "sock");
+    QTestState *dst = mig_start_dst("defer", args);
+
+    *uri = g_strdup_printf("unix:%s", path);
+    set_multifd(dst);
+    mig_set_cap(dst, "return-path", true);
+    qtest_qmp_assert_ok(dst, "{\"execute\": \"migrate-incoming\", "
+                        "\"arguments\": {\"uri\": \"%s\", "
+                        "\"exit-on-error\": false}}", *uri);
+    return dst;
+}
+
+/*
+ * The destination's device server dies while the STOP_COPY data comes
+ * over multifd: its load thread fails, and with it the load, naming the
+ * device; the source hears it on the return path and runs on.  A
+ * STOP_COPY-only device has nothing written to it before the load
+ * thread starts, so the first write is the one that fails.
+ */
+static void test_multifd_dst_server_killed(void)
+{
+    g_autoptr(VfioServer) s0 = vfio_server_start("--no-precopy");
+    g_autoptr(VfioServer) d0 = vfio_server_start("--no-precopy");
+    g_autofree char *src_args = vfio_vm_args(&s0, 1, "");
+    g_autofree char *dst_args = vfio_vm_args(&d0, 1, "");
+    g_autofree char *uri = NULL, *desc = NULL, *st = NULL;
+    g_autoptr(QTestState) dst = start_dst_stay_up(dst_args, &uri);
+    g_autoptr(QTestState) src = mig_start_vm(src_args);
+    static const char *const active[] = { "active", NULL };
+
+    set_multifd(src);
+    mig_set_cap(src, "return-path", true);
+    mig_set_fast(src);
+    /* No switchover until the server is gone. */
+    mig_set_param(src, "avail-switchover-bandwidth", 1);
+    mig_migrate(src, uri);
+    st = mig_wait_status(src, active, 10000);
+    mig_wait_sync_count(src, 2, 20000);
+    vfio_server_kill(d0, SIGKILL);
+    mig_set_param(src, "avail-switchover-bandwidth", 1024 * MiB);
+    wait_failed(dst);
+    desc = error_desc(dst);
+    g_test_message("destination error-desc: %s", desc);
+    g_assert_nonnull(strstr(desc, "vfio-user-pci dev0"));
+    g_assert_nonnull(strstr(desc, "device state packet"));
+    wait_failed(src);
+    assert_source_recovered(src);
+    mig_assert_runstate(dst, "inmigrate");
+}
+
+/*
+ * x-migration-max-queued-buffers-size below one packet: the first packet
+ * that would be queued fails the load, which names the device and the
+ * limit.
+ */
+static void test_multifd_queue_cap(void)
+{
+    g_autoptr(VfioServer) s0 = vfio_server_start("--no-precopy");
+    g_autoptr(VfioServer) d0 = vfio_server_start("--no-precopy");
+    g_autofree char *src_args = vfio_vm_args(&s0, 1, "");
+    g_autofree char *dst_args = vfio_vm_args(
+        &d0, 1, "x-migration-max-queued-buffers-size=4096");
+    g_autofree char *uri = NULL, *desc = NULL;
+    g_autoptr(QTestState) dst = start_dst_stay_up(dst_args, &uri);
+    g_autoptr(QTestState) src = mig_start_vm(src_args);
+
+    set_multifd(src);
+    mig_set_cap(src, "return-path", true);
+    mig_set_fast(src);
+    mig_set_param(src, "avail-switchover-bandwidth", 1024 * MiB);
+    mig_migrate(src, uri);
+    wait_failed(dst);
+    desc = error_desc(dst);
+    g_test_message("destination error-desc: %s", desc);
+    g_assert_nonnull(strstr(desc, "vfio-user-pci dev0"));
+    g_assert_nonnull(strstr(desc, "above the limit of 4096"));
+    wait_failed(src);
+    assert_source_recovered(src);
+}
+
+/*
+ * Both sides must agree on x-migration-multifd-transfer: a source that
+ * sends over multifd to a destination that expects the main channel
+ * fails the load with a message that says so.
+ */
+static void test_multifd_disagreement(void)
+{
+    g_autoptr(VfioServer) s0 = vfio_server_start("");
+    g_autoptr(VfioServer) d0 = vfio_server_start("");
+    g_autofree char *src_args = vfio_vm_args(&s0, 1, "");
+    g_autofree char *dst_args = vfio_vm_args(
+        &d0, 1, "x-migration-multifd-transfer=off");
+    g_autofree char *uri = NULL, *desc = NULL;
+    g_autoptr(QTestState) dst = start_dst_stay_up(dst_args, &uri);
+    g_autoptr(QTestState) src = mig_start_vm(src_args);
+
+    set_multifd(src);
+    mig_set_cap(src, "return-path", true);
+    mig_set_fast(src);
+    mig_set_param(src, "avail-switchover-bandwidth", 1024 * MiB);
+    mig_migrate(src, uri);
+    wait_failed(dst);
+    desc = error_desc(dst);
+    g_test_message("destination error-desc: %s", desc);
+    g_assert_nonnull(strstr(desc, "vfio-user-pci dev0"));
+    g_assert_nonnull(strstr(desc, "x-migration-multifd-transfer"));
+    wait_failed(src);
+    assert_source_recovered(src);
+}
+
+/* =on without the multifd capability is refused at once, and says why. */
+static void test_multifd_on_without_capability(void)
+{
+    g_autoptr(VfioServer) a = vfio_server_start("");
+    g_autofree char *args = vfio_vm_args(&a, 1,
+                                         "x-migration-multifd-transfer=on");
+    g_autoptr(QTestState) src = mig_start_vm(args);
+    g_autofree char *path = qtest_tmp_path("mig", "sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", path);
+    g_autofree char *err = mig_migrate_expect_error(src, uri);
+
+    g_assert_nonnull(strstr(err, "dev0"));
+    g_assert_nonnull(strstr(err, "needs the multifd capability"));
+    mig_assert_runstate(src, "running");
+}
+
 static void test_blocker_mixed_p2p(void)
 {
     g_autoptr(VfioServer) a = vfio_server_start("");
@@ -293,8 +504,10 @@ static void test_dirty_tracking(void)
 
 /* ---- A destination fed a damaged VFIO section ---- */
 
+#define MARK_CONFIG 0xffffffffef100002ULL
 #define MARK_SETUP 0xffffffffef100003ULL
 #define MARK_DATA  0xffffffffef100004ULL
+#define MARK_LOAD_READY 0xffffffffef100006ULL
 
 /* Offset of the first be64 @marker in @buf, or -1. */
 static gssize find_marker(const uint8_t *buf, gsize len, uint64_t marker)
@@ -356,7 +569,7 @@ static void test_damaged_stream(void)
     g_autofree uint8_t *image = NULL;
     g_autofree uint8_t *bad = NULL;
     g_autoptr(GError) gerr = NULL;
-    gssize setup, data;
+    gssize setup, data, ready, config;
     char *desc;
     gsize len;
 
@@ -372,8 +585,13 @@ static void test_damaged_stream(void)
     g_assert_true(g_file_get_contents(path, (char **)&image, &len, &gerr));
     setup = find_marker(image, len, MARK_SETUP);
     data = find_marker(image, len, MARK_DATA);
+    ready = find_marker(image, len, MARK_LOAD_READY);
+    config = find_marker(image, len, MARK_CONFIG);
     g_assert_cmpint(setup, >=, 0);
     g_assert_cmpint(data, >, setup);
+    /* The config state has its own FULL section, after the END one. */
+    g_assert_cmpint(ready, >, data);
+    g_assert_cmpint(config, >, ready);
 
     /* The image as saved loads, and the guest and device check out. */
     g_assert_null(load_image(image, len));
@@ -400,6 +618,29 @@ static void test_damaged_stream(void)
     g_assert_nonnull(strstr(desc, "dev0: device state block of"));
     g_free(desc);
 
+    /* No DEV_CONFIG_LOAD_READY (a harmless marker in its place). */
+    memcpy(bad, image, len);
+    {
+        uint64_t v = GUINT64_TO_BE(MARK_SETUP);
+
+        memcpy(bad + ready, &v, 8);
+    }
+    desc = load_image(bad, len);
+    g_assert_nonnull(strstr(desc, "dev0: config state before "
+                            "DEV_CONFIG_LOAD_READY"));
+    g_free(desc);
+
+    /* The FULL section without its config state. */
+    memcpy(bad, image, len);
+    {
+        uint64_t v = GUINT64_TO_BE(0xffffffffef100001ULL);
+
+        memcpy(bad + config, &v, 8);
+    }
+    desc = load_image(bad, len);
+    g_assert_nonnull(strstr(desc, "dev0: the config state is missing"));
+    g_free(desc);
+
     /* The stream cut in the middle of the first data block. */
     desc = load_image(image, data + 16 + 100);
     g_assert_nonnull(strstr(desc, "dev0: device state block"));
@@ -410,6 +651,19 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/vfio/failure/arc/source", test_fail_arc_source);
+    g_test_add_func("/vfio/failure/arc/source-stop-copy-only",
+                    test_fail_arc_source_stop_copy_only);
+    g_test_add_func("/vfio/failure/arc/paused-source",
+                    test_fail_arc_paused_source);
+    g_test_add_func("/vfio/failure/arc/paused-source-multifd",
+                    test_fail_arc_paused_source_multifd);
+    g_test_add_func("/vfio/failure/multifd/server-killed/destination",
+                    test_multifd_dst_server_killed);
+    g_test_add_func("/vfio/failure/multifd/queue-cap", test_multifd_queue_cap);
+    g_test_add_func("/vfio/failure/multifd/disagreement",
+                    test_multifd_disagreement);
+    g_test_add_func("/vfio/failure/multifd/on-without-capability",
+                    test_multifd_on_without_capability);
     g_test_add_func("/vfio/failure/arc/destination",
                     test_fail_arc_destination);
     g_test_add_func("/vfio/failure/server-killed/source", test_server_killed);

@@ -1,9 +1,10 @@
 /*
  * Live migration of running VMs with vfio-user-dma devices: STOP_COPY
  * only and PRE_COPY devices, switchover-ack off and on, one and three
- * devices, unix and tcp.  Every successful migration ends with the
- * destination's guest check, which includes each device's memory check
- * and the slots its DMA wrote into guest RAM.
+ * devices, unix and tcp, device state on the main channel or over
+ * multifd.  Every successful migration ends with the destination's guest
+ * check, which includes each device's memory check and the slots its
+ * DMA wrote into guest RAM.
  */
 #include "qemu/osdep.h"
 #include "migration/framework.h"
@@ -15,7 +16,44 @@ typedef struct MigCase {
     bool switchover_ack;
     bool tcp;
     const char *props;              /* extra device properties, or NULL */
+    bool multifd;                   /* the capability, 4 channels */
 } MigCase;
+
+/*
+ * "-trace vfio_load_setup -D FILE": the destination's devices say there
+ * whether their state comes over multifd or the main channel.
+ */
+static char *load_setup_trace_args(char **log)
+{
+    *log = qtest_tmp_path("vfio-load", "log");
+    return g_strdup_printf("-trace vfio_load_setup -D %s", *log);
+}
+
+/* Every one of @n devices loaded its state the way @via says. */
+static void assert_load_path(const char *log, unsigned n, const char *via)
+{
+    g_autofree char *text = NULL;
+    g_autoptr(GError) gerr = NULL;
+    g_autofree char *want = g_strdup_printf("device state via %s", via);
+    unsigned count = 0;
+
+    g_assert_true(g_file_get_contents(log, &text, NULL, &gerr));
+    for (const char *p = text; (p = strstr(p, "vfio_load_setup")); p++) {
+        const char *eol = strchr(p, '\n');
+        g_autofree char *line = g_strndup(p, eol ? (size_t)(eol - p) : strlen(p));
+
+        g_assert_nonnull(strstr(line, want));
+        count++;
+    }
+    g_assert_cmpuint(count, ==, n);
+    unlink(log);
+}
+
+static void set_multifd(QTestState *s)
+{
+    mig_set_cap(s, "multifd", true);
+    mig_set_param(s, "multifd-channels", 4);
+}
 
 static void set_ack(QTestState *s, bool on)
 {
@@ -44,7 +82,10 @@ static void run_migration(gconstpointer opaque)
     const MigCase *c = opaque;
     VfioServer *src_srv[3], *dst_srv[3];
     g_autofree char *src_args = NULL, *dst_args = NULL, *uri = NULL;
+    g_autofree char *log = NULL, *trace_args = load_setup_trace_args(&log);
     QTestState *src, *dst;
+    bool via_multifd = c->multifd &&
+        !(c->props && strstr(c->props, "x-migration-multifd-transfer=off"));
 
     g_assert(c->nr_devices <= 3);
     for (unsigned i = 0; i < c->nr_devices; i++) {
@@ -56,8 +97,11 @@ static void run_migration(gconstpointer opaque)
                                                  c->props ? "," : "",
                                                  c->props ? c->props : "");
 
+        g_autofree char *dev_args = vfio_vm_args(dst_srv, c->nr_devices,
+                                                 c->props);
+
         src_args = vfio_vm_args(src_srv, c->nr_devices, props);
-        dst_args = vfio_vm_args(dst_srv, c->nr_devices, c->props);
+        dst_args = g_strdup_printf("%s %s", dev_args, trace_args);
     }
     if (c->tcp) {
         dst = mig_start_dst("defer", dst_args);
@@ -70,6 +114,10 @@ static void run_migration(gconstpointer opaque)
     src = mig_start_vm(src_args);
     set_ack(src, c->switchover_ack);
     set_ack(dst, c->switchover_ack);
+    if (c->multifd) {
+        set_multifd(src);
+        set_multifd(dst);
+    }
     if (c->tcp) {
         uri = tcp_listen(dst);
     }
@@ -136,6 +184,8 @@ static void run_migration(gconstpointer opaque)
 
     qtest_quit(src);
     qtest_quit(dst);
+    assert_load_path(log, c->nr_devices,
+                     via_multifd ? "multifd" : "the main channel");
     for (unsigned i = 0; i < c->nr_devices; i++) {
         vfio_server_free(src_srv[i]);
         vfio_server_free(dst_srv[i]);
@@ -153,6 +203,14 @@ static const MigCase cases[] = {
     { 1, "", true, false, "x-no-extensions=on" },
     /* The device's DMA log read only at the final sync. */
     { 1, "", false, false, "x-pre-copy-dirty-page-tracking=off" },
+    /* Multifd device state (x-migration-multifd-transfer=auto). */
+    { 1, "--no-precopy", false, false, NULL, true },
+    { 1, "", true, true, NULL, true },
+    { 3, "--no-precopy", false, true, NULL, true },
+    { 3, "", true, false, NULL, true },
+    { 1, "", false, false, "x-migration-multifd-transfer=on", true },
+    /* Multifd for RAM only: device state stays on the main channel. */
+    { 3, "", true, false, "x-migration-multifd-transfer=off", true },
 };
 
 static const char *const case_names[] = {
@@ -164,6 +222,12 @@ static const char *const case_names[] = {
     "/vfio/migration/3/pre-copy-ack/unix",
     "/vfio/migration/1/pre-copy-ack/no-extensions",
     "/vfio/migration/1/pre-copy/no-pre-copy-dirty-tracking",
+    "/vfio/migration/1/stop-copy/multifd/unix",
+    "/vfio/migration/1/pre-copy-ack/multifd/tcp",
+    "/vfio/migration/3/stop-copy/multifd/tcp",
+    "/vfio/migration/3/pre-copy-ack/multifd/unix",
+    "/vfio/migration/1/pre-copy/multifd-on/unix",
+    "/vfio/migration/3/pre-copy-ack/multifd-transfer-off/unix",
 };
 
 /*
@@ -171,7 +235,7 @@ static const char *const case_names[] = {
  * that its initial data is sent (or a switchover-ack migration would
  * wait forever), and goes straight from STOP to STOP_COPY.
  */
-static void test_paused_source(void)
+static void paused_source(bool multifd)
 {
     g_autoptr(VfioServer) s0 = vfio_server_start("");
     g_autoptr(VfioServer) d0 = vfio_server_start("");
@@ -185,6 +249,11 @@ static void test_paused_source(void)
 
     set_ack(src, true);
     set_ack(dst, true);
+    if (multifd) {
+        /* The save thread moves the device to STOP_COPY itself. */
+        set_multifd(src);
+        set_multifd(dst);
+    }
     mig_set_fast(src);
     mig_set_param(src, "avail-switchover-bandwidth", 1024 * MiB);
     vfio_wait_dma_progress(src, 256);
@@ -204,6 +273,78 @@ static void test_paused_source(void)
     mig_assert_guest_ok(dst);
 }
 
+static void test_paused_source(void)
+{
+    paused_source(false);
+}
+
+static void test_paused_source_multifd(void)
+{
+    paused_source(true);
+}
+
+/* qom-set of x-migration-multifd-transfer on @s's devices. */
+static void set_multifd_transfer(QTestState *s, unsigned n, const char *val)
+{
+    for (unsigned i = 0; i < n; i++) {
+        g_autoptr(JsonNode) r = NULL;
+
+        qtest_qmp_assert_ok(s, "{\"execute\": \"qom-set\", \"arguments\": "
+                            "{\"path\": \"/machine/peripheral/dev%u\", "
+                            "\"property\": \"x-migration-multifd-transfer\", "
+                            "\"value\": \"%s\"}}", i, val);
+        r = qtest_qmp(s, "{\"execute\": \"qom-get\", \"arguments\": "
+                      "{\"path\": \"/machine/peripheral/dev%u\", "
+                      "\"property\": \"x-migration-multifd-transfer\"}}",
+                      i);
+        g_assert_cmpstr(json_object_get_string_member(qtest_obj(r), "return"),
+                        ==, val);
+    }
+}
+
+/*
+ * The property changes while the VMs run: devices started with it off
+ * migrate their state over multifd once qom-set turned it on, on both
+ * sides (the source reads it at save_setup, the destination at
+ * load_setup).
+ */
+static void test_multifd_qom_set(void)
+{
+    VfioServer *s[2] = { vfio_server_start(""), vfio_server_start("") };
+    VfioServer *d[2] = { vfio_server_start(""), vfio_server_start("") };
+    g_autofree char *log = NULL, *trace_args = load_setup_trace_args(&log);
+    g_autofree char *src_args = vfio_vm_args(s, 2,
+                                             "x-migration-multifd-transfer=off");
+    g_autofree char *dev_args = vfio_vm_args(d, 2,
+                                             "x-migration-multifd-transfer=off");
+    g_autofree char *dst_args = g_strdup_printf("%s %s", dev_args, trace_args);
+    g_autofree char *path = qtest_tmp_path("mig", "sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", path);
+    QTestState *dst = mig_start_dst(uri, dst_args);
+    QTestState *src = mig_start_vm(src_args);
+
+    set_multifd(src);
+    set_multifd(dst);
+    set_ack(src, true);
+    set_ack(dst, true);
+    mig_set_fast(src);
+    mig_set_param(src, "avail-switchover-bandwidth", 1024 * MiB);
+    vfio_wait_dma_progress(src, 256);
+    set_multifd_transfer(src, 2, "on");
+    set_multifd_transfer(dst, 2, "on");
+    mig_migrate(src, uri);
+    mig_check_success(src, dst);
+    vfio_wait_dma_progress(dst, 256);
+    mig_assert_guest_ok(dst);
+    qtest_quit(src);
+    qtest_quit(dst);
+    assert_load_path(log, 2, "multifd");
+    for (unsigned i = 0; i < 2; i++) {
+        vfio_server_free(s[i]);
+        vfio_server_free(d[i]);
+    }
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -211,5 +352,8 @@ int main(int argc, char **argv)
         g_test_add_data_func(case_names[i], &cases[i], run_migration);
     }
     g_test_add_func("/vfio/migration/1/paused-source", test_paused_source);
+    g_test_add_func("/vfio/migration/1/paused-source/multifd",
+                    test_paused_source_multifd);
+    g_test_add_func("/vfio/migration/2/multifd-qom-set", test_multifd_qom_set);
     return g_test_run();
 }

@@ -123,6 +123,8 @@ struct VFIODevice {
     OnOffAuto enable_migration;
     bool pre_copy_dirty_page_tracking;
     OnOffAuto migration_multifd_transfer;
+    /* Destination: cap on device state queued from multifd (0: none). */
+    uint64_t migration_max_queued_buffers_size;
     bool migration_events;
     /* Testing only: never merge the device's DMA log (writes get lost). */
     bool dirty_sync_disabled;
