@@ -2,7 +2,8 @@
  * QMP internals shared by the files of monitor/ and by its unit tests.
  *
  * The layers, bottom up:
- *   json-splitter.c  cuts a byte stream into top-level JSON texts
+ *   json-splitter.c  cuts a byte stream into top-level JSON texts,
+ *                    following the grammar to resynchronize on errors
  *   qmp-dispatch.c   the command table; one JSON text in, one reply out
  *   qmp.c            client connections: I/O, greeting, events, fd passing
  *   qmp-listen.c     -qmp option parsing and listening sockets
@@ -30,7 +31,8 @@ typedef struct JsonSplitter JsonSplitter;
  * Called once per top-level JSON text found in the stream, with the text
  * (@msg, NUL-terminated, @len bytes without the NUL) and @error NULL; or
  * with @msg NULL and @error saying why input was dropped (too large, too
- * deeply nested, an unterminated string).  Must not free the splitter.
+ * deeply nested, an unterminated string, a token that cannot come where
+ * it is, a 0xff parser reset).  Must not free the splitter.
  */
 typedef void JsonSplitterFunc(void *opaque, const char *msg, size_t len,
                               const char *error);

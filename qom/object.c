@@ -21,6 +21,14 @@ void type_register(const ObjectClass *klass)
     }
     assert(klass->instance_size >= sizeof(Object));
     assert(!g_hash_table_contains(type_table, klass->name));
+    for (const Property *p = klass->props; p && p->name; p++) {
+        /*
+         * A new string frees the old one, which threads reading it while
+         * the object is in use could still hold: strings are fixed once
+         * realized.
+         */
+        assert(!(p->runtime && p->type == PROP_TYPE_STR));
+    }
     g_hash_table_insert(type_table, (gpointer)klass->name, (gpointer)klass);
 }
 

@@ -18,6 +18,7 @@ int dirty_log_active;
 bool dirty_log_writer_fence;
 
 static DirtyLogListener *listeners;
+static uint64_t consumer_barriers;
 
 /*
  * Decided once, before any writer runs (a constructor): registering for
@@ -41,6 +42,7 @@ static void __attribute__((constructor)) dirty_log_barrier_init(void)
  */
 static void dirty_log_consumer_barrier(void)
 {
+    __atomic_fetch_add(&consumer_barriers, 1, __ATOMIC_RELAXED);
     if (dirty_log_writer_fence) {
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
         return;
@@ -50,6 +52,11 @@ static void dirty_log_consumer_barrier(void)
         error_report("dirty log: membarrier failed: %s", strerror(errno));
         abort();
     }
+}
+
+uint64_t dirty_log_consumer_barrier_count(void)
+{
+    return __atomic_load_n(&consumer_barriers, __ATOMIC_RELAXED);
 }
 
 bool dirty_log_is_active(void)
@@ -147,22 +154,11 @@ bool dirty_log_sync(Error **errp)
 
 uint64_t ram_block_dirty_sync(RAMBlock *rb, unsigned long *dest)
 {
-    size_t words = BITS_TO_LONGS(rb->pages);
-    unsigned long *log = rb->dirty_log;
-    uint64_t newly_set = 0;
-    bool taken = false;
+    bool taken;
+    uint64_t newly_set = bitmap_move_atomic(dest, rb->dirty_log, rb->pages,
+                                            &taken);
 
-    for (size_t i = 0; i < words; i++) {
-        unsigned long bits;
-
-        if (likely(!__atomic_load_n(&log[i], __ATOMIC_RELAXED))) {
-            continue;
-        }
-        bits = __atomic_exchange_n(&log[i], 0, __ATOMIC_SEQ_CST);
-        newly_set += __builtin_popcountl(bits & ~dest[i]);
-        dest[i] |= bits;
-        taken |= bits != 0;
-    }
+    /* Pages whose bits were taken are read next: see "Ordering". */
     if (taken) {
         dirty_log_consumer_barrier();
     }

@@ -34,6 +34,8 @@
 #define DMA_STATE_VERSION 1
 #define DMA_NONE UINT64_MAX
 #define DMA_IDLE_NS (10 * 1000 * 1000)
+/* A round trip per nanosecond is already far beyond any device. */
+#define DMA_MAX_RATE 1000000000ULL
 #define DMA_WAIT_STEP_MS 100
 #define DMA_WAIT_TOTAL_MS 5000
 #define DMA_PAGE_WORDS (TARGET_PAGE_SIZE / sizeof(uint64_t))
@@ -358,7 +360,8 @@ static void dma_step(GuestProgram *prog, unsigned cpu)
         worked = true;
         if (rate) {
             /* Do not make up for time lost while paused. */
-            d->next_ns = MAX(d->next_ns + 1000000000LL / (int64_t)rate,
+            d->next_ns = MAX(d->next_ns +
+                             (int64_t)(1000000000ULL / MIN(rate, DMA_MAX_RATE)),
                              now - DMA_IDLE_NS);
         }
     }
@@ -486,10 +489,10 @@ static void dma_state_save(GuestProgram *prog, GByteArray *out)
     GuestDma *g = GUEST_DMA(prog);
 
     dma_bind(g, NULL);
-    guest_state_put_be32(out, DMA_STATE_VERSION);
-    guest_state_put_be32(out, g->nr_devs);
-    guest_state_put_be64(out, g->nr_slots);
-    guest_state_put_be64(out, g->seed);
+    guest_state_put_header(out, &(GuestStateHeader) {
+        .version = DMA_STATE_VERSION, .count = g->nr_devs,
+        .size = g->nr_slots, .seed = g->seed,
+    });
     for (unsigned i = 0; i < g->nr_devs; i++) {
         guest_state_put_be64(out, g->devs[i].rounds);
         guest_state_put_be64(out, g->devs[i].staged);
@@ -504,21 +507,17 @@ static bool dma_state_load(GuestProgram *prog, const uint8_t *buf,
     GuestDma *g = GUEST_DMA(prog);
     GuestStateReader r = { .buf = buf, .len = len, .what = "dma state",
                            .errp = errp };
-    uint32_t version, nr_devs;
+    GuestStateHeader h;
+    uint32_t nr_devs;
     uint64_t nr_slots, seed;
     g_autofree uint64_t *vals = NULL;
 
-    if (!guest_state_get_be32(&r, &version) ||
-        !guest_state_get_be32(&r, &nr_devs) ||
-        !guest_state_get_be64(&r, &nr_slots) ||
-        !guest_state_get_be64(&r, &seed)) {
+    if (!guest_state_get_header(&r, DMA_STATE_VERSION, &h)) {
         return false;
     }
-    if (version != DMA_STATE_VERSION) {
-        error_setg(errp, "dma state: unsupported version %u (this vmig reads "
-                   "version %u)", version, DMA_STATE_VERSION);
-        return false;
-    }
+    nr_devs = h.count;
+    nr_slots = h.size;
+    seed = h.seed;
     if (!dma_bind(g, errp)) {
         return false;
     }
@@ -610,13 +609,25 @@ static bool dma_realize(Object *obj, Error **errp)
     return true;
 }
 
+static bool dma_check_rate(Object *obj, const Property *prop,
+                           const PropValue *val, Error **errp)
+{
+    if (val->u64 > DMA_MAX_RATE) {
+        error_setg(errp, "%s=%" PRIu64 " is too fast: at most %llu round "
+                   "trips per second; use 0 for unlimited", prop->name,
+                   val->u64, DMA_MAX_RATE);
+        return false;
+    }
+    return true;
+}
+
 static const Property dma_props[] = {
     DEFINE_PROP("buf", PROP_TYPE_SIZE, GuestDma, buf, "256K",
                 "guest RAM per device at the top of RAM: a staging page and "
                 "slots the device writes"),
-    DEFINE_PROP_RT("rate", PROP_TYPE_U64, GuestDma, rate, "2000",
-                   "round trips per second per device (0: unlimited; "
-                   "changeable with qom-set)"),
+    DEFINE_PROP_RT_CHECK("rate", PROP_TYPE_U64, GuestDma, rate, "2000",
+                         "round trips per second per device (0: unlimited; "
+                         "changeable with qom-set)", dma_check_rate),
     DEFINE_PROP("seed", PROP_TYPE_U64, GuestDma, seed, "0",
                 "varies the page contents"),
     DEFINE_PROP("devices", PROP_TYPE_STR, GuestDma, devices, NULL,

@@ -34,6 +34,11 @@
 /* With a rate limit, time not used for more than this is not made up. */
 #define STRESS_RATE_SLACK_NS (20 * 1000 * 1000)
 #define STRESS_PAGE_WORDS (TARGET_PAGE_SIZE / sizeof(uint64_t))
+/*
+ * The fastest rate accepted, far beyond any memory bandwidth.  Any rate
+ * above a page per nanosecond per vCPU runs unlimited anyway.
+ */
+#define STRESS_MAX_RATE (1ULL << 50)
 
 /* A run of the working set inside one RAM block. */
 typedef struct StressSegment {
@@ -174,7 +179,6 @@ static bool stress_setup(GuestProgram *prog, unsigned nr_vcpus, Error **errp)
 
     if (posix_memalign(&mem, 64, nr_vcpus * sizeof(StressVCPU))) {
         error_setg(errp, "cannot allocate the state of %u vCPUs", nr_vcpus);
-        stress_cleanup(prog);
         return false;
     }
     s->vcpus = mem;
@@ -221,6 +225,11 @@ static unsigned stress_rate_budget(GuestStress *s, StressVCPU *v,
     int64_t now = get_clock_ns();
 
     *ns_per_page = TARGET_PAGE_SIZE * 1000000000ULL / vcpu_rate;
+    if (*ns_per_page == 0) {
+        /* Faster than a page per nanosecond: as good as unlimited. */
+        v->scheduled_rate = 0;
+        return STRESS_PAGES_PER_STEP;
+    }
     if (v->scheduled_rate != vcpu_rate ||
         v->next_write_ns < now - STRESS_RATE_SLACK_NS) {
         /* New rate, or back from a pause: no credit for the past. */
@@ -386,10 +395,10 @@ static void stress_state_save(GuestProgram *prog, GByteArray *out)
 {
     GuestStress *s = GUEST_STRESS(prog);
 
-    guest_state_put_be32(out, STRESS_STATE_VERSION);
-    guest_state_put_be32(out, prog->nr_vcpus);
-    guest_state_put_be64(out, s->ws_pages);
-    guest_state_put_be64(out, s->seed);
+    guest_state_put_header(out, &(GuestStateHeader) {
+        .version = STRESS_STATE_VERSION, .count = prog->nr_vcpus,
+        .size = s->ws_pages, .seed = s->seed,
+    });
     for (unsigned i = 0; i < prog->nr_vcpus; i++) {
         guest_state_put_be64(out, s->vcpus[i].pos);
         guest_state_put_be64(out, s->vcpus[i].pass);
@@ -403,21 +412,17 @@ static bool stress_state_load(GuestProgram *prog, const uint8_t *buf,
     GuestStress *s = GUEST_STRESS(prog);
     GuestStateReader r = { .buf = buf, .len = len, .what = "stress state",
                            .errp = errp };
-    uint32_t version, nr_vcpus;
+    GuestStateHeader h;
+    uint32_t nr_vcpus;
     uint64_t ws_pages, seed;
     g_autofree uint64_t *vals = NULL;
 
-    if (!guest_state_get_be32(&r, &version) ||
-        !guest_state_get_be32(&r, &nr_vcpus) ||
-        !guest_state_get_be64(&r, &ws_pages) ||
-        !guest_state_get_be64(&r, &seed)) {
+    if (!guest_state_get_header(&r, STRESS_STATE_VERSION, &h)) {
         return false;
     }
-    if (version != STRESS_STATE_VERSION) {
-        error_setg(errp, "stress state: unsupported version %u (this vmig "
-                   "reads version %u)", version, STRESS_STATE_VERSION);
-        return false;
-    }
+    nr_vcpus = h.count;
+    ws_pages = h.size;
+    seed = h.seed;
     if (nr_vcpus != prog->nr_vcpus) {
         error_setg(errp, "stress state: made with %u vCPUs, this VM has %u",
                    nr_vcpus, prog->nr_vcpus);
@@ -508,12 +513,25 @@ static bool stress_realize(Object *obj, Error **errp)
     return true;
 }
 
+static bool stress_check_rate(Object *obj, const Property *prop,
+                              const PropValue *val, Error **errp)
+{
+    if (val->u64 > STRESS_MAX_RATE) {
+        error_setg(errp, "%s=%" PRIu64 " is too fast: at most %llu bytes per "
+                   "second (1P); use 0 for unlimited", prop->name, val->u64,
+                   STRESS_MAX_RATE);
+        return false;
+    }
+    return true;
+}
+
 static const Property stress_props[] = {
     DEFINE_PROP("ws", PROP_TYPE_SIZE, GuestStress, ws, "0",
                 "working set: the first ws bytes of RAM (0: all RAM)"),
-    DEFINE_PROP_RT("rate", PROP_TYPE_SIZE, GuestStress, rate, "0",
-                   "bytes of pages written per second over all vCPUs "
-                   "(0: unlimited; changeable with qom-set)"),
+    DEFINE_PROP_RT_CHECK("rate", PROP_TYPE_SIZE, GuestStress, rate, "0",
+                         "bytes of pages written per second over all vCPUs "
+                         "(0: unlimited; changeable with qom-set)",
+                         stress_check_rate),
     DEFINE_PROP("seed", PROP_TYPE_U64, GuestStress, seed, "0",
                 "varies the page contents"),
     { 0 }

@@ -75,9 +75,11 @@ void guest_program_finalize(Object *obj)
 {
     GuestProgram *prog = (GuestProgram *)obj;
 
-    if (prog->ops && prog->ops->cleanup) {
+    /* A failed guest_setup() cleaned up already. */
+    if (prog->set_up && prog->ops->cleanup) {
         prog->ops->cleanup(prog);
     }
+    prog->set_up = false;
     for (unsigned i = 0; i < nr_programs; i++) {
         if (programs[i] == prog) {
             memmove(&programs[i], &programs[i + 1],
@@ -169,7 +171,12 @@ bool guest_setup(unsigned nr_vcpus, Error **errp)
         prog->nr_vcpus = nr_vcpus;
         if (prog->ops->setup && !prog->ops->setup(prog, nr_vcpus, errp)) {
             error_prepend(errp, "-guest %s: ", guest_program_short_name(prog));
-            for (unsigned j = 0; j <= i; j++) {
+            /*
+             * Undo what was built, once: the failed program's half-done
+             * setup and the programs set up before it.  set_up stays
+             * false, so finalize does not clean up again.
+             */
+            for (unsigned j = i + 1; j-- > 0;) {
                 if (programs[j]->ops->cleanup) {
                     programs[j]->ops->cleanup(programs[j]);
                 }
@@ -378,6 +385,32 @@ bool guest_state_get_be32(GuestStateReader *r, uint32_t *v)
     memcpy(&be, r->buf + r->pos, sizeof(be));
     r->pos += sizeof(be);
     *v = GUINT32_FROM_BE(be);
+    return true;
+}
+
+void guest_state_put_header(GByteArray *out, const GuestStateHeader *h)
+{
+    guest_state_put_be32(out, h->version);
+    guest_state_put_be32(out, h->count);
+    guest_state_put_be64(out, h->size);
+    guest_state_put_be64(out, h->seed);
+}
+
+bool guest_state_get_header(GuestStateReader *r, uint32_t version,
+                            GuestStateHeader *h)
+{
+    if (!guest_state_get_be32(r, &h->version) ||
+        !guest_state_get_be32(r, &h->count) ||
+        !guest_state_get_be64(r, &h->size) ||
+        !guest_state_get_be64(r, &h->seed)) {
+        return false;
+    }
+    if (h->version != version) {
+        error_setg(r->errp, "%s: unsupported version %u (this vmig reads "
+                   "version %u)", r->what, h->version, version);
+        r->failed = true;
+        return false;
+    }
     return true;
 }
 

@@ -83,8 +83,9 @@ static int backend_open_tmpfile(const char *dir)
 }
 
 /*
- * mem-path is a file (created when missing, grown when too small) or a
- * directory, in which an unnamed temporary file is made.
+ * mem-path is a file (created and sized when missing or empty, used as
+ * is otherwise) or a directory, in which an unnamed temporary file is
+ * made.
  */
 static int backend_file_open(HostMemoryBackend *backend, Error **errp)
 {
@@ -113,11 +114,23 @@ static int backend_file_open(HostMemoryBackend *backend, Error **errp)
                          backend_type(backend), id, path);
         goto fail;
     }
-    if ((uint64_t)st.st_size < backend->size &&
-        ftruncate(fd, backend->size) < 0) {
-        error_setg_errno(errp, errno, "%s '%s': cannot grow mem-path '%s' to %"
-                         PRIu64 " bytes", backend_type(backend), id, path,
-                         backend->size);
+    /*
+     * Only a new (or empty) file is sized.  A file with data in it is
+     * never resized: a mistyped mem-path must not pad or cut a real file.
+     * A larger one is fine, its start is used.
+     */
+    if (st.st_size == 0 && S_ISREG(st.st_mode)) {
+        if (ftruncate(fd, backend->size) < 0) {
+            error_setg_errno(errp, errno, "%s '%s': cannot size mem-path '%s' "
+                             "to %" PRIu64 " bytes", backend_type(backend), id,
+                             path, backend->size);
+            goto fail;
+        }
+    } else if (st.st_size > 0 && (uint64_t)st.st_size < backend->size) {
+        error_setg(errp, "%s '%s': mem-path '%s' holds %" PRIu64 " bytes, "
+                   "less than size %" PRIu64 " (an existing file is not "
+                   "resized)", backend_type(backend), id, path,
+                   (uint64_t)st.st_size, backend->size);
         goto fail;
     }
     return fd;

@@ -24,7 +24,7 @@ void bitmap_fill(unsigned long *map, size_t nbits)
 }
 
 static void bitmap_update(unsigned long *map, size_t start, size_t nr,
-                          bool set, bool atomic)
+                          bool set)
 {
     size_t end = start + nr;
 
@@ -34,13 +34,7 @@ static void bitmap_update(unsigned long *map, size_t start, size_t nr,
         unsigned long mask = (bits == BITS_PER_LONG) ? ~0UL :
             ((1UL << bits) - 1) << (start % BITS_PER_LONG);
 
-        if (atomic) {
-            if (set) {
-                __atomic_fetch_or(&map[w], mask, __ATOMIC_SEQ_CST);
-            } else {
-                __atomic_fetch_and(&map[w], ~mask, __ATOMIC_SEQ_CST);
-            }
-        } else if (set) {
+        if (set) {
             map[w] |= mask;
         } else {
             map[w] &= ~mask;
@@ -51,17 +45,12 @@ static void bitmap_update(unsigned long *map, size_t start, size_t nr,
 
 void bitmap_set(unsigned long *map, size_t start, size_t nr)
 {
-    bitmap_update(map, start, nr, true, false);
-}
-
-void bitmap_set_atomic(unsigned long *map, size_t start, size_t nr)
-{
-    bitmap_update(map, start, nr, true, true);
+    bitmap_update(map, start, nr, true);
 }
 
 void bitmap_clear(unsigned long *map, size_t start, size_t nr)
 {
-    bitmap_update(map, start, nr, false, false);
+    bitmap_update(map, start, nr, false);
 }
 
 bool bitmap_empty(const unsigned long *map, size_t nbits)
@@ -114,17 +103,25 @@ size_t find_next_zero_bit(const unsigned long *map, size_t size, size_t offset)
     return find_next(map, size, offset, ~0UL);
 }
 
-size_t bitmap_move_atomic(unsigned long *dst, unsigned long *src, size_t nbits)
+size_t bitmap_move_atomic(unsigned long *dst, unsigned long *src, size_t nbits,
+                          bool *took)
 {
     size_t n = 0, words = BITS_TO_LONGS(nbits);
+    unsigned long any = 0;
 
     for (size_t i = 0; i < words; i++) {
-        if (!__atomic_load_n(&src[i], __ATOMIC_RELAXED)) {
+        unsigned long bits;
+
+        if (likely(!__atomic_load_n(&src[i], __ATOMIC_RELAXED))) {
             continue;
         }
-        unsigned long bits = __atomic_exchange_n(&src[i], 0, __ATOMIC_SEQ_CST);
+        bits = __atomic_exchange_n(&src[i], 0, __ATOMIC_SEQ_CST);
         n += __builtin_popcountl(bits & ~dst[i]);
         dst[i] |= bits;
+        any |= bits;
+    }
+    if (took) {
+        *took = any != 0;
     }
     return n;
 }

@@ -6,6 +6,20 @@
 
 #include <math.h>
 
+/*
+ * Numbers on the command line and in properties are decimal, as in QEMU;
+ * an explicit "0x" prefix selects hexadecimal.  A leading zero does not
+ * mean octal: "010" is ten.  Returns the base, or 0 if a "0x" prefix has
+ * no hex digit after it.
+ */
+static int number_base(const char *digits)
+{
+    if (digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X')) {
+        return g_ascii_isxdigit(digits[2]) ? 16 : 0;
+    }
+    return 10;
+}
+
 static int suffix_shift(char c)
 {
     switch (g_ascii_toupper(c)) {
@@ -26,17 +40,24 @@ int qemu_strtosz_suffix(const char *str, char default_suffix, uint64_t *result)
     char *end;
     uint64_t whole;
     double frac = 0;
-    int shift;
+    int shift, base;
 
     if (!str || !g_ascii_isdigit(*p)) {
         return -EINVAL;     /* also rejects a sign and leading spaces */
     }
+    base = number_base(p);
+    if (!base) {
+        return -EINVAL;
+    }
     errno = 0;
-    whole = strtoull(p, &end, 0);
+    whole = strtoull(p, &end, base);
     if (errno == ERANGE) {
         return -ERANGE;
     }
     if (*end == '.') {
+        if (base != 10) {
+            return -EINVAL;  /* no hex fractions */
+        }
         const char *fstart = end;
         frac = strtod(fstart, &end);
         if (end == fstart + 1) {
@@ -96,12 +117,17 @@ char *size_to_str(uint64_t size)
 int qemu_strtou64(const char *str, uint64_t *result)
 {
     char *end;
+    int base;
 
     if (!str || !g_ascii_isdigit(*str)) {
         return -EINVAL;
     }
+    base = number_base(str);
+    if (!base) {
+        return -EINVAL;
+    }
     errno = 0;
-    uint64_t v = strtoull(str, &end, 0);
+    uint64_t v = strtoull(str, &end, base);
     if (errno) {
         return -errno;
     }
@@ -115,12 +141,17 @@ int qemu_strtou64(const char *str, uint64_t *result)
 int qemu_strtoi64(const char *str, int64_t *result)
 {
     char *end;
+    int base;
 
     if (!str || !(*str == '-' || g_ascii_isdigit(*str))) {
         return -EINVAL;
     }
+    base = number_base(*str == '-' ? str + 1 : str);
+    if (!base || (*str == '-' && !g_ascii_isdigit(str[1]))) {
+        return -EINVAL;
+    }
     errno = 0;
-    int64_t v = strtoll(str, &end, 0);
+    int64_t v = strtoll(str, &end, base);
     if (errno) {
         return -errno;
     }

@@ -43,6 +43,40 @@ static inline void set_bit_atomic(size_t nr, unsigned long *map)
     }
 }
 
+/*
+ * Set bits [start, start + nr) of a bitmap that other threads take bits
+ * from with bitmap_move_atomic().  Each word is checked before it is
+ * written: bits that are set already cost one load and no store.  The
+ * updates are relaxed atomics; ordering them against the data they
+ * describe is the caller's (see "Ordering" in system/ramblock.h, whose
+ * dirty log writers use this).
+ */
+static inline void bitmap_set_atomic(unsigned long *map, size_t start,
+                                     size_t nr)
+{
+    size_t end = start + nr;
+
+    if (likely(nr == 1)) {
+        unsigned long *w = &map[BIT_WORD(start)];
+
+        if (!(__atomic_load_n(w, __ATOMIC_RELAXED) & BIT_MASK(start))) {
+            __atomic_fetch_or(w, BIT_MASK(start), __ATOMIC_RELAXED);
+        }
+        return;
+    }
+    while (start < end) {
+        unsigned long *w = &map[BIT_WORD(start)];
+        size_t bits = MIN(end - start, BITS_PER_LONG - start % BITS_PER_LONG);
+        unsigned long mask = bits == BITS_PER_LONG ? ~0UL :
+            ((1UL << bits) - 1) << (start % BITS_PER_LONG);
+
+        if ((__atomic_load_n(w, __ATOMIC_RELAXED) & mask) != mask) {
+            __atomic_fetch_or(w, mask, __ATOMIC_RELAXED);
+        }
+        start += bits;
+    }
+}
+
 /* Clear a bit and return whether it was set. */
 static inline bool test_and_clear_bit(size_t nr, unsigned long *map)
 {
@@ -55,7 +89,6 @@ static inline bool test_and_clear_bit(size_t nr, unsigned long *map)
 void bitmap_zero(unsigned long *map, size_t nbits);
 void bitmap_fill(unsigned long *map, size_t nbits);
 void bitmap_set(unsigned long *map, size_t start, size_t nr);
-void bitmap_set_atomic(unsigned long *map, size_t start, size_t nr);
 void bitmap_clear(unsigned long *map, size_t start, size_t nr);
 bool bitmap_empty(const unsigned long *map, size_t nbits);
 size_t bitmap_count_one(const unsigned long *map, size_t nbits);
@@ -65,8 +98,12 @@ size_t find_next_zero_bit(const unsigned long *map, size_t size, size_t offset);
 /*
  * Atomically take every set bit of @src (clearing it) and OR it into
  * @dst, which the caller owns.  Returns how many bits of @dst were newly
- * set.  Words that are zero cost one load.
+ * set; *@took (if not NULL) says whether any bit was taken at all.  Words
+ * that are zero cost one relaxed load; each non-zero one is taken with a
+ * sequentially consistent exchange.  The consumer of the dirty log
+ * (ram_block_dirty_sync) uses this.
  */
-size_t bitmap_move_atomic(unsigned long *dst, unsigned long *src, size_t nbits);
+size_t bitmap_move_atomic(unsigned long *dst, unsigned long *src, size_t nbits,
+                          bool *took);
 
 #endif

@@ -47,7 +47,12 @@ typedef struct Property {
     size_t offset;          /* char * for STR, bool, uint32_t, uint64_t, OnOffAuto */
     const char *defval;     /* default, as the command line would write it */
     const char *desc;
-    bool runtime;           /* qom-set allowed after realize */
+    /*
+     * qom-set allowed after realize.  Not for PROP_TYPE_STR (type_register
+     * asserts): setting a string frees the old one while other threads
+     * may read it.
+     */
+    bool runtime;
     /* Optional check of a new value; may refuse it with a message. */
     bool (*check)(Object *obj, const struct Property *prop,
                   const PropValue *val, Error **errp);
@@ -59,6 +64,11 @@ typedef struct Property {
 #define DEFINE_PROP_RT(_name, _type, _state, _field, _def, _desc) \
     { .name = (_name), .type = (_type), .offset = offsetof(_state, _field), \
       .defval = (_def), .desc = (_desc), .runtime = true }
+/* A runtime property whose new values @_check must accept first. */
+#define DEFINE_PROP_RT_CHECK(_name, _type, _state, _field, _def, _desc, \
+                             _check) \
+    { .name = (_name), .type = (_type), .offset = offsetof(_state, _field), \
+      .defval = (_def), .desc = (_desc), .runtime = true, .check = (_check) }
 
 typedef bool ObjectPropertyGet(Object *obj, ObjectProperty *prop,
                                PropValue *val, Error **errp);

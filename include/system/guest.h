@@ -60,7 +60,10 @@ typedef struct GuestProgramOps {
      * Called once, before any step.
      */
     bool (*setup)(GuestProgram *prog, unsigned nr_vcpus, Error **errp);
-    /* Free what setup built (also when setup failed half way). */
+    /*
+     * Free what setup built.  Called exactly once per setup, also when
+     * setup failed half way (so setup itself need not undo its work).
+     */
     void (*cleanup)(GuestProgram *prog);
     /*
      * On vCPU thread @cpu: one bounded step, then return to the safe
@@ -94,7 +97,8 @@ struct GuestProgram {
 };
 
 /*
- * The finalize of every program type: runs ops->cleanup and forgets the
+ * The finalize of every program type: runs ops->cleanup if the program
+ * is set up (a failed guest_setup() cleaned up already) and forgets the
  * program.  A type's realize sets prog->ops and checks its options.
  */
 void guest_program_finalize(Object *obj);
@@ -168,5 +172,24 @@ bool guest_state_get_be32(GuestStateReader *r, uint32_t *v);
 bool guest_state_get_be64(GuestStateReader *r, uint64_t *v);
 /* Fails when unread bytes remain. */
 bool guest_state_reader_done(GuestStateReader *r);
+
+/*
+ * The header a program's own state starts with: its format version, a
+ * count (vCPUs, devices), a size (working-set pages, slots) and its seed.
+ */
+typedef struct GuestStateHeader {
+    uint32_t version;
+    uint32_t count;
+    uint64_t size;
+    uint64_t seed;
+} GuestStateHeader;
+
+void guest_state_put_header(GByteArray *out, const GuestStateHeader *h);
+/*
+ * Read the header and refuse a version other than @version (the error
+ * names r->what).  The caller checks the other fields against its own.
+ */
+bool guest_state_get_header(GuestStateReader *r, uint32_t version,
+                            GuestStateHeader *h);
 
 #endif

@@ -98,26 +98,8 @@ static inline void ram_block_set_dirty(RAMBlock *rb, uint64_t offset,
     uint64_t page = offset >> TARGET_PAGE_BITS;
     uint64_t last = (offset + len - 1) >> TARGET_PAGE_BITS;
 
-    if (likely(page == last)) {
-        unsigned long *word = &rb->dirty_log[BIT_WORD(page)];
-
-        if (!(__atomic_load_n(word, __ATOMIC_RELAXED) & BIT_MASK(page))) {
-            __atomic_fetch_or(word, BIT_MASK(page), __ATOMIC_RELAXED);
-        }
-        return;
-    }
-    while (page <= last) {
-        unsigned long *word = &rb->dirty_log[BIT_WORD(page)];
-        uint64_t in_word = MIN(last - page + 1,
-                               BITS_PER_LONG - page % BITS_PER_LONG);
-        unsigned long mask = in_word == BITS_PER_LONG ? ~0UL :
-            ((1UL << in_word) - 1) << (page % BITS_PER_LONG);
-
-        if ((__atomic_load_n(word, __ATOMIC_RELAXED) & mask) != mask) {
-            __atomic_fetch_or(word, mask, __ATOMIC_RELAXED);
-        }
-        page += in_word;
-    }
+    /* Checks each word before setting it: see "Ordering". */
+    bitmap_set_atomic(rb->dirty_log, page, last - page + 1);
 }
 
 /*
@@ -158,6 +140,12 @@ bool dirty_log_sync(Error **errp);
  * cost one relaxed load each.  One consumer at a time.
  */
 uint64_t ram_block_dirty_sync(RAMBlock *rb, unsigned long *dest);
+/*
+ * How many process-wide barriers the consumer side has issued (dirty log
+ * start, and every sync that took bits): lets tests check the ordering
+ * rule above without having to lose a race.
+ */
+uint64_t dirty_log_consumer_barrier_count(void);
 
 /* ---- Guest memory API (guest physical addresses) ---- */
 

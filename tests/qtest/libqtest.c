@@ -13,6 +13,7 @@
 
 #define QTEST_CONNECT_TIMEOUT_MS 20000
 #define QTEST_REPLY_TIMEOUT_MS   60000
+#define QTEST_RUN_TIMEOUT_S      60
 
 struct QTestState {
     bool attached;              /* a second connection: owns no process */
@@ -25,9 +26,13 @@ struct QTestState {
     bool reaped;
 };
 
+#define QTEST_MAX_EXTRA_PIDS 16
+
 static GList *live_states;
 static char *tmpdir;
 static unsigned tmp_counter;
+/* Processes vmig forked off (daemons): a fixed array, for on_abort. */
+static volatile pid_t extra_pids[QTEST_MAX_EXTRA_PIDS];
 
 static void kill_all_children(void)
 {
@@ -35,6 +40,12 @@ static void kill_all_children(void)
         QTestState *s = l->data;
         if (!s->reaped && s->pid > 0) {
             kill(s->pid, SIGKILL);
+        }
+    }
+    for (int i = 0; i < QTEST_MAX_EXTRA_PIDS; i++) {
+        if (extra_pids[i] > 0) {
+            kill(extra_pids[i], SIGKILL);
+            extra_pids[i] = 0;
         }
     }
 }
@@ -61,13 +72,8 @@ static void on_exit_cleanup(void)
 
 static void on_abort(int sig)
 {
-    /* Only async-signal-safe calls here. */
-    for (GList *l = live_states; l; l = l->next) {
-        QTestState *s = l->data;
-        if (!s->reaped && s->pid > 0) {
-            kill(s->pid, SIGKILL);
-        }
-    }
+    /* Only async-signal-safe calls here (kill_all_children is). */
+    kill_all_children();
     signal(sig, SIG_DFL);
     raise(sig);
 }
@@ -85,6 +91,29 @@ static void qtest_setup_once(void)
     atexit(on_exit_cleanup);
     signal(SIGABRT, on_abort);
     signal(SIGPIPE, SIG_IGN);
+}
+
+void qtest_kill_at_exit(pid_t pid)
+{
+    g_assert_cmpint(pid, >, 1);
+    qtest_setup_once();
+    for (int i = 0; i < QTEST_MAX_EXTRA_PIDS; i++) {
+        if (extra_pids[i] <= 0) {
+            extra_pids[i] = pid;
+            return;
+        }
+    }
+    kill(pid, SIGKILL);
+    g_error("libqtest: more than %d extra processes", QTEST_MAX_EXTRA_PIDS);
+}
+
+void qtest_forget_pid(pid_t pid)
+{
+    for (int i = 0; i < QTEST_MAX_EXTRA_PIDS; i++) {
+        if (extra_pids[i] == pid) {
+            extra_pids[i] = 0;
+        }
+    }
 }
 
 const char *qtest_tmpdir(void)
@@ -112,6 +141,17 @@ static const char *vmig_binary(void)
 static void child_setup(gpointer data)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+}
+
+/*
+ * For qtest_run: a vmig that unexpectedly keeps running (an option that
+ * should have failed) is ended by SIGALRM instead of hanging the test.
+ * A pending alarm survives exec.
+ */
+static void run_child_setup(gpointer data)
+{
+    child_setup(data);
+    alarm(QTEST_RUN_TIMEOUT_S);
 }
 
 static char **build_argv(const char *sock_path, const char *args)
@@ -339,16 +379,12 @@ static char *node_to_string(JsonNode *node)
     return json_to_string(node, FALSE);
 }
 
-JsonNode *qtest_qmp_assert_success(QTestState *s, const char *fmt, ...)
+static JsonNode *qmp_vassert_success(QTestState *s, const char *fmt,
+                                     va_list ap)
 {
-    va_list ap;
-    g_autoptr(JsonNode) r = NULL;
-    JsonObject *obj;
+    g_autoptr(JsonNode) r = qmp_vsend(s, NULL, 0, fmt, ap);
+    JsonObject *obj = qtest_obj(r);
 
-    va_start(ap, fmt);
-    r = qmp_vsend(s, NULL, 0, fmt, ap);
-    va_end(ap);
-    obj = qtest_obj(r);
     if (!json_object_has_member(obj, "return")) {
         g_autofree char *text = node_to_string(r);
         g_error("QMP command failed: %s", text);
@@ -356,18 +392,24 @@ JsonNode *qtest_qmp_assert_success(QTestState *s, const char *fmt, ...)
     return json_node_copy(json_object_get_member(obj, "return"));
 }
 
+JsonNode *qtest_qmp_assert_success(QTestState *s, const char *fmt, ...)
+{
+    va_list ap;
+    JsonNode *ret;
+
+    va_start(ap, fmt);
+    ret = qmp_vassert_success(s, fmt, ap);
+    va_end(ap);
+    return ret;
+}
+
 void qtest_qmp_assert_ok(QTestState *s, const char *fmt, ...)
 {
     va_list ap;
-    g_autoptr(JsonNode) r = NULL;
 
     va_start(ap, fmt);
-    r = qmp_vsend(s, NULL, 0, fmt, ap);
+    json_node_unref(qmp_vassert_success(s, fmt, ap));
     va_end(ap);
-    if (!json_object_has_member(qtest_obj(r), "return")) {
-        g_autofree char *text = node_to_string(r);
-        g_error("QMP command failed: %s", text);
-    }
 }
 
 char *qtest_qmp_expect_error(QTestState *s, const char *cls, const char *fmt, ...)
@@ -564,8 +606,8 @@ int qtest_run(const char *args, char **out, char **err)
     int status;
 
     qtest_setup_once();
-    if (!g_spawn_sync(NULL, argv, NULL, G_SPAWN_DEFAULT, child_setup, NULL,
-                      out, err, &status, &gerr)) {
+    if (!g_spawn_sync(NULL, argv, NULL, G_SPAWN_DEFAULT, run_child_setup,
+                      NULL, out, err, &status, &gerr)) {
         g_error("cannot run %s: %s", argv[0], gerr->message);
     }
     if (WIFEXITED(status)) {

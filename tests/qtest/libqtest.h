@@ -24,6 +24,13 @@ pid_t qtest_pid(QTestState *s);
 void qtest_kill(QTestState *s, int sig);
 /* Exit status (or 128 + signal); -1 on timeout.  Reaps the process. */
 int qtest_wait_exit(QTestState *s, int timeout_ms);
+/*
+ * Also SIGKILL @pid when the test program ends or aborts: for processes
+ * vmig forks off, such as a -daemonize child.  qtest_forget_pid() drops
+ * it once the test has seen it exit (so a reused pid is not killed).
+ */
+void qtest_kill_at_exit(pid_t pid);
+void qtest_forget_pid(pid_t pid);
 /* A temporary directory for this test program, removed at exit. */
 const char *qtest_tmpdir(void);
 /* A fresh path inside qtest_tmpdir(), e.g. qtest_tmp_path("mig", "sock"). */
@@ -68,7 +75,8 @@ char *qtest_status(QTestState *s);
 
 /*
  * Run vmig with @args (shell-quoted) to completion, capturing output.
- * Returns the exit status.  *out / *err may be NULL.
+ * Returns the exit status (128 + 14, SIGALRM, if it still ran after a
+ * minute).  *out / *err may be NULL.
  */
 int qtest_run(const char *args, char **out, char **err);
 

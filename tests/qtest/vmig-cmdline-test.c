@@ -5,6 +5,8 @@
 #include "qemu/osdep.h"
 #include "libqtest.h"
 
+#include <sys/stat.h>
+
 /* Run vmig expecting failure: status 1, one line naming @needle. */
 static void expect_error(const char *args, const char *needle)
 {
@@ -120,6 +122,8 @@ static void test_pidfile_daemonize(void)
     g_assert_true(g_file_get_contents(pidfile, &text, NULL, NULL));
     pid = g_ascii_strtoll(text, NULL, 10);
     g_assert_cmpint(pid, >, 1);
+    /* Killed whatever happens below, even if an assertion fails. */
+    qtest_kill_at_exit(pid);
     g_assert_cmpint(kill(pid, 0), ==, 0);
     g_assert_true(g_file_test(sock, G_FILE_TEST_EXISTS));
 
@@ -133,7 +137,48 @@ static void test_pidfile_daemonize(void)
         g_usleep(10000);
     }
     g_assert_cmpint(kill(pid, 0), !=, 0);
+    qtest_forget_pid(pid);
     g_assert_false(g_file_test(pidfile, G_FILE_TEST_EXISTS));
+}
+
+/*
+ * memory-backend-file never resizes a file with data in it: a file
+ * smaller than size is refused and left byte for byte as it was.  An
+ * empty one is sized.
+ */
+static void test_mem_path_not_resized(void)
+{
+    g_autofree char *file = qtest_tmp_path("data", "bin");
+    g_autofree char *empty = qtest_tmp_path("empty", "img");
+    static const char data[] = "precious data, not guest RAM\n";
+    g_autofree char *args = g_strdup_printf(
+        "-object memory-backend-file,id=m0,size=1M,mem-path=%s,share=off "
+        "-machine none,memory-backend=m0", file);
+    g_autofree char *needle = g_strdup_printf(
+        "mem-path '%s' holds %zu bytes, less than size 1048576", file,
+        sizeof(data) - 1);
+    g_autofree char *back = NULL;
+    gsize len;
+    struct stat st;
+
+    g_assert_true(g_file_set_contents(file, data, sizeof(data) - 1, NULL));
+    expect_error(args, needle);
+    g_assert_true(g_file_get_contents(file, &back, &len, NULL));
+    g_assert_cmpuint(len, ==, sizeof(data) - 1);
+    g_assert_cmpmem(back, len, data, sizeof(data) - 1);
+
+    /* An empty file is sized, and it then holds guest RAM. */
+    g_assert_true(g_file_set_contents(empty, "", 0, NULL));
+    {
+        g_autoptr(QTestState) s = qtest_initf(
+            "-object memory-backend-file,id=m0,size=1M,mem-path=%s,share=on "
+            "-machine none,memory-backend=m0", empty);
+        g_autofree char *st_text = qtest_status(s);
+
+        g_assert_cmpstr(st_text, ==, "running");
+    }
+    g_assert_cmpint(stat(empty, &st), ==, 0);
+    g_assert_cmpint(st.st_size, ==, 1 * MiB);
 }
 
 static void test_logfile_and_trace(void)
@@ -159,5 +204,6 @@ int main(int argc, char **argv)
     g_test_add_func("/cmdline/device-help", test_device_help);
     g_test_add_func("/cmdline/pidfile-daemonize", test_pidfile_daemonize);
     g_test_add_func("/cmdline/logfile-trace", test_logfile_and_trace);
+    g_test_add_func("/cmdline/mem-path-not-resized", test_mem_path_not_resized);
     return g_test_run();
 }

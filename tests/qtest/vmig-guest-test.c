@@ -129,6 +129,50 @@ static void test_rate_limit(void)
     wait_progress(s, 64 * MiB);
 }
 
+/*
+ * Rates beyond a page per nanosecond per vCPU run unlimited instead of
+ * dividing by zero; absurd ones are refused, naming the property.
+ */
+static void test_rate_very_fast(void)
+{
+    g_autoptr(QTestState) s = qtest_init("-m 16M -guest stress,rate=8T");
+    g_autofree char *err = NULL;
+    int ret;
+
+    wait_progress(s, 64 * MiB);
+    g_autofree char *st = qtest_status(s);
+    g_assert_cmpstr(st, ==, "running");
+
+    qtest_qmp_assert_ok(s, "{\"execute\": \"qom-set\", \"arguments\": {\"path\":"
+                        " \"/machine/guest\", \"property\": \"rate\", "
+                        "\"value\": 4096}}");
+    qtest_qmp_assert_ok(s, "{\"execute\": \"qom-set\", \"arguments\": {\"path\":"
+                        " \"/machine/guest\", \"property\": \"rate\", "
+                        "\"value\": 8796093022208}}");
+    int64_t before = guest_bytes(s);
+    wait_progress(s, before + 64 * MiB);
+
+    g_autofree char *desc = qtest_qmp_expect_error(s, NULL,
+        "{\"execute\": \"qom-set\", \"arguments\": {\"path\":"
+        " \"/machine/guest\", \"property\": \"rate\", "
+        "\"value\": 1152921504606846976}}");
+    g_assert_nonnull(strstr(desc, "rate=1152921504606846976 is too fast"));
+    g_autoptr(JsonNode) r = qtest_qmp_assert_success(s,
+        "{\"execute\": \"qom-get\", \"arguments\": {\"path\":"
+        " \"/machine/guest\", \"property\": \"rate\"}}");
+    g_assert_cmpint(json_node_get_int(r), ==, 8796093022208LL);
+    g_autoptr(JsonNode) v = verify(s);
+    g_assert_true(qtest_get_bool(v, "ok"));
+
+    ret = qtest_run("-m 16M -guest stress,rate=16E", NULL, &err);
+    g_assert_cmpint(ret, ==, 1);
+    g_assert_nonnull(strstr(err, "rate"));
+    g_clear_pointer(&err, g_free);
+    ret = qtest_run("-m 16M -guest stress,rate=2P", NULL, &err);
+    g_assert_cmpint(ret, ==, 1);
+    g_assert_nonnull(strstr(err, "rate=2251799813685248"));
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -137,5 +181,6 @@ int main(int argc, char **argv)
     g_test_add_func("/guest/paused-start-and-idle", test_paused_start_and_idle);
     g_test_add_func("/guest/backends", test_backends);
     g_test_add_func("/guest/rate-limit", test_rate_limit);
+    g_test_add_func("/guest/rate-very-fast", test_rate_very_fast);
     return g_test_run();
 }

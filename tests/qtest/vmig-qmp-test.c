@@ -169,6 +169,38 @@ static void test_framing(void)
     g_assert_cmpstr(qtest_get_str(r3, "id"), ==, "x{}\"");
 }
 
+/*
+ * An unbalanced '{' costs one error reply; the message after it is
+ * answered normally.  So does a partial message ended by a 0xff byte.
+ */
+static void test_unbalanced_recovers(void)
+{
+    g_autoptr(QTestState) s = qtest_init("-m 32M -S");
+    const char *seq = "{\"execute\":\"cont\"\n"
+                      "{\"execute\":\"query-status\", \"id\": 7}\n";
+    const char *reset = "{\"execute\": \"cont\", \"arguments\": {\xff"
+                        "{\"execute\":\"query-status\", \"id\": 8}\n";
+
+    qtest_qmp_send_raw(s, seq, strlen(seq));
+    g_autoptr(JsonNode) r1 = qtest_qmp_receive(s);
+    g_assert_cmpstr(error_class(r1), ==, "GenericError");
+    g_autoptr(JsonNode) r2 = qtest_qmp_receive(s);
+    g_assert_cmpint(qtest_get_int(r2, "id"), ==, 7);
+    JsonObject *ret = json_object_get_object_member(qtest_obj(r2), "return");
+    g_assert_nonnull(ret);
+    /* The broken "cont" never ran. */
+    g_assert_cmpstr(json_object_get_string_member(ret, "status"), ==,
+                    "prelaunch");
+
+    qtest_qmp_send_raw(s, reset, strlen(reset));
+    g_autoptr(JsonNode) r3 = qtest_qmp_receive(s);
+    g_assert_cmpstr(error_class(r3), ==, "GenericError");
+    g_autoptr(JsonNode) r4 = qtest_qmp_receive(s);
+    g_assert_cmpint(qtest_get_int(r4, "id"), ==, 8);
+    g_autofree char *st = qtest_status(s);
+    g_assert_cmpstr(st, ==, "prelaunch");
+}
+
 static void test_stop_cont_events(void)
 {
     g_autofree char *path = NULL;
@@ -277,6 +309,7 @@ int main(int argc, char **argv)
     g_test_add_func("/qmp/greeting-negotiation", test_greeting_negotiation);
     g_test_add_func("/qmp/errors-keep-connection", test_errors_keep_connection);
     g_test_add_func("/qmp/framing", test_framing);
+    g_test_add_func("/qmp/unbalanced-recovers", test_unbalanced_recovers);
     g_test_add_func("/qmp/stop-cont-events", test_stop_cont_events);
     g_test_add_func("/qmp/qom", test_qom);
     g_test_add_func("/qmp/queries", test_queries);

@@ -60,10 +60,47 @@ static void test_move_atomic(void)
     bitmap_set(src, 10, 5);
     bitmap_set(src, 900, 1);
     set_bit(12, dst);                   /* already dirty in dst */
-    g_assert_cmpuint(bitmap_move_atomic(dst, src, n), ==, 5);
+    g_assert_cmpuint(bitmap_move_atomic(dst, src, n, NULL), ==, 5);
     g_assert_true(bitmap_empty(src, n));
     g_assert_cmpuint(bitmap_count_one(dst, n), ==, 6);
-    g_assert_cmpuint(bitmap_move_atomic(dst, src, n), ==, 0);
+    g_assert_cmpuint(bitmap_move_atomic(dst, src, n, NULL), ==, 0);
+}
+
+/* took: whether any bit was taken, even one already set in @dst. */
+static void test_move_atomic_took(void)
+{
+    const size_t n = 200;
+    g_autofree unsigned long *src = bitmap_new(n);
+    g_autofree unsigned long *dst = bitmap_new(n);
+    bool took = true;
+
+    g_assert_cmpuint(bitmap_move_atomic(dst, src, n, &took), ==, 0);
+    g_assert_false(took);
+    set_bit(150, dst);
+    bitmap_set_atomic(src, 150, 1);
+    g_assert_cmpuint(bitmap_move_atomic(dst, src, n, &took), ==, 0);
+    g_assert_true(took);
+    g_assert_true(bitmap_empty(src, n));
+}
+
+/* Ranges over word boundaries, partly set already, single bits. */
+static void test_set_atomic_ranges(void)
+{
+    const size_t n = 300;
+    g_autofree unsigned long *map = bitmap_new(n);
+    g_autofree unsigned long *want = bitmap_new(n);
+
+    bitmap_set_atomic(map, 5, 1);
+    bitmap_set_atomic(map, 5, 1);
+    bitmap_set(map, 70, 3);
+    bitmap_set_atomic(map, 60, 200);
+    bitmap_set_atomic(map, 299, 1);
+    bitmap_set_atomic(map, 64, 64);
+    bitmap_set(want, 5, 1);
+    bitmap_set(want, 60, 200);
+    bitmap_set(want, 299, 1);
+    g_assert_cmpmem(map, BITS_TO_LONGS(n) * sizeof(long),
+                    want, BITS_TO_LONGS(n) * sizeof(long));
 }
 
 typedef struct Writer {
@@ -95,10 +132,10 @@ static void test_move_concurrent(void)
     GThread *t = g_thread_new("writer", writer_thread, &w);
 
     for (int i = 0; i < 50; i++) {
-        bitmap_move_atomic(dst, src, n);
+        bitmap_move_atomic(dst, src, n, NULL);
     }
     g_thread_join(t);
-    bitmap_move_atomic(dst, src, n);
+    bitmap_move_atomic(dst, src, n, NULL);
     writer_thread(&(Writer){ want, n, 7 });
     g_assert_cmpmem(dst, BITS_TO_LONGS(n) * sizeof(long),
                     want, BITS_TO_LONGS(n) * sizeof(long));
@@ -107,6 +144,8 @@ static void test_move_concurrent(void)
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/bitmap/move-atomic-took", test_move_atomic_took);
+    g_test_add_func("/bitmap/set-atomic-ranges", test_set_atomic_ranges);
     g_test_add_func("/bitmap/set-clear-find", test_set_clear_find);
     g_test_add_func("/bitmap/fill-partial-word", test_fill_partial_word);
     g_test_add_func("/bitmap/large-ranges", test_large_ranges);

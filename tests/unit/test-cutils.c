@@ -83,6 +83,41 @@ static void test_numbers(void)
     g_assert_cmpint(qemu_strtoi64("", &s), ==, -EINVAL);
 }
 
+/* Decimal, as QEMU reads it; hex only with an explicit 0x. */
+static void test_no_octal(void)
+{
+    uint64_t u = 0;
+    int64_t s = 0;
+
+    g_assert_cmpint(qemu_strtosz_suffix("010", 'M', &u), ==, 0);
+    g_assert_cmpuint(u, ==, 10 * MiB);
+    g_assert_cmpint(qemu_strtosz("010", &u), ==, 0);
+    g_assert_cmpuint(u, ==, 10);
+    g_assert_cmpint(qemu_strtosz("08", &u), ==, 0);
+    g_assert_cmpuint(u, ==, 8);
+    g_assert_cmpint(qemu_strtosz("0010.5K", &u), ==, 0);
+    g_assert_cmpuint(u, ==, 10 * KiB + 512);
+    g_assert_cmpint(qemu_strtosz("0x10M", &u), ==, 0);
+    g_assert_cmpuint(u, ==, 16 * MiB);
+    g_assert_cmpint(qemu_strtosz("0X1f", &u), ==, 0);
+    g_assert_cmpuint(u, ==, 31);
+    g_assert_cmpint(qemu_strtosz("0x", &u), ==, -EINVAL);
+    g_assert_cmpint(qemu_strtosz("0x1.8K", &u), ==, -EINVAL);
+
+    g_assert_cmpint(qemu_strtou64("010", &u), ==, 0);
+    g_assert_cmpuint(u, ==, 10);
+    g_assert_cmpint(qemu_strtou64("09", &u), ==, 0);
+    g_assert_cmpuint(u, ==, 9);
+    g_assert_cmpint(qemu_strtou64("0x10", &u), ==, 0);
+    g_assert_cmpuint(u, ==, 16);
+    g_assert_cmpint(qemu_strtou64("0xg", &u), ==, -EINVAL);
+    g_assert_cmpint(qemu_strtoi64("-010", &s), ==, 0);
+    g_assert_cmpint(s, ==, -10);
+    g_assert_cmpint(qemu_strtoi64("-0x10", &s), ==, 0);
+    g_assert_cmpint(s, ==, -16);
+    g_assert_cmpint(qemu_strtoi64("-", &s), ==, -EINVAL);
+}
+
 static void test_bool_onoffauto(void)
 {
     bool b;
@@ -110,6 +145,7 @@ int main(int argc, char **argv)
     g_test_add_func("/cutils/strtosz/default-suffix", test_strtosz_default_suffix);
     g_test_add_func("/cutils/size-to-str", test_size_to_str);
     g_test_add_func("/cutils/numbers", test_numbers);
+    g_test_add_func("/cutils/no-octal", test_no_octal);
     g_test_add_func("/cutils/bool-onoffauto", test_bool_onoffauto);
     return g_test_run();
 }

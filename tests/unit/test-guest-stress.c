@@ -387,6 +387,109 @@ static void test_options(void)
     teardown();
 }
 
+/*
+ * Two test programs counting their setups and cleanups: "tcount-ok"
+ * always sets up, "tcount-fail" fails half way.
+ */
+static unsigned tcount_setups[2], tcount_cleanups[2];
+
+static unsigned tcount_index(GuestProgram *prog)
+{
+    return !strcmp(guest_program_short_name(prog), "tcount-fail");
+}
+
+static bool tcount_setup(GuestProgram *prog, unsigned nr_vcpus, Error **errp)
+{
+    unsigned i = tcount_index(prog);
+
+    tcount_setups[i]++;
+    if (i) {
+        error_setg(errp, "fails on purpose");
+        return false;
+    }
+    return true;
+}
+
+static void tcount_cleanup(GuestProgram *prog)
+{
+    tcount_cleanups[tcount_index(prog)]++;
+}
+
+static void tcount_step(GuestProgram *prog, unsigned cpu)
+{
+}
+
+static const GuestProgramOps tcount_ops = {
+    .setup = tcount_setup,
+    .cleanup = tcount_cleanup,
+    .step = tcount_step,
+};
+
+static bool tcount_realize(Object *obj, Error **errp)
+{
+    ((GuestProgram *)obj)->ops = &tcount_ops;
+    return true;
+}
+
+static const ObjectClass tcount_ok_class = {
+    .name = GUEST_PROGRAM_TYPE_PREFIX "tcount-ok",
+    .desc = "test program that sets up",
+    .parent = TYPE_GUEST_PROGRAM,
+    .instance_size = sizeof(GuestProgram),
+    .realize = tcount_realize,
+    .finalize = guest_program_finalize,
+};
+
+static const ObjectClass tcount_fail_class = {
+    .name = GUEST_PROGRAM_TYPE_PREFIX "tcount-fail",
+    .desc = "test program whose setup fails",
+    .parent = TYPE_GUEST_PROGRAM,
+    .instance_size = sizeof(GuestProgram),
+    .realize = tcount_realize,
+    .finalize = guest_program_finalize,
+};
+
+static void tcount_register_types(void)
+{
+    type_register(&tcount_ok_class);
+    type_register(&tcount_fail_class);
+}
+type_init(tcount_register_types)
+
+/* A failed setup cleans up each program once, not again at exit. */
+static void test_setup_failure_cleans_once(void)
+{
+    Error *err = NULL;
+
+    memset(tcount_setups, 0, sizeof(tcount_setups));
+    memset(tcount_cleanups, 0, sizeof(tcount_cleanups));
+    g_assert_true(guest_program_create("tcount-ok", &error_abort));
+    g_assert_true(guest_program_create("tcount-fail", &error_abort));
+    g_assert_false(guest_setup(1, &err));
+    g_assert_nonnull(strstr(error_get_pretty(err), "fails on purpose"));
+    error_free(err);
+    g_assert_cmpuint(tcount_setups[0], ==, 1);
+    g_assert_cmpuint(tcount_setups[1], ==, 1);
+    g_assert_cmpuint(tcount_cleanups[0], ==, 1);
+    g_assert_cmpuint(tcount_cleanups[1], ==, 1);
+    guest_cleanup();
+    g_assert_cmpuint(guest_program_count(), ==, 0);
+    g_assert_cmpuint(tcount_cleanups[0], ==, 1);
+    g_assert_cmpuint(tcount_cleanups[1], ==, 1);
+
+    /* A program that was set up is cleaned up once, at removal. */
+    g_assert_true(guest_program_create("tcount-ok", &error_abort));
+    g_assert_true(guest_setup(1, &error_abort));
+    g_assert_cmpuint(tcount_cleanups[0], ==, 1);
+    guest_cleanup();
+    g_assert_cmpuint(tcount_cleanups[0], ==, 2);
+
+    /* One that never was set up has nothing to clean up. */
+    g_assert_true(guest_program_create("tcount-ok", &error_abort));
+    guest_cleanup();
+    g_assert_cmpuint(tcount_cleanups[0], ==, 2);
+}
+
 static GuestProgramStats query_stats(void)
 {
     GuestProgram *prog = guest_program_nth(0);
@@ -408,6 +511,20 @@ static void wait_for_pages(uint64_t pages)
     }
 }
 
+/*
+ * Wait until every vCPU completed @passes passes (bounded): counting
+ * pages is not enough, one vCPU thread may get far less CPU time.
+ */
+static void wait_for_passes(uint64_t passes)
+{
+    int64_t deadline = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
+
+    while (query_stats().passes < passes) {
+        g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+        g_usleep(1000);
+    }
+}
+
 static void test_vcpu_threads(void)
 {
     GuestProgramStats paused_stats, later;
@@ -420,7 +537,7 @@ static void test_vcpu_threads(void)
 
     resume_all_vcpus();
     g_assert_false(all_vcpus_paused());
-    wait_for_pages(3 * 2 * SHARE_PAGES);
+    wait_for_passes(3);
     /* Verify pauses the running vCPUs itself and resumes them. */
     check_verify(0, -1, NULL);
     g_assert_false(all_vcpus_paused());
@@ -570,6 +687,8 @@ int main(int argc, char **argv)
     g_test_add_func("/guest-stress/state/round-trip", test_state_round_trip);
     g_test_add_func("/guest-stress/state/malformed", test_malformed_state);
     g_test_add_func("/guest-stress/options", test_options);
+    g_test_add_func("/guest-stress/setup-failure-cleans-once",
+                    test_setup_failure_cleans_once);
     g_test_add_func("/guest-stress/vcpu-threads", test_vcpu_threads);
     g_test_add_func("/guest-stress/idle", test_idle_program);
     g_test_add_func("/guest-stress/qmp", test_qmp_commands);

@@ -112,6 +112,165 @@ static void test_unterminated_string_resyncs(void)
     g_ptr_array_free(c.items, TRUE);
 }
 
+/* Is item @i an error mentioning @needle? */
+static void assert_error_item(Collected *c, guint i, const char *needle)
+{
+    const char *item = g_ptr_array_index(c->items, i);
+
+    g_assert_true(g_str_has_prefix(item, "!"));
+    if (!strstr(item, needle)) {
+        g_error("error '%s' does not mention '%s'", item, needle);
+    }
+}
+
+/* Collect everything @input gives, whole and byte by byte: the same. */
+static Collected collect_all(const char *input, size_t len)
+{
+    Collected whole = { .items = g_ptr_array_new_with_free_func(g_free) };
+    Collected bytes = { .items = g_ptr_array_new_with_free_func(g_free) };
+    JsonSplitter *js = json_splitter_new(QMP_MAX_MESSAGE_SIZE, collect, &whole);
+    JsonSplitter *js2 = json_splitter_new(QMP_MAX_MESSAGE_SIZE, collect, &bytes);
+
+    json_splitter_feed(js, input, len);
+    for (size_t i = 0; i < len; i++) {
+        json_splitter_feed(js2, input + i, 1);
+    }
+    g_assert_cmpuint(whole.items->len, ==, bytes.items->len);
+    for (guint i = 0; i < whole.items->len; i++) {
+        g_assert_cmpstr(g_ptr_array_index(whole.items, i), ==,
+                        g_ptr_array_index(bytes.items, i));
+    }
+    g_assert_cmpuint(json_splitter_pending(js), ==,
+                     json_splitter_pending(js2));
+    json_splitter_free(js);
+    json_splitter_free(js2);
+    g_ptr_array_free(bytes.items, TRUE);
+    return whole;
+}
+
+/*
+ * An unbalanced '{' must not make the stream deaf: the next message's
+ * '{' cannot follow a member value, so the broken text ends there with
+ * an error and the next message is whole.
+ */
+static void test_unbalanced_resyncs(void)
+{
+    const char *in = "{\"execute\":\"cont\"\n{\"execute\":\"query-status\"}\n"
+                     "{\"execute\":\"query-status\"}";
+    Collected c = collect_all(in, strlen(in));
+
+    g_assert_cmpuint(c.items->len, ==, 3);
+    assert_error_item(&c, 0, "unexpected '{' where ',' or '}' after an "
+                      "object member was expected");
+    g_assert_cmpstr(g_ptr_array_index(c.items, 1), ==,
+                    "{\"execute\":\"query-status\"}");
+    g_assert_cmpstr(g_ptr_array_index(c.items, 2), ==,
+                    "{\"execute\":\"query-status\"}");
+    g_ptr_array_free(c.items, TRUE);
+
+    /* Cut off inside a nested object, or after a key. */
+    in = "{\"execute\":\"qom-get\",\"arguments\":{\"path\":\"/m\"\n"
+         "{\"id\":1} {\"a\" {\"b\":[1,2]}";
+    c = collect_all(in, strlen(in));
+    g_assert_cmpuint(c.items->len, ==, 4);
+    assert_error_item(&c, 0, "unexpected '{'");
+    g_assert_cmpstr(g_ptr_array_index(c.items, 1), ==, "{\"id\":1}");
+    assert_error_item(&c, 2, "where ':' after the member name was expected");
+    g_assert_cmpstr(g_ptr_array_index(c.items, 3), ==, "{\"b\":[1,2]}");
+    g_ptr_array_free(c.items, TRUE);
+
+    /* Inside an array, after an element. */
+    in = "[1, [2, 3] {}";
+    c = collect_all(in, strlen(in));
+    g_assert_cmpuint(c.items->len, ==, 2);
+    assert_error_item(&c, 0, "',' or ']' after an array element");
+    g_assert_cmpstr(g_ptr_array_index(c.items, 1), ==, "{}");
+    g_ptr_array_free(c.items, TRUE);
+}
+
+/*
+ * Other tokens that cannot follow: one error, the rest of the broken text
+ * (to where its brackets close, or to the end of its line) goes with it.
+ */
+static void test_grammar_errors(void)
+{
+    static const struct {
+        const char *in;
+        const char *error;
+    } cases[] = {
+        { "{\"a\":1 \"b\":2}", "unexpected '\"'" },
+        { "{1:2}", "where a member name in quotes or '}' was" },
+        { "{\"a\"::1}", "unexpected ':' where a value" },
+        { "[1,,2]", "unexpected ','" },
+        { "{\"a\":1]", "unexpected ']'" },
+        { "[1}", "unexpected '}'" },
+        { "{\"a\",1}", "unexpected ','" },
+        { "[\"x\":1]", "unexpected ':'" },
+        { "{\"a\":[1,]}", "unexpected ']' where a value was" },
+        { "{\"a\":{\"b\" 1, \"c\": {\"d\": \"}\"}}}", "unexpected '1'" },
+        { "{\"a\" 1, [{\n", "unexpected '1'" },
+        { "{\"a\":1,}", "unexpected '}'" },
+        { "{\"a\":\x01 \x02}", "unexpected byte 0x02" },
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+        g_autofree char *in = g_strconcat(cases[i].in, "{\"ok\":1}", NULL);
+        Collected c = collect_all(in, strlen(in));
+
+        g_assert_cmpuint(c.items->len, ==, 2);
+        assert_error_item(&c, 0, cases[i].error);
+        g_assert_cmpstr(g_ptr_array_index(c.items, 1), ==, "{\"ok\":1}");
+        g_ptr_array_free(c.items, TRUE);
+    }
+}
+
+/* Newlines are whitespace: a message may span lines, and every value kind. */
+static void test_multi_line_and_values(void)
+{
+    const char *in = "{\n  \"execute\"\n  :\r\n  \"qom-set\" ,\n"
+                     "  \"arguments\": {\"a\": [ true, false, null, -1.5e3,\n"
+                     "  {}, [], \"s\" ], \"b\":0}\n}\n[\n]\n";
+    Collected c = collect_all(in, strlen(in));
+
+    g_assert_cmpuint(c.items->len, ==, 2);
+    g_assert_cmpuint(strlen(g_ptr_array_index(c.items, 0)), ==,
+                     strstr(in, "}\n[") + 1 - in);
+    g_assert_cmpstr(g_ptr_array_index(c.items, 1), ==, "[\n]");
+    g_ptr_array_free(c.items, TRUE);
+
+    /* Scalars end at any delimiter; their spelling is the parser's. */
+    in = "{\"a\":tru}{\"b\":12\"c\"}\n";
+    c = collect_all(in, strlen(in));
+    g_assert_cmpuint(c.items->len, ==, 2);
+    g_assert_cmpstr(g_ptr_array_index(c.items, 0), ==, "{\"a\":tru}");
+    assert_error_item(&c, 1, "unexpected '\"'");
+    g_ptr_array_free(c.items, TRUE);
+}
+
+/* A 0xff byte is the client's parser reset: the partial text is dropped. */
+static void test_0xff_resets(void)
+{
+    static const char in[] = "{\"execute\": \"qom-get\", \"arguments\": "
+                             "{\"path\": \"/ma\xff{\"execute\":\"stop\"}"
+                             "[1, {\xff\xff  {\"a\":1}";
+    Collected c = collect_all(in, sizeof(in) - 1);
+
+    g_assert_cmpuint(c.items->len, ==, 5);
+    assert_error_item(&c, 0, "0xff, the partial message before it is "
+                      "discarded");
+    g_assert_cmpstr(g_ptr_array_index(c.items, 1), ==,
+                    "{\"execute\":\"stop\"}");
+    assert_error_item(&c, 2, "0xff, the partial message");
+    assert_error_item(&c, 3, "stray byte 0xff");
+    g_assert_cmpstr(g_ptr_array_index(c.items, 4), ==, "{\"a\":1}");
+    g_ptr_array_free(c.items, TRUE);
+
+    /* Nothing is held after a reset. */
+    c = collect_all("{\"a\": [1, 2\xff", 13);
+    g_assert_cmpuint(c.items->len, ==, 1);
+    g_ptr_array_free(c.items, TRUE);
+}
+
 /* Every way of cutting a stream in two, and byte by byte, gives the same. */
 static void test_every_boundary(void)
 {
@@ -265,6 +424,10 @@ int main(int argc, char **argv)
     g_test_add_func("/qmp/splitter/garbage", test_garbage_between_messages);
     g_test_add_func("/qmp/splitter/unterminated-string",
                     test_unterminated_string_resyncs);
+    g_test_add_func("/qmp/splitter/unbalanced-resyncs", test_unbalanced_resyncs);
+    g_test_add_func("/qmp/splitter/grammar-errors", test_grammar_errors);
+    g_test_add_func("/qmp/splitter/multi-line", test_multi_line_and_values);
+    g_test_add_func("/qmp/splitter/0xff-resets", test_0xff_resets);
     g_test_add_func("/qmp/splitter/every-boundary", test_every_boundary);
     g_test_add_func("/qmp/splitter/oversized", test_oversized_is_skipped);
     g_test_add_func("/qmp/splitter/nesting-limit", test_nesting_limit);

@@ -155,6 +155,29 @@ static void test_runtime_set(void)
     object_unparent(obj);
 }
 
+/* A runtime string property is a programming error caught at registration. */
+static void test_runtime_str_refused(void)
+{
+    static const Property bad_props[] = {
+        DEFINE_PROP_RT("label", PROP_TYPE_STR, TestDev, name, NULL, NULL),
+        { 0 }
+    };
+    static const ObjectClass bad_class = {
+        .name = "test-bad-runtime-str",
+        .instance_size = sizeof(TestDev),
+        .props = bad_props,
+    };
+
+    if (g_test_subprocess()) {
+        type_register(&bad_class);
+        return;
+    }
+    g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+    g_test_trap_assert_failed();
+    g_test_trap_assert_stderr("*runtime*PROP_TYPE_STR*");
+    g_assert_null(object_class_by_name("test-bad-runtime-str"));
+}
+
 static bool get_answer(Object *obj, ObjectProperty *prop, PropValue *val,
                        Error **errp)
 {
@@ -196,6 +219,7 @@ int main(int argc, char **argv)
     g_test_add_func("/qom/defaults-and-parse", test_defaults_and_parse);
     g_test_add_func("/qom/errors", test_errors);
     g_test_add_func("/qom/runtime-set", test_runtime_set);
+    g_test_add_func("/qom/runtime-str-refused", test_runtime_str_refused);
     g_test_add_func("/qom/dynamic", test_dynamic);
     g_test_add_func("/qom/class-list", test_class_list);
     return g_test_run();
