@@ -131,8 +131,14 @@ static JsonObject *qmp_error_object(ErrorClass cls, const char *desc)
     JsonObject *reply = json_object_new();
     JsonObject *err = json_object_new();
 
+    /*
+     * A message may quote what the client sent (a command name, a JSON
+     * parse error); the reply must stay valid UTF-8 whatever that was.
+     */
+    g_autofree char *valid = g_utf8_make_valid(desc, -1);
+
     json_object_set_string_member(err, "class", error_class_name(cls));
-    json_object_set_string_member(err, "desc", desc);
+    json_object_set_string_member(err, "desc", valid);
     json_object_set_object_member(reply, "error", err);
     return reply;
 }
@@ -336,6 +342,45 @@ static JsonNode *qmp_run_command(QmpSession *session, const QmpCommand *cmd,
     return ret;
 }
 
+/*
+ * Escapes such as a lone "\ud800" decode to bytes that are not UTF-8;
+ * nothing that holds them may reach a command or a reply.
+ */
+static bool json_node_is_utf8(JsonNode *node)
+{
+    switch (JSON_NODE_TYPE(node)) {
+    case JSON_NODE_OBJECT: {
+        JsonObjectIter it;
+        const char *name;
+        JsonNode *member;
+
+        json_object_iter_init(&it, json_node_get_object(node));
+        while (json_object_iter_next(&it, &name, &member)) {
+            if (!g_utf8_validate(name, -1, NULL) || !json_node_is_utf8(member)) {
+                return false;
+            }
+        }
+        return true;
+    }
+    case JSON_NODE_ARRAY: {
+        JsonArray *a = json_node_get_array(node);
+
+        for (guint i = 0; i < json_array_get_length(a); i++) {
+            if (!json_node_is_utf8(json_array_get_element(a, i))) {
+                return false;
+            }
+        }
+        return true;
+    }
+    case JSON_NODE_VALUE:
+        return json_node_get_value_type(node) != G_TYPE_STRING ||
+               g_utf8_validate(json_node_get_string(node), -1, NULL);
+    case JSON_NODE_NULL:
+    default:
+        return true;
+    }
+}
+
 char *qmp_handle_message(QmpSession *session, const char *text, size_t len)
 {
     g_autoptr(JsonParser) parser = json_parser_new_immutable();
@@ -347,6 +392,10 @@ char *qmp_handle_message(QmpSession *session, const char *text, size_t len)
     const QmpCommand *cmd;
     Error *err = NULL;
 
+    if (!g_utf8_validate(text, len, NULL)) {
+        return qmp_error_reply_text(ERROR_CLASS_GENERIC_ERROR,
+                                    "QMP message is not valid UTF-8");
+    }
     if (!json_text_check_numbers(text, len, &err)) {
         reply = qmp_error_object(error_get_class(err), error_get_pretty(err));
         error_free(err);
@@ -361,6 +410,11 @@ char *qmp_handle_message(QmpSession *session, const char *text, size_t len)
     if (!root || !JSON_NODE_HOLDS_OBJECT(root)) {
         return qmp_error_reply_text(ERROR_CLASS_GENERIC_ERROR,
                                     "QMP message must be a JSON object");
+    }
+    if (!json_node_is_utf8(root)) {
+        return qmp_error_reply_text(ERROR_CLASS_GENERIC_ERROR,
+                                    "QMP message holds a string that is not "
+                                    "valid UTF-8 (a lone surrogate escape?)");
     }
     req = json_node_get_object(root);
 

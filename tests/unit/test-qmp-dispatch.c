@@ -191,6 +191,11 @@ static void test_malformed(void)
     check_error(&s, "{\"execute\": ", "GenericError", "JSON parse error");
     check_error(&s, "{\"execute\" \"stop\"}", "GenericError",
                 "JSON parse error");
+    /* Not UTF-8: raw bytes, and an escape that decodes to none. */
+    check_error(&s, "{\"execute\": \"x-test-echo\", \"id\": \"\xff\xfe\"}",
+                "GenericError", "not valid UTF-8");
+    check_error(&s, "{\"execute\": \"x-test-echo\", \"arguments\": "
+                "{\"v\": \"\\ud800x\"}}", "GenericError", "not valid UTF-8");
     check_error(&s, "{\"execute\": \"x-test-echo\", \"arguments\": "
                 "{\"v\": -36893488147419103237}}", "GenericError",
                 "out of the 64-bit signed range: -36893488147419103237");
