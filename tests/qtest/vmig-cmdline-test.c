@@ -53,6 +53,10 @@ static void test_bad_options(void)
     expect_error("-name ''", "-name: missing name");
     expect_error("-uuid 1234", "-uuid: '1234' is not a UUID");
     expect_error("-qmp bogus:/x,server=on,wait=off", "bogus");
+    expect_error("-object memory-backend-ram,id=a/b,size=1M", "id 'a/b' may only contain");
+    expect_error("-object memory-backend-ram,id=9a,size=1M", "id '9a' must start with a letter");
+    expect_error("-device vfio-user-pci,id=-x,socket=/nonexistent", "must start with a letter");
+    expect_error("-trace enable=runstate_set,bogus=1", "-trace: unknown parameter 'bogus'");
     expect_error("-trace no_such_trace_point", "no trace event named 'no_such_trace_point'");
     expect_error("-display gtk", "-display: 'gtk' is not supported");
     expect_error("-D /nonexistent-dir/log", "cannot open log file");
@@ -195,9 +199,67 @@ static void test_logfile_and_trace(void)
     g_assert_nonnull(strstr(text, "runstate_set running -> paused"));
 }
 
+/* A -qmp mistake is caught before anything exists: no backend file made. */
+static void test_no_partial_start(void)
+{
+    g_autofree char *file = qtest_tmp_path("backend", "img");
+    g_autofree char *args = g_strdup_printf(
+        "-object memory-backend-file,id=m,size=4M,mem-path=%s "
+        "-machine memory-backend=m -qmp bogus", file);
+    g_autofree char *err = NULL;
+
+    g_assert_cmpint(qtest_run(args, NULL, &err), ==, 1);
+    g_assert_nonnull(strstr(err, "-qmp bogus"));
+    g_assert_false(g_file_test(file, G_FILE_TEST_EXISTS));
+}
+
+/* -trace's key=value form: the pattern and the log file together. */
+static void test_trace_keyval(void)
+{
+    g_autofree char *log = qtest_tmp_path("trace", "log");
+    g_autoptr(QTestState) s = qtest_initf("-m 32M -trace enable=runstate_set,file=%s",
+                                          log);
+    g_autofree char *text = NULL;
+
+    qtest_qmp_assert_ok(s, "{\"execute\": \"stop\"}");
+    g_assert_true(g_file_get_contents(log, &text, NULL, NULL));
+    g_assert_nonnull(strstr(text, "runstate_set running -> paused"));
+}
+
+/*
+ * A daemon keeps nothing of its caller's: with -D too, the caller's
+ * stderr pipe sees its end as soon as the parent returns.
+ */
+static void test_daemonize_releases_stderr(void)
+{
+    g_autofree char *pidfile = qtest_tmp_path("vmig", "pid");
+    g_autofree char *log = qtest_tmp_path("daemon", "log");
+    g_autofree char *sock = qtest_tmp_path("qmp", "sock");
+    g_autofree char *args = g_strdup_printf(
+        "-daemonize -pidfile %s -D %s -m 32M -qmp unix:%s,server=on,wait=off",
+        pidfile, log, sock);
+    g_autofree char *text = NULL;
+    g_autofree char *err = NULL;
+
+    /* qtest_run reads stderr to its end: it returns only if it is released. */
+    g_assert_cmpint(qtest_run(args, NULL, &err), ==, 0);
+    g_assert_true(g_file_get_contents(pidfile, &text, NULL, NULL));
+    pid_t pid = g_ascii_strtoll(text, NULL, 10);
+    qtest_kill_at_exit(pid);
+    kill(pid, SIGTERM);
+    for (int i = 0; i < 1000 && kill(pid, 0) == 0; i++) {
+        g_usleep(10000);
+    }
+    g_assert_cmpint(kill(pid, 0), !=, 0);
+    qtest_forget_pid(pid);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/cmdline/no-partial-start", test_no_partial_start);
+    g_test_add_func("/cmdline/trace-keyval", test_trace_keyval);
+    g_test_add_func("/cmdline/daemonize-releases-stderr", test_daemonize_releases_stderr);
     g_test_add_func("/cmdline/bad-options", test_bad_options);
     g_test_add_func("/cmdline/object-errors", test_object_errors);
     g_test_add_func("/cmdline/help", test_help);
