@@ -70,35 +70,14 @@ struct VFIOUserProxy {
     char *close_reason;
 };
 
-static const char *const cmd_names[] = {
-    [VFIO_USER_VERSION] = "VERSION",
-    [VFIO_USER_DMA_MAP] = "DMA_MAP",
-    [VFIO_USER_DMA_UNMAP] = "DMA_UNMAP",
-    [VFIO_USER_DEVICE_GET_INFO] = "DEVICE_GET_INFO",
-    [VFIO_USER_DEVICE_GET_REGION_INFO] = "DEVICE_GET_REGION_INFO",
-    [VFIO_USER_DEVICE_GET_REGION_IO_FDS] = "DEVICE_GET_REGION_IO_FDS",
-    [VFIO_USER_DEVICE_GET_IRQ_INFO] = "DEVICE_GET_IRQ_INFO",
-    [VFIO_USER_DEVICE_SET_IRQS] = "DEVICE_SET_IRQS",
-    [VFIO_USER_REGION_READ] = "REGION_READ",
-    [VFIO_USER_REGION_WRITE] = "REGION_WRITE",
-    [VFIO_USER_DMA_READ] = "DMA_READ",
-    [VFIO_USER_DMA_WRITE] = "DMA_WRITE",
-    [VFIO_USER_DEVICE_RESET] = "DEVICE_RESET",
-    [VFIO_USER_REGION_WRITE_MULTI] = "REGION_WRITE_MULTI",
-    [VFIO_USER_DEVICE_FEATURE] = "DEVICE_FEATURE",
-    [VFIO_USER_MIG_DATA_READ] = "MIG_DATA_READ",
-    [VFIO_USER_MIG_DATA_WRITE] = "MIG_DATA_WRITE",
-};
 
 const char *vfio_user_cmd_name(uint16_t cmd)
 {
     static __thread char buf[24];
+    const char *name = vfio_user_command_name(cmd);
 
-    if (cmd < ARRAY_SIZE(cmd_names) && cmd_names[cmd]) {
-        return cmd_names[cmd];
-    }
-    if (cmd == VFIO_USER_X_MIG_PRECOPY_INFO) {
-        return "X_MIG_PRECOPY_INFO";
+    if (name) {
+        return name;
     }
     snprintf(buf, sizeof(buf), "command %u", cmd);
     return buf;

@@ -67,33 +67,9 @@ void vus_conn_close(VusCtx *ctx, VusConn *conn)
 
 static const char *command_name(uint16_t cmd)
 {
-    static const char *const names[] = {
-        [VFIO_USER_VERSION] = "VERSION",
-        [VFIO_USER_DMA_MAP] = "DMA_MAP",
-        [VFIO_USER_DMA_UNMAP] = "DMA_UNMAP",
-        [VFIO_USER_DEVICE_GET_INFO] = "DEVICE_GET_INFO",
-        [VFIO_USER_DEVICE_GET_REGION_INFO] = "DEVICE_GET_REGION_INFO",
-        [VFIO_USER_DEVICE_GET_REGION_IO_FDS] = "DEVICE_GET_REGION_IO_FDS",
-        [VFIO_USER_DEVICE_GET_IRQ_INFO] = "DEVICE_GET_IRQ_INFO",
-        [VFIO_USER_DEVICE_SET_IRQS] = "DEVICE_SET_IRQS",
-        [VFIO_USER_REGION_READ] = "REGION_READ",
-        [VFIO_USER_REGION_WRITE] = "REGION_WRITE",
-        [VFIO_USER_DMA_READ] = "DMA_READ",
-        [VFIO_USER_DMA_WRITE] = "DMA_WRITE",
-        [VFIO_USER_DEVICE_RESET] = "DEVICE_RESET",
-        [VFIO_USER_REGION_WRITE_MULTI] = "REGION_WRITE_MULTI",
-        [VFIO_USER_DEVICE_FEATURE] = "DEVICE_FEATURE",
-        [VFIO_USER_MIG_DATA_READ] = "MIG_DATA_READ",
-        [VFIO_USER_MIG_DATA_WRITE] = "MIG_DATA_WRITE",
-    };
+    const char *name = vfio_user_command_name(cmd);
 
-    if (cmd == VFIO_USER_X_MIG_PRECOPY_INFO) {
-        return "X_MIG_PRECOPY_INFO";
-    }
-    if (cmd < sizeof(names) / sizeof(names[0]) && names[cmd]) {
-        return names[cmd];
-    }
-    return "unknown";
+    return name ? name : "unknown";
 }
 
 /* How many fds a command may carry. */

@@ -14,6 +14,7 @@
 #ifndef VFIO_USER_PROTOCOL_H
 #define VFIO_USER_PROTOCOL_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <linux/vfio.h>
 
@@ -49,6 +50,38 @@ enum vfio_user_command {
      */
     VFIO_USER_X_MIG_PRECOPY_INFO = 0x4001,
 };
+
+/* The protocol's name of @cmd ("DMA_MAP"), or NULL for an unknown one. */
+static inline const char *vfio_user_command_name(uint16_t cmd)
+{
+    static const char *const names[] = {
+        [VFIO_USER_VERSION] = "VERSION",
+        [VFIO_USER_DMA_MAP] = "DMA_MAP",
+        [VFIO_USER_DMA_UNMAP] = "DMA_UNMAP",
+        [VFIO_USER_DEVICE_GET_INFO] = "DEVICE_GET_INFO",
+        [VFIO_USER_DEVICE_GET_REGION_INFO] = "DEVICE_GET_REGION_INFO",
+        [VFIO_USER_DEVICE_GET_REGION_IO_FDS] = "DEVICE_GET_REGION_IO_FDS",
+        [VFIO_USER_DEVICE_GET_IRQ_INFO] = "DEVICE_GET_IRQ_INFO",
+        [VFIO_USER_DEVICE_SET_IRQS] = "DEVICE_SET_IRQS",
+        [VFIO_USER_REGION_READ] = "REGION_READ",
+        [VFIO_USER_REGION_WRITE] = "REGION_WRITE",
+        [VFIO_USER_DMA_READ] = "DMA_READ",
+        [VFIO_USER_DMA_WRITE] = "DMA_WRITE",
+        [VFIO_USER_DEVICE_RESET] = "DEVICE_RESET",
+        [VFIO_USER_REGION_WRITE_MULTI] = "REGION_WRITE_MULTI",
+        [VFIO_USER_DEVICE_FEATURE] = "DEVICE_FEATURE",
+        [VFIO_USER_MIG_DATA_READ] = "MIG_DATA_READ",
+        [VFIO_USER_MIG_DATA_WRITE] = "MIG_DATA_WRITE",
+    };
+
+    if (cmd == VFIO_USER_X_MIG_PRECOPY_INFO) {
+        return "X_MIG_PRECOPY_INFO";
+    }
+    if (cmd < sizeof(names) / sizeof(names[0])) {
+        return names[cmd];
+    }
+    return NULL;
+}
 
 struct vfio_user_header {
     uint16_t msg_id;
