@@ -24,6 +24,7 @@
  * overtake its older copy on another channel.
  */
 #include "qemu/osdep.h"
+#include "qemu/buffer-is-zero.h"
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include "qemu/cutils.h"
@@ -86,25 +87,6 @@ static void stat_set(uint64_t *counter, uint64_t v)
     __atomic_store_n(counter, v, __ATOMIC_RELAXED);
 }
 
-bool ram_page_is_zero(const void *page, size_t len)
-{
-    const uint64_t *p = page;
-    size_t n = len / sizeof(uint64_t);
-
-    /* Data pages usually differ in the first word: leave early. */
-    if (p[0]) {
-        return false;
-    }
-    for (size_t i = 0; i < n; i += 8) {
-        uint64_t acc = p[i] | p[i + 1] | p[i + 2] | p[i + 3] |
-                       p[i + 4] | p[i + 5] | p[i + 6] | p[i + 7];
-
-        if (acc) {
-            return false;
-        }
-    }
-    return true;
-}
 
 /* Clear the bits of pages that lie in holes of the block's memfd. */
 static uint64_t skip_memfd_holes(RamBlockState *bs)
@@ -242,10 +224,10 @@ static uint64_t send_run(QEMUFile *f, RAMState *rs, RamBlockState *bs,
 
     while (i < n) {
         uint8_t *host = bs->rb->host + ((page + i) << TARGET_PAGE_BITS);
-        bool zero = ram_page_is_zero(host, TARGET_PAGE_SIZE);
+        bool zero = buffer_is_zero(host, TARGET_PAGE_SIZE);
         uint64_t j = i + 1;
 
-        while (j < n && ram_page_is_zero(bs->rb->host +
+        while (j < n && buffer_is_zero(bs->rb->host +
                                          ((page + j) << TARGET_PAGE_BITS),
                                          TARGET_PAGE_SIZE) == zero) {
             j++;
@@ -493,7 +475,7 @@ static bool ram_load_zero_block(RAMBlock *rb, bool private_file,
         }
         /* No hole punching here: clear what is not zero, page by page. */
         for (uint64_t off = 0; off < rb->size; off += TARGET_PAGE_SIZE) {
-            if (!ram_page_is_zero(rb->host + off, TARGET_PAGE_SIZE)) {
+            if (!buffer_is_zero(rb->host + off, TARGET_PAGE_SIZE)) {
                 memset(rb->host + off, 0, TARGET_PAGE_SIZE);
             }
         }
@@ -698,7 +680,7 @@ static int ram_load_state(QEMUFile *f, void *opaque, int version_id,
             for (uint32_t i = 0; i < count; i++) {
                 uint8_t *page = host + ((size_t)i << TARGET_PAGE_BITS);
 
-                if (!ram_page_is_zero(page, TARGET_PAGE_SIZE)) {
+                if (!buffer_is_zero(page, TARGET_PAGE_SIZE)) {
                     memset(page, 0, TARGET_PAGE_SIZE);
                 }
             }

@@ -10,7 +10,6 @@
 /* Register the "ram" section handlers. */
 void ram_mig_init(void);
 /* Whether @len bytes (a multiple of 64) at @page are all zero. */
-bool ram_page_is_zero(const void *page, size_t len);
 
 /*
  * Destination, before anything of a stream arrives (multifd channels may

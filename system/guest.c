@@ -6,6 +6,7 @@
  * and after they are gone (cleanup), so vCPU threads read it unlocked.
  */
 #include "qemu/osdep.h"
+#include "qemu/buffer-is-zero.h"
 #include "qemu/trace.h"
 #include "system/cpus.h"
 #include "system/guest.h"
@@ -230,17 +231,6 @@ void guest_verify_report_bad(GuestVerifyResult *res, uint64_t gpa,
     va_end(ap);
 }
 
-static bool page_is_zero(const uint8_t *page)
-{
-    const uint64_t *w = (const uint64_t *)page;
-    uint64_t acc = 0;
-
-    for (size_t i = 0; i < TARGET_PAGE_SIZE / sizeof(uint64_t); i++) {
-        acc |= w[i];
-    }
-    return !acc;
-}
-
 void guest_verify_zero_range(GuestVerifyResult *res, uint64_t gpa,
                              uint64_t len, const char *what)
 {
@@ -259,7 +249,7 @@ void guest_verify_zero_range(GuestVerifyResult *res, uint64_t gpa,
             for (; off < MIN(data_end, to); off += TARGET_PAGE_SIZE) {
                 const uint8_t *page = rb->host + off;
 
-                if (page_is_zero(page)) {
+                if (buffer_is_zero(page, TARGET_PAGE_SIZE)) {
                     continue;
                 }
                 for (size_t i = 0; i < TARGET_PAGE_SIZE; i++) {

@@ -281,7 +281,6 @@ extern const MultiFDPayloadOps multifd_device_state_ops;
 const MultiFDPayloadOps *multifd_payload_ops(uint32_t kind);
 
 /* Whether the page at @p holds only zero bytes. */
-bool multifd_page_is_zero(const uint8_t *p);
 /* Reset the source's page counters (at setup). */
 void multifd_ram_counters_reset(void);
 /*

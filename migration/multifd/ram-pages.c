@@ -6,6 +6,7 @@
  * the data is copied only by the kernel.
  */
 #include "qemu/osdep.h"
+#include "qemu/buffer-is-zero.h"
 #include "multifd-internal.h"
 
 /* Add [base, base+len) to @iov, merging it with the previous entry. */
@@ -45,23 +46,6 @@ void multifd_ram_counters_reset(void)
     __atomic_store_n(&ram_zero_pages, 0, __ATOMIC_RELAXED);
 }
 
-bool multifd_page_is_zero(const uint8_t *p)
-{
-    const uint64_t *w = (const uint64_t *)p;
-
-    /* Most non-zero pages fail on the first word. */
-    if (w[0]) {
-        return false;
-    }
-    for (size_t i = 0; i < TARGET_PAGE_SIZE / 8; i += 8) {
-        if (w[i] | w[i + 1] | w[i + 2] | w[i + 3] |
-            w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7]) {
-            return false;
-        }
-    }
-    return true;
-}
-
 static ssize_t ram_send_prepare(MultiFDSendChannel *c, MultiFDSendJob *job,
                                 const MultiFDCompressOps *compress,
                                 Error **errp)
@@ -85,7 +69,7 @@ static ssize_t ram_send_prepare(MultiFDSendChannel *c, MultiFDSendJob *job,
     for (uint32_t i = 0; i < p->num; i++) {
         uint8_t *page = rb->host + p->offsets[i];
 
-        if (multifd_page_is_zero(page)) {
+        if (buffer_is_zero(page, TARGET_PAGE_SIZE)) {
             offsets[p->num - 1 - zero++] = p->offsets[i];
         } else {
             pages[normal] = page;

@@ -4,6 +4,7 @@
  * sync barrier, device state across channels, and cancel.
  */
 #include "qemu/osdep.h"
+#include "qemu/buffer-is-zero.h"
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -470,7 +471,7 @@ static void test_zero_pages(gconstpointer data)
 
         run_round(&again);
     }
-    g_assert_true(multifd_page_is_zero(dst + 60 * TARGET_PAGE_SIZE));
+    g_assert_true(buffer_is_zero(dst + 60 * TARGET_PAGE_SIZE, TARGET_PAGE_SIZE));
     g_assert_cmpuint(dst[61 * TARGET_PAGE_SIZE + 100], ==, 0x77);
     g_assert_true(multifd_send_check(&error_abort));
     g_assert_true(multifd_recv_check(&error_abort));
