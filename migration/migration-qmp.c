@@ -258,17 +258,21 @@ static void query_ram(JsonObject *obj, MigrationState *s)
     JsonObject *ram = json_object_new();
     uint64_t normal = stat_get(&ram_stats.normal_pages);
     uint64_t zero = stat_get(&ram_stats.zero_pages);
-    uint64_t multifd_bytes = 0;
+    uint64_t multifd_bytes = 0, multifd_ram_bytes = 0;
 
-    /* With multifd, pages are counted by its send threads. */
+    /*
+     * With multifd, pages are counted by its send threads; its channels
+     * also carry device state, which is not RAM (query "vfio" has it).
+     */
     if (s->multifd_started) {
         normal += multifd_ram_normal_pages();
         zero += multifd_ram_zero_pages();
         multifd_bytes = multifd_bytes_transferred();
+        multifd_ram_bytes = multifd_bytes - multifd_device_state_bytes_transferred();
     }
     json_object_set_int_member(ram, "transferred",
                                stat_get(&ram_stats.transferred) +
-                               multifd_bytes);
+                               multifd_ram_bytes);
     json_object_set_int_member(ram, "remaining",
                                stat_get(&ram_stats.remaining));
     json_object_set_int_member(ram, "total", ram_total_size());

@@ -134,6 +134,8 @@ bool multifd_send_check(Error **errp);
 
 /* Bytes written on every multifd channel (multifd-bytes).  Any thread. */
 uint64_t multifd_bytes_transferred(void);
+/* The part of it that carried device state, not RAM.  Any thread. */
+uint64_t multifd_device_state_bytes_transferred(void);
 /*
  * Pages the send threads sent with data, and found zero (query-migrate's
  * "normal" and "duplicate").  Any thread; kept after shutdown.

@@ -43,10 +43,17 @@ struct MultiFDSendState {
 static MultiFDSendState *send_state;
 /* Outlives the state, so that query-migrate shows the final total. */
 static uint64_t send_bytes;
+/* The device-state share of send_bytes: not RAM in query-migrate. */
+static uint64_t send_device_state_bytes;
 
 uint64_t multifd_bytes_transferred(void)
 {
     return __atomic_load_n(&send_bytes, __ATOMIC_RELAXED);
+}
+
+uint64_t multifd_device_state_bytes_transferred(void)
+{
+    return __atomic_load_n(&send_device_state_bytes, __ATOMIC_RELAXED);
 }
 
 static void multifd_send_set_error(MultiFDSendState *s, Error *err)
@@ -141,6 +148,9 @@ static bool multifd_send_job(MultiFDSendChannel *c, Error **errp)
         return false;
     }
     __atomic_fetch_add(&send_bytes, total, __ATOMIC_RELAXED);
+    if (job->kind == MULTIFD_PAYLOAD_DEVICE_STATE) {
+        __atomic_fetch_add(&send_device_state_bytes, total, __ATOMIC_RELAXED);
+    }
     return true;
 }
 
@@ -508,6 +518,7 @@ bool multifd_send_setup(const MigrationAddress *dest, const uint8_t uuid[16],
         g_cond_init(&s->channels[i].job_cond);
     }
     __atomic_store_n(&send_bytes, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&send_device_state_bytes, 0, __ATOMIC_RELAXED);
     multifd_ram_counters_reset();
     trace(multifd_send_setup, "%u channels, compression %s",
           params->channels, multifd_compression_name(params->compression));

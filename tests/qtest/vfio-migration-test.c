@@ -144,6 +144,11 @@ static void run_migration(gconstpointer opaque)
         g_assert_nonnull(vfio);
         g_assert_cmpint(json_object_get_int_member(vfio, "transferred"), >=,
                         (int64_t)c->nr_devices * 16 * MiB);
+        /* RAM bytes are RAM only, whichever channel the devices used. */
+        JsonObject *ram = json_object_get_object_member(qtest_obj(q), "ram");
+        int64_t normal_bytes = json_object_get_int_member(ram, "normal-bytes");
+        g_assert_cmpint(json_object_get_int_member(ram, "transferred"), <=,
+                        normal_bytes + normal_bytes / 10 + MiB);
     }
 
     for (unsigned i = 0; i < c->nr_devices; i++) {
