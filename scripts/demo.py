@@ -4,9 +4,10 @@
 Two vfio-user-dma device servers for each side; a source vmig running the
 stress guest and the dma guest (which keeps both devices busy moving data
 between their memory and guest RAM); a destination vmig waiting for it.
-The VM migrates live with the devices in PRE_COPY and switchover-ack on,
-then the destination checks every page of guest RAM and of both devices'
-memory.
+The VM migrates live with the devices in PRE_COPY, switchover-ack on, and
+multifd channels carrying RAM and, at the switchover, the devices' final
+state; then the destination checks every page of guest RAM and of both
+devices' memory.
 """
 import os
 import subprocess
@@ -20,6 +21,7 @@ from qmp import QMPError, Vmig  # noqa: E402
 RAM, SMP, WS, RATE = '1G', 2, '512M', '128M'
 DEV_MEM, DEV_DIRTY = '256M', '5%'
 NDEV = 2
+MULTIFD_CHANNELS = 2
 
 
 def mib(n):
@@ -88,14 +90,18 @@ def main():
                   f"GiB so far")
 
             caps = [{'capability': c, 'state': True}
-                    for c in ('events', 'return-path', 'switchover-ack')]
+                    for c in ('events', 'return-path', 'switchover-ack',
+                              'multifd')]
             for vm in (src, dst):
                 vm.qmp.cmd('migrate-set-capabilities', capabilities=caps)
+                vm.qmp.cmd('migrate-set-parameters',
+                           **{'multifd-channels': MULTIFD_CHANNELS})
             src.qmp.cmd('migrate-set-parameters',
                         **{'downtime-limit': 300, 'max-bandwidth': 0})
             dst.qmp.cmd('migrate-incoming', uri=f'unix:{mig_sock}')
-            print('Migrating live (PRE_COPY devices, return path, '
-                  'switchover-ack):')
+            print(f'Migrating live (PRE_COPY devices, return path, '
+                  f'switchover-ack, multifd x{MULTIFD_CHANNELS} with the '
+                  f'devices\' final state on it):')
             src.qmp.cmd('migrate', uri=f'unix:{mig_sock}')
             while True:
                 info = src.qmp.cmd('query-migrate')
