@@ -331,17 +331,18 @@ static void test_multifd_dst_server_killed(void)
 }
 
 /*
- * x-migration-max-queued-buffers-size below one packet: the first packet
- * that would be queued fails the load, which names the device and the
- * limit.
+ * A migration with multifd device state whose destination device,
+ * configured with @dst_props, must fail the load: the destination's
+ * error names the device and @expect, and the source recovers.
  */
-static void test_multifd_queue_cap(void)
+static void expect_multifd_load_failure(const char *server_args,
+                                        const char *dst_props,
+                                        const char *expect)
 {
-    g_autoptr(VfioServer) s0 = vfio_server_start("--no-precopy");
-    g_autoptr(VfioServer) d0 = vfio_server_start("--no-precopy");
+    g_autoptr(VfioServer) s0 = vfio_server_start(server_args);
+    g_autoptr(VfioServer) d0 = vfio_server_start(server_args);
     g_autofree char *src_args = vfio_vm_args(&s0, 1, "");
-    g_autofree char *dst_args = vfio_vm_args(
-        &d0, 1, "x-migration-max-queued-buffers-size=4096");
+    g_autofree char *dst_args = vfio_vm_args(&d0, 1, dst_props);
     g_autofree char *uri = NULL, *desc = NULL;
     g_autoptr(QTestState) dst = start_dst_stay_up(dst_args, &uri);
     g_autoptr(QTestState) src = mig_start_vm(src_args);
@@ -355,9 +356,21 @@ static void test_multifd_queue_cap(void)
     desc = error_desc(dst);
     g_test_message("destination error-desc: %s", desc);
     g_assert_nonnull(strstr(desc, "vfio-user-pci dev0"));
-    g_assert_nonnull(strstr(desc, "above the limit of 4096"));
+    g_assert_nonnull(strstr(desc, expect));
     wait_failed(src);
     assert_source_recovered(src);
+}
+
+/*
+ * x-migration-max-queued-buffers-size below one packet: the first packet
+ * that would be queued fails the load, which names the device and the
+ * limit.
+ */
+static void test_multifd_queue_cap(void)
+{
+    expect_multifd_load_failure("--no-precopy",
+                                "x-migration-max-queued-buffers-size=4096",
+                                "above the limit of 4096");
 }
 
 /*
@@ -367,27 +380,8 @@ static void test_multifd_queue_cap(void)
  */
 static void test_multifd_disagreement(void)
 {
-    g_autoptr(VfioServer) s0 = vfio_server_start("");
-    g_autoptr(VfioServer) d0 = vfio_server_start("");
-    g_autofree char *src_args = vfio_vm_args(&s0, 1, "");
-    g_autofree char *dst_args = vfio_vm_args(
-        &d0, 1, "x-migration-multifd-transfer=off");
-    g_autofree char *uri = NULL, *desc = NULL;
-    g_autoptr(QTestState) dst = start_dst_stay_up(dst_args, &uri);
-    g_autoptr(QTestState) src = mig_start_vm(src_args);
-
-    set_multifd(src);
-    mig_set_cap(src, "return-path", true);
-    mig_set_fast(src);
-    mig_set_param(src, "avail-switchover-bandwidth", 1024 * MiB);
-    mig_migrate(src, uri);
-    wait_failed(dst);
-    desc = error_desc(dst);
-    g_test_message("destination error-desc: %s", desc);
-    g_assert_nonnull(strstr(desc, "vfio-user-pci dev0"));
-    g_assert_nonnull(strstr(desc, "x-migration-multifd-transfer"));
-    wait_failed(src);
-    assert_source_recovered(src);
+    expect_multifd_load_failure("", "x-migration-multifd-transfer=off",
+                                "x-migration-multifd-transfer");
 }
 
 /* =on without the multifd capability is refused at once, and says why. */
