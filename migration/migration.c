@@ -263,8 +263,10 @@ static gpointer rp_thread_fn(gpointer opaque)
 
         if (qemu_file_at_eof(f)) {
             if (!s->rp_shut_received) {
-                error_setg(&err, "return path: the destination closed the "
-                           "connection");
+                MigChannel *ch = qemu_file_channel(f);
+
+                error_setg(&err, "return path: %s: the destination closed the "
+                           "connection", ch ? ch->desc : "stream");
             }
             break;
         }
