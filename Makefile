@@ -2,9 +2,13 @@
 -include config.mak
 BUILD ?= build
 SAN_BUILD ?= build-san
+FUZZ_BUILD ?= build-fuzz
+FUZZER = subprojects/libvfio-user-server/fuzz/fuzz-vus-decoder
+SAN_OPTS = -Db_sanitize=address,undefined -Db_lundef=false \
+	-Dbuildtype=debug -Doptimization=1
 NINJA ?= ninja
 
-.PHONY: all deps check check-quick check-san demo bench install clean distclean
+.PHONY: all deps deps-check check check-quick check-san demo bench install clean distclean
 
 all: $(BUILD)/build.ninja
 	$(NINJA) -C $(BUILD)
@@ -12,22 +16,31 @@ all: $(BUILD)/build.ninja
 deps:
 	@./scripts/install-deps.sh
 
+deps-check:
+	@./scripts/install-deps.sh check
+
 $(BUILD)/build.ninja: | deps
 	./configure --builddir=$(BUILD)
 
 $(SAN_BUILD)/build.ninja: | deps
-	meson setup $(SAN_BUILD) . -Db_sanitize=address,undefined -Db_lundef=false \
-		-Dbuildtype=debug -Doptimization=1 >/dev/null
+	meson setup $(SAN_BUILD) . $(SAN_OPTS) >/dev/null
 
-# The whole suite, once on the normal build and once under ASan+UBSan.
-# The last line is the count of every real test case from both runs.
-check: all $(SAN_BUILD)/build.ninja
+# A clang tree for the libFuzzer target only (ASan+UBSan too).
+$(FUZZ_BUILD)/build.ninja: | deps-check
+	CC=clang meson setup $(FUZZ_BUILD) . $(SAN_OPTS) >/dev/null
+
+# The whole suite, once on the normal build and once under ASan+UBSan,
+# then a short libFuzzer run of the vfio-user message decoder.  The last
+# line is the count of every real test case from all the runs.
+check: all $(SAN_BUILD)/build.ninja $(FUZZ_BUILD)/build.ninja
 	$(NINJA) -C $(SAN_BUILD)
+	$(NINJA) -C $(FUZZ_BUILD) $(FUZZER)
 	@rc=0; \
 	meson test -C $(BUILD) --print-errorlogs --num-processes 2 || rc=1; \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	meson test -C $(SAN_BUILD) --print-errorlogs --num-processes 2 --suite unit --suite qtest --suite vus || rc=1; \
-	python3 scripts/test-summary.py $(BUILD) $(SAN_BUILD) || rc=1; \
+	meson test -C $(FUZZ_BUILD) --no-rebuild --print-errorlogs --suite fuzz || rc=1; \
+	python3 scripts/test-summary.py $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD) || rc=1; \
 	exit $$rc
 
 check-quick: all
@@ -45,6 +58,7 @@ install: all
 clean:
 	[ ! -d $(BUILD) ] || $(NINJA) -C $(BUILD) clean
 	[ ! -d $(SAN_BUILD) ] || $(NINJA) -C $(SAN_BUILD) clean
+	[ ! -d $(FUZZ_BUILD) ] || $(NINJA) -C $(FUZZ_BUILD) clean
 
 distclean:
-	rm -rf $(BUILD) $(SAN_BUILD) config.mak
+	rm -rf $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD) config.mak

@@ -1,13 +1,18 @@
 #!/bin/sh
 # Install the Debian 12 packages vmig needs to build and test.
 # As root it runs apt-get; otherwise it prints the exact command and fails.
+#   install-deps.sh          what `make` and `make demo` need
+#   install-deps.sh check    also clang, which `make check` needs for the
+#                            libFuzzer run of the vfio-user decoder
 set -e
 
 PKGS="build-essential meson ninja-build pkg-config python3
 libglib2.0-dev libjson-glib-dev zlib1g-dev libzstd-dev socat"
-# Not needed to build or test: clang builds the libFuzzer targets
-# (CC=clang meson setup ...), QEMU is the baseline of make bench.
-OPTIONAL="clang libclang-rt-14-dev qemu-system-x86"
+if [ "${1:-}" = check ]; then
+    PKGS="$PKGS clang libclang-rt-14-dev"
+fi
+# Not needed to build or test: QEMU is the baseline of make bench.
+OPTIONAL="qemu-system-x86"
 
 not_installed() {
     for p in "$@"; do
@@ -21,7 +26,7 @@ missing=$(not_installed $PKGS)
 if [ -z "$missing" ]; then
     optional=$(not_installed $OPTIONAL)
     if [ -n "$optional" ] && [ -n "$VMIG_DEPS_VERBOSE" ]; then
-        echo "optional, for fuzzing and benchmarks:$optional" >&2
+        echo "optional, for benchmarks:$optional" >&2
     fi
     exit 0
 fi
