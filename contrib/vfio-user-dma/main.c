@@ -440,8 +440,24 @@ static bool parse_dirty_rate(VdmaDevice *d, const char *arg, Error **errp)
     return true;
 }
 
+/* Interrupts: INTx always, MSI-X unless @no_msix (INTx is then used). */
+static int vdma_setup_irqs(VdmaDevice *d, bool no_msix)
+{
+    int ret = vus_setup_irqs(d->ctx, VFIO_PCI_INTX_IRQ_INDEX, 1);
+
+    if (ret < 0 || no_msix) {
+        return ret;
+    }
+    ret = vus_pci_add_msix_cap(d->ctx, VDMA_MSIX_VECTORS, VDMA_REGS_BAR,
+                               VDMA_MSIX_TABLE, VDMA_REGS_BAR, VDMA_MSIX_PBA);
+    if (ret < 0) {
+        return ret;
+    }
+    return vus_setup_irqs(d->ctx, VFIO_PCI_MSIX_IRQ_INDEX, VDMA_MSIX_VECTORS);
+}
+
 static bool vdma_setup(VdmaDevice *d, const char *socket_path,
-                       uint64_t max_xfer, Error **errp)
+                       uint64_t max_xfer, bool no_msix, Error **errp)
 {
     VusPciIds ids = {
         .vendor_id = VDMA_PCI_VENDOR_ID,
@@ -468,6 +484,7 @@ static bool vdma_setup(VdmaDevice *d, const char *socket_path,
     int ret;
 
     mig.flags = d->mig_flags;
+    mig.no_dma_logging = d->no_dma_logging;
     d->ctx = vus_ctx_new(d->name, d);
     if (!d->ctx) {
         error_setg(errp, "%s: out of memory", d->name);
@@ -478,12 +495,7 @@ static bool vdma_setup(VdmaDevice *d, const char *socket_path,
         (ret = vus_pci_setup(d->ctx, &ids)) < 0 ||
         (ret = vus_setup_region(d->ctx, VDMA_REGS_BAR, &regs)) < 0 ||
         (ret = vus_setup_region(d->ctx, VDMA_MEM_BAR, &mem)) < 0 ||
-        (ret = vus_pci_add_msix_cap(d->ctx, VDMA_MSIX_VECTORS, VDMA_REGS_BAR,
-                                    VDMA_MSIX_TABLE, VDMA_REGS_BAR,
-                                    VDMA_MSIX_PBA)) < 0 ||
-        (ret = vus_setup_irqs(d->ctx, VFIO_PCI_INTX_IRQ_INDEX, 1)) < 0 ||
-        (ret = vus_setup_irqs(d->ctx, VFIO_PCI_MSIX_IRQ_INDEX,
-                              VDMA_MSIX_VECTORS)) < 0 ||
+        (ret = vdma_setup_irqs(d, no_msix)) < 0 ||
         (ret = vus_setup_dma(d->ctx, NULL, vdma_dma_unmap)) < 0 ||
         (ret = vus_setup_migration(d->ctx, &mig)) < 0) {
         error_setg(errp, "%s: device set-up failed: %s", d->name,
@@ -541,7 +553,8 @@ int main(int argc, char **argv)
     g_autofree char *name = NULL;
     g_auto(GStrv) fail_arcs = NULL;
     gint64 seed = 1;
-    gboolean no_precopy = false, no_p2p = false;
+    gboolean no_precopy = false, no_p2p = false, no_dma_logging = false;
+    gboolean no_msix = false;
     GOptionEntry entries[] = {
         { "socket", 's', 0, G_OPTION_ARG_FILENAME, &socket_path,
           "listen on the UNIX socket PATH (required)", "PATH" },
@@ -556,6 +569,11 @@ int main(int argc, char **argv)
           "do not offer PRE_COPY", NULL },
         { "no-p2p", 0, 0, G_OPTION_ARG_NONE, &no_p2p,
           "do not offer the P2P states", NULL },
+        { "no-dma-logging", 0, 0, G_OPTION_ARG_NONE, &no_dma_logging,
+          "do not offer DMA logging (the client must treat the device's "
+          "DMA as always dirty)", NULL },
+        { "no-msix", 0, 0, G_OPTION_ARG_NONE, &no_msix,
+          "offer INTx only: completions interrupt through INTx", NULL },
         { "fail-arc", 0, 0, G_OPTION_ARG_STRING_ARRAY, &fail_arcs,
           "make the FSM arc FROM -> TO fail (repeatable)", "FROM:TO" },
         { "max-xfer", 0, 0, G_OPTION_ARG_STRING, &max_xfer_str,
@@ -591,6 +609,7 @@ int main(int argc, char **argv)
     d->mig_flags = VFIO_MIGRATION_STOP_COPY |
                    (no_p2p ? 0 : VFIO_MIGRATION_P2P) |
                    (no_precopy ? 0 : VFIO_MIGRATION_PRE_COPY);
+    d->no_dma_logging = no_dma_logging;
     g_mutex_init(&d->lock);
     g_cond_init(&d->cond);
     if (mem_size_str && qemu_strtosz_suffix(mem_size_str, 'M',
@@ -629,7 +648,7 @@ int main(int argc, char **argv)
     vdma_fill_all(d);
     d->running = true;
 
-    if (!vdma_setup(d, socket_path, max_xfer, &err)) {
+    if (!vdma_setup(d, socket_path, max_xfer, no_msix, &err)) {
         error_report_err(err);
         goto out;
     }

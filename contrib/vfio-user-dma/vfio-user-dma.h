@@ -100,6 +100,7 @@ typedef struct VdmaDevice {
     uint8_t *mem;
     uint64_t initial_seed;
     uint64_t mig_flags;
+    bool no_dma_logging;        /* --no-dma-logging */
     double dirty_pages_per_sec;
     unsigned nr_fail_arcs;
     uint32_t fail_from[VDMA_MAX_FAIL_ARCS];

@@ -27,11 +27,42 @@ TRACE_DEFINE(vfio_dirty_log_stop);
 /* Changed with the BQL held while the machine is built or torn down. */
 static GPtrArray *vfio_devices;
 
+static bool irq_get(Object *obj, ObjectProperty *prop, PropValue *val,
+                    Error **errp)
+{
+    static const char *const names[] = {
+        [VFIO_PCI_INTX_IRQ_INDEX] = "intx",
+        [VFIO_PCI_MSI_IRQ_INDEX] = "msi",
+        [VFIO_PCI_MSIX_IRQ_INDEX] = "msix",
+    };
+    VFIODevice *vdev = prop->opaque;
+
+    val->str = g_strdup(vdev->irq_fd < 0 ? "none" :
+                        vdev->irq_index < ARRAY_SIZE(names) ?
+                        names[vdev->irq_index] : "other");
+    return true;
+}
+
+static bool irq_count_get(Object *obj, ObjectProperty *prop, PropValue *val,
+                          Error **errp)
+{
+    VFIODevice *vdev = prop->opaque;
+
+    val->u64 = __atomic_load_n(&vdev->irq_count, __ATOMIC_RELAXED);
+    return true;
+}
+
 bool vfio_device_attach(VFIODevice *vdev, Error **errp)
 {
     if (!vfio_migration_realize(vdev, errp)) {
         return false;
     }
+    object_property_add(vdev->owner, "x-irq", PROP_TYPE_STR,
+                        "the completion interrupt in use: msix, msi, intx "
+                        "or none", irq_get, NULL, vdev);
+    object_property_add(vdev->owner, "x-irq-count", PROP_TYPE_U64,
+                        "completion interrupts taken so far", irq_count_get,
+                        NULL, vdev);
     if (!vfio_dirty_tracking_init(vdev, errp)) {
         vfio_migration_exit(vdev);
         return false;
@@ -160,6 +191,7 @@ int vfio_device_irq_wait(VFIODevice *vdev, int timeout_ms, Error **errp)
                          vdev->name);
         return -1;
     }
+    __atomic_fetch_add(&vdev->irq_count, 1, __ATOMIC_RELAXED);
     if (vdev->irq_index == VFIO_PCI_INTX_IRQ_INDEX) {
         /* INTx masks itself when it fires: unmask for the next one. */
         if (!vdev->io_ops->set_irqs(vdev, VFIO_PCI_INTX_IRQ_INDEX,

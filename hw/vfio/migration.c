@@ -18,18 +18,15 @@
  * the P2P states first when every device has them.  Transitions are
  * taken one arc at a time (vus_mig_next_state: shortest path, no saving
  * state inside a path), so that every state is traced and reported.
- *
- * Threads: the handlers run where register.h says; the change-state
- * handlers with the BQL held.  A device's VFIOMigration is used by one
- * of them at a time (the migration core orders them); device_state is
- * also read by qom-get, hence the atomics.
+ * The multifd part (save threads, packet queues, load threads) is in
+ * migration-multifd.c; VFIOMigration and its threads are described in
+ * vfio-migration-internal.h.
  */
 #include "qemu/osdep.h"
-#include "vfio-internal.h"
+#include "migration-multifd.h"
 #include "hw/vfio/vfio-migration.h"
 #include "migration/register.h"
 #include "migration/options.h"
-#include "migration/multifd.h"
 #include "monitor/qmp.h"
 #include "system/runstate.h"
 #include "vfio-user-server/libvus.h"
@@ -39,43 +36,6 @@
 #define VFIO_MIG_DEFAULT_STOP_COPY_SIZE (100ULL << 20)
 /* The largest data block a destination accepts. */
 #define VFIO_MIG_MAX_BLOCK (64ULL << 20)
-#define VFIO_MIG_CONFIG_SIZE 256
-
-struct VFIOMigration {
-    VFIODevice *vdev;
-    bool supported;                 /* the device has migration v2 */
-    uint64_t mig_flags;             /* VFIO_MIGRATION_* */
-    uint32_t device_state;          /* atomic: qom-get reads it */
-    char *idstr;
-    bool registered;
-    VMChangeStateEntry *vmstate;
-
-    /*
-     * Source, migration thread (and the BQL for the stop); at the
-     * switchover, with multifd transfer, the device's save thread
-     * instead (the END and FULL sections then leave the device alone).
-     */
-    bool save_active;               /* between save_setup and save_cleanup */
-    bool multifd_transfer;          /* this migration: STOP_COPY via multifd */
-    uint64_t stop_copy_size;
-    uint64_t precopy_init_size;
-    uint64_t precopy_dirty_size;
-    bool initial_data_sent;
-    uint64_t bytes_transferred;     /* atomic */
-
-    /*
-     * Destination, incoming thread; after switchover_start the load
-     * thread owns the device (the incoming thread only checks markers).
-     */
-    bool switchover_ack_pending;
-    bool multifd_load;              /* device state comes via multifd */
-    bool switchover_started;
-    bool config_load_ready;         /* DEV_CONFIG_LOAD_READY was loaded */
-    bool load_done;
-    uint8_t *load_buf;
-    /* Receive threads insert, the load thread takes (atomic pointer). */
-    MultiFDStateQueue *load_queue;
-};
 
 /* Every device with a VFIOMigration; changed with the BQL held. */
 static GPtrArray *vfio_migrations;
@@ -319,19 +279,6 @@ static void vfio_vmstate_change(void *opaque, bool running, RunState state)
 
 /* ---- Source ---- */
 
-/*
- * Whether device state at the switchover goes over multifd: the
- * property (read now, as qom-set may change it at any time) and the
- * capability.  Both sides decide the same way, so they must agree.
- */
-static bool vfio_multifd_transfer_wanted(VFIODevice *vdev)
-{
-    OnOffAuto v = __atomic_load_n(&vdev->migration_multifd_transfer,
-                                  __ATOMIC_RELAXED);
-
-    return migrate_multifd() && v != ON_OFF_AUTO_OFF;
-}
-
 static bool vfio_save_prepare(void *opaque, Error **errp)
 {
     VFIOMigration *m = opaque;
@@ -343,11 +290,7 @@ static bool vfio_save_prepare(void *opaque, Error **errp)
         error_setg(errp, "%s", error_get_pretty(vdev->migration_blocker));
         return false;
     }
-    if (__atomic_load_n(&vdev->migration_multifd_transfer,
-                        __ATOMIC_RELAXED) == ON_OFF_AUTO_ON &&
-        !migrate_multifd()) {
-        error_setg(errp, "%s: x-migration-multifd-transfer=on needs the "
-                   "multifd capability", vdev->name);
+    if (!vfio_multifd_transfer_check(vdev, errp)) {
         return false;
     }
     for (unsigned i = 0; i < vfio_migrations->len; i++) {
@@ -413,7 +356,7 @@ static int vfio_save_setup(QEMUFile *f, void *opaque, Error **errp)
     uint32_t cur = mig_state(m);
 
     m->save_active = true;
-    m->multifd_transfer = vfio_multifd_transfer_wanted(vdev);
+    m->multifd_transfer = vfio_multifd_transfer_enabled(vdev);
     m->initial_data_sent = false;
     m->precopy_init_size = m->precopy_dirty_size = 0;
     __atomic_store_n(&m->bytes_transferred, 0, __ATOMIC_RELAXED);
@@ -513,6 +456,27 @@ static bool save_sink(void *opaque, const void *data, size_t len,
     return qemu_file_check(s->f, errp);
 }
 
+/* Read the device until it has nothing more to give: its STOP_COPY end. */
+int64_t vfio_mig_drain_to_end(VFIOMigration *m, VFIOMigDataSink *sink,
+                              void *opaque, Error **errp)
+{
+    VFIODevice *vdev = m->vdev;
+    int64_t total = 0;
+    bool end = false;
+
+    while (!end) {
+        int64_t n = vdev->io_ops->mig_data_drain(vdev, UINT64_MAX, sink,
+                                                 opaque, &end, errp);
+
+        if (n < 0) {
+            error_prepend(errp, "%s: reading device state: ", vdev->name);
+            return -1;
+        }
+        total += n;
+    }
+    return total;
+}
+
 static int64_t save_drain(VFIOMigration *m, QEMUFile *f, uint64_t max,
                           bool *end)
 {
@@ -556,7 +520,7 @@ static int vfio_save_live_iterate(QEMUFile *f, void *opaque)
     return end || !(m->precopy_init_size + m->precopy_dirty_size) ? 1 : 0;
 }
 
-static bool read_config(VFIOMigration *m, uint8_t *config, Error **errp)
+bool vfio_mig_read_config(VFIOMigration *m, uint8_t *config, Error **errp)
 {
     VFIODevice *vdev = m->vdev;
 
@@ -569,7 +533,7 @@ static bool read_config(VFIOMigration *m, uint8_t *config, Error **errp)
 }
 
 /* From a paused VM, the device never went through the switchover stop. */
-static bool enter_stop_copy(VFIOMigration *m, Error **errp)
+bool vfio_mig_enter_stop_copy(VFIOMigration *m, Error **errp)
 {
     return mig_state(m) == VFIO_DEVICE_STATE_STOP_COPY ||
            mig_set_state(m, VFIO_DEVICE_STATE_STOP_COPY, mig_state(m), errp);
@@ -585,31 +549,23 @@ static bool enter_stop_copy(VFIOMigration *m, Error **errp)
 static int vfio_save_complete_precopy(QEMUFile *f, void *opaque)
 {
     VFIOMigration *m = opaque;
-    VFIODevice *vdev = m->vdev;
+    SaveSink sink = { .m = m, .f = f };
     Error *err = NULL;
-    uint64_t total = 0;
-    bool end = false;
+    int64_t total;
 
     if (m->multifd_transfer) {
         qemu_put_be64(f, VFIO_MIG_FLAG_END_OF_STATE);
         return qemu_file_get_error(f);
     }
-    if (!enter_stop_copy(m, &err)) {
+    if (!vfio_mig_enter_stop_copy(m, &err) ||
+        (total = vfio_mig_drain_to_end(m, save_sink, &sink, &err)) < 0) {
         qemu_file_set_error(f, -EIO, err);
         return -EIO;
     }
-    while (!end) {
-        int64_t n = save_drain(m, f, UINT64_MAX, &end);
-
-        if (n < 0) {
-            return -EIO;
-        }
-        total += n;
-    }
     qemu_put_be64(f, VFIO_MIG_FLAG_DEV_CONFIG_LOAD_READY);
     qemu_put_be64(f, VFIO_MIG_FLAG_END_OF_STATE);
-    trace(vfio_save_complete, "%s: %" PRIu64 " bytes of stop-copy data",
-          vdev->name, total);
+    trace(vfio_save_complete, "%s: %" PRId64 " bytes of stop-copy data",
+          m->vdev->name, total);
     return qemu_file_get_error(f);
 }
 
@@ -620,7 +576,7 @@ static int vfio_save_state(QEMUFile *f, void *opaque, Error **errp)
     uint8_t config[VFIO_MIG_CONFIG_SIZE];
 
     if (!m->multifd_transfer) {
-        if (!read_config(m, config, errp)) {
+        if (!vfio_mig_read_config(m, config, errp)) {
             return -EIO;
         }
         qemu_put_be64(f, VFIO_MIG_FLAG_DEV_CONFIG_STATE);
@@ -630,112 +586,6 @@ static int vfio_save_state(QEMUFile *f, void *opaque, Error **errp)
     }
     qemu_put_be64(f, VFIO_MIG_FLAG_END_OF_STATE);
     return qemu_file_check(f, errp) ? 0 : -EIO;
-}
-
-/*
- * Data bytes per multifd packet.  The device hands out pieces of 256
- * KiB; gathering several lets the destination's single MIG_DATA_WRITE
- * call keep several messages in flight to its server, which is where
- * the load thread spends its time.
- */
-#define VFIO_MULTIFD_PACKET_DATA (4ULL << 20)
-
-typedef struct MultifdSink {
-    VFIOMigration *m;
-    SaveLiveCompletePrecopyThreadData *d;
-    uint32_t idx;
-    uint8_t *buf;               /* VFIO_MULTIFD_PACKET_DATA bytes */
-    size_t used;
-} MultifdSink;
-
-static bool multifd_sink_flush(MultifdSink *s, Error **errp)
-{
-    if (!s->used) {
-        return true;
-    }
-    if (s->idx == UINT32_MAX - 1) {
-        /* idx UINT32_MAX is invalid, and the config needs one more. */
-        error_setg(errp, "%s: too many device state packets",
-                   s->m->vdev->name);
-        return false;
-    }
-    if (!multifd_queue_device_state(s->d->idstr, s->d->instance_id, s->idx,
-                                    0, s->buf, s->used, errp)) {
-        return false;
-    }
-    __atomic_fetch_add(&s->m->bytes_transferred, s->used, __ATOMIC_RELAXED);
-    s->idx++;
-    s->used = 0;
-    return true;
-}
-
-static bool multifd_sink(void *opaque, const void *data, size_t len,
-                         Error **errp)
-{
-    MultifdSink *s = opaque;
-
-    while (len) {
-        size_t n = MIN(len, VFIO_MULTIFD_PACKET_DATA - s->used);
-
-        memcpy(s->buf + s->used, data, n);
-        s->used += n;
-        data = (const uint8_t *)data + n;
-        len -= n;
-        if (s->used == VFIO_MULTIFD_PACKET_DATA &&
-            !multifd_sink_flush(s, errp)) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/*
- * The device's save thread at the switchover (multifd transfer only):
- * the STOP_COPY data as packets idx 0..N-1, then the config space as
- * packet N with CONFIG_STATE.  It runs next to the main channel's END
- * and FULL sections and the other devices' threads.
- */
-static bool vfio_save_complete_precopy_thread(
-    SaveLiveCompletePrecopyThreadData *d, Error **errp)
-{
-    VFIOMigration *m = d->handler_opaque;
-    VFIODevice *vdev = m->vdev;
-    g_autofree uint8_t *buf = NULL;
-    MultifdSink sink = { .m = m, .d = d };
-    uint8_t config[VFIO_MIG_CONFIG_SIZE];
-    uint64_t total = 0;
-    bool end = false;
-
-    if (!m->multifd_transfer) {
-        return true;
-    }
-    if (!enter_stop_copy(m, errp)) {
-        return false;
-    }
-    buf = g_malloc(VFIO_MULTIFD_PACKET_DATA);
-    sink.buf = buf;
-    while (!end) {
-        int64_t n = vdev->io_ops->mig_data_drain(vdev, UINT64_MAX,
-                                                 multifd_sink, &sink, &end,
-                                                 errp);
-
-        if (n < 0) {
-            error_prepend(errp, "%s: reading device state: ", vdev->name);
-            return false;
-        }
-        total += n;
-    }
-    if (!multifd_sink_flush(&sink, errp) ||
-        !read_config(m, config, errp) ||
-        !multifd_queue_device_state(d->idstr, d->instance_id, sink.idx,
-                                    MULTIFD_DEVICE_STATE_CONFIG_STATE,
-                                    config, sizeof(config), errp)) {
-        return false;
-    }
-    trace(vfio_save_complete, "%s: %" PRIu64 " bytes of stop-copy data in %u "
-          "multifd packets, config in packet %u", vdev->name, total, sink.idx,
-          sink.idx);
-    return true;
 }
 
 static void vfio_save_cleanup(void *opaque)
@@ -778,7 +628,7 @@ static int vfio_load_setup(QEMUFile *f, void *opaque, Error **errp)
     m->switchover_ack_pending = false;
     m->switchover_started = false;
     m->config_load_ready = false;
-    m->multifd_load = vfio_multifd_transfer_wanted(vdev);
+    m->multifd_load = vfio_multifd_transfer_enabled(vdev);
     m->load_buf = g_malloc(VFIO_MIG_ITERATE_MAX);
     __atomic_store_n(&m->bytes_transferred, 0, __ATOMIC_RELAXED);
     if (!mig_set_state(m, VFIO_DEVICE_STATE_RESUMING, mig_state(m), errp)) {
@@ -786,10 +636,7 @@ static int vfio_load_setup(QEMUFile *f, void *opaque, Error **errp)
     }
     if (m->multifd_load) {
         /* Packets may come before SWITCHOVER_START is read: queue them. */
-        __atomic_store_n(&m->load_queue, multifd_state_queue_new(
-                             vdev->name,
-                             vdev->migration_max_queued_buffers_size, NULL),
-                         __ATOMIC_RELEASE);
+        vfio_multifd_load_setup(m);
     }
     trace(vfio_load_setup, "%s: resuming, device state via %s", vdev->name,
           m->multifd_load ? "multifd" : "the main channel");
@@ -842,14 +689,22 @@ static int load_data_block(VFIOMigration *m, QEMUFile *f, Error **errp)
  * config state, which ends RESUMING.  Incoming thread, or the load
  * thread with multifd.
  */
-static int load_config_buf(VFIOMigration *m, const uint8_t *config,
-                           uint64_t len, Error **errp)
+static bool check_config_len(VFIOMigration *m, uint64_t len, Error **errp)
+{
+    if (len != VFIO_MIG_CONFIG_SIZE) {
+        error_setg(errp, "%s: config state of %" PRIu64 " bytes (expected "
+                   "%u)", m->vdev->name, len, VFIO_MIG_CONFIG_SIZE);
+        return false;
+    }
+    return true;
+}
+
+int vfio_mig_load_config_buf(VFIOMigration *m, const uint8_t *config,
+                             uint64_t len, Error **errp)
 {
     VFIODevice *vdev = m->vdev;
 
-    if (len != VFIO_MIG_CONFIG_SIZE) {
-        error_setg(errp, "%s: config state of %" PRIu64 " bytes (expected "
-                   "%u)", vdev->name, len, VFIO_MIG_CONFIG_SIZE);
+    if (!check_config_len(m, len, errp)) {
         return -EINVAL;
     }
     /* Vendor and device ID: the same kind of device on both sides. */
@@ -884,80 +739,14 @@ static int load_config(VFIOMigration *m, QEMUFile *f, Error **errp)
     if (!qemu_file_check(f, errp)) {
         return -EIO;
     }
-    if (len != sizeof(config)) {
-        error_setg(errp, "%s: config state of %" PRIu64 " bytes (expected "
-                   "%zu)", m->vdev->name, len, sizeof(config));
+    if (!check_config_len(m, len, errp)) {
         return -EINVAL;
     }
     if (!qemu_get_buffer(f, config, sizeof(config))) {
         qemu_file_check(f, errp);
         return -EIO;
     }
-    return load_config_buf(m, config, len, errp);
-}
-
-/* ---- Destination with multifd transfer ---- */
-
-static bool vfio_load_state_buffer(void *opaque, const uint8_t *buf,
-                                   size_t len, Error **errp)
-{
-    VFIOMigration *m = opaque;
-    MultiFDStateQueue *q = __atomic_load_n(&m->load_queue, __ATOMIC_ACQUIRE);
-
-    if (!q) {
-        error_setg(errp, "%s: device state arrived over multifd, but "
-                   "x-migration-multifd-transfer is off here (both sides "
-                   "must agree)", m->vdev->name);
-        return false;
-    }
-    return multifd_state_queue_insert(q, buf, len, errp);
-}
-
-/*
- * The load thread: the packets in idx order into the device, the
- * config state (the CONFIG_STATE packet) last.
- */
-static bool vfio_load_thread(void *opaque, Error **errp)
-{
-    VFIOMigration *m = opaque;
-    VFIODevice *vdev = m->vdev;
-    uint64_t total = 0;
-    unsigned packets = 0;
-
-    for (;;) {
-        MultiFDStatePacket pkt;
-        bool ok;
-
-        if (!multifd_state_queue_take_next(m->load_queue, &pkt, errp)) {
-            return false;
-        }
-        if (pkt.flags & MULTIFD_DEVICE_STATE_CONFIG_STATE) {
-            ok = load_config_buf(m, pkt.data, pkt.len, errp) == 0;
-            g_free(pkt.data);
-            trace(vfio_load_data, "%s: %" PRIu64 " bytes in %u multifd "
-                  "packets, then the config state: %s", vdev->name, total,
-                  packets, ok ? "loaded" : "failed");
-            return ok;
-        }
-        ok = !pkt.len || vdev->io_ops->mig_data_write(vdev, pkt.data,
-                                                      pkt.len, errp);
-        g_free(pkt.data);
-        if (!ok) {
-            error_prepend(errp, "%s: writing device state packet %u: ",
-                          vdev->name, pkt.idx);
-            return false;
-        }
-        total += pkt.len;
-        packets++;
-        __atomic_fetch_add(&m->bytes_transferred, pkt.len, __ATOMIC_RELAXED);
-    }
-}
-
-static void vfio_load_thread_abort(void *opaque, const Error *reason)
-{
-    VFIOMigration *m = opaque;
-
-    multifd_state_queue_abort(m->load_queue, reason);
+    return vfio_mig_load_config_buf(m, config, len, errp);
 }
 
 /*
@@ -975,10 +764,7 @@ static int vfio_switchover_start(void *opaque, Error **errp)
     }
     m->switchover_started = true;
     if (m->multifd_load) {
-        g_autofree char *name = g_strdup_printf("%s load", m->vdev->name);
-
-        qemu_loadvm_start_load_thread(name, vfio_load_thread,
-                                      vfio_load_thread_abort, m);
+        vfio_multifd_switchover_start(m);
     }
     return 0;
 }
@@ -1092,8 +878,7 @@ static int vfio_load_cleanup(void *opaque)
         mig_reset(m);
     }
     /* The core removed the consumer and joined the load thread already. */
-    multifd_state_queue_free(m->load_queue);
-    m->load_queue = NULL;
+    vfio_multifd_load_cleanup(m);
     g_clear_pointer(&m->load_buf, g_free);
     trace(vfio_load_cleanup, "%s: %s, %" PRIu64 " bytes loaded",
           m->vdev->name, vfio_mig_state_event_name(mig_state(m)),
@@ -1111,12 +896,13 @@ static const SaveVMHandlers vfio_savevm_handlers = {
     .is_active_iterate = vfio_is_active_iterate,
     .switchover_ack_needed = vfio_switchover_ack_needed,
     .save_live_complete_precopy = vfio_save_complete_precopy,
-    .save_live_complete_precopy_thread = vfio_save_complete_precopy_thread,
+    .save_live_complete_precopy_thread =
+        vfio_multifd_save_complete_precopy_thread,
     .save_state = vfio_save_state,
     .save_cleanup = vfio_save_cleanup,
     .load_setup = vfio_load_setup,
     .load_state = vfio_load_state,
-    .load_state_buffer = vfio_load_state_buffer,
+    .load_state_buffer = vfio_multifd_load_state_buffer,
     .switchover_start = vfio_switchover_start,
     .load_cleanup = vfio_load_cleanup,
 };
@@ -1231,7 +1017,7 @@ void vfio_migration_exit(VFIODevice *vdev)
     if (m->registered) {
         unregister_savevm(m->idstr, 0);
     }
-    multifd_state_queue_free(m->load_queue);
+    vfio_multifd_load_cleanup(m);
     g_free(m->load_buf);
     g_free(m->idstr);
     g_free(m);

@@ -202,6 +202,12 @@ static void test_server_killed(void)
     g_assert_cmpint(qtest_wait_exit(dst, 20000), ==, 1);
 }
 
+static void set_multifd(QTestState *s)
+{
+    mig_set_cap(s, "multifd", true);
+    mig_set_param(s, "multifd-channels", 4);
+}
+
 /*
  * A migration that cannot switch over (1 byte/s cannot carry the
  * device's stop-copy data) with its device in pre-copy.
@@ -247,6 +253,106 @@ static void test_cancel_precopy(void)
     g_assert_cmpint(qtest_wait_exit(dst, 20000), ==, 1);
 }
 
+/*
+ * A guest that leaves bandwidth to the device: RAM converges at once
+ * under a low max-bandwidth, so that pre-copy iterations reach the
+ * device (the core skips the sections after one that used the budget).
+ */
+#define LIGHT_GUEST "-guest stress,ws=16M,rate=1M -guest dma,rate=50"
+#define CANCEL_DEV_MEM "--mem-size 64M"
+
+/* Poll until the device has sent some bytes; returns the figure. */
+static int64_t wait_device_bytes_sent(QTestState *src)
+{
+    static const char *const active[] = { "active", NULL };
+    g_autofree char *first = mig_wait_status(src, active, 10000);
+
+    for (int i = 0; i < 2000; i++) {
+        g_autofree char *st = mig_status(src);
+        int64_t sent = vfio_transferred(src);
+
+        g_assert_cmpstr(st, ==, "active");
+        if (sent > 0) {
+            return sent;
+        }
+        g_usleep(10 * 1000);
+    }
+    g_error("the device sent no pre-copy data within 20 s");
+}
+
+/*
+ * migrate_cancel while the device's initial bytes go out in pre-copy
+ * (4 MiB/s and no switchover possible keep that window open): the
+ * source runs on with its device back in RUNNING and intact, the
+ * destination fails cleanly and its device server stays usable, and a
+ * second migration, to a fresh destination on that same server,
+ * completes.
+ */
+static void cancel_device_transfer(bool multifd)
+{
+    g_autoptr(VfioServer) s0 = vfio_server_start(CANCEL_DEV_MEM);
+    g_autoptr(VfioServer) d0 = vfio_server_start(CANCEL_DEV_MEM);
+    g_autofree char *src_args = vfio_vm_args_guest(LIGHT_GUEST, &s0, 1, "");
+    g_autofree char *dst_args = vfio_vm_args_guest(LIGHT_GUEST, &d0, 1, "");
+    g_autofree char *path = qtest_tmp_path("mig", "sock");
+    g_autofree char *path2 = qtest_tmp_path("mig", "sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", path);
+    g_autofree char *uri2 = g_strdup_printf("unix:%s", path2);
+    g_autoptr(QTestState) dst = mig_start_dst(uri, dst_args);
+    g_autoptr(QTestState) src = mig_start_vm(src_args);
+    g_autoptr(QTestState) dst2 = NULL;
+    static const char *const cancelled[] = { "cancelled", NULL };
+    g_autofree char *st = NULL, *dev = NULL;
+    int64_t sent;
+
+    if (multifd) {
+        set_multifd(src);
+        set_multifd(dst);
+    }
+    mig_set_param(src, "max-bandwidth", 4 * MiB);
+    mig_set_param(src, "avail-switchover-bandwidth", 1);
+    vfio_wait_dma_progress(src, 16);
+    mig_migrate(src, uri);
+    sent = wait_device_bytes_sent(src);
+    g_test_message("device bytes sent before the cancel: %" PRId64, sent);
+    /* Less than the device memory: the initial bytes are not all out. */
+    g_assert_cmpint(sent, <, 64 * MiB);
+    dev = vfio_mig_state(src, "dev0");
+    g_assert_true(g_str_has_prefix(dev, "pre-copy"));
+    qtest_qmp_assert_ok(src, "{\"execute\": \"migrate_cancel\"}");
+    st = mig_wait_status(src, cancelled, 20000);
+    assert_source_recovered(src);
+    /* The destination saw its stream end: it exits, its server lives on. */
+    g_assert_cmpint(qtest_wait_exit(dst, 20000), ==, 1);
+    g_assert_true(vfio_server_alive(d0));
+
+    dst2 = mig_start_dst(uri2, dst_args);
+    if (multifd) {
+        set_multifd(dst2);
+    }
+    mig_set_fast(src);
+    mig_set_param(src, "avail-switchover-bandwidth", 1024 * MiB);
+    mig_migrate(src, uri2);
+    mig_wait_completed(src, 30000);
+    mig_wait_completed(dst2, 30000);
+    mig_assert_runstate(src, "postmigrate");
+    g_free(dev);
+    dev = vfio_mig_state(dst2, "dev0");
+    g_assert_cmpstr(dev, ==, "running");
+    vfio_wait_dma_progress(dst2, 64);
+    mig_assert_guest_ok(dst2);
+}
+
+static void test_cancel_device_transfer(void)
+{
+    cancel_device_transfer(false);
+}
+
+static void test_cancel_device_transfer_multifd(void)
+{
+    cancel_device_transfer(true);
+}
+
 static void test_destination_server_killed(void)
 {
     g_autoptr(VfioServer) s0 = vfio_server_start("");
@@ -267,12 +373,6 @@ static void test_destination_server_killed(void)
 }
 
 /* ---- Multifd device state ---- */
-
-static void set_multifd(QTestState *s)
-{
-    mig_set_cap(s, "multifd", true);
-    mig_set_param(s, "multifd-channels", 4);
-}
 
 /*
  * A destination that stays up when its load fails (exit-on-error
@@ -447,15 +547,20 @@ static void test_no_server(void)
 }
 
 /*
- * The destination stays paused (-S) so that its dma program cannot
- * rewrite the slots before the check.  Returns the check's verdict.
+ * A migration during which the device rewrites every slot of guest RAM
+ * by DMA, its servers started with @server_args, the source's device
+ * with @src_props and the source with @src_extra.  The destination stays
+ * paused (-S) so that its dma program cannot rewrite the slots before
+ * the check.  Returns the check's verdict.
  */
-static bool migrate_and_check(const char *src_props, char **detail)
+static bool migrate_and_check(const char *server_args, const char *src_props,
+                              const char *src_extra, char **detail)
 {
-    g_autoptr(VfioServer) s0 = vfio_server_start("");
-    g_autoptr(VfioServer) d0 = vfio_server_start("");
-    g_autofree char *src_args = vfio_vm_args(&s0, 1, src_props);
-    g_autofree char *dst_args = NULL, *tmp = vfio_vm_args(&d0, 1, "");
+    g_autoptr(VfioServer) s0 = vfio_server_start(server_args);
+    g_autoptr(VfioServer) d0 = vfio_server_start(server_args);
+    g_autofree char *dev_args = vfio_vm_args(&s0, 1, src_props);
+    g_autofree char *src_args = g_strdup_printf("%s %s", dev_args, src_extra);
+    g_autofree char *dst_args = NULL, *tmp = vfio_vm_args(&d0, 1, src_props);
     g_autofree char *path = qtest_tmp_path("mig", "sock");
     g_autofree char *uri = g_strdup_printf("unix:%s", path);
     g_autoptr(QTestState) dst = NULL;
@@ -490,13 +595,50 @@ static void test_dirty_tracking(void)
 {
     g_autofree char *detail_on = NULL, *detail_off = NULL;
 
-    if (!migrate_and_check("", &detail_on)) {
+    if (!migrate_and_check("", "", "", &detail_on)) {
         g_error("with dirty tracking: %s", detail_on);
     }
-    g_assert_false(migrate_and_check("x-no-dirty-sync=on", &detail_off));
+    g_assert_false(migrate_and_check("", "x-no-dirty-sync=on", "",
+                                     &detail_off));
     /* What is lost is a page only the device wrote. */
     g_assert_nonnull(detail_off);
     g_assert_nonnull(strstr(detail_off, "slot"));
+}
+
+/*
+ * A device without DMA logging under enable-migration=on: its DMA
+ * ranges are dirty at every sync (the trace says so), and the slots it
+ * wrote during the migration arrive; the same migration with the
+ * marking left out (x-no-dirty-sync) loses them, so the marking is what
+ * carries them.
+ */
+static void test_always_dirty(void)
+{
+    g_autofree char *log = qtest_tmp_path("vfio-dirty", "log");
+    g_autofree char *trace_args = g_strdup_printf(
+        "-trace vfio_dirty_log_sync -D %s", log);
+    g_autofree char *detail = NULL, *detail_off = NULL, *text = NULL;
+
+    if (!migrate_and_check("--no-dma-logging", "enable-migration=on",
+                           trace_args, &detail)) {
+        g_error("with the DMA ranges always dirty: %s", detail);
+    }
+    g_assert_true(g_file_get_contents(log, &text, NULL, NULL));
+    g_assert_nonnull(strstr(text, "all DMA ranges dirty"));
+    unlink(log);
+    g_assert_false(migrate_and_check("--no-dma-logging",
+                                     "enable-migration=on,x-no-dirty-sync=on",
+                                     "", &detail_off));
+    g_assert_nonnull(strstr(detail_off, "slot"));
+}
+
+/* The same device under enable-migration=auto blocks migration. */
+static void test_blocker_no_dma_logging(void)
+{
+    g_autoptr(VfioServer) a = vfio_server_start("--no-dma-logging");
+    g_autofree char *args = vfio_vm_args(&a, 1, "");
+    g_autoptr(QTestState) src = expect_migrate_refused(
+        args, "cannot track its DMA writes", "dev0");
 }
 
 /* ---- A destination fed a damaged VFIO section ---- */
@@ -667,11 +809,18 @@ int main(int argc, char **argv)
     g_test_add_func("/vfio/failure/server-killed/destination",
                     test_destination_server_killed);
     g_test_add_func("/vfio/failure/cancel/pre-copy", test_cancel_precopy);
+    g_test_add_func("/vfio/failure/cancel/device-transfer",
+                    test_cancel_device_transfer);
+    g_test_add_func("/vfio/failure/cancel/device-transfer-multifd",
+                    test_cancel_device_transfer_multifd);
     g_test_add_func("/vfio/blocker/mixed-p2p", test_blocker_mixed_p2p);
     g_test_add_func("/vfio/blocker/enable-migration-off",
                     test_blocker_disabled);
     g_test_add_func("/vfio/realize/no-server", test_no_server);
     g_test_add_func("/vfio/dirty-tracking/device-writes", test_dirty_tracking);
+    g_test_add_func("/vfio/dirty-tracking/always-dirty", test_always_dirty);
+    g_test_add_func("/vfio/blocker/no-dma-logging",
+                    test_blocker_no_dma_logging);
     g_test_add_func("/vfio/stream/damaged", test_damaged_stream);
     return g_test_run();
 }

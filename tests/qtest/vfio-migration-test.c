@@ -77,6 +77,45 @@ static char *tcp_listen(QTestState *dst)
                            json_object_get_string_member(a, "port"));
 }
 
+/* Whether every one of @n devices took more interrupts than @before. */
+static bool interrupts_grew(QTestState *s, unsigned n, const int64_t *before)
+{
+    for (unsigned i = 0; i < n; i++) {
+        g_autofree char *id = g_strdup_printf("dev%u", i);
+
+        if (vfio_dev_get_int(s, id, "x-irq-count") <= before[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * Every device of @s takes its completion interrupts through @irq, and
+ * each takes more of them while the dma program makes progress.
+ */
+static void assert_interrupts(QTestState *s, unsigned n, const char *irq)
+{
+    int64_t before[3];
+
+    for (unsigned i = 0; i < n; i++) {
+        g_autofree char *id = g_strdup_printf("dev%u", i);
+        g_autofree char *got = vfio_dev_get_str(s, id, "x-irq");
+
+        g_assert_cmpstr(got, ==, irq);
+        before[i] = vfio_dev_get_int(s, id, "x-irq-count");
+    }
+    vfio_wait_dma_progress(s, 256);
+    /* A vCPU drives several devices: wait for each, do not assume. */
+    for (int i = 0; i < 1000; i++) {
+        if (interrupts_grew(s, n, before)) {
+            return;
+        }
+        g_usleep(10 * 1000);
+    }
+    g_error("a device took no %s interrupt in 10 s", irq);
+}
+
 static void run_migration(gconstpointer opaque)
 {
     const MigCase *c = opaque;
@@ -86,6 +125,7 @@ static void run_migration(gconstpointer opaque)
     QTestState *src, *dst;
     bool via_multifd = c->multifd &&
         !(c->props && strstr(c->props, "x-migration-multifd-transfer=off"));
+    const char *irq = strstr(c->server_args, "--no-msix") ? "intx" : "msix";
 
     g_assert(c->nr_devices <= 3);
     for (unsigned i = 0; i < c->nr_devices; i++) {
@@ -128,7 +168,7 @@ static void run_migration(gconstpointer opaque)
      * the switchover all the same (the reason for this parameter).
      */
     mig_set_param(src, "avail-switchover-bandwidth", 1024 * MiB);
-    vfio_wait_dma_progress(src, 256);
+    assert_interrupts(src, c->nr_devices, irq);
     {
         g_autofree char *st = vfio_mig_state(src, "dev0");
 
@@ -184,7 +224,7 @@ static void run_migration(gconstpointer opaque)
         g_assert_cmpuint(seen, ==, (1u << c->nr_devices) - 1);
     }
     /* The destination's devices keep working after the switchover. */
-    vfio_wait_dma_progress(dst, 256);
+    assert_interrupts(dst, c->nr_devices, irq);
     mig_assert_guest_ok(dst);
 
     qtest_quit(src);
@@ -216,6 +256,9 @@ static const MigCase cases[] = {
     { 1, "", false, false, "x-migration-multifd-transfer=on", true },
     /* Multifd for RAM only: device state stays on the main channel. */
     { 3, "", true, false, "x-migration-multifd-transfer=off", true },
+    /* Devices without MSI-X: completions interrupt through INTx. */
+    { 1, "--no-msix", true, false },
+    { 3, "--no-msix --no-precopy", false, false, NULL, true },
 };
 
 static const char *const case_names[] = {
@@ -233,6 +276,8 @@ static const char *const case_names[] = {
     "/vfio/migration/3/pre-copy-ack/multifd/unix",
     "/vfio/migration/1/pre-copy/multifd-on/unix",
     "/vfio/migration/3/pre-copy-ack/multifd-transfer-off/unix",
+    "/vfio/migration/1/pre-copy-ack/intx",
+    "/vfio/migration/3/stop-copy/multifd/intx",
 };
 
 /*

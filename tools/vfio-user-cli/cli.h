@@ -28,6 +28,33 @@ bool cli_parse(const char *cmd, const char *usage, const char *summary,
 
 VFIOUserProxy *cli_connect(const char *socket_path, Error **errp);
 
+/* More checks of the parsed arguments; false after reporting the problem. */
+typedef bool CliCheckFn(int argc, char **argv, void *opaque);
+
+/* A subcommand's command line, as cli_parse() takes it. */
+typedef struct CliCommand {
+    const char *name;
+    const char *usage;
+    const char *summary;
+    GOptionEntry *entries;
+    int min_args;
+    int max_args;
+    CliCheckFn *check;          /* or NULL */
+    void *opaque;               /* for @check */
+} CliCommand;
+
+/*
+ * The start of most subcommands: cli_parse(), @c->check, then
+ * cli_connect() to the SOCKET argument (argv[2]).  Returns NULL after
+ * reporting why it could not.
+ */
+VFIOUserProxy *cli_open(const CliCommand *c, int *argc, char ***argv);
+/*
+ * The end of a subcommand: report @err (taking it) when set, disconnect
+ * @proxy (may be NULL).  Returns the exit status, 1 when @err was set.
+ */
+int cli_close(VFIOUserProxy *proxy, Error *err);
+
 /* Milliseconds since @start_ns. */
 double cli_ms_since(int64_t start_ns);
 /* Print a timing line: "  %-28s %10.3f ms" plus an optional note. */

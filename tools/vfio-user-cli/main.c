@@ -69,6 +69,32 @@ VFIOUserProxy *cli_connect(const char *socket_path, Error **errp)
     return proxy;
 }
 
+VFIOUserProxy *cli_open(const CliCommand *c, int *argc, char ***argv)
+{
+    Error *err = NULL;
+    VFIOUserProxy *proxy;
+
+    if (!cli_parse(c->name, c->usage, c->summary, c->entries, argc, argv,
+                   c->min_args, c->max_args) ||
+        (c->check && !c->check(*argc, *argv, c->opaque))) {
+        return NULL;
+    }
+    proxy = cli_connect((*argv)[2], &err);
+    if (!proxy) {
+        error_report_err(err);
+    }
+    return proxy;
+}
+
+int cli_close(VFIOUserProxy *proxy, Error *err)
+{
+    if (err) {
+        error_report_err(err);
+    }
+    vfio_user_disconnect(proxy);
+    return err ? 1 : 0;
+}
+
 double cli_ms_since(int64_t start_ns)
 {
     return (get_clock_ns() - start_ns) / 1e6;
@@ -144,17 +170,14 @@ bool cli_set_state(VFIOUserProxy *proxy, uint32_t target, bool direct,
 
 static int cmd_version(int argc, char **argv)
 {
-    g_autoptr(Error) err = NULL;
-    VFIOUserProxy *proxy;
+    static const CliCommand cmd = {
+        "version", "SOCKET", "Negotiate the protocol version and show what "
+        "the server offers.", NULL, 1, 1,
+    };
+    VFIOUserProxy *proxy = cli_open(&cmd, &argc, &argv);
     const VFIOUserPeerCaps *c;
 
-    if (!cli_parse("version", "SOCKET", "Negotiate the protocol version and "
-                   "show what the server offers.", NULL, &argc, &argv, 1, 1)) {
-        return 1;
-    }
-    proxy = cli_connect(argv[2], &err);
     if (!proxy) {
-        error_report_err(g_steal_pointer(&err));
         return 1;
     }
     c = vfio_user_peer_caps(proxy);
@@ -170,8 +193,7 @@ static int cmd_version(int argc, char **argv)
     printf("twin_socket        %s\n", c->twin_socket ? "yes" : "no");
     printf("x-precopy-info     %s\n", c->precopy_info ? "yes" : "no");
     printf("x-mig-data-size    %s\n", c->mig_data_size ? "yes" : "no");
-    vfio_user_disconnect(proxy);
-    return 0;
+    return cli_close(proxy, NULL);
 }
 
 static void print_region(VFIOUserProxy *proxy, uint32_t index)
@@ -213,19 +235,21 @@ static int cmd_info(int argc, char **argv)
     static const char *const irq_names[] = {
         "INTx", "MSI", "MSI-X", "ERR", "REQ",
     };
+    static const CliCommand cmd = {
+        "info", "SOCKET", "Show the device: regions, interrupts and "
+        "migration support.", NULL, 1, 1,
+    };
     g_autoptr(Error) err = NULL;
     struct vfio_user_device_info dev;
-    VFIOUserProxy *proxy;
+    VFIOUserProxy *proxy = cli_open(&cmd, &argc, &argv);
     uint64_t flags;
     uint32_t state;
 
-    if (!cli_parse("info", "SOCKET", "Show the device: regions, interrupts "
-                   "and migration support.", NULL, &argc, &argv, 1, 1)) {
+    if (!proxy) {
         return 1;
     }
-    proxy = cli_connect(argv[2], &err);
-    if (!proxy || !vfio_user_get_device_info(proxy, &dev, &err)) {
-        goto fail;
+    if (!vfio_user_get_device_info(proxy, &dev, &err)) {
+        goto out;
     }
     printf("device flags 0x%x%s%s, %u regions, %u irq indices\n", dev.flags,
            dev.flags & VFIO_DEVICE_FLAGS_PCI ? " pci" : "",
@@ -238,7 +262,7 @@ static int cmd_info(int argc, char **argv)
         struct vfio_irq_info irq;
 
         if (!vfio_user_get_irq_info(proxy, i, &irq, &err)) {
-            goto fail;
+            goto out;
         }
         if (irq.count) {
             printf("  irq %u (%s): %u vector(s), flags 0x%x\n", i,
@@ -256,13 +280,8 @@ static int cmd_info(int argc, char **argv)
         printf("migration: not supported (%s)\n", error_get_pretty(err));
         g_clear_pointer(&err, error_free);
     }
-    vfio_user_disconnect(proxy);
-    return 0;
-
-fail:
-    error_report_err(g_steal_pointer(&err));
-    vfio_user_disconnect(proxy);
-    return 1;
+out:
+    return cli_close(proxy, g_steal_pointer(&err));
 }
 
 /* ---- read / write ---- */
@@ -279,42 +298,55 @@ static bool parse_u32(const char *what, const char *str, uint32_t *val)
     return true;
 }
 
+/* REGION OFFSET and, for read, COUNT or, for write, VALUE. */
+typedef struct AccessArgs {
+    uint32_t region;
+    uint64_t offset;
+    uint64_t count;             /* read */
+    gint size;                  /* write */
+    uint64_t value;             /* write */
+} AccessArgs;
+
+static bool read_args_check(int argc, char **argv, void *opaque)
+{
+    AccessArgs *a = opaque;
+
+    if (!parse_u32("REGION", argv[3], &a->region)) {
+        return false;
+    }
+    if (qemu_strtou64(argv[4], &a->offset) < 0) {
+        error_report("OFFSET '%s': not a number", argv[4]);
+        return false;
+    }
+    if (argc > 5 && (qemu_strtosz(argv[5], &a->count) < 0 || !a->count ||
+                     a->count > 256 * MiB)) {
+        error_report("COUNT '%s': expected 1 byte to 256M", argv[5]);
+        return false;
+    }
+    return true;
+}
+
 static int cmd_read(int argc, char **argv)
 {
+    AccessArgs a = { .count = 4 };
+    const CliCommand cmd = {
+        "read", "SOCKET REGION OFFSET [COUNT]", "Read COUNT bytes (default "
+        "4) of a region; 1, 2, 4 or 8 bytes are also shown as a "
+        "little-endian number.", NULL, 3, 4, read_args_check, &a,
+    };
     g_autoptr(Error) err = NULL;
     g_autofree uint8_t *buf = NULL;
-    VFIOUserProxy *proxy;
-    uint32_t region;
-    uint64_t offset, count = 4;
+    VFIOUserProxy *proxy = cli_open(&cmd, &argc, &argv);
+    uint64_t offset = a.offset, count = a.count;
     int64_t start;
 
-    if (!cli_parse("read", "SOCKET REGION OFFSET [COUNT]", "Read COUNT bytes "
-                   "(default 4) of a region; 1, 2, 4 or 8 bytes are also "
-                   "shown as a little-endian number.", NULL, &argc, &argv,
-                   3, 4) ||
-        !parse_u32("REGION", argv[3], &region)) {
-        return 1;
-    }
-    if (qemu_strtou64(argv[4], &offset) < 0) {
-        error_report("OFFSET '%s': not a number", argv[4]);
-        return 1;
-    }
-    if (argc > 5 && (qemu_strtosz(argv[5], &count) < 0 || !count ||
-                     count > 256 * MiB)) {
-        error_report("COUNT '%s': expected 1 byte to 256M", argv[5]);
-        return 1;
-    }
-    proxy = cli_connect(argv[2], &err);
     if (!proxy) {
-        error_report_err(g_steal_pointer(&err));
         return 1;
     }
     buf = g_malloc(count);
     start = get_clock_ns();
-    if (!vfio_user_region_read(proxy, region, offset, buf, count, &err)) {
-        error_report_err(g_steal_pointer(&err));
-        vfio_user_disconnect(proxy);
-        return 1;
+    if (!vfio_user_region_read(proxy, a.region, offset, buf, count, &err)) {
+        return cli_close(proxy, g_steal_pointer(&err));
     }
     cli_step("REGION_READ", cli_ms_since(start), "%" PRIu64 " bytes", count);
     if (count == 1 || count == 2 || count == 4 || count == 8) {
@@ -331,61 +363,74 @@ static int cmd_read(int argc, char **argv)
             printf("\n");
         }
     }
-    vfio_user_disconnect(proxy);
-    return 0;
+    return cli_close(proxy, NULL);
+}
+
+static bool write_args_check(int argc, char **argv, void *opaque)
+{
+    AccessArgs *a = opaque;
+
+    if (!parse_u32("REGION", argv[3], &a->region)) {
+        return false;
+    }
+    if (qemu_strtou64(argv[4], &a->offset) < 0 ||
+        qemu_strtou64(argv[5], &a->value) < 0) {
+        error_report("OFFSET '%s' and VALUE '%s' must be numbers", argv[4],
+                     argv[5]);
+        return false;
+    }
+    if (a->size != 1 && a->size != 2 && a->size != 4 && a->size != 8) {
+        error_report("--size %d: expected 1, 2, 4 or 8", a->size);
+        return false;
+    }
+    if (a->size < 8 && a->value >> (a->size * 8)) {
+        error_report("VALUE 0x%" PRIx64 " does not fit %d bytes", a->value,
+                     a->size);
+        return false;
+    }
+    return true;
 }
 
 static int cmd_write(int argc, char **argv)
 {
-    gint size = 4;
+    AccessArgs a = { .size = 4 };
     GOptionEntry entries[] = {
-        { "size", 's', 0, G_OPTION_ARG_INT, &size,
+        { "size", 's', 0, G_OPTION_ARG_INT, &a.size,
           "access size in bytes: 1, 2, 4 or 8 (default 4)", "N" },
         { NULL }
     };
+    const CliCommand cmd = {
+        "write", "SOCKET REGION OFFSET VALUE", "Write VALUE as a "
+        "little-endian number of --size bytes.", entries, 4, 4,
+        write_args_check, &a,
+    };
     g_autoptr(Error) err = NULL;
-    VFIOUserProxy *proxy;
-    uint32_t region;
-    uint64_t offset, value;
+    VFIOUserProxy *proxy = cli_open(&cmd, &argc, &argv);
     int64_t start;
 
-    if (!cli_parse("write", "SOCKET REGION OFFSET VALUE", "Write VALUE as a "
-                   "little-endian number of --size bytes.", entries, &argc,
-                   &argv, 4, 4) ||
-        !parse_u32("REGION", argv[3], &region)) {
-        return 1;
-    }
-    if (qemu_strtou64(argv[4], &offset) < 0 ||
-        qemu_strtou64(argv[5], &value) < 0) {
-        error_report("OFFSET '%s' and VALUE '%s' must be numbers", argv[4],
-                     argv[5]);
-        return 1;
-    }
-    if (size != 1 && size != 2 && size != 4 && size != 8) {
-        error_report("--size %d: expected 1, 2, 4 or 8", size);
-        return 1;
-    }
-    if (size < 8 && value >> (size * 8)) {
-        error_report("VALUE 0x%" PRIx64 " does not fit %d bytes", value, size);
-        return 1;
-    }
-    proxy = cli_connect(argv[2], &err);
     if (!proxy) {
-        error_report_err(g_steal_pointer(&err));
         return 1;
     }
     start = get_clock_ns();
-    if (!vfio_user_region_write(proxy, region, offset, &value, size, &err)) {
-        error_report_err(g_steal_pointer(&err));
-        vfio_user_disconnect(proxy);
-        return 1;
+    if (vfio_user_region_write(proxy, a.region, a.offset, &a.value, a.size,
+                               &err)) {
+        cli_step("REGION_WRITE", cli_ms_since(start), "%d bytes", a.size);
     }
-    cli_step("REGION_WRITE", cli_ms_since(start), "%d bytes", size);
-    vfio_user_disconnect(proxy);
-    return 0;
+    return cli_close(proxy, g_steal_pointer(&err));
 }
 
 /* ---- state / reset ---- */
+
+static bool state_args_check(int argc, char **argv, void *opaque)
+{
+    if (argc > 3 && !vfio_user_mig_state_parse(argv[3], opaque)) {
+        error_report("state '%s': unknown (stop, running, stop-copy, "
+                     "resuming, running-p2p, pre-copy, pre-copy-p2p)",
+                     argv[3]);
+        return false;
+    }
+    return true;
+}
 
 static int cmd_state(int argc, char **argv)
 {
@@ -395,86 +440,62 @@ static int cmd_state(int argc, char **argv)
           "one request; the server picks the path", NULL },
         { NULL }
     };
-    g_autoptr(Error) err = NULL;
-    VFIOUserProxy *proxy;
     uint32_t state, target;
+    const CliCommand cmd = {
+        "state", "SOCKET [STATE]", "Show the migration state, or move to "
+        "STATE (stop, running, stop-copy, resuming, running-p2p, pre-copy, "
+        "pre-copy-p2p) one arc at a time, timing each arc.", entries, 1, 2,
+        state_args_check, &target,
+    };
+    g_autoptr(Error) err = NULL;
+    VFIOUserProxy *proxy = cli_open(&cmd, &argc, &argv);
 
-    if (!cli_parse("state", "SOCKET [STATE]", "Show the migration state, or "
-                   "move to STATE (stop, running, stop-copy, resuming, "
-                   "running-p2p, pre-copy, pre-copy-p2p) one arc at a time, "
-                   "timing each arc.", entries, &argc, &argv, 1, 2)) {
-        return 1;
-    }
-    if (argc > 3 && !vfio_user_mig_state_parse(argv[3], &target)) {
-        error_report("state '%s': unknown (stop, running, stop-copy, "
-                     "resuming, running-p2p, pre-copy, pre-copy-p2p)",
-                     argv[3]);
-        return 1;
-    }
-    proxy = cli_connect(argv[2], &err);
     if (!proxy) {
-        goto fail;
+        return 1;
     }
-    if (argc > 3 && !cli_set_state(proxy, target, direct, &err)) {
-        goto fail;
+    if ((argc <= 3 || cli_set_state(proxy, target, direct, &err)) &&
+        vfio_user_mig_get_state(proxy, &state, &err)) {
+        printf("%s\n", vfio_user_mig_state_name(state));
     }
-    if (!vfio_user_mig_get_state(proxy, &state, &err)) {
-        goto fail;
-    }
-    printf("%s\n", vfio_user_mig_state_name(state));
-    vfio_user_disconnect(proxy);
-    return 0;
-
-fail:
-    error_report_err(g_steal_pointer(&err));
-    vfio_user_disconnect(proxy);
-    return 1;
+    return cli_close(proxy, g_steal_pointer(&err));
 }
 
 static int cmd_reset(int argc, char **argv)
 {
+    static const CliCommand cmd = {
+        "reset", "SOCKET", "Reset the device (also the way out of the ERROR "
+        "state).", NULL, 1, 1,
+    };
     g_autoptr(Error) err = NULL;
-    VFIOUserProxy *proxy;
+    VFIOUserProxy *proxy = cli_open(&cmd, &argc, &argv);
     int64_t start;
 
-    if (!cli_parse("reset", "SOCKET", "Reset the device (also the way out "
-                   "of the ERROR state).", NULL, &argc, &argv, 1, 1)) {
-        return 1;
-    }
-    proxy = cli_connect(argv[2], &err);
     if (!proxy) {
-        error_report_err(g_steal_pointer(&err));
         return 1;
     }
     start = get_clock_ns();
-    if (!vfio_user_device_reset(proxy, &err)) {
-        error_report_err(g_steal_pointer(&err));
-        vfio_user_disconnect(proxy);
-        return 1;
+    if (vfio_user_device_reset(proxy, &err)) {
+        cli_step("DEVICE_RESET", cli_ms_since(start), "%s", "");
     }
-    cli_step("DEVICE_RESET", cli_ms_since(start), "%s", "");
-    vfio_user_disconnect(proxy);
-    return 0;
+    return cli_close(proxy, g_steal_pointer(&err));
 }
 
 /* ---- vfio-user-dma specific ---- */
 
 static int cmd_dma_check(int argc, char **argv)
 {
+    static const CliCommand cmd = {
+        "dma-check", "SOCKET", "vfio-user-dma only: verify device memory "
+        "against its content model and print its checksum. Exits 1 when "
+        "pages are bad.", NULL, 1, 1,
+    };
     g_autoptr(Error) err = NULL;
-    VFIOUserProxy *proxy;
+    VFIOUserProxy *proxy = cli_open(&cmd, &argc, &argv);
     uint64_t bad, first, sum, foreign, steps, seed;
     uint32_t id;
     int64_t start;
 
-    if (!cli_parse("dma-check", "SOCKET", "vfio-user-dma only: verify device "
-                   "memory against its content model and print its checksum. "
-                   "Exits 1 when pages are bad.", NULL, &argc, &argv, 1, 1)) {
-        return 1;
-    }
-    proxy = cli_connect(argv[2], &err);
     if (!proxy) {
-        error_report_err(g_steal_pointer(&err));
         return 1;
     }
     start = get_clock_ns();
@@ -514,9 +535,7 @@ static int cmd_dma_check(int argc, char **argv)
     return bad ? 1 : 0;
 
 fail:
-    error_report_err(g_steal_pointer(&err));
-    vfio_user_disconnect(proxy);
-    return 1;
+    return cli_close(proxy, g_steal_pointer(&err));
 }
 
 static const struct {

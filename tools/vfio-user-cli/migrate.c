@@ -212,15 +212,9 @@ int cli_cmd_save(int argc, char **argv)
     }
     ms = cli_ms_since(start);
     cli_step("total", ms, "%" PRIu64 " bytes to %s", total, argv[3]);
-    close(fd);
-    vfio_user_disconnect(proxy);
-    return 0;
-
 fail:
-    error_report_err(g_steal_pointer(&err));
     close(fd);
-    vfio_user_disconnect(proxy);
-    return 1;
+    return cli_close(proxy, g_steal_pointer(&err));
 }
 
 int cli_cmd_load(int argc, char **argv)
@@ -285,15 +279,9 @@ int cli_cmd_load(int argc, char **argv)
         goto fail;
     }
     cli_step("total", cli_ms_since(start), "%s", "");
-    close(fd);
-    vfio_user_disconnect(proxy);
-    return 0;
-
 fail:
-    error_report_err(g_steal_pointer(&err));
     close(fd);
-    vfio_user_disconnect(proxy);
-    return 1;
+    return cli_close(proxy, g_steal_pointer(&err));
 }
 
 int cli_cmd_migrate(int argc, char **argv)
@@ -329,13 +317,7 @@ int cli_cmd_migrate(int argc, char **argv)
     cli_step("downtime", cli_ms_since(stop_ns), "source stopped until the "
              "destination ran");
     cli_step("total", cli_ms_since(start), "%" PRIu64 " bytes", total);
-    vfio_user_disconnect(src);
-    vfio_user_disconnect(dst);
-    return 0;
-
 fail:
-    error_report_err(g_steal_pointer(&err));
-    vfio_user_disconnect(src);
     vfio_user_disconnect(dst);
-    return 1;
+    return cli_close(src, g_steal_pointer(&err));
 }

@@ -134,6 +134,7 @@ struct VFIODevice {
     unsigned nr_dma_ranges;
     int irq_fd;                     /* completion eventfd, or -1 */
     uint32_t irq_index;             /* VFIO_PCI_*_IRQ_INDEX of irq_fd */
+    uint64_t irq_count;             /* interrupts taken (atomic) */
     uint8_t config[256];            /* config space read at realize */
 
     /* Migration (hw/vfio/migration.c); NULL when the device has none. */

@@ -33,10 +33,10 @@ static bool feature_desc(VusCtx *ctx, uint32_t feature, FeatureDesc *d)
     case VFIO_DEVICE_FEATURE_DMA_LOGGING_START:
     case VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP:
         *d = (FeatureDesc) { VFIO_DEVICE_FEATURE_SET, 0, false };
-        return true;
+        return !ctx->mig.no_dma_logging;
     case VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT:
         *d = (FeatureDesc) { VFIO_DEVICE_FEATURE_GET, 0, false };
-        return true;
+        return !ctx->mig.no_dma_logging;
     case VFIO_DEVICE_FEATURE_MIG_DATA_SIZE:
         *d = (FeatureDesc) { VFIO_DEVICE_FEATURE_GET,
                              sizeof(struct vfio_device_feature_mig_data_size),

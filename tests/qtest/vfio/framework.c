@@ -3,6 +3,7 @@
  */
 #include "qemu/osdep.h"
 #include "framework.h"
+#include "migration/framework.h"
 
 #include <signal.h>
 #include <sys/prctl.h>
@@ -92,9 +93,26 @@ void vfio_server_free(VfioServer *srv)
     g_free(srv);
 }
 
+bool vfio_server_alive(VfioServer *srv)
+{
+    int status;
+
+    if (srv->pid && waitpid(srv->pid, &status, WNOHANG) == srv->pid) {
+        srv->pid = 0;       /* reaped: nothing left to kill */
+    }
+    return srv->pid != 0;
+}
+
 char *vfio_vm_args(VfioServer **srvs, unsigned n, const char *props)
 {
-    GString *s = g_string_new("-guest stress,ws=64M,rate=32M -guest dma");
+    return vfio_vm_args_guest("-guest stress,ws=64M,rate=32M -guest dma",
+                              srvs, n, props);
+}
+
+char *vfio_vm_args_guest(const char *guest, VfioServer **srvs, unsigned n,
+                         const char *props)
+{
+    GString *s = g_string_new(guest);
 
     for (unsigned i = 0; i < n; i++) {
         g_string_append_printf(s, " -device vfio-user-pci,socket=%s,id=dev%u"
@@ -104,13 +122,42 @@ char *vfio_vm_args(VfioServer **srvs, unsigned n, const char *props)
     return g_string_free(s, FALSE);
 }
 
-char *vfio_mig_state(QTestState *s, const char *id)
+static JsonNode *dev_get(QTestState *s, const char *id, const char *prop)
 {
-    g_autoptr(JsonNode) r = qtest_qmp_assert_success(s,
-        "{\"execute\": \"qom-get\", \"arguments\": {\"path\": \"%s\", "
-        "\"property\": \"migration-state\"}}", id);
+    return qtest_qmp_assert_success(s, "{\"execute\": \"qom-get\", "
+                                    "\"arguments\": {\"path\": \"%s\", "
+                                    "\"property\": \"%s\"}}", id, prop);
+}
+
+char *vfio_dev_get_str(QTestState *s, const char *id, const char *prop)
+{
+    g_autoptr(JsonNode) r = dev_get(s, id, prop);
 
     return g_strdup(json_node_get_string(r));
+}
+
+int64_t vfio_dev_get_int(QTestState *s, const char *id, const char *prop)
+{
+    g_autoptr(JsonNode) r = dev_get(s, id, prop);
+
+    return json_node_get_int(r);
+}
+
+char *vfio_mig_state(QTestState *s, const char *id)
+{
+    return vfio_dev_get_str(s, id, "migration-state");
+}
+
+int64_t vfio_transferred(QTestState *s)
+{
+    g_autoptr(JsonNode) q = mig_query(s);
+    JsonObject *obj = qtest_obj(q);
+
+    if (!json_object_has_member(obj, "vfio")) {
+        return 0;
+    }
+    return json_object_get_int_member(
+        json_object_get_object_member(obj, "vfio"), "transferred");
 }
 
 bool vfio_guest_verify(QTestState *s, char **detail)

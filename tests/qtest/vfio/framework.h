@@ -34,9 +34,19 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(VfioServer, vfio_server_free)
  * too, from the migration framework's machine).
  */
 char *vfio_vm_args(VfioServer **srvs, unsigned n, const char *props);
+/* The same with @guest ("-guest ...") instead of the default guest. */
+char *vfio_vm_args_guest(const char *guest, VfioServer **srvs, unsigned n,
+                         const char *props);
+/* Whether the server still runs (it did not exit or die). */
+bool vfio_server_alive(VfioServer *srv);
 
 /* qom-get of a device's migration-state. */
 char *vfio_mig_state(QTestState *s, const char *id);
+/* qom-get of a string / integer property of device @id. */
+char *vfio_dev_get_str(QTestState *s, const char *id, const char *prop);
+int64_t vfio_dev_get_int(QTestState *s, const char *id, const char *prop);
+/* query-migrate's vfio.transferred (0 before device data was sent). */
+int64_t vfio_transferred(QTestState *s);
 /* x-guest-verify's "ok" (and its detail when it failed, in *@detail). */
 bool vfio_guest_verify(QTestState *s, char **detail);
 /* Wait (bounded) until the guest's dma program made @rounds more trips. */

@@ -496,6 +496,13 @@ typedef struct VusMigrationOps {
      */
     int (*precopy_info)(void *opaque, uint64_t *initial_bytes,
                         uint64_t *dirty_bytes);
+
+    /*
+     * Do not offer DMA logging (DMA_LOGGING_START / STOP / REPORT), like
+     * a device that cannot track its writes: a client then has to treat
+     * every page the device may write as dirty.
+     */
+    bool no_dma_logging;
 } VusMigrationOps;
 
 /**
