@@ -151,6 +151,9 @@ uint32_t migration_config_caps(void)
     if (migrate_multifd()) {
         caps |= MIG_CONFIG_CAP_MULTIFD;
     }
+    if (migrate_validate_uuid()) {
+        caps |= MIG_CONFIG_FLAG_VM_UUID;
+    }
     return caps;
 }
 
@@ -196,6 +199,7 @@ static uint64_t migration_pages(MigrationState *s, bool data_only)
 
 static void rate_window_start(MigrationState *s)
 {
+    s->window_starved = false;
     s->window_start_ms = get_clock_ms();
     s->window_start_bytes = migration_bytes_sent(s);
     s->window_start_pages = migration_pages(s, false);
@@ -203,20 +207,47 @@ static void rate_window_start(MigrationState *s)
 }
 
 /*
- * Close a measurement window when it is due; sleep when over budget.
+ * The switchover estimate from a window that just closed, which moved
+ * pending data at @rate bytes/s.  Only a window in which the sender
+ * always had data (or used its whole max-bandwidth budget) measures the
+ * channel.  A starved one measures what the guest dirtied, a lower bound
+ * of the channel: it may raise the estimate, never lower it.  Until a
+ * busy window has been seen, max-bandwidth stands in for the channel.
+ */
+static void bandwidth_update(MigrationState *s, uint64_t rate, bool budget_used)
+{
+    if (!s->window_starved || budget_used) {
+        s->bandwidth = rate;
+        s->bandwidth_measured = true;
+    } else if (s->bandwidth_measured) {
+        s->bandwidth = MAX(s->bandwidth, rate);
+    } else {
+        s->bandwidth = MAX(rate, migrate_max_bandwidth());
+    }
+}
+
+/*
+ * Close a measurement window when it is due.  Sleep until its end when
+ * it is over budget, or when the sender is @starved: everything the
+ * last exact count found is sent, so there is nothing to do until the
+ * guest dirties more (a new dirty sync at once would find next to
+ * nothing, and each one costs a pass over the bitmaps and the devices).
  * The bandwidth that decides the switchover is the rate at which pending
  * data goes: bytes on the wire, or the data pages sent when compression
  * makes them smaller on the wire.
  */
-static void rate_window_update(MigrationState *s)
+static void rate_window_update(MigrationState *s, bool starved)
 {
     int64_t now = get_clock_ms();
     int64_t elapsed = now - s->window_start_ms;
     uint64_t bytes = migration_bytes_sent(s) - s->window_start_bytes;
+    uint64_t limit = migrate_max_bandwidth();
 
-    if (elapsed < RATE_WINDOW_MS && migration_rate_limit_exceeded()) {
+    s->window_starved |= starved;
+    if (elapsed < RATE_WINDOW_MS &&
+        (starved || migration_rate_limit_exceeded())) {
         g_mutex_lock(&s->lock);
-        /* Wake early on cancel or a return-path failure. */
+        /* Wake early on cancel, a return-path failure or the ack. */
         g_cond_wait_until(&s->cond, &s->lock, g_get_monotonic_time() +
                           (RATE_WINDOW_MS - elapsed) * 1000);
         g_mutex_unlock(&s->lock);
@@ -229,7 +260,8 @@ static void rate_window_update(MigrationState *s)
         uint64_t data = (migration_pages(s, true) - s->window_start_data_pages)
                         * TARGET_PAGE_SIZE * 1000 / elapsed;
 
-        s->bandwidth = MAX(wire, data);
+        bandwidth_update(s, MAX(wire, data),
+                         limit && bytes >= limit * RATE_WINDOW_MS / 1000);
         __atomic_store_n(&s->mbps_x1000, wire * 8 / 1000, __ATOMIC_RELAXED);
         __atomic_store_n(&s->pages_per_second,
                          (migration_pages(s, false) - s->window_start_pages) *
@@ -300,7 +332,10 @@ static gpointer rp_thread_fn(gpointer opaque)
             g_cond_broadcast(&s->cond);
             g_mutex_unlock(&s->lock);
         } else if (type == MIG_RP_MSG_SWITCHOVER_ACK && len == 0) {
+            g_mutex_lock(&s->lock);
             __atomic_store_n(&s->switchover_acked, true, __ATOMIC_SEQ_CST);
+            g_cond_broadcast(&s->cond);
+            g_mutex_unlock(&s->lock);
         } else {
             error_setg(&err, "return path: unknown message %u (%u bytes)",
                        type, len);
@@ -378,10 +413,11 @@ static void migration_state_reset(MigrationState *s)
     s->multifd_started = false;
     s->in_downtime = s->succeeded = false;
     s->bandwidth = 0;
+    s->bandwidth_measured = s->window_starved = false;
     s->rp_shut_received = s->rp_exited = s->continue_requested = false;
     s->rp_shut_value = s->rp_pong = 0;
     s->downtime_start_ns = s->downtime_end_ns = 0;
-    s->switchover_acked = false;
+    s->switchover_acked = s->stream_complete = false;
     s->expected_downtime_ms = s->mbps_x1000 = s->pages_per_second = 0;
     s->setup_time_ms = s->total_time_ms = s->downtime_ms = 0;
     memset(&ram_stats, 0, sizeof(ram_stats));
@@ -559,6 +595,10 @@ static bool migration_completion(MigrationState *s, Error **errp)
         return false;
     }
     ret = qemu_savevm_state_complete(s->to_dst, errp);
+    if (ret == 0) {
+        /* Set with the BQL, which migrate_cancel needs: see there. */
+        __atomic_store_n(&s->stream_complete, true, __ATOMIC_SEQ_CST);
+    }
     bql_unlock();
     if (ret < 0) {
         return false;
@@ -580,6 +620,7 @@ static bool migration_iterate_until_ready(MigrationState *s, Error **errp)
     for (;;) {
         uint64_t threshold = switchover_threshold(s);
         uint64_t pending = qemu_savevm_pending_estimate();
+        bool synced = false;
         bool acked = !migrate_switchover_ack() ||
                      __atomic_load_n(&s->switchover_acked, __ATOMIC_SEQ_CST);
         int ret;
@@ -596,6 +637,7 @@ static bool migration_iterate_until_ready(MigrationState *s, Error **errp)
         }
         if (pending <= threshold) {
             pending = qemu_savevm_pending_exact();
+            synced = true;
         }
         if (s->bandwidth) {
             __atomic_store_n(&s->expected_downtime_ms,
@@ -614,7 +656,8 @@ static bool migration_iterate_until_ready(MigrationState *s, Error **errp)
             qemu_file_check(s->to_dst, errp);
             return false;
         }
-        rate_window_update(s);
+        /* Every iterator sent all that the exact figure counted. */
+        rate_window_update(s, synced && ret > 0);
     }
 }
 
@@ -742,10 +785,8 @@ bool migration_start(const MigrationAddress *addr, Error **errp)
     return true;
 }
 
-void migration_cancel(void)
+static void migration_cancel_now(MigrationState *s)
 {
-    MigrationState *s = &current_migration;
-
     for (;;) {
         MigrationStatus st = migration_get_status(s);
 
@@ -763,6 +804,27 @@ void migration_cancel(void)
     g_mutex_lock(&s->lock);
     g_cond_broadcast(&s->cond);
     g_mutex_unlock(&s->lock);
+}
+
+/*
+ * migrate_cancel.  In status `device` the migration thread holds the BQL
+ * while it writes the final state, so this runs only once the whole
+ * stream, EOF included, is out (or writing it failed).  From then on it
+ * is too late: the destination may load it and run the VM, and a source
+ * that resumed would run it a second time.  The cancel is then ignored
+ * and the destination's verdict (SHUT, or the end of the stream without
+ * a return path) ends the migration.
+ */
+void migration_cancel(void)
+{
+    MigrationState *s = &current_migration;
+
+    if (__atomic_load_n(&s->stream_complete, __ATOMIC_SEQ_CST)) {
+        warn_report("migrate_cancel: too late, the whole stream has been "
+                    "sent; the destination decides the outcome");
+        return;
+    }
+    migration_cancel_now(s);
 }
 
 bool migration_continue(const char *state, Error **errp)
@@ -792,7 +854,8 @@ void migration_shutdown(void)
     MigrationState *s = &current_migration;
 
     if (s->thread) {
-        migration_cancel();
+        /* Even after the stream's end: this process goes away. */
+        migration_cancel_now(s);
         /* The thread takes the BQL to clean up; its final bh never runs. */
         bql_unlock();
         g_thread_join(s->thread);

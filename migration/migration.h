@@ -73,7 +73,8 @@ static inline void stl_be(uint8_t *p, uint32_t v)
  *     in_downtime, savevm_setup_done, timings until the thread ends.
  *   lock: error, rp_*, continue_requested, downtime_end_ns; cond signals
  *     any change of them, and cancel.
- *   atomics: status, switchover_acked, and the figures query-migrate reads
+ *   atomics: status, switchover_acked, stream_complete (set with the
+ *     BQL), and the figures query-migrate reads
  *     while the thread runs (expected_downtime_ms, mbps_x1000,
  *     pages_per_second).
  */
@@ -99,7 +100,9 @@ typedef struct MigrationState {
     uint64_t window_start_bytes;
     uint64_t window_start_pages;
     uint64_t window_start_data_pages;
-    uint64_t bandwidth;             /* bytes/s, last window */
+    bool window_starved;            /* the sender ran out of data */
+    uint64_t bandwidth;             /* bytes/s, switchover estimate */
+    bool bandwidth_measured;        /* a busy window has set it */
 
     GMutex lock;
     GCond cond;
@@ -113,6 +116,7 @@ typedef struct MigrationState {
     int64_t downtime_end_ns;
 
     bool switchover_acked;
+    bool stream_complete;           /* EOF is out: too late to cancel */
     uint64_t expected_downtime_ms;
     uint64_t mbps_x1000;
     uint64_t pages_per_second;
@@ -146,7 +150,8 @@ typedef struct MigrationIncomingState MigrationIncomingState;
 void migration_report_error(Error *err);
 /* Source: emit MIGRATION_PASS (with the events capability). */
 void migration_event_pass(uint64_t pass);
-/* The capability bits the configuration section carries (savevm.h). */
+/* The capability bits and flags the configuration section carries
+ * (savevm.h). */
 uint32_t migration_config_caps(void);
 
 /* Destination, called by the loader on the incoming thread. */

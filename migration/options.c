@@ -17,6 +17,7 @@ static const char *const capability_names[MIGRATION_CAPABILITY__MAX] = {
     [MIGRATION_CAPABILITY_SWITCHOVER_ACK] = "switchover-ack",
     [MIGRATION_CAPABILITY_PAUSE_BEFORE_SWITCHOVER] = "pause-before-switchover",
     [MIGRATION_CAPABILITY_MULTIFD] = "multifd",
+    [MIGRATION_CAPABILITY_VALIDATE_UUID] = "validate-uuid",
 };
 
 /* Written with the BQL while no migration runs; read from any thread. */
@@ -88,6 +89,11 @@ uint64_t migrate_avail_switchover_bandwidth(void)
 bool migrate_multifd(void)
 {
     return cap_get(MIGRATION_CAPABILITY_MULTIFD);
+}
+
+bool migrate_validate_uuid(void)
+{
+    return cap_get(MIGRATION_CAPABILITY_VALIDATE_UUID);
 }
 
 unsigned migrate_multifd_channels(void)

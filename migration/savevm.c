@@ -4,9 +4,11 @@
  */
 #include "qemu/osdep.h"
 #include "qemu/main-loop.h"
+#include "qemu/uuid.h"
 #include "system/ramblock.h"
 #include "system/guest.h"
 #include "system/cpus.h"
+#include "system/system.h"
 #include "migration/register.h"
 #include "migration/vmstate.h"
 #include "migration/options.h"
@@ -158,6 +160,9 @@ void qemu_savevm_send_header(QEMUFile *f, uint32_t caps,
     qemu_put_be32(f, cpus_count());
     qemu_put_be32(f, caps);
     qemu_put_buffer(f, uuid, 16);
+    if (caps & MIG_CONFIG_FLAG_VM_UUID) {
+        qemu_put_buffer(f, qemu_uuid, 16);
+    }
     RAMBLOCK_FOREACH(rb) {
         nblocks++;
     }
@@ -485,6 +490,36 @@ static bool check_str(const char *what, const char *theirs, const char *ours,
     return true;
 }
 
+/*
+ * validate-uuid: the source VM's UUID must be this VM's.  Like QEMU, a
+ * destination started without -uuid only warns: its user may not know
+ * the UUID (an old saved stream, say).
+ */
+static bool load_vm_uuid(QEMUFile *f, Error **errp)
+{
+    uint8_t theirs[16];
+    char theirs_str[UUID_STR_LEN], ours_str[UUID_STR_LEN];
+
+    if (!qemu_get_buffer(f, theirs, sizeof(theirs))) {
+        qemu_file_check(f, errp);
+        return false;
+    }
+    qemu_uuid_unparse(theirs, theirs_str);
+    qemu_uuid_unparse(qemu_uuid, ours_str);
+    if (!qemu_uuid_set) {
+        warn_report("validate-uuid: the source VM's UUID is %s, and this VM "
+                    "has none (no -uuid): not checked", theirs_str);
+        return true;
+    }
+    if (memcmp(theirs, qemu_uuid, sizeof(theirs))) {
+        error_setg(errp, "validate-uuid: the source VM's UUID is %s, this "
+                   "VM's is %s: refusing a stream meant for another VM",
+                   theirs_str, ours_str);
+        return false;
+    }
+    return true;
+}
+
 static const char *const config_cap_names[] = {
     "return-path", "switchover-ack", "multifd",
 };
@@ -525,13 +560,16 @@ static bool load_configuration(QEMUFile *f, uint32_t our_caps, Error **errp)
     if (!qemu_file_check(f, errp)) {
         return false;
     }
-    if (caps & ~MIG_CONFIG_CAP_KNOWN) {
+    if (caps & ~(MIG_CONFIG_CAP_KNOWN | MIG_CONFIG_FLAGS_KNOWN)) {
         error_setg(errp, "the source uses unknown capability bits 0x%x",
-                   caps & ~MIG_CONFIG_CAP_KNOWN);
+                   caps & ~(MIG_CONFIG_CAP_KNOWN | MIG_CONFIG_FLAGS_KNOWN));
         return false;
     }
     loadvm_uuid_valid = qemu_get_buffer(f, loadvm_uuid, 16);
     if (!qemu_file_check(f, errp)) {
+        return false;
+    }
+    if ((caps & MIG_CONFIG_FLAG_VM_UUID) && !load_vm_uuid(f, errp)) {
         return false;
     }
     for (unsigned i = 0; i < ARRAY_SIZE(config_cap_names); i++) {

@@ -5,8 +5,8 @@
  * Layout (all integers big-endian):
  *   be32 magic "VMIG", be32 version
  *   configuration: u8 0x07, be32 page size, str machine type,
- *       str guest program, be32 vCPUs, be32 capability bits,
- *       u8 migration UUID[16],
+ *       str guest program, be32 vCPUs, be32 capability bits and flags,
+ *       u8 migration UUID[16], [u8 VM UUID[16] if MIG_CONFIG_FLAG_VM_UUID]
  *       be32 block count, per block: str id, be64 size, be64 gpa
  *   then any number of
  *     START / FULL: u8 type, be32 section id, str id, be32 instance id,
@@ -50,6 +50,13 @@ typedef enum MigCommand {
 #define MIG_CONFIG_CAP_SWITCHOVER_ACK (1u << 1)
 #define MIG_CONFIG_CAP_MULTIFD (1u << 2)
 #define MIG_CONFIG_CAP_KNOWN 0x7u
+/*
+ * Flags in the same word that describe the stream and need not agree:
+ * VM_UUID (validate-uuid on the source) says that the source VM's UUID
+ * follows the migration UUID.
+ */
+#define MIG_CONFIG_FLAG_VM_UUID (1u << 16)
+#define MIG_CONFIG_FLAGS_KNOWN MIG_CONFIG_FLAG_VM_UUID
 
 /* Largest command payload the destination accepts. */
 #define MIG_CMD_MAX_LEN 4096

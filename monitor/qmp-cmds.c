@@ -6,6 +6,7 @@
 #include "qemu/log.h"
 #include "qemu/main-loop.h"
 #include "qemu/trace.h"
+#include "qemu/uuid.h"
 #include "migration/misc.h"
 #include "system/runstate.h"
 #include "system/system.h"
@@ -112,17 +113,13 @@ static void qmp_query_name(JsonObject *args, JsonNode **ret, Error **errp)
 
 static void qmp_query_uuid(JsonObject *args, JsonNode **ret, Error **errp)
 {
-    const uint8_t *u = qemu_uuid;
     JsonObject *info;
-    char text[37];
+    char text[UUID_STR_LEN];
 
     if (!qmp_args_check(args, no_args, errp)) {
         return;
     }
-    snprintf(text, sizeof(text),
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9],
-             u[10], u[11], u[12], u[13], u[14], u[15]);
+    qemu_uuid_unparse(qemu_uuid, text);
     info = json_object_new();
     json_object_set_string_member(info, "UUID", text);
     *ret = object_node(info);

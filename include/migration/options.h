@@ -20,6 +20,7 @@ typedef enum MigrationCapability {
     MIGRATION_CAPABILITY_SWITCHOVER_ACK,
     MIGRATION_CAPABILITY_PAUSE_BEFORE_SWITCHOVER,
     MIGRATION_CAPABILITY_MULTIFD,
+    MIGRATION_CAPABILITY_VALIDATE_UUID,
     MIGRATION_CAPABILITY__MAX,
 } MigrationCapability;
 
@@ -30,6 +31,12 @@ bool migrate_return_path(void);
 bool migrate_switchover_ack(void);
 bool migrate_pause_before_switchover(void);
 bool migrate_multifd(void);
+/*
+ * Source: send this VM's -uuid in the configuration section, so that a
+ * destination with another UUID refuses the stream.  (The destination
+ * checks whenever the field is there, whatever its own setting.)
+ */
+bool migrate_validate_uuid(void);
 
 /* Milliseconds the VM may stay stopped at switchover (default 300). */
 uint64_t migrate_downtime_limit(void);

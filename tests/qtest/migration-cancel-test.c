@@ -160,6 +160,44 @@ static void test_cancel_after_completion(void)
 }
 
 /*
+ * migrate_cancel in status `device`: QMP waits for the BQL, which the
+ * migration thread holds until the whole stream is out, so the cancel
+ * comes too late and is ignored; the source never resumes a VM the
+ * destination may run.  To hold the source in `device` without luck: a
+ * stopped destination, a stream that fits in the socket's buffer (idle
+ * guest, whose RAM is never written and never sent) and a return path,
+ * so the source waits for SHUT.
+ */
+static void test_cancel_device(void)
+{
+    static const char *const device[] = { "device", NULL };
+    g_autofree char *uri = sock_uri();
+    g_autoptr(QTestState) dst = mig_start_dst(uri, "-guest idle");
+    g_autoptr(QTestState) src = mig_start_vm("-guest idle");
+
+    mig_set_cap(src, "return-path", true);
+    mig_set_cap(dst, "return-path", true);
+    mig_set_fast(src);
+    qtest_kill(dst, SIGSTOP);
+    mig_migrate(src, uri);
+    {
+        g_autofree char *st = mig_wait_status(src, device, 20000);
+    }
+    qtest_qmp_assert_ok(src, "{\"execute\": \"migrate_cancel\"}");
+    {
+        g_autofree char *st = mig_status(src);
+
+        g_assert_cmpstr(st, ==, "device");
+    }
+    mig_assert_runstate(src, "finish-migrate");
+    qtest_kill(dst, SIGCONT);
+    mig_wait_completed(src, 20000);
+    mig_wait_completed(dst, 20000);
+    mig_assert_runstate(src, "postmigrate");
+    mig_assert_guest_ok(dst);
+}
+
+/*
  * The destination dies mid-migration: the source fails with an error
  * naming the address, runs on, verifies, and migrates again.
  */
@@ -239,6 +277,7 @@ int main(int argc, char **argv)
     g_test_add_func("/migration/cancel/pre-switchover",
                     test_cancel_pre_switchover);
     g_test_add_func("/migration/cancel/paused-vm", test_cancel_paused_vm);
+    g_test_add_func("/migration/cancel/device", test_cancel_device);
     g_test_add_func("/migration/cancel/after-completion",
                     test_cancel_after_completion);
     g_test_add_func("/migration/quit-while-active", test_quit_while_active);

@@ -36,7 +36,9 @@ char *mig_status(QTestState *s);
 /*
  * Poll until the status is one of @want (a NULL-terminated list) and
  * return it; fail the test after @timeout_ms or on an unexpected
- * terminal status.
+ * terminal status.  A negative @timeout_ms waits without a deadline,
+ * for tests whose point is that the migration completes at all (meson's
+ * test timeout is then the only clock).
  */
 char *mig_wait_status(QTestState *s, const char *const *want, int timeout_ms);
 void mig_wait_completed(QTestState *s, int timeout_ms);
