@@ -608,6 +608,10 @@ static bool migration_completion(MigrationState *s, Error **errp)
             return false;
         }
     } else {
+        /* Pages sent by reference must be read before the VM may resume. */
+        if (!qemu_file_wait_peer_done(s->to_dst, errp)) {
+            return false;
+        }
         s->downtime_end_ns = get_clock_ns();
     }
     s->downtime_ms = (s->downtime_end_ns - s->downtime_start_ns) / 1000000;

@@ -9,6 +9,12 @@
 #define QEMU_FILE_MAX_IOV 64
 /* Reads at least this large skip the buffer and land in the caller's memory. */
 #define QEMU_FILE_DIRECT_READ (32 * KiB)
+/*
+ * The refill after such a read: small, because what follows is most
+ * likely the next record's header and then its data, which should land
+ * straight in guest RAM too, not in the buffer to be copied again.
+ */
+#define QEMU_FILE_SMALL_FILL (4 * KiB)
 
 struct QEMUFile {
     MigChannel *ch;
@@ -20,7 +26,9 @@ struct QEMUFile {
     size_t buf_index;           /* output: bytes used; input: read position */
     size_t buf_size;            /* input: valid bytes in buf */
     struct iovec iov[QEMU_FILE_MAX_IOV];
+    bool iov_by_ref[QEMU_FILE_MAX_IOV];     /* guest RAM, not our buffer */
     int iovcnt;
+    bool small_fill;            /* input: the last read went direct */
     uint64_t total;
     int last_error;
     Error *err;
@@ -100,20 +108,33 @@ int qemu_fflush(QEMUFile *f)
     if (!f->writable || f->last_error) {
         return f->last_error;
     }
-    if (f->iovcnt &&
-        !mig_channel_writev_all(f->ch, f->iov, f->iovcnt, &err)) {
-        qemu_file_set_error(f, -EIO, err);
+    /* Runs of buffer entries, each followed by its run of guest RAM. */
+    for (int i = 0; i < f->iovcnt && !f->last_error; ) {
+        int copied = 0, n = 0;
+
+        while (i + copied < f->iovcnt && !f->iov_by_ref[i + copied]) {
+            copied++;
+        }
+        while (i + copied + n < f->iovcnt && f->iov_by_ref[i + copied + n]) {
+            n++;
+        }
+        if (!mig_channel_writev_ref(f->ch, &f->iov[i], copied + n, copied,
+                                    &err)) {
+            qemu_file_set_error(f, -EIO, err);
+        }
+        i += copied + n;
     }
     f->iovcnt = 0;
     f->buf_index = 0;
     return f->last_error;
 }
 
-static void add_iov(QEMUFile *f, const void *base, size_t len)
+static void add_iov(QEMUFile *f, const void *base, size_t len, bool by_ref)
 {
     struct iovec *last = f->iovcnt ? &f->iov[f->iovcnt - 1] : NULL;
 
-    if (last && (const uint8_t *)last->iov_base + last->iov_len ==
+    if (last && f->iov_by_ref[f->iovcnt - 1] == by_ref &&
+        (const uint8_t *)last->iov_base + last->iov_len ==
         (const uint8_t *)base) {
         last->iov_len += len;
         return;
@@ -123,6 +144,7 @@ static void add_iov(QEMUFile *f, const void *base, size_t len)
     }
     f->iov[f->iovcnt].iov_base = (void *)base;
     f->iov[f->iovcnt].iov_len = len;
+    f->iov_by_ref[f->iovcnt] = by_ref;
     f->iovcnt++;
 }
 
@@ -145,7 +167,7 @@ void qemu_put_buffer(QEMUFile *f, const void *buf, size_t len)
             continue;
         }
         memcpy(f->buf + f->buf_index, p, n);
-        add_iov(f, f->buf + f->buf_index, n);
+        add_iov(f, f->buf + f->buf_index, n, false);
         f->buf_index += n;
         p += n;
         len -= n;
@@ -158,7 +180,7 @@ void qemu_put_buffer_nocopy(QEMUFile *f, const void *buf, size_t len)
         return;
     }
     f->total += len;
-    add_iov(f, buf, len);
+    add_iov(f, buf, len, true);
     if (f->iovcnt == QEMU_FILE_MAX_IOV) {
         qemu_fflush(f);
     }
@@ -210,7 +232,10 @@ static bool fill_buffer(QEMUFile *f)
     }
     f->buf_index = 0;
     f->buf_size = 0;
-    n = mig_channel_read(f->ch, f->buf, QEMU_FILE_BUF_SIZE, &err);
+    n = mig_channel_read(f->ch, f->buf, f->small_fill ? QEMU_FILE_SMALL_FILL
+                                                      : QEMU_FILE_BUF_SIZE,
+                         &err);
+    f->small_fill = false;
     if (n < 0) {
         qemu_file_set_error(f, -EIO, err);
         return false;
@@ -271,6 +296,7 @@ bool qemu_get_buffer(QEMUFile *f, void *buf, size_t len)
             f->total += n;
             p += n;
             len -= n;
+            f->small_fill = true;
             continue;
         }
         if (!fill_buffer(f)) {
@@ -397,11 +423,23 @@ bool qemu_get_buffer_to_ram(QEMUFile *f, void *host, int fd,
         if (!splice_pipe_to_fd(f, fd, &fd_offset, n)) {
             return false;
         }
+        f->small_fill = true;
         f->total += n;
         p += n;
         len -= n;
     }
     return true;
+}
+
+void qemu_file_note_ref_elsewhere(QEMUFile *f)
+{
+    f->ch->sent_by_ref |= f->ch->is_socket;
+}
+
+bool qemu_file_wait_peer_done(QEMUFile *f, Error **errp)
+{
+    return qemu_fflush(f) == 0 ? mig_channel_wait_peer_close(f->ch, errp)
+                               : qemu_file_check(f, errp);
 }
 
 bool qemu_file_can_splice(QEMUFile *f)

@@ -7,7 +7,10 @@
  * Zero pages are never sent unless the destination already holds data
  * for them (then a zero record tells it to clear them): a fresh
  * destination's RAM is zero, so untouched memory costs nothing on either
- * side.  Pages that are holes of a memfd are skipped without reading them.
+ * side.  Pages that are holes of a memfd, and anonymous pages never
+ * touched, are skipped without reading them.  Page data goes to a socket
+ * by reference (see qemu_put_buffer_nocopy()), copied by no one but the
+ * receiver.
  *
  * Records inside a RAM section (all big-endian):
  *   be64 offset | flags        offset within the block, page aligned
@@ -87,6 +90,84 @@ static void stat_set(uint64_t *counter, uint64_t v)
     __atomic_store_n(counter, v, __ATOMIC_RELAXED);
 }
 
+
+/*
+ * Whether the private mapping at @addr maps a file (a backend with
+ * share=off), whose content shows through where the guest has not
+ * written.  RAMBlock hides such an fd (it does not show guest writes),
+ * so ask the kernel's list of mappings.
+ */
+static bool private_mapping_is_file(const void *addr)
+{
+    g_autofree char *maps = NULL;
+    uintptr_t a = (uintptr_t)addr;
+
+    if (!g_file_get_contents("/proc/self/maps", &maps, NULL, NULL)) {
+        return true;    /* cannot tell: assume the worst */
+    }
+    for (char *line = maps; line && *line; ) {
+        char *next = strchr(line, '\n');
+        unsigned long start, end, inode;
+        char path[256] = "";
+
+        if (next) {
+            *next++ = '\0';
+        }
+        if (sscanf(line, "%lx-%lx %*s %*s %*s %lu %255s", &start, &end,
+                   &inode, path) >= 3 && a >= start && a < end) {
+            return inode != 0 && !g_str_has_prefix(path, "/memfd:");
+        }
+        line = next;
+    }
+    return true;
+}
+
+/* /proc/self/pagemap: one entry per host page. */
+#define PAGEMAP_PRESENT (1ULL << 63)
+#define PAGEMAP_SWAPPED (1ULL << 62)
+
+/*
+ * Clear the bits of private anonymous pages that were never touched
+ * (neither present nor swapped out): they read as zero, and a guest
+ * write from now on is in the dirty log.  Reading 2 GiB of untouched RAM
+ * to find its zeros would cost more than all the rest of its migration.
+ * Shared memory is left alone: its pages may hold data while unmapped.
+ */
+static uint64_t skip_untouched_anon(RamBlockState *bs)
+{
+    RAMBlock *rb = bs->rb;
+    uint64_t entries[4096];
+    uint64_t skipped = 0;
+    int fd;
+
+    if (rb->fd >= 0 || rb->shared || getpagesize() != TARGET_PAGE_SIZE ||
+        private_mapping_is_file(rb->host)) {
+        return 0;
+    }
+    fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return 0;       /* no page information: read every page */
+    }
+    for (uint64_t page = 0; page < bs->pages; ) {
+        uint64_t first = ((uintptr_t)rb->host >> TARGET_PAGE_BITS) + page;
+        size_t want = MIN(bs->pages - page, G_N_ELEMENTS(entries));
+        ssize_t got = pread(fd, entries, want * sizeof(entries[0]),
+                            first * sizeof(entries[0]));
+
+        if (got < (ssize_t)sizeof(entries[0])) {
+            break;
+        }
+        for (size_t i = 0; i < got / sizeof(entries[0]); i++) {
+            if (!(entries[i] & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED))) {
+                clear_bit(page + i, bs->bmap);
+                skipped++;
+            }
+        }
+        page += got / sizeof(entries[0]);
+    }
+    close(fd);
+    return skipped;
+}
 
 /* Clear the bits of pages that lie in holes of the block's memfd. */
 static uint64_t skip_memfd_holes(RamBlockState *bs)
@@ -313,7 +394,7 @@ static int ram_save_setup(QEMUFile *f, void *opaque, Error **errp)
         bs->bmap = bitmap_new(bs->pages);
         bs->sent = bitmap_new(bs->pages);
         bitmap_fill(bs->bmap, bs->pages);
-        holes += skip_memfd_holes(bs);
+        holes += skip_memfd_holes(bs) + skip_untouched_anon(bs);
         rs->dirty_pages += bs->pages;
     }
     rs->dirty_pages -= holes;
@@ -401,6 +482,9 @@ static int ram_save_complete(QEMUFile *f, void *opaque)
     if (!ram_multifd_flush(f, rs)) {
         return -EIO;
     }
+    if (rs->multifd) {
+        qemu_file_note_ref_elsewhere(f);
+    }
     stat_set(&ram_stats.remaining, 0);
     qemu_put_be64(f, RAM_FLAG_EOS);
     return qemu_file_get_error(f);
@@ -424,37 +508,6 @@ static void ram_save_cleanup(void *opaque)
 }
 
 /* ---- destination ---- */
-
-/*
- * Whether the private mapping at @addr maps a file (a backend with
- * share=off), whose content shows through where the guest has not
- * written.  RAMBlock hides such an fd (it does not show guest writes),
- * so ask the kernel's list of mappings.
- */
-static bool private_mapping_is_file(const void *addr)
-{
-    g_autofree char *maps = NULL;
-    uintptr_t a = (uintptr_t)addr;
-
-    if (!g_file_get_contents("/proc/self/maps", &maps, NULL, NULL)) {
-        return true;    /* cannot tell: assume the worst */
-    }
-    for (char *line = maps; line && *line; ) {
-        char *next = strchr(line, '\n');
-        unsigned long start, end, inode;
-        char path[256] = "";
-
-        if (next) {
-            *next++ = '\0';
-        }
-        if (sscanf(line, "%lx-%lx %*s %*s %*s %lu %255s", &start, &end,
-                   &inode, path) >= 3 && a >= start && a < end) {
-            return inode != 0 && !g_str_has_prefix(path, "/memfd:");
-        }
-        line = next;
-    }
-    return true;
-}
 
 /*
  * The source never sends a zero page the destination has no data for, so

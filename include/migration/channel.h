@@ -30,6 +30,11 @@ typedef struct MigChannel {
     pid_t child;                /* exec: the command, reaped at close; or 0 */
     char *desc;                 /* "unix:/path", for messages */
     MigCancel *cancel;          /* not owned */
+    /* Writer of a socket: guest RAM by reference (mig_channel_writev_ref) */
+    int ref_pipe[2];            /* valid while ref_pipe_open */
+    bool ref_pipe_open;
+    bool ref_unavailable;       /* vmsplice refused here: copy instead */
+    bool sent_by_ref;           /* the peer may still read our memory */
 } MigChannel;
 
 /*
@@ -67,9 +72,36 @@ MigChannel *mig_channel_dup(MigChannel *ch, Error **errp);
  * or -1 with errp set (error or cancel).
  */
 ssize_t mig_channel_read(MigChannel *ch, void *buf, size_t len, Error **errp);
+/*
+ * Drop the first @n bytes from the front of *@iov (advancing *@iov and
+ * *@iovcnt), then any empty entries: after a read or write of @n bytes.
+ */
+void mig_iov_consume(struct iovec **iov, int *iovcnt, size_t n);
 /* Write everything in @iov (modified as it goes).  false with errp set. */
 bool mig_channel_writev_all(MigChannel *ch, struct iovec *iov, int iovcnt,
                             Error **errp);
+/*
+ * Write everything in @iov: the first @nr_copied entries are copied like
+ * mig_channel_writev_all() does, the others (guest RAM) go into a socket
+ * by reference, without a copy: vmsplice() into a pipe, splice() from it
+ * to the socket.  The kernel then holds references to those pages until
+ * the peer has read them (on loopback) or acknowledged them, so the
+ * peer may see changes made after this returns: use it only for memory
+ * whose changes are logged and sent again, and call
+ * mig_channel_wait_peer_close() before such memory may change for good
+ * (the source VM resuming after a completed migration).  Anything but a
+ * socket, or a kernel that refuses, gets copies.
+ */
+bool mig_channel_writev_ref(MigChannel *ch, struct iovec *iov, int iovcnt,
+                            int nr_copied, Error **errp);
+/*
+ * After data went by reference: wait until the peer closes the
+ * connection (a vmig destination does once it loaded everything), so
+ * that it read every page.  Bytes the peer sends meanwhile are dropped,
+ * so never call it while a return path reads the same socket.  true at
+ * once when nothing went by reference; false with errp set on cancel.
+ */
+bool mig_channel_wait_peer_close(MigChannel *ch, Error **errp);
 /*
  * Move up to @len bytes of the stream into the pipe @pipe_wr without
  * copying them through user space.  Returns the count (> 0), 0 at end

@@ -2,11 +2,12 @@
  * A buffered, big-endian byte stream over a MigChannel, in one
  * direction.
  *
- * Writers put small fields into an internal buffer and large blocks by
- * reference (qemu_put_buffer_nocopy: the memory must stay mapped until
- * the next flush, and its content may change meanwhile, which is fine
- * for guest RAM whose changes are logged and resent).  Everything goes
- * out with writev().
+ * Writers put small fields into an internal buffer and guest RAM by
+ * reference (qemu_put_buffer_nocopy).  Everything goes out with writev(),
+ * except that on a socket guest RAM goes without a copy at all
+ * (mig_channel_writev_ref): the kernel reads the pages when the peer
+ * does, so their content may change until then, which is fine for guest
+ * RAM whose changes are logged and resent.
  *
  * Readers: qemu_get_buffer() of a large block reads straight into the
  * destination (guest RAM) once the internal buffer is drained.
@@ -36,6 +37,7 @@ void qemu_put_be16(QEMUFile *f, uint16_t v);
 void qemu_put_be32(QEMUFile *f, uint32_t v);
 void qemu_put_be64(QEMUFile *f, uint64_t v);
 void qemu_put_buffer(QEMUFile *f, const void *buf, size_t len);
+/* Guest RAM only: see above; it must stay mapped until the peer has it. */
 void qemu_put_buffer_nocopy(QEMUFile *f, const void *buf, size_t len);
 /* u8 length + bytes; @str must be shorter than 256 bytes. */
 void qemu_put_counted_string(QEMUFile *f, const char *str);
@@ -58,6 +60,18 @@ bool qemu_get_buffer(QEMUFile *f, void *buf, size_t len);
  */
 bool qemu_get_buffer_to_ram(QEMUFile *f, void *host, int fd,
                             uint64_t fd_offset, size_t len);
+/*
+ * Output: flush, then, if guest RAM went by reference, wait until the
+ * peer closed the stream, so that it has read every page (see
+ * mig_channel_wait_peer_close()).  false with errp set on error/cancel.
+ */
+bool qemu_file_wait_peer_done(QEMUFile *f, Error **errp);
+/*
+ * Guest RAM went by reference on other connections of this migration
+ * (multifd), which the peer reads before it closes this stream: make
+ * qemu_file_wait_peer_done() wait on a socket.
+ */
+void qemu_file_note_ref_elsewhere(QEMUFile *f);
 /* Whether the last qemu_get_buffer_to_ram() could splice (for tuning). */
 bool qemu_file_can_splice(QEMUFile *f);
 /* u8 length + bytes into @buf (256 bytes), NUL-terminated; anything but

@@ -144,7 +144,10 @@ static bool multifd_send_job(MultiFDSendChannel *c, Error **errp)
           "0x%x payload %zd", c->id, hdr.packet_num, hdr.kind, hdr.flags,
           payload);
     total = MULTIFD_PACKET_HDR_LEN + payload;
-    if (!mig_channel_writev_all(c->ch, c->iov, c->iovcnt, errp)) {
+    /* Raw RAM pages follow the metadata by reference; all else is ours. */
+    if (!mig_channel_writev_ref(c->ch, c->iov, c->iovcnt,
+                                job->kind == MULTIFD_PAYLOAD_RAM &&
+                                !s->compress ? 1 : c->iovcnt, errp)) {
         return false;
     }
     __atomic_fetch_add(&send_bytes, total, __ATOMIC_RELAXED);

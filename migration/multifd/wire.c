@@ -196,31 +196,12 @@ bool multifd_packet_header_check(const MultiFDPacketHeader *h,
     return true;
 }
 
-static void iov_advance(struct iovec **iov, int *iovcnt, size_t n)
-{
-    while (n > 0 && *iovcnt > 0) {
-        if (n >= (*iov)->iov_len) {
-            n -= (*iov)->iov_len;
-            (*iov)++;
-            (*iovcnt)--;
-        } else {
-            (*iov)->iov_base = (char *)(*iov)->iov_base + n;
-            (*iov)->iov_len -= n;
-            n = 0;
-        }
-    }
-    while (*iovcnt > 0 && (*iov)->iov_len == 0) {
-        (*iov)++;
-        (*iovcnt)--;
-    }
-}
-
 int multifd_readv_full(MigChannel *ch, struct iovec *iov, int iovcnt,
                        bool eof_ok, Error **errp)
 {
     size_t done = 0;
 
-    iov_advance(&iov, &iovcnt, 0);
+    mig_iov_consume(&iov, &iovcnt, 0);
     while (iovcnt > 0) {
         ssize_t n;
 
@@ -252,7 +233,7 @@ int multifd_readv_full(MigChannel *ch, struct iovec *iov, int iovcnt,
             return -1;
         }
         done += n;
-        iov_advance(&iov, &iovcnt, n);
+        mig_iov_consume(&iov, &iovcnt, n);
     }
     return 1;
 }
