@@ -133,7 +133,8 @@ static int vm_state_notify(bool running, RunState state)
     return -notify_error;
 }
 
-int vm_stop_err(RunState state, Error **errp)
+/* Stop the vCPUs and notify the handlers; @send_stop: emit STOP. */
+static int do_vm_stop(RunState state, bool send_stop, Error **errp)
 {
     int ret;
 
@@ -145,7 +146,9 @@ int vm_stop_err(RunState state, Error **errp)
     pause_all_vcpus();
     runstate_set(state);
     ret = vm_state_notify(false, state);
-    qmp_event_emit("STOP", NULL);
+    if (send_stop) {
+        qmp_event_emit("STOP", NULL);
+    }
     if (ret < 0) {
         if (notify_err) {
             error_propagate(errp, g_steal_pointer(&notify_err));
@@ -154,6 +157,21 @@ int vm_stop_err(RunState state, Error **errp)
         }
     }
     return ret;
+}
+
+int vm_stop_err(RunState state, Error **errp)
+{
+    return do_vm_stop(state, true, errp);
+}
+
+void vm_shutdown(void)
+{
+    Error *err = NULL;
+
+    if (runstate_is_running() &&
+        do_vm_stop(RUN_STATE_SHUTDOWN, false, &err) < 0) {
+        error_report_err(err);
+    }
 }
 
 int vm_stop(RunState state)

@@ -846,9 +846,7 @@ fail:
     error_report_err(err);
     os_daemonize_done(false);
 out:
-    if (runstate_is_running()) {
-        vm_stop(RUN_STATE_SHUTDOWN);
-    }
+    vm_shutdown();
     monitor_cleanup();
     cpus_cleanup();
     object_unparent(object_get_root());

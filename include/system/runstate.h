@@ -42,6 +42,12 @@ int vm_stop(RunState state);
  * handler that gave only an errno.
  */
 int vm_stop_err(RunState state, Error **errp);
+/*
+ * On the way out: stop the VM, if it runs, in state shutdown.  Handlers are
+ * told as for any stop, but no STOP event follows the SHUTDOWN event a
+ * client has already seen (as QEMU does).
+ */
+void vm_shutdown(void);
 /* Start the VM: handlers (running = true), resume vCPUs, emit RESUME. */
 void vm_start(void);
 

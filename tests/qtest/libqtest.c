@@ -24,6 +24,8 @@ struct QTestState {
     GQueue events;              /* JsonNode * */
     int exit_status;            /* once reaped */
     bool reaped;
+    bool close_expected;        /* end of stream is not an error */
+    bool closed;                /* vmig closed the connection */
 };
 
 #define QTEST_MAX_EXTRA_PIDS 16
@@ -274,6 +276,10 @@ static JsonNode *read_message(QTestState *s, int timeout_ms)
         if (n < 0 && errno == EINTR) {
             continue;
         }
+        if (n <= 0 && s->close_expected) {
+            s->closed = true;
+            return NULL;
+        }
         if (n <= 0) {
             g_error("QMP connection closed by vmig (pid %d)", s->pid);
         }
@@ -474,6 +480,24 @@ JsonNode *qtest_qmp_eventwait(QTestState *s, const char *event, int timeout_ms)
             g_error("unexpected QMP reply while waiting for %s: %s", event, text);
         }
         g_queue_push_tail(&s->events, msg);
+    }
+}
+
+void qtest_qmp_wait_close(QTestState *s, int timeout_ms)
+{
+    JsonNode *msg;
+
+    s->close_expected = true;
+    while ((msg = read_message(s, timeout_ms))) {
+        if (!is_event(msg)) {
+            g_autofree char *text = node_to_string(msg);
+            g_error("unexpected QMP reply while waiting for the end: %s", text);
+        }
+        g_queue_push_tail(&s->events, msg);
+    }
+    if (!s->closed) {
+        g_error("vmig (pid %d) kept the QMP connection open for %d ms",
+                s->pid, timeout_ms);
     }
 }
 

@@ -59,6 +59,12 @@ char *qtest_qmp_expect_error(QTestState *s, const char *cls, const char *fmt, ..
     G_GNUC_PRINTF(3, 4);
 /* The "data" of the next @event (queued or new); NULL after @timeout_ms. */
 JsonNode *qtest_qmp_eventwait(QTestState *s, const char *event, int timeout_ms);
+/*
+ * Read until vmig closes the connection (it quits), queueing the events
+ * that come before; fail the test if it is still open after @timeout_ms.
+ * qtest_qmp_eventwait(s, EVENT, 0) then tells whether EVENT came.
+ */
+void qtest_qmp_wait_close(QTestState *s, int timeout_ms);
 /* Drop queued events. */
 void qtest_qmp_clear_events(QTestState *s);
 

@@ -299,6 +299,9 @@ static void test_quit(void)
     qtest_qmp_assert_ok(s, "{\"execute\": \"quit\"}");
     g_autoptr(JsonNode) ev = qtest_qmp_eventwait(s, "SHUTDOWN", 10000);
     g_assert_nonnull(ev);
+    /* The VM stops on the way out, but as in QEMU no STOP follows. */
+    qtest_qmp_wait_close(s, 60000);
+    g_assert_null(qtest_qmp_eventwait(s, "STOP", 0));
     g_assert_cmpint(qtest_wait_exit(s, 10000), ==, 0);
     qtest_quit(s);
 }
