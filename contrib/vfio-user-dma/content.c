@@ -93,8 +93,8 @@ typedef uint64_t VdmaLanes __attribute__((vector_size(32)));
 #endif
 
 VDMA_SUM_CLONES
-static void sum_blocks(uint64_t *a, uint64_t *b, const uint8_t *in,
-                       size_t blocks)
+static void sum_blocks(uint64_t *a, uint64_t *b, uint8_t *out,
+                       const uint8_t *in, size_t blocks)
 {
     VdmaLanes va, vb;
 
@@ -104,6 +104,9 @@ static void sum_blocks(uint64_t *a, uint64_t *b, const uint8_t *in,
         VdmaLanes w;
 
         memcpy(&w, in + i * sizeof(w), sizeof(w));
+        if (out) {
+            memcpy(out + i * sizeof(w), &w, sizeof(w));
+        }
         va += w;
         vb += va;
     }
@@ -116,58 +119,69 @@ void vdma_sum_init(VdmaSum *s)
     memset(s, 0, sizeof(*s));
 }
 
-void vdma_sum_update(VdmaSum *s, void *dst, const void *src, size_t len)
+/* Bytes one at a time until a word is whole, then whole words. */
+static void sum_bytes(VdmaSum *s, const uint8_t *in, size_t len)
 {
-    const uint8_t *in = src;
-    uint8_t *out = dst;
+    while (len) {
+        uint64_t v;
 
-    if (out) {
-        /*
-         * Sum the copy, not the source: the source may change meanwhile
-         * (a running device), and the sum must match what was sent.
-         */
-        memcpy(out, in, len);
-        in = out;
-    }
-    while (s->tail_len && len) {
+        if (!s->tail_len && len >= 8) {
+            memcpy(&v, in, 8);
+            sum_word(s, v);
+            in += 8;
+            len -= 8;
+            continue;
+        }
         s->tail[s->tail_len++] = *in++;
         len--;
         if (s->tail_len == 8) {
-            uint64_t v;
-
             memcpy(&v, s->tail, 8);
             sum_word(s, v);
             s->tail_len = 0;
         }
     }
-    while (len >= 8 && (s->words & 3)) {
-        uint64_t v;
+}
 
-        memcpy(&v, in, 8);
-        sum_word(s, v);
-        in += 8;
-        len -= 8;
+/*
+ * Sum the copy, not the source: the source may change meanwhile (a
+ * running device), and the sum must match what was sent.  The edges are
+ * copied, then summed from the copy; the bulk is copied and summed in
+ * one pass, from the same loaded words, so that the data is read once.
+ */
+static void sum_edge(VdmaSum *s, uint8_t *out, const uint8_t *in, size_t len)
+{
+    if (out) {
+        memcpy(out, in, len);
+        in = out;
     }
-    /* The bulk: four lanes at a time. */
-    {
-        size_t blocks = len / 32;
+    sum_bytes(s, in, len);
+}
 
-        sum_blocks(s->a, s->b, in, blocks);
-        s->words += blocks * 4;
-        in += blocks * 32;
-        len -= blocks * 32;
-    }
-    while (len >= 8) {
-        uint64_t v;
+void vdma_sum_update(VdmaSum *s, void *dst, const void *src, size_t len)
+{
+    const uint8_t *in = src;
+    uint8_t *out = dst;
+    size_t head = 0, blocks;
 
-        memcpy(&v, in, 8);
-        sum_word(s, v);
-        in += 8;
-        len -= 8;
+    /* Up to a whole word, then up to four-word (one block) alignment. */
+    if (s->tail_len) {
+        head = MIN(len, 8u - s->tail_len);
     }
-    while (len--) {
-        s->tail[s->tail_len++] = *in++;
-    }
+    head += MIN((len - head) / 8,
+                (size_t)(-(s->words + !!s->tail_len) & 3)) * 8;
+    sum_edge(s, out, in, head);
+    in += head;
+    out = out ? out + head : NULL;
+    len -= head;
+
+    blocks = len / 32;
+    sum_blocks(s->a, s->b, out, in, blocks);
+    s->words += blocks * 4;
+    in += blocks * 32;
+    out = out ? out + blocks * 32 : NULL;
+    len -= blocks * 32;
+
+    sum_edge(s, out, in, len);
 }
 
 uint64_t vdma_sum_final(const VdmaSum *s)

@@ -429,32 +429,42 @@ typedef struct WriteSlot {
 
 #define WRITE_DEPTH 4
 
-bool vfio_user_mig_data_write(VFIOUserProxy *proxy, const void *buf,
-                              size_t size, Error **errp)
+bool vfio_user_mig_data_writev(VFIOUserProxy *proxy, const struct iovec *iov,
+                               unsigned iov_cnt, Error **errp)
 {
     size_t chunk = vfio_user_mig_data_chunk(proxy);
     WriteSlot slots[WRITE_DEPTH];
-    unsigned head = 0, in_flight = 0;
-    size_t done = 0;
+    unsigned head = 0, in_flight = 0, cur = 0;
+    size_t cur_off = 0;
     bool failed = false;
     Error *local_err = NULL;
 
     /*
      * Several messages in flight, so the server works on one while the
-     * next is on its way.  The first error stops sending; what is in
-     * flight is still collected.
+     * next is on its way; a message never spans two buffers, so a batch
+     * of small buffers keeps the pipe as full as one big buffer.  The
+     * first error stops sending; what is in flight is still collected.
      */
-    while (in_flight || (!failed && done < size)) {
-        while (!failed && in_flight < WRITE_DEPTH && done < size) {
+    for (;;) {
+        while (cur < iov_cnt && cur_off == iov[cur].iov_len) {
+            cur++;
+            cur_off = 0;
+        }
+        if (!in_flight && (failed || cur == iov_cnt)) {
+            break;
+        }
+        while (!failed && in_flight < WRITE_DEPTH && cur < iov_cnt) {
             WriteSlot *w = &slots[(head + in_flight) % WRITE_DEPTH];
-            size_t n = MIN(size - done, chunk);
+            size_t n = MIN(iov[cur].iov_len - cur_off, chunk);
 
             w->hdr = (struct vfio_user_mig_data) {
                 .argsz = sizeof(w->hdr) + n,
                 .size = n,
             };
             w->iov[0] = (struct iovec) { &w->hdr, sizeof(w->hdr) };
-            w->iov[1] = (struct iovec) { (char *)buf + done, n };
+            w->iov[1] = (struct iovec) {
+                (char *)iov[cur].iov_base + cur_off, n
+            };
             w->req = (VFIOUserRequest) {
                 .cmd = VFIO_USER_MIG_DATA_WRITE,
                 .iov = w->iov, .iov_cnt = 2,
@@ -464,8 +474,12 @@ bool vfio_user_mig_data_write(VFIOUserProxy *proxy, const void *buf,
                 failed = true;
                 break;
             }
-            done += n;
+            cur_off += n;
             in_flight++;
+            while (cur < iov_cnt && cur_off == iov[cur].iov_len) {
+                cur++;
+                cur_off = 0;
+            }
         }
         if (in_flight) {
             WriteSlot *w = &slots[head];
@@ -483,6 +497,14 @@ bool vfio_user_mig_data_write(VFIOUserProxy *proxy, const void *buf,
         return false;
     }
     return true;
+}
+
+bool vfio_user_mig_data_write(VFIOUserProxy *proxy, const void *buf,
+                              size_t size, Error **errp)
+{
+    struct iovec iov = { (void *)buf, size };
+
+    return vfio_user_mig_data_writev(proxy, &iov, 1, errp);
 }
 
 bool vfio_user_dma_logging_start(VFIOUserProxy *proxy, uint64_t *page_size,

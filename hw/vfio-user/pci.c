@@ -147,10 +147,10 @@ static int64_t vup_mig_data_drain(VFIODevice *vdev, uint64_t max_bytes,
                                     end, errp);
 }
 
-static bool vup_mig_data_write(VFIODevice *vdev, const void *buf, size_t len,
-                               Error **errp)
+static bool vup_mig_data_writev(VFIODevice *vdev, const struct iovec *iov,
+                                unsigned iov_cnt, Error **errp)
 {
-    return vfio_user_mig_data_write(proxy_of(vdev), buf, len, errp);
+    return vfio_user_mig_data_writev(proxy_of(vdev), iov, iov_cnt, errp);
 }
 
 static bool vup_dma_map(VFIODevice *vdev, uint64_t iova, uint64_t size,
@@ -204,7 +204,7 @@ static const VFIODeviceIOOps vfio_user_pci_io_ops = {
     .mig_data_size = vup_mig_data_size,
     .mig_precopy_info = vup_mig_precopy_info,
     .mig_data_drain = vup_mig_data_drain,
-    .mig_data_write = vup_mig_data_write,
+    .mig_data_writev = vup_mig_data_writev,
     .dma_map = vup_dma_map,
     .dma_unmap = vup_dma_unmap,
     .dma_logging_start = vup_dma_logging_start,

@@ -18,14 +18,6 @@
 #include "migration-multifd.h"
 #include "migration/options.h"
 
-/*
- * Data bytes per multifd packet.  The device hands out pieces of 256
- * KiB; gathering several lets the destination's single MIG_DATA_WRITE
- * call keep several messages in flight to its server, which is where
- * the load thread spends its time.
- */
-#define VFIO_MULTIFD_PACKET_DATA (4ULL << 20)
-
 static OnOffAuto multifd_transfer_prop(VFIODevice *vdev)
 {
     return __atomic_load_n(&vdev->migration_multifd_transfer,
@@ -53,13 +45,21 @@ typedef struct MultifdSink {
     VFIOMigration *m;
     SaveLiveCompletePrecopyThreadData *d;
     uint32_t idx;
-    uint8_t *buf;               /* VFIO_MULTIFD_PACKET_DATA bytes */
-    size_t used;
 } MultifdSink;
 
-static bool multifd_sink_flush(MultifdSink *s, Error **errp)
+/*
+ * Each piece the device hands out becomes one packet, queued straight
+ * from the transport's receive buffer: the one copy (into the packet)
+ * reads a piece still in the CPU cache.  Gathering pieces into bigger
+ * packets first cost a second copy, from memory, that took more CPU
+ * than the rest of the save thread.
+ */
+static bool multifd_sink(void *opaque, const void *data, size_t len,
+                         Error **errp)
 {
-    if (!s->used) {
+    MultifdSink *s = opaque;
+
+    if (!len) {
         return true;
     }
     if (s->idx == UINT32_MAX - 1) {
@@ -69,33 +69,11 @@ static bool multifd_sink_flush(MultifdSink *s, Error **errp)
         return false;
     }
     if (!multifd_queue_device_state(s->d->idstr, s->d->instance_id, s->idx,
-                                    0, s->buf, s->used, errp)) {
+                                    0, data, len, errp)) {
         return false;
     }
-    __atomic_fetch_add(&s->m->bytes_transferred, s->used, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&s->m->bytes_transferred, len, __ATOMIC_RELAXED);
     s->idx++;
-    s->used = 0;
-    return true;
-}
-
-/* Gathers the device's pieces into packets of VFIO_MULTIFD_PACKET_DATA. */
-static bool multifd_sink(void *opaque, const void *data, size_t len,
-                         Error **errp)
-{
-    MultifdSink *s = opaque;
-
-    while (len) {
-        size_t n = MIN(len, VFIO_MULTIFD_PACKET_DATA - s->used);
-
-        memcpy(s->buf + s->used, data, n);
-        s->used += n;
-        data = (const uint8_t *)data + n;
-        len -= n;
-        if (s->used == VFIO_MULTIFD_PACKET_DATA &&
-            !multifd_sink_flush(s, errp)) {
-            return false;
-        }
-    }
     return true;
 }
 
@@ -107,7 +85,6 @@ bool vfio_multifd_save_complete_precopy_thread(
     SaveLiveCompletePrecopyThreadData *d, Error **errp)
 {
     VFIOMigration *m = d->handler_opaque;
-    g_autofree uint8_t *buf = NULL;
     MultifdSink sink = { .m = m, .d = d };
     uint8_t config[VFIO_MIG_CONFIG_SIZE];
     int64_t total;
@@ -118,11 +95,8 @@ bool vfio_multifd_save_complete_precopy_thread(
     if (!vfio_mig_enter_stop_copy(m, errp)) {
         return false;
     }
-    buf = g_malloc(VFIO_MULTIFD_PACKET_DATA);
-    sink.buf = buf;
     total = vfio_mig_drain_to_end(m, multifd_sink, &sink, errp);
     if (total < 0 ||
-        !multifd_sink_flush(&sink, errp) ||
         !vfio_mig_read_config(m, config, errp) ||
         !multifd_queue_device_state(d->idstr, d->instance_id, sink.idx,
                                     MULTIFD_DEVICE_STATE_CONFIG_STATE,
@@ -168,19 +142,57 @@ bool vfio_multifd_load_state_buffer(void *opaque, const uint8_t *buf,
     return multifd_state_queue_insert(q, buf, len, errp);
 }
 
-/* One data packet into the device. */
-static bool load_packet(VFIOMigration *m, const MultiFDStatePacket *pkt,
-                        Error **errp)
-{
-    VFIODevice *vdev = m->vdev;
+/*
+ * The load thread writes the data packets that are in, up to this many
+ * at a time, as one pipelined write: several messages stay in flight to
+ * the server across packet boundaries, however small the packets are.
+ */
+#define VFIO_LOAD_BATCH 16
 
-    if (pkt->len && !vdev->io_ops->mig_data_write(vdev, pkt->data, pkt->len,
-                                                  errp)) {
-        error_prepend(errp, "%s: writing device state packet %u: ",
-                      vdev->name, pkt->idx);
+typedef struct LoadBatch {
+    MultiFDStatePacket pkt[VFIO_LOAD_BATCH];
+    unsigned n;
+} LoadBatch;
+
+/* Wait for the next packet, then take those right behind it that are in. */
+static bool load_batch_take(VFIOMigration *m, LoadBatch *b, Error **errp)
+{
+    b->n = 0;
+    if (!multifd_state_queue_take_next(m->load_queue, &b->pkt[0], errp)) {
         return false;
     }
-    __atomic_fetch_add(&m->bytes_transferred, pkt->len, __ATOMIC_RELAXED);
+    b->n = 1;
+    while (b->n < VFIO_LOAD_BATCH &&
+           !(b->pkt[b->n - 1].flags & MULTIFD_DEVICE_STATE_CONFIG_STATE) &&
+           multifd_state_queue_take_ready(m->load_queue, &b->pkt[b->n])) {
+        b->n++;
+    }
+    return true;
+}
+
+/* The batch's data packets into the device. */
+static bool load_batch_data(VFIOMigration *m, LoadBatch *b, uint64_t *bytes,
+                            Error **errp)
+{
+    VFIODevice *vdev = m->vdev;
+    struct iovec iov[VFIO_LOAD_BATCH];
+    unsigned cnt = 0;
+    size_t len = 0;
+
+    *bytes = 0;
+    for (unsigned i = 0; i < b->n; i++) {
+        if (!(b->pkt[i].flags & MULTIFD_DEVICE_STATE_CONFIG_STATE)) {
+            iov[cnt++] = (struct iovec) { b->pkt[i].data, b->pkt[i].len };
+            len += b->pkt[i].len;
+        }
+    }
+    if (cnt && !vdev->io_ops->mig_data_writev(vdev, iov, cnt, errp)) {
+        error_prepend(errp, "%s: writing device state packets %u-%u: ",
+                      vdev->name, b->pkt[0].idx, b->pkt[0].idx + cnt - 1);
+        return false;
+    }
+    __atomic_fetch_add(&m->bytes_transferred, len, __ATOMIC_RELAXED);
+    *bytes = len;
     return true;
 }
 
@@ -191,31 +203,37 @@ static bool load_packet(VFIOMigration *m, const MultiFDStatePacket *pkt,
 static bool vfio_load_thread(void *opaque, Error **errp)
 {
     VFIOMigration *m = opaque;
-    uint64_t total = 0;
+    uint64_t total = 0, bytes;
     unsigned packets = 0;
+    LoadBatch b;
 
     for (;;) {
-        MultiFDStatePacket pkt;
+        MultiFDStatePacket *last;
         bool ok;
 
-        if (!multifd_state_queue_take_next(m->load_queue, &pkt, errp)) {
+        if (!load_batch_take(m, &b, errp)) {
             return false;
         }
-        if (pkt.flags & MULTIFD_DEVICE_STATE_CONFIG_STATE) {
-            ok = vfio_mig_load_config_buf(m, pkt.data, pkt.len, errp) == 0;
-            g_free(pkt.data);
+        last = &b.pkt[b.n - 1];
+        ok = load_batch_data(m, &b, &bytes, errp);
+        total += bytes;
+        packets += b.n;
+        if (ok && (last->flags & MULTIFD_DEVICE_STATE_CONFIG_STATE)) {
+            ok = vfio_mig_load_config_buf(m, last->data, last->len,
+                                          errp) == 0;
             trace(vfio_load_data, "%s: %" PRIu64 " bytes in %u multifd "
-                  "packets, then the config state: %s", m->vdev->name, total,
-                  packets, ok ? "loaded" : "failed");
+                  "packets, then the config state: %s", m->vdev->name,
+                  total, packets - 1, ok ? "loaded" : "failed");
+            if (ok) {
+                last = NULL;    /* done */
+            }
+        }
+        for (unsigned i = 0; i < b.n; i++) {
+            g_free(b.pkt[i].data);
+        }
+        if (!ok || !last) {
             return ok;
         }
-        ok = load_packet(m, &pkt, errp);
-        g_free(pkt.data);
-        if (!ok) {
-            return false;
-        }
-        total += pkt.len;
-        packets++;
     }
 }
 

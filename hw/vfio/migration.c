@@ -667,13 +667,14 @@ static int load_data_block(VFIOMigration *m, QEMUFile *f, Error **errp)
     }
     for (left = size; left;) {
         size_t n = MIN(left, VFIO_MIG_ITERATE_MAX);
+        struct iovec iov = { m->load_buf, n };
 
         if (!qemu_get_buffer(f, m->load_buf, n)) {
             qemu_file_check(f, errp);
             error_prepend(errp, "%s: device state block: ", vdev->name);
             return -EIO;
         }
-        if (!vdev->io_ops->mig_data_write(vdev, m->load_buf, n, errp)) {
+        if (!vdev->io_ops->mig_data_writev(vdev, &iov, 1, errp)) {
             error_prepend(errp, "%s: writing device state: ", vdev->name);
             return -EIO;
         }

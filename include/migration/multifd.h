@@ -267,6 +267,12 @@ bool multifd_state_queue_insert(MultiFDStateQueue *q, const uint8_t *packet,
  */
 bool multifd_state_queue_take_next(MultiFDStateQueue *q,
                                    MultiFDStatePacket *pkt, Error **errp);
+/*
+ * The same without waiting: false when the next packet is not there yet
+ * (or the queue failed or is complete: take_next says which).
+ */
+bool multifd_state_queue_take_ready(MultiFDStateQueue *q,
+                                    MultiFDStatePacket *pkt);
 /* Whether the CONFIG_STATE packet was taken (the device has it all). */
 bool multifd_state_queue_complete(MultiFDStateQueue *q);
 /* Wake the load thread with @err (copied); later inserts fail too. */

@@ -192,6 +192,28 @@ fail_unlocked:
     return false;
 }
 
+/* With q->lock held: hand over the next packet if it is here. */
+static bool state_queue_take_locked(MultiFDStateQueue *q,
+                                    MultiFDStatePacket *out)
+{
+    MultiFDStatePacket *pkt;
+
+    if (q->error || q->complete) {
+        return false;
+    }
+    pkt = g_hash_table_lookup(q->packets, GUINT_TO_POINTER(q->next_idx));
+    if (!pkt) {
+        return false;
+    }
+    g_hash_table_steal(q->packets, GUINT_TO_POINTER(q->next_idx));
+    q->queued_bytes -= pkt->len;
+    q->next_idx++;
+    q->complete = pkt->flags & MULTIFD_DEVICE_STATE_CONFIG_STATE;
+    *out = *pkt;
+    g_free(pkt);
+    return true;
+}
+
 bool multifd_state_queue_take_next(MultiFDStateQueue *q,
                                    MultiFDStatePacket *out, Error **errp)
 {
@@ -199,8 +221,10 @@ bool multifd_state_queue_take_next(MultiFDStateQueue *q,
 
     g_mutex_lock(&q->lock);
     for (;;) {
-        MultiFDStatePacket *pkt;
-
+        if (state_queue_take_locked(q, out)) {
+            ok = true;
+            break;
+        }
         if (q->error) {
             error_propagate(errp, error_copy(q->error));
             break;
@@ -210,17 +234,6 @@ bool multifd_state_queue_take_next(MultiFDStateQueue *q,
                        "already", q->name);
             break;
         }
-        pkt = g_hash_table_lookup(q->packets, GUINT_TO_POINTER(q->next_idx));
-        if (pkt) {
-            g_hash_table_steal(q->packets, GUINT_TO_POINTER(q->next_idx));
-            q->queued_bytes -= pkt->len;
-            q->next_idx++;
-            q->complete = pkt->flags & MULTIFD_DEVICE_STATE_CONFIG_STATE;
-            *out = *pkt;
-            g_free(pkt);
-            ok = true;
-            break;
-        }
         if (mig_cancel_fired(q->cancel)) {
             error_setg(errp, "%s: migration cancelled while waiting for "
                        "device state packet %u", q->name, q->next_idx);
@@ -228,6 +241,17 @@ bool multifd_state_queue_take_next(MultiFDStateQueue *q,
         }
         multifd_cond_wait_slice(&q->cond, &q->lock);
     }
+    g_mutex_unlock(&q->lock);
+    return ok;
+}
+
+bool multifd_state_queue_take_ready(MultiFDStateQueue *q,
+                                    MultiFDStatePacket *out)
+{
+    bool ok;
+
+    g_mutex_lock(&q->lock);
+    ok = state_queue_take_locked(q, out);
     g_mutex_unlock(&q->lock);
     return ok;
 }

@@ -13,10 +13,19 @@ Cases (default: the ones the goals are about; --full: the whole matrix):
   pre-copy+ack   PRE_COPY with switchover-ack (and the return path)
   ...+multifd    device state over multifd channels at switchover
 
+--cpu adds the CPU seconds (user + system) each process spent from the
+migrate command to its end: source and destination vmig, and the device
+servers of each side summed.  --case NAME (repeatable) and --devices
+NxSIZE (repeatable, e.g. 4x256M) pick rows.  --perf DIR records a
+system-wide profile (perf record -a -g) of each migration, with the
+pids of the processes beside it (perf report --pid PID).
+
 Usage: bench-vfio-migration.py [BUILD_DIR] [--runs N] [--full] [--quick]
+                               [--case NAME]... [--devices NxSIZE]... [--cpu] [--perf DIR]
 """
 import argparse
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -44,7 +53,34 @@ def start_server(binary, path, mem, dirty, precopy):
     return proc
 
 
-def one_run(build, tmp, case, ndev, mem, dirty):
+def cpu_seconds(pid):
+    """User + system CPU seconds of process @pid so far (all threads)."""
+    with open(f'/proc/{pid}/stat') as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+def perf_start(perf_dir, run_name, pids):
+    """perf record -a -g for the migration; the pids go to a file beside."""
+    out = os.path.join(perf_dir, f'{run_name}.data')
+    with open(out + '.pids', 'w') as f:
+        for name, plist in pids.items():
+            f.write(f"{name}: {','.join(map(str, plist))}\n")
+    rec = subprocess.Popen(['perf', 'record', '-q', '-a', '-g', '-F', '999',
+                            '-o', out], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    time.sleep(0.5)         # let perf start
+    return [rec]
+
+
+def perf_stop(recs):
+    for r in recs:
+        r.send_signal(signal.SIGINT)
+    for r in recs:
+        r.wait()
+
+
+def one_run(build, tmp, case, ndev, mem, dirty, perf_dir=None):
     vmig = os.path.join(build, 'vmig')
     dma = os.path.join(build, 'contrib', 'vfio-user-dma')
     precopy = case['precopy']
@@ -85,6 +121,12 @@ def one_run(build, tmp, case, ndev, mem, dirty):
             'downtime-limit': 300 if precopy else 60000, 'max-bandwidth': 0})
         time.sleep(1)
         uri = f"unix:{os.path.join(tmp, 'mig.sock')}"
+        pids = {'src vmig': [src.proc.pid], 'dst vmig': [dst.proc.pid],
+                'src servers': [p.pid for p in procs[:ndev]],
+                'dst servers': [p.pid for p in procs[ndev:]]}
+        if perf_dir:
+            recs = perf_start(perf_dir, f"{ndev}x{mem}-{case['name']}", pids)
+        cpu0 = {k: sum(cpu_seconds(p) for p in v) for k, v in pids.items()}
         dst.qmp.cmd('migrate-incoming', uri=uri)
         src.qmp.cmd('migrate', uri=uri)
         deadline = time.monotonic() + 300
@@ -98,9 +140,14 @@ def one_run(build, tmp, case, ndev, mem, dirty):
             time.sleep(0.05)
         if info['status'] != 'completed':
             raise QMPError(f"{info['status']}: {info.get('error-desc', '')}")
+        # The destination finishes loading before the source completes.
+        cpu = {k: sum(cpu_seconds(p) for p in v) - cpu0[k]
+               for k, v in pids.items()}
+        if perf_dir:
+            perf_stop(recs)
         return {'downtime': info['downtime'], 'total': info['total-time'],
                 'dev': info.get('vfio', {}).get('transferred', 0),
-                'ram': info['ram']['transferred']}
+                'ram': info['ram']['transferred'], **cpu}
     finally:
         for vm in vms:
             vm.quit()
@@ -124,8 +171,21 @@ def main():
     ap.add_argument('--runs', type=int, default=3)
     ap.add_argument('--full', action='store_true')
     ap.add_argument('--quick', action='store_true')
+    ap.add_argument('--case', action='append', choices=[c['name'] for c in CASES])
+    ap.add_argument('--devices', action='append', metavar='NxSIZE')
+    ap.add_argument('--cpu', action='store_true')
+    ap.add_argument('--perf', metavar='DIR',
+                    help='perf record -a -g during each migration')
     args = ap.parse_args()
-    if args.quick:
+    cases = [c for c in CASES if not args.case or c['name'] in args.case]
+    if args.devices:
+        matrix = []
+        for spec in args.devices:
+            n, _, mem = spec.partition('x')
+            if not n.isdigit() or not mem:
+                ap.error(f'--devices {spec}: expected NxSIZE, e.g. 4x256M')
+            matrix.append((int(n), mem, '5%'))
+    elif args.quick:
         matrix = [(1, '64M', '5%')]
         args.runs = 1
     elif args.full:
@@ -138,16 +198,20 @@ def main():
           f'60 s, they cannot do better than their state)')
     hdr = (f"{'devices':>7} {'memory':>6} {'dirty':>5}  {'case':22} "
            f"{'downtime ms':>11} {'total ms':>9} {'device MiB':>10} {'RAM MiB':>8}")
+    cpu_keys = ('src vmig', 'src servers', 'dst vmig', 'dst servers')
+    if args.cpu:
+        hdr += '  CPU s: ' + ' '.join(f'{k:>11}' for k in cpu_keys)
     print(hdr)
     print('-' * len(hdr))
     with tempfile.TemporaryDirectory(prefix='vmig-vbench-') as tmp:
         for ndev, mem, dirty in matrix:
-            for case in CASES:
+            for case in cases:
                 runs = []
                 err = None
                 for _ in range(args.runs):
                     try:
-                        runs.append(one_run(args.build, tmp, case, ndev, mem, dirty))
+                        runs.append(one_run(args.build, tmp, case, ndev, mem, dirty,
+                                            args.perf))
                     except QMPError as e:
                         err = e
                         break
@@ -157,8 +221,9 @@ def main():
                     continue
                 med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
                 print(f"{label} {med['downtime']:11.0f} {med['total']:9.0f} "
-                      f"{med['dev'] / MIB:10.1f} {med['ram'] / MIB:8.1f}",
-                      flush=True)
+                      f"{med['dev'] / MIB:10.1f} {med['ram'] / MIB:8.1f}" +
+                      ('         ' + ' '.join(f'{med[k]:11.2f}' for k in cpu_keys)
+                       if args.cpu else ''), flush=True)
 
 
 if __name__ == '__main__':

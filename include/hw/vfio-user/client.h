@@ -165,7 +165,12 @@ int64_t vfio_user_mig_reader_drain(VFIOUserMigReader *r, uint64_t max_bytes,
                                    VFIOUserMigSink *sink, void *opaque,
                                    bool *end, Error **errp);
 
-/* Write migration data, split into messages the server accepts. */
+/*
+ * Write migration data, split into messages the server accepts (a
+ * message never spans two of @iov's buffers), several in flight.
+ */
+bool vfio_user_mig_data_writev(VFIOUserProxy *proxy, const struct iovec *iov,
+                               unsigned iov_cnt, Error **errp);
 bool vfio_user_mig_data_write(VFIOUserProxy *proxy, const void *buf,
                               size_t size, Error **errp);
 

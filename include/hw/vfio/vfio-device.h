@@ -85,8 +85,9 @@ typedef struct VFIODeviceIOOps {
     int64_t (*mig_data_drain)(VFIODevice *vdev, uint64_t max_bytes,
                               VFIOMigDataSink *sink, void *opaque,
                               bool *end, Error **errp);
-    bool (*mig_data_write)(VFIODevice *vdev, const void *buf, size_t len,
-                           Error **errp);
+    /* Write @iov's buffers, in order, into the stream (RESUMING). */
+    bool (*mig_data_writev)(VFIODevice *vdev, const struct iovec *iov,
+                            unsigned iov_cnt, Error **errp);
 
     /* ---- DMA and its logging ---- */
 
