@@ -1,5 +1,6 @@
 /*
- * Diagnostic output: stderr, or the file named with -D.
+ * Diagnostic output: trace output to stderr or the file named with -D;
+ * errors and warnings to stderr, and to that file too.
  */
 #include "qemu/osdep.h"
 #include "qemu/log.h"
@@ -38,16 +39,29 @@ const char *qemu_log_get_file(void)
     return log_file_name;
 }
 
-void qemu_log_report(const char *prog, const char *kind, const char *msg)
+static void report_to(FILE *f, const char *prog, const char *kind,
+                      const char *msg)
 {
-    g_mutex_lock(&log_lock);
-    FILE *f = log_file ? log_file : stderr;
     if (kind) {
         fprintf(f, "%s: %s: %s\n", prog, kind, msg);
     } else {
         fprintf(f, "%s: %s\n", prog, msg);
     }
     fflush(f);
+}
+
+/*
+ * Errors and warnings always reach stderr, where whoever started vmig
+ * looks; with -D they go into the log as well, among the trace output
+ * they explain.
+ */
+void qemu_log_report(const char *prog, const char *kind, const char *msg)
+{
+    g_mutex_lock(&log_lock);
+    report_to(stderr, prog, kind, msg);
+    if (log_file) {
+        report_to(log_file, prog, kind, msg);
+    }
     g_mutex_unlock(&log_lock);
 }
 
