@@ -269,8 +269,10 @@ static bool incoming_accept_one(MigrationIncomingState *mis, MigChannel **main,
      * first connection.  RAM is cleared before any channel may write it.
      */
     if (!mis->prepared) {
+        /* mapped-ram reads pages from the file itself: no channels. */
         if (!ram_load_prepare(errp) ||
-            (migrate_multifd() && !incoming_multifd_setup(mis, errp))) {
+            (migrate_multifd() && !migrate_mapped_ram() &&
+             !incoming_multifd_setup(mis, errp))) {
             mig_channel_close(ch);
             return false;
         }
@@ -414,10 +416,7 @@ bool migration_incoming_start_addr(const MigrationAddress *addr,
         error_setg(errp, "'defer' is not an address to listen on");
         return false;
     }
-    if (migrate_multifd() && addr->type != MIGRATION_ADDRESS_TCP &&
-        addr->type != MIGRATION_ADDRESS_UNIX) {
-        error_setg(errp, "capability 'multifd' needs a tcp: or unix: "
-                   "address, to accept its channels");
+    if (!migrate_check_address_type(addr->type, errp)) {
         return false;
     }
     if (runstate_get() != RUN_STATE_INMIGRATE) {

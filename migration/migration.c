@@ -151,6 +151,9 @@ uint32_t migration_config_caps(void)
     if (migrate_multifd()) {
         caps |= MIG_CONFIG_CAP_MULTIFD;
     }
+    if (migrate_mapped_ram()) {
+        caps |= MIG_CONFIG_CAP_MAPPED_RAM;
+    }
     if (migrate_validate_uuid()) {
         caps |= MIG_CONFIG_FLAG_VM_UUID;
     }
@@ -742,10 +745,7 @@ bool migration_start(const MigrationAddress *addr, Error **errp)
         error_setg(errp, "'defer' is an address for migrate-incoming only");
         return false;
     }
-    if (migrate_multifd() && addr->type != MIGRATION_ADDRESS_TCP &&
-        addr->type != MIGRATION_ADDRESS_UNIX) {
-        error_setg(errp, "capability 'multifd' needs a tcp: or unix: "
-                   "address, to open its channels");
+    if (!migrate_check_address_type(addr->type, errp)) {
         return false;
     }
     if (migrate_return_path() && (addr->type == MIGRATION_ADDRESS_FILE ||

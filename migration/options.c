@@ -18,6 +18,7 @@ static const char *const capability_names[MIGRATION_CAPABILITY__MAX] = {
     [MIGRATION_CAPABILITY_PAUSE_BEFORE_SWITCHOVER] = "pause-before-switchover",
     [MIGRATION_CAPABILITY_MULTIFD] = "multifd",
     [MIGRATION_CAPABILITY_VALIDATE_UUID] = "validate-uuid",
+    [MIGRATION_CAPABILITY_MAPPED_RAM] = "mapped-ram",
 };
 
 /* Written with the BQL while no migration runs; read from any thread. */
@@ -31,6 +32,7 @@ static struct {
     uint64_t multifd_compression;   /* MultiFDCompression */
     uint64_t multifd_zlib_level;
     uint64_t multifd_zstd_level;
+    uint64_t direct_io;             /* bool */
 } params = {
     .downtime_limit = DEFAULT_DOWNTIME_LIMIT_MS,
     .max_bandwidth = DEFAULT_MAX_BANDWIDTH,
@@ -96,6 +98,44 @@ bool migrate_validate_uuid(void)
     return cap_get(MIGRATION_CAPABILITY_VALIDATE_UUID);
 }
 
+bool migrate_mapped_ram(void)
+{
+    return cap_get(MIGRATION_CAPABILITY_MAPPED_RAM);
+}
+
+bool migrate_direct_io(void)
+{
+    return __atomic_load_n(&params.direct_io, __ATOMIC_RELAXED);
+}
+
+bool migrate_check_address_type(MigrationAddressType type, Error **errp)
+{
+    bool socket = type == MIGRATION_ADDRESS_TCP ||
+                  type == MIGRATION_ADDRESS_UNIX;
+
+    if (migrate_mapped_ram() && type != MIGRATION_ADDRESS_FILE) {
+        error_setg(errp, "capability 'mapped-ram' needs a file: address "
+                   "(pages go to fixed offsets of a file), not %s:",
+                   migration_address_type_name(type));
+        return false;
+    }
+    if (migrate_multifd() && !socket && !migrate_mapped_ram()) {
+        error_setg(errp, "capability 'multifd' needs a tcp: or unix: "
+                   "address to open its channels, or file: with "
+                   "capability 'mapped-ram'");
+        return false;
+    }
+    if (migrate_mapped_ram() && migrate_multifd() &&
+        migrate_multifd_compression() != MULTIFD_COMPRESSION_NONE) {
+        error_setg(errp, "capability 'mapped-ram' cannot be used with "
+                   "multifd-compression %s: pages go to their slots as "
+                   "they are",
+                   multifd_compression_name(migrate_multifd_compression()));
+        return false;
+    }
+    return true;
+}
+
 unsigned migrate_multifd_channels(void)
 {
     return __atomic_load_n(&params.multifd_channels, __ATOMIC_RELAXED);
@@ -123,6 +163,7 @@ void migrate_multifd_params(MultiFDParams *p)
     p->compression = migrate_multifd_compression();
     p->zlib_level = migrate_multifd_zlib_level();
     p->zstd_level = migrate_multifd_zstd_level();
+    p->mapped_ram = migrate_mapped_ram();
 }
 
 static bool migration_busy(Error **errp)
@@ -265,6 +306,7 @@ typedef struct ParamDesc {
     uint64_t max;
     const char *unit;
     bool is_compression;        /* a string: none, zlib, zstd */
+    bool is_bool;
 } ParamDesc;
 
 static const ParamDesc param_descs[] = {
@@ -279,6 +321,7 @@ static const ParamDesc param_descs[] = {
       .is_compression = true },
     { "multifd-zlib-level", &params.multifd_zlib_level, 0, 9, "level" },
     { "multifd-zstd-level", &params.multifd_zstd_level, 1, 20, "level" },
+    { "direct-io", &params.direct_io, 0, 1, "", .is_bool = true },
 };
 
 static void qmp_migrate_set_parameters(JsonObject *args, JsonNode **ret,
@@ -287,7 +330,7 @@ static void qmp_migrate_set_parameters(JsonObject *args, JsonNode **ret,
     static const char *const known[] = {
         "downtime-limit", "max-bandwidth", "avail-switchover-bandwidth",
         "multifd-channels", "multifd-compression", "multifd-zlib-level",
-        "multifd-zstd-level", NULL
+        "multifd-zstd-level", "direct-io", NULL
     };
     int64_t values[ARRAY_SIZE(param_descs)];
 
@@ -310,6 +353,15 @@ static void qmp_migrate_set_parameters(JsonObject *args, JsonNode **ret,
                 return;
             }
             values[i] = method;
+            continue;
+        }
+        if (d->is_bool) {
+            bool on;
+
+            if (!qmp_arg_bool_opt(args, d->name, false, &on, errp)) {
+                return;
+            }
+            values[i] = on;
             continue;
         }
         if (!qmp_arg_int_opt(args, d->name, -1, &values[i], errp)) {
@@ -353,6 +405,8 @@ static void qmp_query_migrate_parameters(JsonObject *args, JsonNode **ret,
         if (param_descs[i].is_compression) {
             json_object_set_string_member(obj, param_descs[i].name,
                                           multifd_compression_name(v));
+        } else if (param_descs[i].is_bool) {
+            json_object_set_boolean_member(obj, param_descs[i].name, v);
         } else {
             json_object_set_int_member(obj, param_descs[i].name, v);
         }

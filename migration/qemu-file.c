@@ -101,6 +101,62 @@ uint64_t qemu_file_transferred(QEMUFile *f)
     return f->total;
 }
 
+void qemu_file_account(QEMUFile *f, uint64_t bytes)
+{
+    f->total += bytes;
+}
+
+/* With the stream flushed (output) or its buffer counted (input). */
+static bool qemu_file_check_regular(QEMUFile *f, Error **errp)
+{
+    if (!qemu_file_check(f, errp)) {
+        return false;
+    }
+    if (!f->ch->is_regular_file) {
+        error_setg(errp, "%s: not a regular file: cannot seek", f->ch->desc);
+        return false;
+    }
+    if (f->writable && qemu_fflush(f) < 0) {
+        qemu_file_check(f, errp);
+        return false;
+    }
+    return true;
+}
+
+bool qemu_file_tell(QEMUFile *f, uint64_t *pos, Error **errp)
+{
+    off_t cur;
+
+    if (!qemu_file_check_regular(f, errp)) {
+        return false;
+    }
+    cur = lseek(f->ch->fd, 0, SEEK_CUR);
+    if (cur < 0) {
+        error_setg_errno(errp, errno, "%s: cannot tell the position",
+                         f->ch->desc);
+        return false;
+    }
+    /* Input: the buffered bytes were read from the file but not taken. */
+    *pos = cur - (f->writable ? 0 : f->buf_size - f->buf_index);
+    return true;
+}
+
+bool qemu_file_seek(QEMUFile *f, uint64_t pos, Error **errp)
+{
+    if (!qemu_file_check_regular(f, errp)) {
+        return false;
+    }
+    if (pos > INT64_MAX || lseek(f->ch->fd, pos, SEEK_SET) < 0) {
+        error_setg_errno(errp, pos > INT64_MAX ? EINVAL : errno,
+                         "%s: cannot seek to %" PRIu64, f->ch->desc, pos);
+        return false;
+    }
+    f->buf_index = f->buf_size = 0;
+    f->small_fill = false;
+    f->eof = false;
+    return true;
+}
+
 int qemu_fflush(QEMUFile *f)
 {
     Error *err = NULL;

@@ -25,6 +25,15 @@
  * main stream carries only the flush records, one at the end of every
  * pass and around the final pass, so that a page sent again can never
  * overtake its older copy on another channel.
+ *
+ * With mapped-ram (a file), the setup section carries one record per
+ * block instead, and nothing else but EOS follows:
+ *   MAPPED_BLOCK: the block's region in the file (see mapped-ram.c)
+ * Pages go to their slots in the file (from this thread, or from the
+ * multifd channels, which a sync at the end of each pass waits for, so
+ * that an older copy never lands over a newer one), and the bitmaps of
+ * which slots hold data are written at completion.  The destination
+ * loads every block when it reads its record.
  */
 #include "qemu/osdep.h"
 #include "qemu/buffer-is-zero.h"
@@ -38,17 +47,21 @@
 #include "migration/savevm.h"
 #include "migration/migration.h"
 #include "migration/ram.h"
+#include "migration/mapped-ram.h"
 #include "migration/trace.h"
 
 #define RAM_FLAG_PAGES 0x02
 #define RAM_FLAG_ZERO 0x04
+#define RAM_FLAG_MAPPED_BLOCK 0x08
 #define RAM_FLAG_EOS 0x10
 #define RAM_FLAG_CONTINUE 0x20
 #define RAM_FLAG_MULTIFD_FLUSH 0x40
-#define RAM_FLAG_MASK 0x76
+#define RAM_FLAG_MASK 0x7e
 
 /* Largest run in one record: 1 MiB of data. */
 #define RAM_MAX_RUN_PAGES 256
+/* mapped-ram: one write per run; fewer, larger ones suit a file (8 MiB). */
+#define RAM_MAPPED_RUN_PAGES 2048
 /* How long one iteration may take before it lets the core look around. */
 #define RAM_ITERATE_MAX_NS (50 * 1000 * 1000)
 
@@ -71,6 +84,10 @@ typedef struct RAMState {
     bool in_completion;
     bool multifd;               /* pages go on the multifd channels */
     bool multifd_unflushed;     /* pages queued since the last flush */
+    uint64_t max_run;           /* pages per run */
+    /* mapped-ram: the blocks' regions (as blocks[]), and our page fd */
+    MappedRamBlock *mapped;
+    int mapped_fd;
 } RAMState;
 
 static RAMState *ram_state;
@@ -79,6 +96,8 @@ RamStats ram_stats;
 /* Destination: the block of the previous record (incoming thread). */
 static RAMBlock *load_last_block;
 static RamPrefault *load_prefault;
+/* Destination, mapped-ram: the blocks loaded from their regions. */
+static GHashTable *load_mapped_blocks;
 
 static void stat_add(uint64_t *counter, uint64_t v)
 {
@@ -278,14 +297,38 @@ static bool ram_multifd_flush(QEMUFile *f, RAMState *rs)
         qemu_file_set_error(f, -EIO, err);
         return false;
     }
-    qemu_put_be64(f, RAM_FLAG_MULTIFD_FLUSH);
     rs->multifd_unflushed = false;
+    /* mapped-ram: every page is in the file; the destination waits not. */
+    if (rs->mapped) {
+        return true;
+    }
+    qemu_put_be64(f, RAM_FLAG_MULTIFD_FLUSH);
     /*
      * The destination's channels stop at the SYNC until the loader reads
      * this record: it must leave now, before pages of the next round
      * fill the channels.
      */
     return qemu_fflush(f) == 0;
+}
+
+/*
+ * mapped-ram without multifd: write the run into the file ourselves; the
+ * bytes count as the stream's, for the bandwidth and the statistics.
+ */
+static void save_run_mapped(QEMUFile *f, RAMState *rs, RamBlockState *bs,
+                                uint64_t page, uint64_t n)
+{
+    uint64_t normal = 0, zero = 0, bytes = 0;
+    Error *err = NULL;
+
+    if (!mapped_ram_save_run(rs->mapped_fd, &rs->mapped[bs - rs->blocks],
+                             page << TARGET_PAGE_BITS, n, &normal, &zero,
+                             &bytes, &err)) {
+        qemu_file_set_error(f, -EIO, err);
+    }
+    qemu_file_account(f, bytes);
+    stat_add(&ram_stats.normal_pages, normal);
+    stat_add(&ram_stats.zero_pages, zero);
 }
 
 /*
@@ -301,6 +344,10 @@ static uint64_t send_run(QEMUFile *f, RAMState *rs, RamBlockState *bs,
     if (rs->multifd) {
         queue_run_multifd(f, rs, bs, page, n);
         return 0;
+    }
+    if (rs->mapped) {
+        save_run_mapped(f, rs, bs, page, n);
+        i = n;
     }
 
     while (i < n) {
@@ -357,7 +404,7 @@ static bool send_next_run(QEMUFile *f, RAMState *rs)
             continue;
         }
         end = find_next_zero_bit(bs->bmap, MIN(bs->pages,
-                                               start + RAM_MAX_RUN_PAGES),
+                                               start + rs->max_run),
                                  start);
         bitmap_clear(bs->bmap, start, end - start);
         rs->dirty_pages -= end - start;
@@ -366,6 +413,24 @@ static bool send_next_run(QEMUFile *f, RAMState *rs)
         return true;
     }
     return false;
+}
+
+/* mapped-ram: give every block its region in the file. */
+static bool ram_save_setup_mapped(QEMUFile *f, RAMState *rs, Error **errp)
+{
+    rs->mapped = g_new0(MappedRamBlock, rs->nblocks);
+    for (unsigned i = 0; i < rs->nblocks; i++) {
+        if (!mapped_ram_save_block_header(f, &rs->mapped[i], rs->blocks[i].rb,
+                                          RAM_FLAG_MAPPED_BLOCK, errp)) {
+            return false;
+        }
+    }
+    mapped_ram_publish(rs->mapped, rs->nblocks);
+    if (!rs->multifd) {
+        rs->mapped_fd = mapped_ram_reopen(qemu_file_channel(f)->fd, true,
+                                          errp);
+    }
+    return rs->mapped_fd >= 0 || rs->multifd;
 }
 
 static int ram_save_setup(QEMUFile *f, void *opaque, Error **errp)
@@ -380,6 +445,9 @@ static int ram_save_setup(QEMUFile *f, void *opaque, Error **errp)
     rs->nblocks = n;
     rs->blocks = g_new0(RamBlockState, n);
     rs->multifd = migrate_multifd();
+    rs->max_run = migrate_mapped_ram() && !rs->multifd ?
+                  RAM_MAPPED_RUN_PAGES : RAM_MAX_RUN_PAGES;
+    rs->mapped_fd = -1;
     memset(&ram_stats, 0, sizeof(ram_stats));
     ram_state = rs;
     if (!dirty_log_start(errp)) {
@@ -396,6 +464,9 @@ static int ram_save_setup(QEMUFile *f, void *opaque, Error **errp)
         bitmap_fill(bs->bmap, bs->pages);
         holes += skip_memfd_holes(bs) + skip_untouched_anon(bs);
         rs->dirty_pages += bs->pages;
+    }
+    if (migrate_mapped_ram() && !ram_save_setup_mapped(f, rs, errp)) {
+        return -EIO;
     }
     rs->dirty_pages -= holes;
     stat_add(&ram_stats.zero_pages, holes);
@@ -482,7 +553,15 @@ static int ram_save_complete(QEMUFile *f, void *opaque)
     if (!ram_multifd_flush(f, rs)) {
         return -EIO;
     }
-    if (rs->multifd) {
+    /* Every page is in its slot: the bitmaps say which. */
+    for (unsigned i = 0; rs->mapped && i < rs->nblocks; i++) {
+        if (!mapped_ram_save_bitmap(qemu_file_channel(f)->fd, &rs->mapped[i],
+                                    &err)) {
+            qemu_file_set_error(f, -EIO, err);
+            return -EIO;
+        }
+    }
+    if (rs->multifd && !rs->mapped) {
         qemu_file_note_ref_elsewhere(f);
     }
     stat_set(&ram_stats.remaining, 0);
@@ -501,6 +580,14 @@ static void ram_save_cleanup(void *opaque)
     for (unsigned i = 0; i < rs->nblocks; i++) {
         g_free(rs->blocks[i].bmap);
         g_free(rs->blocks[i].sent);
+        if (rs->mapped) {
+            g_free(rs->mapped[i].bitmap);
+        }
+    }
+    mapped_ram_publish(NULL, 0);
+    g_free(rs->mapped);
+    if (rs->mapped_fd >= 0) {
+        close(rs->mapped_fd);
     }
     g_free(rs->blocks);
     g_free(rs);
@@ -593,6 +680,7 @@ static int ram_load_setup(QEMUFile *f, void *opaque, Error **errp)
 {
     load_last_block = NULL;
     load_prefault = ram_prefault_start();
+    load_mapped_blocks = g_hash_table_new(NULL, NULL);
     return 0;
 }
 
@@ -600,6 +688,7 @@ static int ram_load_cleanup(void *opaque)
 {
     ram_prefault_stop(load_prefault);
     load_prefault = NULL;
+    g_clear_pointer(&load_mapped_blocks, g_hash_table_destroy);
     return 0;
 }
 
@@ -650,6 +739,54 @@ static RAMBlock *load_block(QEMUFile *f, uint64_t flags, Error **errp)
     return rb;
 }
 
+/*
+ * mapped-ram readers without multifd: the first touch of fresh guest RAM,
+ * more than the file, bounds the load, and two threads touch in parallel.
+ */
+#define MAPPED_RAM_LOAD_THREADS 2
+
+/* mapped-ram: a block's record; its pages come from the file now. */
+static bool ram_load_mapped_block(QEMUFile *f, uint64_t header, Error **errp)
+{
+    RAMBlock *rb;
+
+    if (!migrate_mapped_ram()) {
+        error_setg(errp, "RAM: a mapped-ram block record, but mapped-ram is "
+                   "off here");
+        return false;
+    }
+    if (header != RAM_FLAG_MAPPED_BLOCK) {
+        error_setg(errp, "RAM: malformed mapped-ram block record 0x%" PRIx64,
+                   header);
+        return false;
+    }
+    rb = mapped_ram_load_block(f, migrate_multifd() ?
+                               migrate_multifd_channels() :
+                               MAPPED_RAM_LOAD_THREADS, errp);
+    if (!rb) {
+        return false;
+    }
+    if (!g_hash_table_add(load_mapped_blocks, rb)) {
+        error_setg(errp, "RAM: mapped-ram: block '%s' has two regions",
+                   rb->idstr);
+        return false;
+    }
+    return true;
+}
+
+/* mapped-ram: every block must have come with its region. */
+static bool ram_load_mapped_complete(Error **errp)
+{
+    RAMBLOCK_FOREACH(rb) {
+        if (!g_hash_table_contains(load_mapped_blocks, rb)) {
+            error_setg(errp, "RAM: mapped-ram: the file has no region for "
+                       "block '%s'", rb->idstr);
+            return false;
+        }
+    }
+    return true;
+}
+
 static int ram_load_state(QEMUFile *f, void *opaque, int version_id,
                           Error **errp)
 {
@@ -668,6 +805,17 @@ static int ram_load_state(QEMUFile *f, void *opaque, int version_id,
             error_setg(errp, "RAM: unknown record flags 0x%" PRIx64, flags);
             return -EINVAL;
         }
+        if (flags & RAM_FLAG_MAPPED_BLOCK) {
+            if (!ram_load_mapped_block(f, header, errp)) {
+                return -EINVAL;
+            }
+            continue;
+        }
+        if (migrate_mapped_ram() && !(flags & RAM_FLAG_EOS)) {
+            error_setg(errp, "RAM: record 0x%" PRIx64 " in a mapped-ram "
+                       "stream, which has pages only in the file", header);
+            return -EINVAL;
+        }
         if (flags & RAM_FLAG_MULTIFD_FLUSH) {
             if (flags != RAM_FLAG_MULTIFD_FLUSH || offset) {
                 error_setg(errp, "RAM: malformed multifd flush record 0x%"
@@ -683,6 +831,9 @@ static int ram_load_state(QEMUFile *f, void *opaque, int version_id,
             if (flags != RAM_FLAG_EOS || offset) {
                 error_setg(errp, "RAM: malformed end-of-section record 0x%"
                            PRIx64, header);
+                return -EINVAL;
+            }
+            if (migrate_mapped_ram() && !ram_load_mapped_complete(errp)) {
                 return -EINVAL;
             }
             return 0;

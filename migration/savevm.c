@@ -521,7 +521,7 @@ static bool load_vm_uuid(QEMUFile *f, Error **errp)
 }
 
 static const char *const config_cap_names[] = {
-    "return-path", "switchover-ack", "multifd",
+    "return-path", "switchover-ack", "multifd", "mapped-ram",
 };
 
 static bool load_configuration(QEMUFile *f, uint32_t our_caps, Error **errp)
@@ -739,7 +739,8 @@ static bool loadvm_state_buffer(void *opaque, const uint8_t *packet,
 /* With multifd, device state packets go to the handlers that take them. */
 static bool loadvm_consumers_add(Error **errp)
 {
-    if (!migrate_multifd()) {
+    /* mapped-ram: no channel carries device state. */
+    if (!migrate_multifd() || migrate_mapped_ram()) {
         return true;
     }
     for (SaveStateEntry *se = savevm_handlers; se; se = se->next) {

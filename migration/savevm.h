@@ -49,7 +49,8 @@ typedef enum MigCommand {
 #define MIG_CONFIG_CAP_RETURN_PATH (1u << 0)
 #define MIG_CONFIG_CAP_SWITCHOVER_ACK (1u << 1)
 #define MIG_CONFIG_CAP_MULTIFD (1u << 2)
-#define MIG_CONFIG_CAP_KNOWN 0x7u
+#define MIG_CONFIG_CAP_MAPPED_RAM (1u << 3)
+#define MIG_CONFIG_CAP_KNOWN 0xfu
 /*
  * Flags in the same word that describe the stream and need not agree:
  * VM_UUID (validate-uuid on the source) says that the source VM's UUID

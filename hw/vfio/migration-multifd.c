@@ -24,16 +24,24 @@ static OnOffAuto multifd_transfer_prop(VFIODevice *vdev)
                            __ATOMIC_RELAXED);
 }
 
+/* Multifd channels that carry packets: a mapped-ram file has none. */
+static bool multifd_carries_packets(void)
+{
+    return migrate_multifd() && !migrate_mapped_ram();
+}
+
 bool vfio_multifd_transfer_enabled(VFIODevice *vdev)
 {
-    return migrate_multifd() && multifd_transfer_prop(vdev) != ON_OFF_AUTO_OFF;
+    return multifd_carries_packets() &&
+           multifd_transfer_prop(vdev) != ON_OFF_AUTO_OFF;
 }
 
 bool vfio_multifd_transfer_check(VFIODevice *vdev, Error **errp)
 {
-    if (multifd_transfer_prop(vdev) == ON_OFF_AUTO_ON && !migrate_multifd()) {
+    if (multifd_transfer_prop(vdev) == ON_OFF_AUTO_ON &&
+        !multifd_carries_packets()) {
         error_setg(errp, "%s: x-migration-multifd-transfer=on needs the "
-                   "multifd capability", vdev->name);
+                   "multifd capability, without mapped-ram", vdev->name);
         return false;
     }
     return true;

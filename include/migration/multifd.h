@@ -63,6 +63,12 @@ typedef struct MultiFDParams {
     MultiFDCompression compression; /* must match on both sides */
     int zlib_level;                 /* 0..9 (default 1), source only */
     int zstd_level;                 /* 1..20 (default 1), source only */
+    /*
+     * Source: the channels are fds on the file: of the migration, RAM
+     * pages go to their mapped-ram slots (no hello, no packets, and a
+     * sync only waits for every write); device state is refused.
+     */
+    bool mapped_ram;
     MultiFDErrorNotify *error_notify;   /* or NULL */
     void *error_opaque;
 } MultiFDParams;

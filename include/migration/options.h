@@ -21,6 +21,7 @@ typedef enum MigrationCapability {
     MIGRATION_CAPABILITY_PAUSE_BEFORE_SWITCHOVER,
     MIGRATION_CAPABILITY_MULTIFD,
     MIGRATION_CAPABILITY_VALIDATE_UUID,
+    MIGRATION_CAPABILITY_MAPPED_RAM,
     MIGRATION_CAPABILITY__MAX,
 } MigrationCapability;
 
@@ -37,6 +38,12 @@ bool migrate_multifd(void);
  * checks whenever the field is there, whatever its own setting.)
  */
 bool migrate_validate_uuid(void);
+/*
+ * RAM goes to fixed places of a file: file: transport only, with or
+ * without multifd (whose channels are then more fds on the file), never
+ * with multifd compression.  See include/migration/mapped-ram.h.
+ */
+bool migrate_mapped_ram(void);
 
 /* Milliseconds the VM may stay stopped at switchover (default 300). */
 uint64_t migrate_downtime_limit(void);
@@ -46,6 +53,13 @@ uint64_t migrate_max_bandwidth(void);
  * bandwidth; 0 means use the measurement. */
 uint64_t migrate_avail_switchover_bandwidth(void);
 
+/*
+ * direct-io (default off): mapped-ram reads and writes pages past the
+ * page cache (O_DIRECT) where the file system allows it.  Nothing else
+ * reads it.
+ */
+bool migrate_direct_io(void);
+
 /* multifd-channels (default 2), -compression, -zlib-level, -zstd-level. */
 unsigned migrate_multifd_channels(void);
 MultiFDCompression migrate_multifd_compression(void);
@@ -53,6 +67,12 @@ int migrate_multifd_zlib_level(void);
 int migrate_multifd_zstd_level(void);
 /* All four as the multifd layer takes them (error_notify left NULL). */
 void migrate_multifd_params(MultiFDParams *params);
+
+/*
+ * Whether the capabilities and parameters set now can migrate through an
+ * address of @type (source or destination); errp names the capability.
+ */
+bool migrate_check_address_type(MigrationAddressType type, Error **errp);
 
 /* For tests and vl.c: set a capability as QMP would (checks included). */
 bool migrate_set_capability(MigrationCapability cap, bool on, Error **errp);

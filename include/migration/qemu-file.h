@@ -91,7 +91,21 @@ bool qemu_file_check(QEMUFile *f, Error **errp);
 /* Record a failure (the first one wins); takes ownership of @err. */
 void qemu_file_set_error(QEMUFile *f, int ret, Error *err);
 
+/*
+ * Regular files only (mapped-ram): the file offset of the next byte put
+ * or taken, and moving the stream to file offset @pos (output flushes
+ * first, input drops what it had buffered).  false with errp set on
+ * anything but a regular file, or when the file refuses.
+ */
+bool qemu_file_tell(QEMUFile *f, uint64_t *pos, Error **errp);
+bool qemu_file_seek(QEMUFile *f, uint64_t pos, Error **errp);
+
 /* Bytes put (output) or taken (input) so far. */
 uint64_t qemu_file_transferred(QEMUFile *f);
+/*
+ * Output: count @bytes the migration wrote into the same file outside
+ * the stream (mapped-ram pages at their offsets) as transferred.
+ */
+void qemu_file_account(QEMUFile *f, uint64_t bytes);
 
 #endif

@@ -280,7 +280,13 @@ extern const MultiFDPayloadOps multifd_device_state_ops;
 /* The table of @kind, NULL for MULTIFD_PAYLOAD_NONE (and unknown kinds). */
 const MultiFDPayloadOps *multifd_payload_ops(uint32_t kind);
 
-/* Whether the page at @p holds only zero bytes. */
+/*
+ * mapped-ram: write the batch of @job into its slots of the file through
+ * the channel's fd (zero pages only clear their bits) and count them.
+ * Returns the bytes written, or -1 with errp set.
+ */
+ssize_t multifd_ram_save_mapped(MultiFDSendChannel *c, MultiFDSendJob *job,
+                                Error **errp);
 /* Reset the source's page counters (at setup). */
 void multifd_ram_counters_reset(void);
 /*

@@ -7,6 +7,7 @@
  */
 #include "qemu/osdep.h"
 #include "qemu/buffer-is-zero.h"
+#include "migration/mapped-ram.h"
 #include "multifd-internal.h"
 
 /* Add [base, base+len) to @iov, merging it with the previous entry. */
@@ -123,6 +124,37 @@ static ssize_t ram_send_prepare(MultiFDSendChannel *c, MultiFDSendJob *job,
         c->iovcnt += n;
     }
     return meta_len + data_size;
+}
+
+ssize_t multifd_ram_save_mapped(MultiFDSendChannel *c, MultiFDSendJob *job,
+                                Error **errp)
+{
+    const MultiFDPages *p = job->pages;
+    MappedRamBlock *mb = mapped_ram_lookup(p->block);
+    uint64_t normal = 0, zero = 0, bytes = 0;
+
+    if (!mb) {
+        error_setg(errp, "RAM block '%s' has no region in the file",
+                   p->block->idstr);
+        return -1;
+    }
+    /* The batch is in page order: one write per run of neighbours. */
+    for (uint32_t i = 0; i < p->num; ) {
+        uint32_t j = i + 1;
+
+        while (j < p->num &&
+               p->offsets[j] == p->offsets[j - 1] + TARGET_PAGE_SIZE) {
+            j++;
+        }
+        if (!mapped_ram_save_run(c->ch->fd, mb, p->offsets[i], j - i,
+                                 &normal, &zero, &bytes, errp)) {
+            return -1;
+        }
+        i = j;
+    }
+    __atomic_fetch_add(&ram_normal_pages, normal, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&ram_zero_pages, zero, __ATOMIC_RELAXED);
+    return bytes;
 }
 
 static RAMBlock *ram_recv_find_block(MultiFDRecvChannel *c, const char *idstr,

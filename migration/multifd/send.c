@@ -12,6 +12,7 @@
  */
 #include "qemu/osdep.h"
 #include "qemu/trace.h"
+#include "migration/mapped-ram.h"
 #include "multifd-internal.h"
 
 TRACE_DEFINE(multifd_send_setup);
@@ -114,6 +115,29 @@ static void multifd_job_release(MultiFDSendJob *job)
     job->flags = 0;
 }
 
+/*
+ * mapped-ram: a job is a write into the file, and a SYNC has nothing to
+ * write: that the channel took it means its earlier writes are done.
+ */
+static bool multifd_send_job_mapped(MultiFDSendChannel *c, Error **errp)
+{
+    ssize_t bytes = 0;
+
+    if (c->job.kind == MULTIFD_PAYLOAD_DEVICE_STATE) {
+        error_setg(errp, "device state '%s' cannot go through multifd into "
+                   "a mapped-ram file", c->job.dev_idstr);
+        return false;
+    }
+    if (c->job.kind == MULTIFD_PAYLOAD_RAM) {
+        bytes = multifd_ram_save_mapped(c, &c->job, errp);
+    }
+    if (bytes < 0) {
+        return false;
+    }
+    __atomic_fetch_add(&send_bytes, bytes, __ATOMIC_RELAXED);
+    return true;
+}
+
 static bool multifd_send_job(MultiFDSendChannel *c, Error **errp)
 {
     MultiFDSendState *s = c->state;
@@ -176,7 +200,8 @@ static gpointer multifd_send_thread(gpointer opaque)
         }
         g_mutex_unlock(&s->lock);
 
-        ok = multifd_send_job(c, &local_err);
+        ok = s->params.mapped_ram ? multifd_send_job_mapped(c, &local_err)
+                                  : multifd_send_job(c, &local_err);
 
         g_mutex_lock(&s->lock);
         if (ok && (c->job.flags & MULTIFD_FLAG_SYNC)) {
@@ -431,9 +456,19 @@ static bool multifd_send_channel_start(MultiFDSendState *s,
             return false;
         }
     }
-    c->ch = mig_channel_connect(dest, s->cancel, errp);
-    if (!c->ch || !multifd_send_hello(c, uuid, errp)) {
-        return false;
+    if (s->params.mapped_ram) {
+        /* Another fd on the file: no connection, nothing to greet. */
+        int fd = mapped_ram_open(dest->path, true, errp);
+
+        if (fd < 0) {
+            return false;
+        }
+        c->ch = mig_channel_new_fd(fd, dest->path, s->cancel);
+    } else {
+        c->ch = mig_channel_connect(dest, s->cancel, errp);
+        if (!c->ch || !multifd_send_hello(c, uuid, errp)) {
+            return false;
+        }
     }
     c->thread = g_thread_new(c->name, multifd_send_thread, c);
     return true;
@@ -503,10 +538,17 @@ bool multifd_send_setup(const MigrationAddress *dest, const uint8_t uuid[16],
     if (!multifd_params_check(params, errp)) {
         return false;
     }
-    if (dest->type != MIGRATION_ADDRESS_TCP &&
+    if (params->mapped_ram ? dest->type != MIGRATION_ADDRESS_FILE :
+        dest->type != MIGRATION_ADDRESS_TCP &&
         dest->type != MIGRATION_ADDRESS_UNIX) {
-        error_setg(errp, "multifd needs a tcp: or unix: address, not %s:",
+        error_setg(errp, "multifd needs %s address, not %s:",
+                   params->mapped_ram ? "with mapped-ram a file:" :
+                   "a tcp: or unix:",
                    migration_address_type_name(dest->type));
+        return false;
+    }
+    if (params->mapped_ram && params->compression != MULTIFD_COMPRESSION_NONE) {
+        error_setg(errp, "multifd with mapped-ram cannot compress");
         return false;
     }
     s = g_new0(MultiFDSendState, 1);

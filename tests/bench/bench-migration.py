@@ -6,14 +6,18 @@
 and "zero-file": a sparse file mapped share=off, whose every page must be
 read to find it is zero), paused VM, loopback TCP, with
 one channel and with multifd 2 and 4; then save to a file and load from
-it.  For each: total time, GiB/s, downtime, and CPU seconds on each side.
+it: the plain stream, and vmig's mapped-ram with one writer and with
+multifd 2 and 4 (pages at fixed offsets, written and read in parallel),
+through the page cache and with direct-io.
+For each: total time, GiB/s, downtime, and CPU seconds on each side.
 The loopback TCP limit measured in the same run is printed first.
 
 QEMU runs the same scenarios when qemu-system-x86_64 is installed
 (apt-get install qemu-system-x86); QEMU 7.2 has no file: transport, so
-its file rows use exec:cat, which is what users of 7.2 do.
+its file rows use exec:cat, which is what users of 7.2 do (it has no
+mapped-ram either).
 
-Usage: bench-migration.py [BUILD_DIR] [--size 2G] [--quick]
+Usage: bench-migration.py [BUILD_DIR] [--size 2G] [--quick] [--file-only]
 """
 import argparse
 import os
@@ -159,7 +163,20 @@ def run_socket(vmm, ram, size, channels):
         dst.stop()
 
 
-def run_file(vmm, ram, size, path):
+def set_mapped_ram(p, channels, direct_io=False):
+    """mapped-ram, with multifd when @channels > 1."""
+    p.qmp.cmd('migrate-set-capabilities',
+              capabilities=[{'capability': 'mapped-ram', 'state': True}])
+    if direct_io:
+        p.qmp.cmd('migrate-set-parameters', **{'direct-io': True})
+    if channels > 1:
+        set_multifd(p, channels)
+
+
+def run_file(vmm, ram, size, path, mapped=0, direct_io=False):
+    """Save to @path and load it; @mapped: mapped-ram with that many
+    writers and readers (0: the plain stream), past the page cache with
+    @direct_io."""
     if os.path.exists(path):
         os.unlink(path)
     if vmm.name == 'qemu':
@@ -170,6 +187,8 @@ def run_file(vmm, ram, size, path):
     src = vmm.start(ram, size)
     try:
         src.qmp.cmd('migrate-set-parameters', **{'max-bandwidth': 1 << 40})
+        if mapped:
+            set_mapped_ram(src, mapped, direct_io)
         start = time.monotonic()
         src.qmp.cmd('migrate', uri=out_uri)
         wait_completed(src)
@@ -179,6 +198,8 @@ def run_file(vmm, ram, size, path):
         src.stop()
     dst = vmm.start('dest', size, incoming='defer')
     try:
+        if mapped:
+            set_mapped_ram(dst, mapped, direct_io)
         start = time.monotonic()
         dst.qmp.cmd('migrate-incoming', uri=in_uri)
         deadline = time.monotonic() + 600
@@ -200,6 +221,8 @@ def main():
     ap.add_argument('build', nargs='?', default='build')
     ap.add_argument('--size', default='2G')
     ap.add_argument('--quick', action='store_true', help='256M, no QEMU')
+    ap.add_argument('--file-only', action='store_true',
+                    help='only the file save+load rows')
     args = ap.parse_args()
     size = int(args.size[:-1]) << {'M': 20, 'G': 30}[args.size[-1]]
     if args.quick:
@@ -226,7 +249,7 @@ def main():
             print('(QEMU not installed: apt-get install qemu-system-x86 to '
                   'compare against it)')
         print()
-        hdr = (f"{'vmm':6} {'RAM':9} {'transport':12} {'total s':>8} "
+        hdr = (f"{'vmm':6} {'RAM':9} {'transport':13} {'total s':>8} "
                f"{'GiB/s':>7} {'downtime ms':>12} {'CPU src s':>10} {'CPU dst s':>10}")
         print(hdr)
         print('-' * len(hdr))
@@ -238,8 +261,8 @@ def main():
         with open(zero_file, 'rb') as f:
             while f.read(64 << 20):
                 pass
-        for ram_name, ram in (('random', rand), ('zero', 'zero'),
-                              ('zero-file', zero_file)):
+        for ram_name, ram in () if args.file_only else (
+                ('random', rand), ('zero', 'zero'), ('zero-file', zero_file)):
             for channels in (1, 2, 4):
                 # Alternate who goes first: the first run after a change of
                 # RAM kind tends to pay for fresh host memory.
@@ -248,31 +271,45 @@ def main():
                     try:
                         r = run_socket(vmm, ram, size, channels)
                     except QMPError as e:
-                        print(f'{vmm.name:6} {ram_name:9} {label:12} failed: {e}')
+                        print(f'{vmm.name:6} {ram_name:9} {label:13} failed: {e}')
                         continue
                     results[(vmm.name, ram_name, channels)] = r['gibs']
-                    print(f"{vmm.name:6} {ram_name:9} {label:12} {r['total']:8.2f} "
+                    print(f"{vmm.name:6} {ram_name:9} {label:13} {r['total']:8.2f} "
                           f"{r['gibs']:7.2f} {r['downtime']:12.0f} "
                           f"{r['cpu_src']:10.2f} {r['cpu_dst']:10.2f}", flush=True)
-        for vmm in vmms:
+        # (vmm, mapped-ram writers, direct-io): QEMU 7.2 has only the
+        # plain stream.
+        file_runs = [(vmm, 0, False) for vmm in vmms] + \
+            [(vmms[0], n, d) for d in (False, True) for n in (1, 2, 4)]
+        for vmm, mapped, direct in file_runs:
+            label = (f"mapped x{mapped}{'+dio' if direct else ''}"
+                     if mapped else 'file')
             try:
-                r = run_file(vmm, rand, size, os.path.join(workdir, 'state.bin'))
+                r = run_file(vmm, rand, size, os.path.join(workdir, 'state.bin'),
+                             mapped, direct)
             except QMPError as e:
-                print(f'{vmm.name:6} random    file         failed: {e}')
+                print(f'{vmm.name:6} random    {label:13} failed: {e}')
                 continue
-            results[(vmm.name, 'file', 0)] = r['gibs']
-            print(f"{vmm.name:6} random    file save+load "
-                  f"{r['save'] + r['load']:6.2f} {r['gibs']:7.2f} "
+            results[(vmm.name, 'file', mapped, direct)] = r['gibs']
+            print(f"{vmm.name:6} random    {label:13} "
+                  f"{r['save'] + r['load']:8.2f} {r['gibs']:7.2f} "
                   f"{'-':>12} {r['cpu_src']:10.2f} {r['cpu_dst']:10.2f}"
-                  f"   (save {r['save']:.2f} s, load {r['load']:.2f} s)")
+                  f"   (save {r['save']:.2f} s, load {r['load']:.2f} s)",
+                  flush=True)
         if qemu:
             print('\nvmig / QEMU throughput:')
             for key in sorted(k for k in results if k[0] == 'vmig'):
-                q = results.get(('qemu',) + key[1:])
+                # Every file row against QEMU's only one, exec:cat.
+                q = results.get(('qemu', 'file', 0, False) if key[1] == 'file'
+                                else ('qemu',) + key[1:])
                 if q:
-                    what = 'file' if key[1] == 'file' else \
-                        f"{key[1]}, {'tcp' if key[2] == 1 else f'multifd x{key[2]}'}"
-                    print(f'  {what:24} {results[key] / q:5.2f}x')
+                    if key[1] == 'file':
+                        what = (f"file, mapped-ram x{key[2]}"
+                                f"{' direct-io' if key[3] else ''}"
+                                if key[2] else 'file (save+load)')
+                    else:
+                        what = f"{key[1]}, {'tcp' if key[2] == 1 else f'multifd x{key[2]}'}"
+                    print(f'  {what:30} {results[key] / q:5.2f}x')
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
