@@ -800,12 +800,14 @@ static int loadvm_setup(QEMUFile *f, MigrationIncomingState *mis,
         }
     }
     migration_incoming_set_ack_needed(mis, ack_needed);
+    multifd_device_state_gate_open();
     return 0;
 }
 
 static void loadvm_cleanup(void)
 {
     loadvm_consumers_del();
+    multifd_device_state_gate_close();
     bql_lock();
     for (SaveStateEntry *se = savevm_handlers; se; se = se->next) {
         if (se->load_setup_called && se->ops->load_cleanup) {

@@ -242,6 +242,17 @@ bool multifd_device_state_consumer_add(const char *idstr,
 /* Any thread; waits for running calls of the consumer to return. */
 void multifd_device_state_consumer_del(const char *idstr,
                                        uint32_t instance_id);
+/*
+ * Device state can overtake the main stream: a channel may bring a
+ * device's packet before the loader has run that device's load_setup
+ * (a migration that switches over at once, a slow destination).  Receive
+ * threads hold such packets until the loader opens the gate, once every
+ * load_setup has run; closing it again (at load cleanup) sends the
+ * holders on, to find no consumer, and makes the next incoming migration
+ * wait again.
+ */
+void multifd_device_state_gate_open(void);
+void multifd_device_state_gate_close(void);
 
 /*
  * A reassembly queue for one device: packets arrive out of order across

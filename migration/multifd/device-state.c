@@ -119,6 +119,41 @@ void multifd_device_state_consumer_del(const char *idstr,
     g_rw_lock_writer_unlock(&consumers_lock);
 }
 
+static GMutex gate_lock;
+static GCond gate_cond;
+static bool gate_open;
+static unsigned gate_generation;    /* bumped by every close */
+
+void multifd_device_state_gate_open(void)
+{
+    g_mutex_lock(&gate_lock);
+    gate_open = true;
+    g_cond_broadcast(&gate_cond);
+    g_mutex_unlock(&gate_lock);
+}
+
+void multifd_device_state_gate_close(void)
+{
+    g_mutex_lock(&gate_lock);
+    gate_open = false;
+    gate_generation++;
+    g_cond_broadcast(&gate_cond);
+    g_mutex_unlock(&gate_lock);
+}
+
+/* Hold a packet until the loader has set every device up (or gave up). */
+static void gate_wait(void)
+{
+    unsigned generation;
+
+    g_mutex_lock(&gate_lock);
+    generation = gate_generation;
+    while (!gate_open && generation == gate_generation) {
+        g_cond_wait(&gate_cond, &gate_lock);
+    }
+    g_mutex_unlock(&gate_lock);
+}
+
 static bool device_recv(MultiFDRecvChannel *c, uint32_t payload_size,
                         Error **errp)
 {
@@ -170,6 +205,7 @@ static bool device_recv(MultiFDRecvChannel *c, uint32_t payload_size,
         return false;
     }
 
+    gate_wait();
     g_rw_lock_reader_lock(&consumers_lock);
     dc = consumer_find(idstr, instance_id);
     if (!dc) {

@@ -1316,6 +1316,8 @@ int main(int argc, char **argv)
 
     g_test_init(&argc, &argv, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* No loader here: device state goes to its consumers at once. */
+    multifd_device_state_gate_open();
     for (unsigned i = 0; i < ARRAY_SIZE(channel_counts); i++) {
         for (unsigned m = 0; m < MULTIFD_COMPRESSION__MAX; m++) {
             g_autofree char *path = g_strdup_printf(
