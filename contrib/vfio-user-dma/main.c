@@ -377,15 +377,17 @@ static void vdma_log(void *opaque, VusLogLevel level, const char *msg)
     fprintf(stderr, "%s\n", msg);
 }
 
-static bool parse_fail_arc(VdmaDevice *d, const char *arg, Error **errp)
+/*
+ * FROM:TO[:MS] of --fail-arc (@ms NULL: no MS) or --delay-arc (MS
+ * required, at most a minute).
+ */
+static bool parse_arc(const char *opt, const char *arg, uint32_t *from_out,
+                      uint32_t *to_out, uint32_t *ms, Error **errp)
 {
-    g_auto(GStrv) parts = g_strsplit(arg, ":", 2);
+    g_auto(GStrv) parts = g_strsplit(arg, ":", 3);
     int from = -1, to = -1;
+    guint64 value = 0;
 
-    if (d->nr_fail_arcs == VDMA_MAX_FAIL_ARCS) {
-        error_setg(errp, "--fail-arc: at most %d arcs", VDMA_MAX_FAIL_ARCS);
-        return false;
-    }
     for (uint32_t s = 0; parts[0] && parts[1] && s < VFIO_DEVICE_STATE_NR;
          s++) {
         g_autofree char *name = g_ascii_strup(vus_mig_state_name(s), -1);
@@ -401,15 +403,53 @@ static bool parse_fail_arc(VdmaDevice *d, const char *arg, Error **errp)
             to = s;
         }
     }
-    if (from < 0 || to < 0) {
-        error_setg(errp, "--fail-arc '%s': expected FROM:TO with states such "
+    /* A known FROM and TO imply parts[1]; MS comes with --delay-arc only. */
+    if (from < 0 || to < 0 || !parts[2] != !ms ||
+        (ms && !g_ascii_string_to_unsigned(parts[2], 10, 0, 60000, &value,
+                                           NULL))) {
+        error_setg(errp, "--%s '%s': expected FROM:TO%s with states such "
                    "as RUNNING, STOP, STOP_COPY, PRE_COPY, RESUMING, "
-                   "RUNNING_P2P, PRE_COPY_P2P", arg);
+                   "RUNNING_P2P, PRE_COPY_P2P%s", opt, arg, ms ? ":MS" : "",
+                   ms ? " and MS a number of milliseconds up to 60000" : "");
         return false;
     }
-    d->fail_from[d->nr_fail_arcs] = from;
-    d->fail_to[d->nr_fail_arcs] = to;
+    *from_out = from;
+    *to_out = to;
+    if (ms) {
+        *ms = value;
+    }
+    return true;
+}
+
+static bool parse_fail_arc(VdmaDevice *d, const char *arg, Error **errp)
+{
+    unsigned n = d->nr_fail_arcs;
+
+    if (n == VDMA_MAX_FAIL_ARCS) {
+        error_setg(errp, "--fail-arc: at most %d arcs", VDMA_MAX_FAIL_ARCS);
+        return false;
+    }
+    if (!parse_arc("fail-arc", arg, &d->fail_from[n], &d->fail_to[n], NULL,
+                   errp)) {
+        return false;
+    }
     d->nr_fail_arcs++;
+    return true;
+}
+
+static bool parse_delay_arc(VdmaDevice *d, const char *arg, Error **errp)
+{
+    unsigned n = d->nr_delay_arcs;
+
+    if (n == VDMA_MAX_FAIL_ARCS) {
+        error_setg(errp, "--delay-arc: at most %d arcs", VDMA_MAX_FAIL_ARCS);
+        return false;
+    }
+    if (!parse_arc("delay-arc", arg, &d->delay_from[n], &d->delay_to[n],
+                   &d->delay_ms[n], errp)) {
+        return false;
+    }
+    d->nr_delay_arcs++;
     return true;
 }
 
@@ -552,6 +592,7 @@ int main(int argc, char **argv)
     g_autofree char *max_xfer_str = NULL;
     g_autofree char *name = NULL;
     g_auto(GStrv) fail_arcs = NULL;
+    g_auto(GStrv) delay_arcs = NULL;
     gint64 seed = 1;
     gboolean no_precopy = false, no_p2p = false, no_dma_logging = false;
     gboolean no_msix = false;
@@ -576,6 +617,9 @@ int main(int argc, char **argv)
           "offer INTx only: completions interrupt through INTx", NULL },
         { "fail-arc", 0, 0, G_OPTION_ARG_STRING_ARRAY, &fail_arcs,
           "make the FSM arc FROM -> TO fail (repeatable)", "FROM:TO" },
+        { "delay-arc", 0, 0, G_OPTION_ARG_STRING_ARRAY, &delay_arcs,
+          "make the FSM arc FROM -> TO take MS milliseconds more, to widen "
+          "races in tests (repeatable)", "FROM:TO:MS" },
         { "max-xfer", 0, 0, G_OPTION_ARG_STRING, &max_xfer_str,
           "largest data payload per message (default 1M)", "SIZE" },
         { "name", 'n', 0, G_OPTION_ARG_STRING, &name,
@@ -637,6 +681,12 @@ int main(int argc, char **argv)
     }
     for (int i = 0; fail_arcs && fail_arcs[i]; i++) {
         if (!parse_fail_arc(d, fail_arcs[i], &err)) {
+            error_report_err(err);
+            goto out;
+        }
+    }
+    for (int i = 0; delay_arcs && delay_arcs[i]; i++) {
+        if (!parse_delay_arc(d, delay_arcs[i], &err)) {
             error_report_err(err);
             goto out;
         }

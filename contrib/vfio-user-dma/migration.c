@@ -638,6 +638,11 @@ static int vdma_transition(void *opaque, enum vfio_device_mig_state from,
 {
     VdmaDevice *d = opaque;
 
+    for (unsigned i = 0; i < d->nr_delay_arcs; i++) {
+        if (d->delay_from[i] == from && d->delay_to[i] == to) {
+            g_usleep(d->delay_ms[i] * 1000ULL);
+        }
+    }
     for (unsigned i = 0; i < d->nr_fail_arcs; i++) {
         if (d->fail_from[i] == from && d->fail_to[i] == to) {
             vus_log(d->ctx, VUS_LOG_WARN, "arc %s -> %s fails as asked "

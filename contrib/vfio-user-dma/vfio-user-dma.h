@@ -105,6 +105,10 @@ typedef struct VdmaDevice {
     unsigned nr_fail_arcs;
     uint32_t fail_from[VDMA_MAX_FAIL_ARCS];
     uint32_t fail_to[VDMA_MAX_FAIL_ARCS];
+    unsigned nr_delay_arcs;     /* --delay-arc FROM:TO:MS */
+    uint32_t delay_from[VDMA_MAX_FAIL_ARCS];
+    uint32_t delay_to[VDMA_MAX_FAIL_ARCS];
+    uint32_t delay_ms[VDMA_MAX_FAIL_ARCS];
 
     /*
      * lock protects the registers, the run flags and the content

@@ -333,6 +333,52 @@ static void test_paused_source_multifd(void)
     paused_source(true);
 }
 
+/*
+ * Device state that overtakes the destination's load_setup.  Each device
+ * there takes 700 ms more to enter RESUMING, while the source switches
+ * over at once; the guest is idle, so no RAM goes before the devices'
+ * state and no multifd sync holds it back: the later devices' packets
+ * arrive before their load_setup has run, and must wait for it.
+ */
+static void test_slow_load_setup(void)
+{
+    VfioServer *s[3], *d[3];
+    g_autofree char *src_args = NULL, *dst_args = NULL;
+    g_autofree char *path = qtest_tmp_path("mig", "sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", path);
+    QTestState *src, *dst;
+
+    for (unsigned i = 0; i < 3; i++) {
+        s[i] = vfio_server_start("--no-precopy");
+        d[i] = vfio_server_start("--no-precopy "
+                                 "--delay-arc STOP:RESUMING:700");
+    }
+    src_args = vfio_vm_args_guest("-guest idle", s, 3, NULL);
+    dst_args = vfio_vm_args_guest("-guest idle", d, 3, NULL);
+    dst = mig_start_dst(uri, dst_args);
+    src = mig_start_vm(src_args);
+    set_multifd(src);
+    set_multifd(dst);
+    mig_set_fast(src);
+    mig_set_param(src, "avail-switchover-bandwidth", 1024 * MiB);
+    mig_migrate(src, uri);
+    mig_wait_completed(src, 30000);
+    mig_wait_completed(dst, 30000);
+    mig_assert_guest_ok(dst);
+    for (unsigned i = 0; i < 3; i++) {
+        g_autofree char *id = g_strdup_printf("dev%u", i);
+        g_autofree char *st = vfio_mig_state(dst, id);
+
+        g_assert_cmpstr(st, ==, "running");
+    }
+    qtest_quit(src);
+    qtest_quit(dst);
+    for (unsigned i = 0; i < 3; i++) {
+        vfio_server_free(s[i]);
+        vfio_server_free(d[i]);
+    }
+}
+
 /* qom-set of x-migration-multifd-transfer on @s's devices. */
 static void set_multifd_transfer(QTestState *s, unsigned n, const char *val)
 {
@@ -405,5 +451,7 @@ int main(int argc, char **argv)
     g_test_add_func("/vfio/migration/1/paused-source/multifd",
                     test_paused_source_multifd);
     g_test_add_func("/vfio/migration/2/multifd-qom-set", test_multifd_qom_set);
+    g_test_add_func("/vfio/migration/3/multifd/slow-load-setup",
+                    test_slow_load_setup);
     return g_test_run();
 }
