@@ -807,7 +807,7 @@ static int loadvm_setup(QEMUFile *f, MigrationIncomingState *mis,
 static void loadvm_cleanup(void)
 {
     loadvm_consumers_del();
-    multifd_device_state_gate_close();
+    multifd_device_state_gate_shut();
     bql_lock();
     for (SaveStateEntry *se = savevm_handlers; se; se = se->next) {
         if (se->load_setup_called && se->ops->load_cleanup) {

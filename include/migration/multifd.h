@@ -245,14 +245,14 @@ void multifd_device_state_consumer_del(const char *idstr,
 /*
  * Device state can overtake the main stream: a channel may bring a
  * device's packet before the loader has run that device's load_setup
- * (a migration that switches over at once, a slow destination).  Receive
- * threads hold such packets until the loader opens the gate, once every
- * load_setup has run; closing it again (at load cleanup) sends the
- * holders on, to find no consumer, and makes the next incoming migration
- * wait again.
+ * (a migration that switches over at once, a slow destination).  The
+ * receive side arms a gate when it is set up; receive threads hold
+ * device state packets while it is armed.  The loader opens it once
+ * every load_setup has run; the load's cleanup and the receive side's
+ * shutdown shut it, which lets any holder go on (to find no consumer).
  */
 void multifd_device_state_gate_open(void);
-void multifd_device_state_gate_close(void);
+void multifd_device_state_gate_shut(void);
 
 /*
  * A reassembly queue for one device: packets arrive out of order across

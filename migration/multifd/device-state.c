@@ -119,36 +119,45 @@ void multifd_device_state_consumer_del(const char *idstr,
     g_rw_lock_writer_unlock(&consumers_lock);
 }
 
+/* See multifd_device_state_gate_open(). */
+typedef enum {
+    GATE_ARMED,         /* hold packets: the loader is setting up */
+    GATE_OPEN,          /* deliver */
+    GATE_SHUT,          /* the load is over: deliver (to no consumer) */
+} GateState;
+
 static GMutex gate_lock;
 static GCond gate_cond;
-static bool gate_open;
-static unsigned gate_generation;    /* bumped by every close */
+static GateState gate_state;
+
+static void gate_set(GateState state)
+{
+    g_mutex_lock(&gate_lock);
+    gate_state = state;
+    g_cond_broadcast(&gate_cond);
+    g_mutex_unlock(&gate_lock);
+}
+
+void multifd_device_state_gate_arm(void)
+{
+    gate_set(GATE_ARMED);
+}
 
 void multifd_device_state_gate_open(void)
 {
-    g_mutex_lock(&gate_lock);
-    gate_open = true;
-    g_cond_broadcast(&gate_cond);
-    g_mutex_unlock(&gate_lock);
+    gate_set(GATE_OPEN);
 }
 
-void multifd_device_state_gate_close(void)
+void multifd_device_state_gate_shut(void)
 {
-    g_mutex_lock(&gate_lock);
-    gate_open = false;
-    gate_generation++;
-    g_cond_broadcast(&gate_cond);
-    g_mutex_unlock(&gate_lock);
+    gate_set(GATE_SHUT);
 }
 
-/* Hold a packet until the loader has set every device up (or gave up). */
+/* Hold a packet until the loader has set every device up, or gave up. */
 static void gate_wait(void)
 {
-    unsigned generation;
-
     g_mutex_lock(&gate_lock);
-    generation = gate_generation;
-    while (!gate_open && generation == gate_generation) {
+    while (gate_state == GATE_ARMED) {
         g_cond_wait(&gate_cond, &gate_lock);
     }
     g_mutex_unlock(&gate_lock);

@@ -296,6 +296,9 @@ void multifd_ram_counters_reset(void);
  */
 unsigned long *multifd_recv_written_map(MultiFDRecvState *s, RAMBlock *rb);
 
+/* Destination setup: hold device state until the loader opens the gate. */
+void multifd_device_state_gate_arm(void);
+
 /* Wait on @cond for at most 100 ms (waits are sliced to notice cancel). */
 void multifd_cond_wait_slice(GCond *cond, GMutex *lock);
 

@@ -186,6 +186,7 @@ bool multifd_recv_setup(const uint8_t *uuid, const MultiFDParams *params,
         g_hash_table_insert(s->written_maps, rb, bitmap_new(rb->pages));
     }
     __atomic_store_n(&recv_bytes, 0, __ATOMIC_RELAXED);
+    multifd_device_state_gate_arm();
     recv_state = s;
     return true;
 }
@@ -471,6 +472,7 @@ void multifd_recv_shutdown(void)
     s->quit = true;
     g_cond_broadcast(&s->cond);
     g_mutex_unlock(&s->lock);
+    multifd_device_state_gate_shut();
     for (unsigned i = 0; i < s->params.channels; i++) {
         mig_channel_shutdown(s->channels[i].ch);
     }

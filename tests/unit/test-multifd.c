@@ -157,6 +157,18 @@ static gpointer acceptor_thread(gpointer opaque)
 }
 
 /* Both ends report their first error to @notify (may be NULL). */
+/*
+ * The receive side as a destination sets it up, with no loader: device
+ * state goes to its consumers at once (the loader would open the gate
+ * after its devices' load_setup).
+ */
+static void recv_setup(const uint8_t *uuid, const MultiFDParams *params,
+                       MigCancel *cancel)
+{
+    g_assert_true(multifd_recv_setup(uuid, params, cancel, &error_abort));
+    multifd_device_state_gate_open();
+}
+
 static void ends_start_notify(Ends *e, unsigned channels,
                               MultiFDCompression compression, bool raw_accept,
                               Notified *notify)
@@ -180,8 +192,7 @@ static void ends_start_notify(Ends *e, unsigned channels,
     }
     e->raw_accept = raw_accept;
     if (!raw_accept) {
-        g_assert_true(multifd_recv_setup(test_uuid, &e->params,
-                                         e->dst_cancel, &error_abort));
+        recv_setup(test_uuid, &e->params, e->dst_cancel);
     }
     e->acceptor = g_thread_new("acceptor", acceptor_thread, e);
     g_assert_true(multifd_send_setup(&e->addr, test_uuid, &e->params,
@@ -697,7 +708,7 @@ static void test_hello_checks(void)
     error_free(err);
 
     /* NULL UUID: adopt the first channel's. */
-    g_assert_true(multifd_recv_setup(NULL, &params, NULL, &error_abort));
+    recv_setup(NULL, &params, NULL);
     g_assert_false(multifd_recv_uuid(uuid));
     g_assert_true(offer_hello(&h, MULTIFD_HELLO_LEN, &peer0, &error_abort));
     g_assert_true(multifd_recv_uuid(uuid));
@@ -835,7 +846,7 @@ static bool run_packets(PacketBuilder *pb, MultiFDCompression compression,
     params.compression = compression;
     h.channel_count = 1;
     h.compression = compression;
-    g_assert_true(multifd_recv_setup(test_uuid, &params, NULL, &error_abort));
+    recv_setup(test_uuid, &params, NULL);
     g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
     multifd_hello_encode(&h, buf);
     g_assert_cmpint(write(sv[0], buf, sizeof(buf)), ==, sizeof(buf));
@@ -1226,8 +1237,7 @@ static void test_cancel_blocked_recv(gconstpointer data)
     int sv[2];
 
     multifd_params_init(&params);
-    g_assert_true(multifd_recv_setup(test_uuid, &params, cancel,
-                                     &error_abort));
+    recv_setup(test_uuid, &params, cancel);
     g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
     multifd_hello_encode(&h, buf);
     g_assert_cmpint(write(sv[0], buf, sizeof(buf)), ==, sizeof(buf));
@@ -1269,7 +1279,7 @@ static void test_shutdown_blocked_recv(void)
     int sv[2];
 
     multifd_params_init(&params);
-    g_assert_true(multifd_recv_setup(test_uuid, &params, NULL, &error_abort));
+    recv_setup(test_uuid, &params, NULL);
     g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
     multifd_hello_encode(&h, buf);
     g_assert_cmpint(write(sv[0], buf, sizeof(buf)), ==, sizeof(buf));
@@ -1316,8 +1326,6 @@ int main(int argc, char **argv)
 
     g_test_init(&argc, &argv, NULL);
     signal(SIGPIPE, SIG_IGN);
-    /* No loader here: device state goes to its consumers at once. */
-    multifd_device_state_gate_open();
     for (unsigned i = 0; i < ARRAY_SIZE(channel_counts); i++) {
         for (unsigned m = 0; m < MULTIFD_COMPRESSION__MAX; m++) {
             g_autofree char *path = g_strdup_printf(
