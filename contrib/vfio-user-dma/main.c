@@ -378,16 +378,20 @@ static void vdma_log(void *opaque, VusLogLevel level, const char *msg)
 }
 
 /*
- * FROM:TO[:MS] of --fail-arc (@ms NULL: no MS) or --delay-arc (MS
- * required, at most a minute).
+ * Add FROM:TO (or FROM:TO:MS with @with_ms, MS at most a minute) of
+ * option --@opt to @arcs.
  */
-static bool parse_arc(const char *opt, const char *arg, uint32_t *from_out,
-                      uint32_t *to_out, uint32_t *ms, Error **errp)
+static bool parse_arc(const char *opt, const char *arg, bool with_ms,
+                      VdmaArcs *arcs, Error **errp)
 {
     g_auto(GStrv) parts = g_strsplit(arg, ":", 3);
     int from = -1, to = -1;
-    guint64 value = 0;
+    guint64 ms = 0;
 
+    if (arcs->n == VDMA_MAX_ARCS) {
+        error_setg(errp, "--%s: at most %d arcs", opt, VDMA_MAX_ARCS);
+        return false;
+    }
     for (uint32_t s = 0; parts[0] && parts[1] && s < VFIO_DEVICE_STATE_NR;
          s++) {
         g_autofree char *name = g_ascii_strup(vus_mig_state_name(s), -1);
@@ -403,53 +407,22 @@ static bool parse_arc(const char *opt, const char *arg, uint32_t *from_out,
             to = s;
         }
     }
-    /* A known FROM and TO imply parts[1]; MS comes with --delay-arc only. */
-    if (from < 0 || to < 0 || !parts[2] != !ms ||
-        (ms && !g_ascii_string_to_unsigned(parts[2], 10, 0, 60000, &value,
-                                           NULL))) {
+    /* A known FROM and TO imply parts[1]. */
+    if (from < 0 || to < 0 || !parts[2] != !with_ms ||
+        (with_ms && !g_ascii_string_to_unsigned(parts[2], 10, 0, 60000, &ms,
+                                                NULL))) {
         error_setg(errp, "--%s '%s': expected FROM:TO%s with states such "
                    "as RUNNING, STOP, STOP_COPY, PRE_COPY, RESUMING, "
-                   "RUNNING_P2P, PRE_COPY_P2P%s", opt, arg, ms ? ":MS" : "",
-                   ms ? " and MS a number of milliseconds up to 60000" : "");
+                   "RUNNING_P2P, PRE_COPY_P2P%s", opt, arg,
+                   with_ms ? ":MS" : "",
+                   with_ms ? " and MS a number of milliseconds up to 60000"
+                           : "");
         return false;
     }
-    *from_out = from;
-    *to_out = to;
-    if (ms) {
-        *ms = value;
-    }
-    return true;
-}
-
-static bool parse_fail_arc(VdmaDevice *d, const char *arg, Error **errp)
-{
-    unsigned n = d->nr_fail_arcs;
-
-    if (n == VDMA_MAX_FAIL_ARCS) {
-        error_setg(errp, "--fail-arc: at most %d arcs", VDMA_MAX_FAIL_ARCS);
-        return false;
-    }
-    if (!parse_arc("fail-arc", arg, &d->fail_from[n], &d->fail_to[n], NULL,
-                   errp)) {
-        return false;
-    }
-    d->nr_fail_arcs++;
-    return true;
-}
-
-static bool parse_delay_arc(VdmaDevice *d, const char *arg, Error **errp)
-{
-    unsigned n = d->nr_delay_arcs;
-
-    if (n == VDMA_MAX_FAIL_ARCS) {
-        error_setg(errp, "--delay-arc: at most %d arcs", VDMA_MAX_FAIL_ARCS);
-        return false;
-    }
-    if (!parse_arc("delay-arc", arg, &d->delay_from[n], &d->delay_to[n],
-                   &d->delay_ms[n], errp)) {
-        return false;
-    }
-    d->nr_delay_arcs++;
+    arcs->arc[arcs->n].from = from;
+    arcs->arc[arcs->n].to = to;
+    arcs->arc[arcs->n].ms = ms;
+    arcs->n++;
     return true;
 }
 
@@ -680,13 +653,15 @@ int main(int argc, char **argv)
         goto out;
     }
     for (int i = 0; fail_arcs && fail_arcs[i]; i++) {
-        if (!parse_fail_arc(d, fail_arcs[i], &err)) {
+        if (!parse_arc("fail-arc", fail_arcs[i], false, &d->fail_arcs,
+                       &err)) {
             error_report_err(err);
             goto out;
         }
     }
     for (int i = 0; delay_arcs && delay_arcs[i]; i++) {
-        if (!parse_delay_arc(d, delay_arcs[i], &err)) {
+        if (!parse_arc("delay-arc", delay_arcs[i], true, &d->delay_arcs,
+                       &err)) {
             error_report_err(err);
             goto out;
         }

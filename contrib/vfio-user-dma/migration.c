@@ -638,13 +638,14 @@ static int vdma_transition(void *opaque, enum vfio_device_mig_state from,
 {
     VdmaDevice *d = opaque;
 
-    for (unsigned i = 0; i < d->nr_delay_arcs; i++) {
-        if (d->delay_from[i] == from && d->delay_to[i] == to) {
-            g_usleep(d->delay_ms[i] * 1000ULL);
+    for (unsigned i = 0; i < d->delay_arcs.n; i++) {
+        if (d->delay_arcs.arc[i].from == from &&
+            d->delay_arcs.arc[i].to == to) {
+            g_usleep(d->delay_arcs.arc[i].ms * 1000ULL);
         }
     }
-    for (unsigned i = 0; i < d->nr_fail_arcs; i++) {
-        if (d->fail_from[i] == from && d->fail_to[i] == to) {
+    for (unsigned i = 0; i < d->fail_arcs.n; i++) {
+        if (d->fail_arcs.arc[i].from == from && d->fail_arcs.arc[i].to == to) {
             vus_log(d->ctx, VUS_LOG_WARN, "arc %s -> %s fails as asked "
                     "(--fail-arc)", vus_mig_state_name(from),
                     vus_mig_state_name(to));

@@ -13,7 +13,16 @@
 #include "vfio-user-server/libvus.h"
 #include "dma-regs.h"
 
-#define VDMA_MAX_FAIL_ARCS 8
+#define VDMA_MAX_ARCS 8
+
+/* FSM arcs named on the command line (--fail-arc, --delay-arc). */
+typedef struct VdmaArcs {
+    unsigned n;
+    struct {
+        uint32_t from, to;
+        uint32_t ms;            /* --delay-arc only */
+    } arc[VDMA_MAX_ARCS];
+} VdmaArcs;
 
 /* A checksum being computed over data that comes in pieces. */
 typedef struct VdmaSum {
@@ -102,13 +111,8 @@ typedef struct VdmaDevice {
     uint64_t mig_flags;
     bool no_dma_logging;        /* --no-dma-logging */
     double dirty_pages_per_sec;
-    unsigned nr_fail_arcs;
-    uint32_t fail_from[VDMA_MAX_FAIL_ARCS];
-    uint32_t fail_to[VDMA_MAX_FAIL_ARCS];
-    unsigned nr_delay_arcs;     /* --delay-arc FROM:TO:MS */
-    uint32_t delay_from[VDMA_MAX_FAIL_ARCS];
-    uint32_t delay_to[VDMA_MAX_FAIL_ARCS];
-    uint32_t delay_ms[VDMA_MAX_FAIL_ARCS];
+    VdmaArcs fail_arcs;         /* --fail-arc FROM:TO */
+    VdmaArcs delay_arcs;        /* --delay-arc FROM:TO:MS */
 
     /*
      * lock protects the registers, the run flags and the content
