@@ -320,6 +320,38 @@ static void test_queue_reorders(void)
     multifd_state_queue_free(q);
 }
 
+/*
+ * take_ready takes the next packet only if it is in, never waits, and
+ * stops at a gap or once the config packet has been taken.
+ */
+static void test_queue_take_ready(void)
+{
+    MultiFDStateQueue *q = multifd_state_queue_new("dev", 0, NULL);
+    MultiFDStatePacket pkt;
+
+    g_assert_false(multifd_state_queue_take_ready(q, &pkt));
+    g_assert_true(insert(q, 0, 1, 0, 8, &error_abort));
+    g_assert_false(multifd_state_queue_take_ready(q, &pkt));  /* gap at 0 */
+    g_assert_true(insert(q, 0, 0, 0, 8, &error_abort));
+    g_assert_true(insert(q, 0, 3, MULTIFD_DEVICE_STATE_CONFIG_STATE, 4,
+                         &error_abort));
+    for (uint32_t idx = 0; idx <= 1; idx++) {
+        g_assert_true(multifd_state_queue_take_ready(q, &pkt));
+        g_assert_cmpuint(pkt.idx, ==, idx);
+        g_free(pkt.data);
+    }
+    g_assert_false(multifd_state_queue_take_ready(q, &pkt));  /* gap at 2 */
+    g_assert_true(insert(q, 0, 2, 0, 8, &error_abort));
+    for (uint32_t idx = 2; idx <= 3; idx++) {
+        g_assert_true(multifd_state_queue_take_ready(q, &pkt));
+        g_assert_cmpuint(pkt.idx, ==, idx);
+        g_free(pkt.data);
+    }
+    g_assert_true(multifd_state_queue_complete(q));
+    g_assert_false(multifd_state_queue_take_ready(q, &pkt));
+    multifd_state_queue_free(q);
+}
+
 /* Each bad packet fails the queue: a fresh one per case. */
 static void check_queue_rejects(uint32_t version, uint32_t idx, uint32_t flags,
                                 size_t data_len, const char *needle,
@@ -455,6 +487,7 @@ int main(int argc, char **argv)
     g_test_add_func("/multifd/compress/foreign-bomb",
                     test_compress_foreign_bomb);
     g_test_add_func("/multifd/state-queue/reorders", test_queue_reorders);
+    g_test_add_func("/multifd/state-queue/take-ready", test_queue_take_ready);
     g_test_add_func("/multifd/state-queue/rejects", test_queue_rejects);
     g_test_add_func("/multifd/state-queue/wakeups", test_queue_wakeups);
     return g_test_run();
