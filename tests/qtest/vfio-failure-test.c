@@ -40,6 +40,42 @@ static void wait_failed(QTestState *s)
     }
 }
 
+/*
+ * One device on each side, each served by its own vfio-user-dma (started
+ * with @src_server / @dst_server), and the two VMs, the destination
+ * listening on a fresh unix socket.
+ */
+typedef struct VfioPair {
+    VfioServer *src_srv, *dst_srv;
+    QTestState *src, *dst;
+    char *uri;
+} VfioPair;
+
+static void vfio_pair_start(VfioPair *p, const char *src_server,
+                            const char *dst_server)
+{
+    g_autofree char *path = qtest_tmp_path("mig", "sock");
+    g_autofree char *src_args = NULL, *dst_args = NULL;
+
+    p->src_srv = vfio_server_start(src_server);
+    p->dst_srv = vfio_server_start(dst_server);
+    src_args = vfio_vm_args(&p->src_srv, 1, "");
+    dst_args = vfio_vm_args(&p->dst_srv, 1, "");
+    p->uri = g_strdup_printf("unix:%s", path);
+    p->dst = mig_start_dst(p->uri, dst_args);
+    p->src = mig_start_vm(src_args);
+}
+
+static void vfio_pair_clear(VfioPair *p)
+{
+    g_clear_pointer(&p->src, qtest_quit);
+    g_clear_pointer(&p->dst, qtest_quit);
+    g_clear_pointer(&p->uri, g_free);
+    g_clear_pointer(&p->dst_srv, vfio_server_free);
+    g_clear_pointer(&p->src_srv, vfio_server_free);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(VfioPair, vfio_pair_clear)
+
 /* The source after a failed migration: running, devices usable, intact. */
 static void assert_source_recovered(QTestState *src)
 {
@@ -61,29 +97,23 @@ static void assert_source_recovered(QTestState *src)
  */
 static void fail_arc_source(const char *server_args, const char *arc)
 {
-    g_autoptr(VfioServer) s0 = vfio_server_start(server_args);
-    g_autoptr(VfioServer) d0 = vfio_server_start("--no-p2p");
-    g_autofree char *src_args = vfio_vm_args(&s0, 1, "");
-    g_autofree char *dst_args = vfio_vm_args(&d0, 1, "");
-    g_autofree char *path = qtest_tmp_path("mig", "sock");
-    g_autofree char *uri = g_strdup_printf("unix:%s", path);
-    g_autoptr(QTestState) dst = mig_start_dst(uri, dst_args);
-    g_autoptr(QTestState) src = mig_start_vm(src_args);
+    g_auto(VfioPair) p = { 0 };
     g_autofree char *desc = NULL;
 
-    mig_set_fast(src);
-    mig_set_param(src, "avail-switchover-bandwidth", 1024 * MiB);
-    vfio_wait_dma_progress(src, 256);
-    mig_migrate(src, uri);
-    wait_failed(src);
-    desc = error_desc(src);
+    vfio_pair_start(&p, server_args, "--no-p2p");
+    mig_set_fast(p.src);
+    mig_set_param(p.src, "avail-switchover-bandwidth", 1024 * MiB);
+    vfio_wait_dma_progress(p.src, 256);
+    mig_migrate(p.src, p.uri);
+    wait_failed(p.src);
+    desc = error_desc(p.src);
     g_test_message("error-desc: %s", desc);
     g_assert_nonnull(strstr(desc, "vfio-user-pci dev0: device state"));
     g_assert_nonnull(strstr(desc, arc));
     g_assert_nonnull(strstr(desc, "switchover"));
-    assert_source_recovered(src);
+    assert_source_recovered(p.src);
     /* The destination saw a stream end early: exit-on-error. */
-    g_assert_cmpint(qtest_wait_exit(dst, 20000), ==, 1);
+    g_assert_cmpint(qtest_wait_exit(p.dst, 20000), ==, 1);
 }
 
 /*
@@ -94,39 +124,33 @@ static void fail_arc_source(const char *server_args, const char *arc)
  */
 static void fail_arc_paused_source(bool multifd)
 {
-    g_autoptr(VfioServer) s0 = vfio_server_start("--no-p2p --no-precopy "
-                                                 "--fail-arc stop:stop_copy");
-    g_autoptr(VfioServer) d0 = vfio_server_start("--no-p2p --no-precopy");
-    g_autofree char *src_args = vfio_vm_args(&s0, 1, "");
-    g_autofree char *dst_args = vfio_vm_args(&d0, 1, "");
-    g_autofree char *path = qtest_tmp_path("mig", "sock");
-    g_autofree char *uri = g_strdup_printf("unix:%s", path);
-    g_autoptr(QTestState) dst = mig_start_dst(uri, dst_args);
-    g_autoptr(QTestState) src = mig_start_vm(src_args);
+    g_auto(VfioPair) p = { 0 };
     g_autofree char *desc = NULL, *st = NULL;
 
+    vfio_pair_start(&p, "--no-p2p --no-precopy --fail-arc stop:stop_copy",
+                    "--no-p2p --no-precopy");
     if (multifd) {
-        for (QTestState *s = src; s; s = s == src ? dst : NULL) {
+        for (QTestState *s = p.src; s; s = s == p.src ? p.dst : NULL) {
             mig_set_cap(s, "multifd", true);
             mig_set_param(s, "multifd-channels", 2);
         }
     }
-    mig_set_fast(src);
-    mig_set_param(src, "avail-switchover-bandwidth", 1024 * MiB);
-    vfio_wait_dma_progress(src, 256);
-    qtest_qmp_assert_ok(src, "{\"execute\": \"stop\"}");
-    mig_migrate(src, uri);
-    wait_failed(src);
-    desc = error_desc(src);
+    mig_set_fast(p.src);
+    mig_set_param(p.src, "avail-switchover-bandwidth", 1024 * MiB);
+    vfio_wait_dma_progress(p.src, 256);
+    qtest_qmp_assert_ok(p.src, "{\"execute\": \"stop\"}");
+    mig_migrate(p.src, p.uri);
+    wait_failed(p.src);
+    desc = error_desc(p.src);
     g_test_message("error-desc: %s", desc);
     g_assert_nonnull(strstr(desc, "vfio-user-pci dev0: device state stop -> "
                             "stop-copy failed"));
     g_assert_null(strstr(desc, "completion failed"));
     /* Paused before, paused after; the device back in STOP. */
-    mig_assert_runstate(src, "paused");
-    st = vfio_mig_state(src, "dev0");
+    mig_assert_runstate(p.src, "paused");
+    st = vfio_mig_state(p.src, "dev0");
     g_assert_cmpstr(st, ==, "stop");
-    g_assert_cmpint(qtest_wait_exit(dst, 20000), ==, 1);
+    g_assert_cmpint(qtest_wait_exit(p.dst, 20000), ==, 1);
 }
 
 static void test_fail_arc_paused_source(void)
@@ -153,53 +177,41 @@ static void test_fail_arc_source_stop_copy_only(void)
 
 static void test_fail_arc_destination(void)
 {
-    g_autoptr(VfioServer) s0 = vfio_server_start("");
-    g_autoptr(VfioServer) d0 = vfio_server_start("--fail-arc resuming:stop");
-    g_autofree char *src_args = vfio_vm_args(&s0, 1, "");
-    g_autofree char *dst_args = vfio_vm_args(&d0, 1, "");
-    g_autofree char *path = qtest_tmp_path("mig", "sock");
-    g_autofree char *uri = g_strdup_printf("unix:%s", path);
-    g_autoptr(QTestState) dst = mig_start_dst(uri, dst_args);
-    g_autoptr(QTestState) src = mig_start_vm(src_args);
+    g_auto(VfioPair) p = { 0 };
 
+    vfio_pair_start(&p, "", "--fail-arc resuming:stop");
     /* With a return path the source hears that the destination failed. */
-    mig_set_cap(src, "return-path", true);
-    mig_set_cap(dst, "return-path", true);
-    mig_set_fast(src);
-    mig_set_param(src, "avail-switchover-bandwidth", 1024 * MiB);
-    vfio_wait_dma_progress(src, 256);
-    mig_migrate(src, uri);
-    g_assert_cmpint(qtest_wait_exit(dst, 20000), ==, 1);
-    wait_failed(src);
-    assert_source_recovered(src);
+    mig_set_cap(p.src, "return-path", true);
+    mig_set_cap(p.dst, "return-path", true);
+    mig_set_fast(p.src);
+    mig_set_param(p.src, "avail-switchover-bandwidth", 1024 * MiB);
+    vfio_wait_dma_progress(p.src, 256);
+    mig_migrate(p.src, p.uri);
+    g_assert_cmpint(qtest_wait_exit(p.dst, 20000), ==, 1);
+    wait_failed(p.src);
+    assert_source_recovered(p.src);
 }
 
 static void test_server_killed(void)
 {
-    g_autoptr(VfioServer) s0 = vfio_server_start("");
-    g_autoptr(VfioServer) d0 = vfio_server_start("");
-    g_autofree char *src_args = vfio_vm_args(&s0, 1, "");
-    g_autofree char *dst_args = vfio_vm_args(&d0, 1, "");
-    g_autofree char *path = qtest_tmp_path("mig", "sock");
-    g_autofree char *uri = g_strdup_printf("unix:%s", path);
-    g_autoptr(QTestState) dst = mig_start_dst(uri, dst_args);
-    g_autoptr(QTestState) src = mig_start_vm(src_args);
+    g_auto(VfioPair) p = { 0 };
     g_autofree char *desc = NULL;
     static const char *const active[] = { "active", NULL };
     g_autofree char *st = NULL;
 
+    vfio_pair_start(&p, "", "");
     /* Slow enough that the device is still in pre-copy when it dies. */
-    mig_set_param(src, "max-bandwidth", 4 * MiB);
-    mig_migrate(src, uri);
-    st = mig_wait_status(src, active, 10000);
-    vfio_server_kill(s0, SIGKILL);
-    wait_failed(src);
-    desc = error_desc(src);
+    mig_set_param(p.src, "max-bandwidth", 4 * MiB);
+    mig_migrate(p.src, p.uri);
+    st = mig_wait_status(p.src, active, 10000);
+    vfio_server_kill(p.src_srv, SIGKILL);
+    wait_failed(p.src);
+    desc = error_desc(p.src);
     g_test_message("error-desc: %s", desc);
     g_assert_nonnull(strstr(desc, "dev0"));
     /* The source runs on without its device, and answers. */
-    mig_assert_runstate(src, "running");
-    g_assert_cmpint(qtest_wait_exit(dst, 20000), ==, 1);
+    mig_assert_runstate(p.src, "running");
+    g_assert_cmpint(qtest_wait_exit(p.dst, 20000), ==, 1);
 }
 
 static void set_multifd(QTestState *s)
@@ -235,22 +247,16 @@ static void start_stuck_migration(QTestState *src, const char *uri)
 
 static void test_cancel_precopy(void)
 {
-    g_autoptr(VfioServer) s0 = vfio_server_start("");
-    g_autoptr(VfioServer) d0 = vfio_server_start("");
-    g_autofree char *src_args = vfio_vm_args(&s0, 1, "");
-    g_autofree char *dst_args = vfio_vm_args(&d0, 1, "");
-    g_autofree char *path = qtest_tmp_path("mig", "sock");
-    g_autofree char *uri = g_strdup_printf("unix:%s", path);
-    g_autoptr(QTestState) dst = mig_start_dst(uri, dst_args);
-    g_autoptr(QTestState) src = mig_start_vm(src_args);
+    g_auto(VfioPair) p = { 0 };
     static const char *const cancelled[] = { "cancelled", NULL };
     g_autofree char *st = NULL;
 
-    start_stuck_migration(src, uri);
-    qtest_qmp_assert_ok(src, "{\"execute\": \"migrate_cancel\"}");
-    st = mig_wait_status(src, cancelled, 20000);
-    assert_source_recovered(src);
-    g_assert_cmpint(qtest_wait_exit(dst, 20000), ==, 1);
+    vfio_pair_start(&p, "", "");
+    start_stuck_migration(p.src, p.uri);
+    qtest_qmp_assert_ok(p.src, "{\"execute\": \"migrate_cancel\"}");
+    st = mig_wait_status(p.src, cancelled, 20000);
+    assert_source_recovered(p.src);
+    g_assert_cmpint(qtest_wait_exit(p.dst, 20000), ==, 1);
 }
 
 /*
@@ -355,21 +361,15 @@ static void test_cancel_device_transfer_multifd(void)
 
 static void test_destination_server_killed(void)
 {
-    g_autoptr(VfioServer) s0 = vfio_server_start("");
-    g_autoptr(VfioServer) d0 = vfio_server_start("");
-    g_autofree char *src_args = vfio_vm_args(&s0, 1, "");
-    g_autofree char *dst_args = vfio_vm_args(&d0, 1, "");
-    g_autofree char *path = qtest_tmp_path("mig", "sock");
-    g_autofree char *uri = g_strdup_printf("unix:%s", path);
-    g_autoptr(QTestState) dst = mig_start_dst(uri, dst_args);
-    g_autoptr(QTestState) src = mig_start_vm(src_args);
+    g_auto(VfioPair) p = { 0 };
 
-    start_stuck_migration(src, uri);
-    vfio_server_kill(d0, SIGKILL);
+    vfio_pair_start(&p, "", "");
+    start_stuck_migration(p.src, p.uri);
+    vfio_server_kill(p.dst_srv, SIGKILL);
     /* The destination cannot write the device's data: it fails cleanly. */
-    g_assert_cmpint(qtest_wait_exit(dst, 20000), ==, 1);
-    wait_failed(src);
-    assert_source_recovered(src);
+    g_assert_cmpint(qtest_wait_exit(p.dst, 20000), ==, 1);
+    wait_failed(p.src);
+    assert_source_recovered(p.src);
 }
 
 /* ---- Multifd device state ---- */
