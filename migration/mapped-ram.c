@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include "migration/mapped-ram.h"
 #include "migration/options.h"
+#include "ram.h"
 
 /* Destination: pages of the bitmap one reader claims at a time (8 MiB). */
 #define MAPPED_RAM_LOAD_WINDOW 2048
@@ -238,6 +239,7 @@ typedef struct MappedRamLoad {
     MappedRamBlock *mb;
     int file_fd;                /* the stream's, to reopen */
     uint64_t next_page;         /* atomic: the next window to claim */
+    RamPrefault *prefault;      /* lock */
     GMutex lock;
     Error *err;                 /* lock: the first failure */
     bool failed;                /* atomic */
@@ -274,7 +276,16 @@ static gpointer load_thread(gpointer opaque)
                                             MAPPED_RAM_LOAD_WINDOW,
                                             __ATOMIC_RELAXED);
 
-        if (start >= ld->mb->pages || !load_window(ld->mb, fd, start, &err)) {
+        if (start >= ld->mb->pages) {
+            break;
+        }
+        /* Fresh pages fault in on the helper, ahead of the next windows. */
+        g_mutex_lock(&ld->lock);
+        ram_prefault_hint(ld->prefault, ld->mb->rb,
+                          MIN(ld->mb->pages, start + MAPPED_RAM_LOAD_WINDOW)
+                          << TARGET_PAGE_BITS);
+        g_mutex_unlock(&ld->lock);
+        if (!load_window(ld->mb, fd, start, &err)) {
             break;
         }
     }
@@ -295,9 +306,9 @@ static gpointer load_thread(gpointer opaque)
 }
 
 static bool load_pages(MappedRamBlock *mb, int file_fd, unsigned threads,
-                       Error **errp)
+                       RamPrefault *prefault, Error **errp)
 {
-    MappedRamLoad ld = { .mb = mb, .file_fd = file_fd };
+    MappedRamLoad ld = { .mb = mb, .file_fd = file_fd, .prefault = prefault };
     g_autofree GThread **th = g_new0(GThread *, threads);
 
     g_mutex_init(&ld.lock);
@@ -369,7 +380,8 @@ static bool check_region(MappedRamBlock *mb, uint64_t pos, uint64_t file_size,
     return true;
 }
 
-RAMBlock *mapped_ram_load_block(QEMUFile *f, unsigned threads, Error **errp)
+RAMBlock *mapped_ram_load_block(QEMUFile *f, unsigned threads,
+                                RamPrefault *prefault, Error **errp)
 {
     int fd = qemu_file_channel(f)->fd;
     MappedRamBlock mb = { 0 };
@@ -403,7 +415,7 @@ RAMBlock *mapped_ram_load_block(QEMUFile *f, unsigned threads, Error **errp)
     mb.pages = size >> TARGET_PAGE_BITS;
     ok = check_region(&mb, pos, st.st_size, errp) &&
          load_bitmap(&mb, fd, errp) &&
-         load_pages(&mb, fd, MAX(threads, 1), errp) &&
+         load_pages(&mb, fd, MAX(threads, 1), prefault, errp) &&
          qemu_file_seek(f, mb.pages_offset + size, errp);
     g_free(mb.bitmap);
     if (!ok) {

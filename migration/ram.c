@@ -762,7 +762,7 @@ static bool ram_load_mapped_block(QEMUFile *f, uint64_t header, Error **errp)
     }
     rb = mapped_ram_load_block(f, migrate_multifd() ?
                                migrate_multifd_channels() :
-                               MAPPED_RAM_LOAD_THREADS, errp);
+                               MAPPED_RAM_LOAD_THREADS, load_prefault, errp);
     if (!rb) {
         return false;
     }

@@ -94,11 +94,14 @@ bool mapped_ram_save_bitmap(int fd, MappedRamBlock *mb, Error **errp);
  * Read a block header (the record's flags already read) from @f, check
  * it against the file, load the block's set pages into guest RAM with
  * @threads readers (1: this thread alone), and move the stream past the
- * region.  Returns the block, or NULL with errp set (the message names
- * the problem: unknown block, size, region outside the file, bitmap bits
- * beyond the block, a short read).  Incoming thread.
+ * region.  @prefault (may be NULL) is told where the readers are, to
+ * fault fresh RAM in ahead of them.  Returns the block, or NULL with
+ * errp set (the message names the problem: unknown block, size, region
+ * outside the file, bitmap bits beyond the block, a short read).
+ * Incoming thread.
  */
+typedef struct RamPrefault RamPrefault;
 RAMBlock *mapped_ram_load_block(QEMUFile *f, unsigned threads,
-                                Error **errp);
+                                RamPrefault *prefault, Error **errp);
 
 #endif

@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include "migration/mapped-ram.h"
 #include "migration/multifd.h"
+#include "migration/ram.h"
 
 #define PAGES 67                /* not a multiple of 64: a partial word */
 #define FLAG_BLOCK 0x08         /* the record flags ram.c passes */
@@ -86,15 +87,18 @@ static Error *load_file(TestBlocks *t, unsigned threads)
 {
     int fd = open(t->path, O_RDONLY);
     QEMUFile *f = qemu_file_new_input(mig_channel_new_fd(fd, "test", NULL));
+    /* Several readers also have the prefault helper ahead of them. */
+    RamPrefault *prefault = threads > 1 ? ram_prefault_start() : NULL;
     Error *err = NULL;
 
     memset(t->dst->host, 0, t->dst->size);
     g_assert_cmphex(qemu_get_be32(f), ==, STREAM_HEAD);
     g_assert_cmphex(qemu_get_be64(f), ==, FLAG_BLOCK);
-    if (mapped_ram_load_block(f, threads, &err) == t->dst) {
+    if (mapped_ram_load_block(f, threads, prefault, &err) == t->dst) {
         /* The stream goes on right after the region. */
         g_assert_cmphex(qemu_get_be32(f), ==, STREAM_TAIL);
     }
+    ram_prefault_stop(prefault);
     qemu_fclose(f);
     return err;
 }
