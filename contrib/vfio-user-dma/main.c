@@ -562,6 +562,7 @@ int main(int argc, char **argv)
     g_autofree char *socket_path = NULL;
     g_autofree char *mem_size_str = NULL;
     g_autofree char *dirty_rate = NULL;
+    g_autofree char *state_rate = NULL;
     g_autofree char *max_xfer_str = NULL;
     g_autofree char *name = NULL;
     g_auto(GStrv) fail_arcs = NULL;
@@ -577,6 +578,10 @@ int main(int argc, char **argv)
         { "dirty-rate", 'd', 0, G_OPTION_ARG_STRING, &dirty_rate,
           "rewrite device memory in the background, as a percentage of it "
           "per second (5%) or bytes per second (64M)", "RATE" },
+        { "state-rate", 0, 0, G_OPTION_ARG_STRING, &state_rate,
+          "save and load migration state at most RATE bytes per second "
+          "each way, as a device whose firmware moves its state "
+          "(default: as fast as the host)", "RATE" },
         { "seed", 0, 0, G_OPTION_ARG_INT64, &seed,
           "seed of the device memory content (default 1)", "N" },
         { "no-precopy", 0, 0, G_OPTION_ARG_NONE, &no_precopy,
@@ -646,6 +651,12 @@ int main(int argc, char **argv)
                          max_xfer > VFIO_USER_MAX_MAX_XFER)) {
         error_report("--max-xfer '%s': expected a size from 4K to %dM",
                      max_xfer_str, VFIO_USER_MAX_MAX_XFER >> 20);
+        goto out;
+    }
+    if (state_rate && (qemu_strtosz(state_rate, &d->state_rate) < 0 ||
+                       d->state_rate < 64 * KiB)) {
+        error_report("--state-rate '%s': expected bytes per second, at "
+                     "least 64K", state_rate);
         goto out;
     }
     if (dirty_rate && !parse_dirty_rate(d, dirty_rate, &err)) {

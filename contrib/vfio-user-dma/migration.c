@@ -307,12 +307,33 @@ void vdma_save_flush_sum(VdmaDevice *d)
     }
 }
 
+/*
+ * --state-rate: a device whose state passes through an engine of its own
+ * (firmware, a DMA queue) moves it at that engine's rate, however fast
+ * the host is.  Account @n bytes to the engine whose next free moment is
+ * *@free_us and wait until it has moved them.  Idle time earns no credit.
+ */
+static void pace_state(VdmaDevice *d, int64_t *free_us, uint64_t n)
+{
+    int64_t now;
+
+    if (!d->state_rate || !n) {
+        return;
+    }
+    now = g_get_monotonic_time();
+    *free_us = MAX(*free_us, now) + n * G_USEC_PER_SEC / d->state_rate;
+    if (*free_us > now) {
+        g_usleep(*free_us - now);
+    }
+}
+
 static ssize_t vdma_read_data_zc(void *opaque, const void **data,
                                  uint64_t size)
 {
     VdmaDevice *d = opaque;
     VdmaSave *s = &d->save;
     bool stop_copy = vus_mig_get_state(d->ctx) == VFIO_DEVICE_STATE_STOP_COPY;
+    ssize_t got;
 
     if (!s->active) {
         return -EINVAL;
@@ -331,6 +352,7 @@ static ssize_t vdma_read_data_zc(void *opaque, const void **data,
         s->lazy_len = size;
         s->off += size;
         *data = p;
+        pace_state(d, &s->free_us, size);
         return size;
     }
     if (s->staging_size < size) {
@@ -339,7 +361,11 @@ static ssize_t vdma_read_data_zc(void *opaque, const void **data,
         s->staging_size = size;
     }
     *data = s->staging;
-    return save_fill(d, s->staging, size, stop_copy);
+    got = save_fill(d, s->staging, size, stop_copy);
+    if (got > 0) {
+        pace_state(d, &s->free_us, got);
+    }
+    return got;
 }
 
 static int vdma_precopy_info(void *opaque, uint64_t *initial_bytes,
@@ -584,6 +610,7 @@ static ssize_t vdma_write_data(void *opaque, const void *buf, uint64_t size)
             }
         }
     }
+    pace_state(d, &l->free_us, size);
     return size;
 }
 

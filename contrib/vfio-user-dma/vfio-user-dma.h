@@ -77,6 +77,7 @@ typedef struct VdmaSave {
     /* Pieces that are not straight device memory are built here. */
     uint8_t *staging;
     size_t staging_size;
+    int64_t free_us;            /* --state-rate: when the engine is free */
 } VdmaSave;
 
 /* Load side; service thread only. */
@@ -96,6 +97,7 @@ typedef struct VdmaLoad {
     uint8_t *small;             /* START / END payload */
     uint8_t *end_payload;       /* the checked END, applied at STOP */
     uint64_t seed;
+    int64_t free_us;            /* --state-rate: when the engine is free */
 } VdmaLoad;
 
 typedef struct VdmaDevice {
@@ -111,6 +113,7 @@ typedef struct VdmaDevice {
     uint64_t mig_flags;
     bool no_dma_logging;        /* --no-dma-logging */
     double dirty_pages_per_sec;
+    uint64_t state_rate;        /* --state-rate, bytes per second; 0: none */
     VdmaArcs fail_arcs;         /* --fail-arc FROM:TO */
     VdmaArcs delay_arcs;        /* --delay-arc FROM:TO:MS */
 

@@ -13,6 +13,13 @@ Cases (default: the ones the goals are about; --full: the whole matrix):
   pre-copy+ack   PRE_COPY with switchover-ack (and the return path)
   ...+multifd    device state over multifd channels at switchover
 
+The column state/s is each device's --state-rate: "host" when the device
+moves its state as fast as the host lets it (then, on a small machine,
+the CPUs bound the stop and parallel channels cannot shorten it), or the
+rate of a device engine (firmware, a DMA queue) that bounds each device
+as on real hardware, where saving devices in parallel pays.  The default
+table has one such row; --state-rate RATE sets it for every row.
+
 --cpu adds the CPU seconds (user + system) each process spent from the
 migrate command to its end: source and destination vmig, and the device
 servers of each side summed.  --case NAME (repeatable) and --devices
@@ -22,6 +29,7 @@ pids of the processes beside it (perf report --pid PID).
 
 Usage: bench-vfio-migration.py [BUILD_DIR] [--runs N] [--full] [--quick]
                                [--case NAME]... [--devices NxSIZE]... [--cpu] [--perf DIR]
+                               [--state-rate RATE]
 """
 import argparse
 import os
@@ -39,10 +47,12 @@ from qmp import QMPError, Vmig  # noqa: E402
 MIB = 1 << 20
 
 
-def start_server(binary, path, mem, dirty, precopy):
+def start_server(binary, path, mem, dirty, precopy, rate):
     argv = [binary, '--socket', path, '--mem-size', mem, '--dirty-rate', dirty]
     if not precopy:
         argv.append('--no-precopy')
+    if rate:
+        argv += ['--state-rate', rate]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
@@ -80,7 +90,7 @@ def perf_stop(recs):
         r.wait()
 
 
-def one_run(build, tmp, case, ndev, mem, dirty, perf_dir=None):
+def one_run(build, tmp, case, ndev, mem, dirty, rate, perf_dir=None):
     vmig = os.path.join(build, 'vmig')
     dma = os.path.join(build, 'contrib', 'vfio-user-dma')
     precopy = case['precopy']
@@ -92,7 +102,7 @@ def one_run(build, tmp, case, ndev, mem, dirty, perf_dir=None):
             for s in socks[side]:
                 if os.path.exists(s):
                     os.unlink(s)
-                procs.append(start_server(dma, s, mem, dirty, precopy))
+                procs.append(start_server(dma, s, mem, dirty, precopy, rate))
         multifd_prop = 'on' if case['multifd'] else 'off'
 
         def args(side):
@@ -174,6 +184,8 @@ def main():
     ap.add_argument('--case', action='append', choices=[c['name'] for c in CASES])
     ap.add_argument('--devices', action='append', metavar='NxSIZE')
     ap.add_argument('--cpu', action='store_true')
+    ap.add_argument('--state-rate', metavar='RATE',
+                    help="each device server's --state-rate (e.g. 256M)")
     ap.add_argument('--perf', metavar='DIR',
                     help='perf record -a -g during each migration')
     args = ap.parse_args()
@@ -184,19 +196,23 @@ def main():
             n, _, mem = spec.partition('x')
             if not n.isdigit() or not mem:
                 ap.error(f'--devices {spec}: expected NxSIZE, e.g. 4x256M')
-            matrix.append((int(n), mem, '5%'))
+            matrix.append((int(n), mem, '5%', args.state_rate))
     elif args.quick:
-        matrix = [(1, '64M', '5%')]
+        matrix = [(1, '64M', '5%', args.state_rate)]
         args.runs = 1
     elif args.full:
-        matrix = [(n, m, d) for m in ('256M', '1G') for n in (1, 4)
-                  for d in ('0%', '5%')]
+        matrix = [(n, m, d, args.state_rate) for m in ('256M', '1G')
+                  for n in (1, 4) for d in ('0%', '5%')]
     else:
-        matrix = [(1, '1G', '5%'), (4, '256M', '5%')]
+        # The last row: devices whose state moves at a device engine's
+        # rate, so the host's two CPUs are not what bounds the stop.
+        matrix = [(1, '1G', '5%', args.state_rate),
+                  (4, '256M', '5%', args.state_rate),
+                  (4, '256M', '5%', args.state_rate or '256M')]
     print(f'VFIO device migration, median of {args.runs} run(s), UNIX socket, '
           f'{os.cpu_count()} CPUs; downtime-limit 300 ms (stop-copy cases: '
           f'60 s, they cannot do better than their state)')
-    hdr = (f"{'devices':>7} {'memory':>6} {'dirty':>5}  {'case':22} "
+    hdr = (f"{'devices':>7} {'memory':>6} {'dirty':>5} {'state/s':>7}  {'case':22} "
            f"{'downtime ms':>11} {'total ms':>9} {'device MiB':>10} {'RAM MiB':>8}")
     cpu_keys = ('src vmig', 'src servers', 'dst vmig', 'dst servers')
     if args.cpu:
@@ -204,18 +220,19 @@ def main():
     print(hdr)
     print('-' * len(hdr))
     with tempfile.TemporaryDirectory(prefix='vmig-vbench-') as tmp:
-        for ndev, mem, dirty in matrix:
+        for ndev, mem, dirty, rate in matrix:
             for case in cases:
                 runs = []
                 err = None
                 for _ in range(args.runs):
                     try:
-                        runs.append(one_run(args.build, tmp, case, ndev, mem, dirty,
-                                            args.perf))
+                        runs.append(one_run(args.build, tmp, case, ndev, mem,
+                                            dirty, rate, args.perf))
                     except QMPError as e:
                         err = e
                         break
-                label = f'{ndev:7d} {mem:>6} {dirty:>5}  {case["name"]:22}'
+                label = (f'{ndev:7d} {mem:>6} {dirty:>5} {rate or "host":>7}  '
+                         f'{case["name"]:22}')
                 if err:
                     print(f'{label} failed: {err}', flush=True)
                     continue

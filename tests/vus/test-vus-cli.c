@@ -139,7 +139,9 @@ static void test_migrate(void)
 {
     VusServer *s1 = vus_server_start("--mem-size", "8M", "--dirty-rate",
                                      "100%", NULL);
-    VusServer *s2 = vus_server_start("--mem-size", "8M", NULL);
+    /* s2 moves its state at a device engine's pace, both ways. */
+    VusServer *s2 = vus_server_start("--mem-size", "8M", "--state-rate",
+                                     "64M", NULL);
     VusServer *s3 = vus_server_start("--mem-size", "8M", "--no-precopy",
                                      NULL);
     g_autofree char *out = NULL, *out2 = NULL, *chk = NULL, *chk3 = NULL;
@@ -207,6 +209,7 @@ static void test_device_options(void)
         { "--fail-arc", "RUNNING:FLYING", "expected FROM:TO" },
         { "--dirty-rate", "fast", "--dirty-rate 'fast'" },
         { "--max-xfer", "1", "--max-xfer '1'" },
+        { "--state-rate", "1K", "--state-rate '1K'" },
     };
     g_autofree char *sock = vus_test_path("never.sock");
 
