@@ -728,7 +728,7 @@ static int load_command(QEMUFile *f, MigrationIncomingState *mis,
     return -EINVAL;
 }
 
-static bool loadvm_state_buffer(void *opaque, const uint8_t *packet,
+static bool loadvm_state_buffer(void *opaque, uint8_t **packet,
                                 size_t len, Error **errp)
 {
     SaveStateEntry *se = opaque;

@@ -135,7 +135,7 @@ void vfio_multifd_load_cleanup(VFIOMigration *m)
     m->load_queue = NULL;
 }
 
-bool vfio_multifd_load_state_buffer(void *opaque, const uint8_t *buf,
+bool vfio_multifd_load_state_buffer(void *opaque, uint8_t **buf,
                                     size_t len, Error **errp)
 {
     VFIOMigration *m = opaque;
@@ -147,7 +147,7 @@ bool vfio_multifd_load_state_buffer(void *opaque, const uint8_t *buf,
                    "must agree)", m->vdev->name);
         return false;
     }
-    return multifd_state_queue_insert(q, buf, len, errp);
+    return multifd_state_queue_take_buffer(q, buf, len, errp);
 }
 
 /*
@@ -237,7 +237,7 @@ static bool vfio_load_thread(void *opaque, Error **errp)
             }
         }
         for (unsigned i = 0; i < b.n; i++) {
-            g_free(b.pkt[i].data);
+            multifd_state_packet_free(&b.pkt[i]);
         }
         if (!ok || !last) {
             return ok;

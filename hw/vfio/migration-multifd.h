@@ -32,7 +32,7 @@ void vfio_multifd_load_setup(VFIOMigration *m);
 /* load_cleanup (after the load thread was joined) and device exit. */
 void vfio_multifd_load_cleanup(VFIOMigration *m);
 /* load_state_buffer: file one packet by its idx. */
-bool vfio_multifd_load_state_buffer(void *opaque, const uint8_t *buf,
+bool vfio_multifd_load_state_buffer(void *opaque, uint8_t **buf,
                                     size_t len, Error **errp);
 /* switchover_start: start the device's load thread. */
 void vfio_multifd_switchover_start(VFIOMigration *m);

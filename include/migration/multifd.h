@@ -115,9 +115,11 @@ bool multifd_send_sync(Error **errp);
 /*
  * Send one device state packet {be32 version 0, be32 @idx, be32 @flags}
  * + @data to the consumer registered for (@idstr, @instance_id) on the
- * destination.  @data is copied, so the caller may reuse it at once.
- * Thread-safe: several device save threads may call it concurrently
- * with each other and with the migration thread.
+ * destination.  The channel writes @data in place: the call returns
+ * once it is written (or the migration failed), and the caller may reuse
+ * it then.  Thread-safe: several device save threads may call it
+ * concurrently with each other and with the migration thread, each
+ * keeping one channel busy.
  */
 bool multifd_queue_device_state(const char *idstr, uint32_t instance_id,
                                 uint32_t idx, uint32_t flags,
@@ -223,11 +225,13 @@ uint64_t multifd_recv_bytes_received(void);
 
 /*
  * Called by a receive thread for each device state packet addressed to
- * the consumer: @packet is the whole packet (header + data), @len bytes,
- * valid only during the call and not yet checked.  Multifd receive
- * thread, no BQL; several threads may call it at once.
+ * the consumer: *@packet is the whole packet (header + data), @len bytes,
+ * not yet checked, in a g_malloc()ed buffer.  A consumer that keeps the
+ * buffer takes it by setting *@packet to NULL (and frees it later); the
+ * caller frees whatever is left.  Multifd receive thread, no BQL;
+ * several threads may call it at once.
  */
-typedef bool MultiFDDeviceStateLoad(void *opaque, const uint8_t *packet,
+typedef bool MultiFDDeviceStateLoad(void *opaque, uint8_t **packet,
                                     size_t len, Error **errp);
 
 /*
@@ -266,15 +270,27 @@ typedef struct MultiFDStateQueue MultiFDStateQueue;
 typedef struct MultiFDStatePacket {
     uint32_t idx;
     uint32_t flags;
-    uint8_t *data;              /* owned by the taker: g_free() */
+    uint8_t *data;              /* points into buf */
     size_t len;
+    void *buf;                  /* the taker's: multifd_state_packet_free() */
 } MultiFDStatePacket;
+
+/* Free a taken packet's buffer (NULL-safe, idempotent). */
+void multifd_state_packet_free(MultiFDStatePacket *pkt);
 
 /* @name goes into error messages; @max_queued_bytes 0 means no cap. */
 MultiFDStateQueue *multifd_state_queue_new(const char *name,
                                            uint64_t max_queued_bytes,
                                            MigCancel *cancel);
-/* Check and store one packet (copied).  Receive threads; thread-safe. */
+/*
+ * Check and store one packet.  *@packet is a g_malloc()ed buffer that the
+ * queue takes (setting *@packet to NULL) when the packet is stored, so
+ * its data is never copied; after a failure it is still the caller's.
+ * Receive threads; thread-safe.
+ */
+bool multifd_state_queue_take_buffer(MultiFDStateQueue *q, uint8_t **packet,
+                                     size_t len, Error **errp);
+/* The same for a packet the caller keeps: its bytes are copied. */
 bool multifd_state_queue_insert(MultiFDStateQueue *q, const uint8_t *packet,
                                 size_t len, Error **errp);
 /*

@@ -150,12 +150,14 @@ typedef struct SaveVMHandlers {
     /*
      * Take a device state packet that arrived on a multifd channel for
      * this (idstr, instance): the whole packet, {be32 version, be32 idx,
-     * be32 flags} + data, unchecked, valid during the call only.  With
-     * multifd on, the core registers it as the packet consumer for the
-     * whole load.  Multifd receive threads, no BQL, possibly several at
-     * once and concurrently with load_state.  bool + errp.
+     * be32 flags} + data, unchecked, in the g_malloc()ed *@buf.  A
+     * handler that keeps the packet takes the buffer (sets *@buf to NULL)
+     * instead of copying it; the core frees what is left after the call.
+     * With multifd on, the core registers it as the packet consumer for
+     * the whole load.  Multifd receive threads, no BQL, possibly several
+     * at once and concurrently with load_state.  bool + errp.
      */
-    bool (*load_state_buffer)(void *opaque, const uint8_t *buf, size_t len,
+    bool (*load_state_buffer)(void *opaque, uint8_t **buf, size_t len,
                               Error **errp);
 
     /*

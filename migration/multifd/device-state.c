@@ -19,17 +19,20 @@ static ssize_t device_send_prepare(MultiFDSendChannel *c,
 
     /* multifd_queue_device_state() checked both lengths. */
     assert(idlen >= 1 && idlen <= MULTIFD_DEVICE_IDSTR_MAX);
-    assert(job->dev_len <= MULTIFD_DEVICE_STATE_MAX_PACKET);
+    assert(job->dev_len <= MULTIFD_DEVICE_STATE_MAX_PACKET -
+           MULTIFD_DEVICE_STATE_HDR_LEN);
     multifd_put_be32(m, job->dev_instance_id);
     m[4] = idlen;
     memcpy(m + MULTIFD_DEVICE_FIXED_LEN, job->dev_idstr, idlen);
 
     c->iov[0].iov_base = c->meta;
     c->iov[0].iov_len = MULTIFD_PACKET_HDR_LEN + meta_len;
-    c->iov[1].iov_base = job->dev_packet;
-    c->iov[1].iov_len = job->dev_len;
-    c->iovcnt = 2;
-    return meta_len + job->dev_len;
+    c->iov[1].iov_base = job->dev_hdr;
+    c->iov[1].iov_len = MULTIFD_DEVICE_STATE_HDR_LEN;
+    c->iov[2].iov_base = (void *)job->dev_data;
+    c->iov[2].iov_len = job->dev_len;
+    c->iovcnt = 3;
+    return meta_len + MULTIFD_DEVICE_STATE_HDR_LEN + job->dev_len;
 }
 
 /* ---- Consumers ---- */
@@ -223,7 +226,7 @@ static bool device_recv(MultiFDRecvChannel *c, uint32_t payload_size,
                    "has no consumer", idstr, instance_id);
         return false;
     }
-    ok = dc->load(dc->opaque, packet, packet_len, errp);
+    ok = dc->load(dc->opaque, &packet, packet_len, errp);
     g_rw_lock_reader_unlock(&consumers_lock);
     if (!ok) {
         error_prepend(errp, "device state of '%s' instance %u: ", idstr,

@@ -183,10 +183,15 @@ typedef struct MultiFDSendJob {
     MultiFDPayloadKind kind;    /* NONE: a SYNC alone */
     uint32_t flags;             /* MULTIFD_FLAG_* */
     MultiFDPages *pages;        /* RAM; swapped with the producer's batch */
-    char *dev_idstr;            /* DEVICE_STATE: owned by the job */
+    /*
+     * DEVICE_STATE: the producer's id and data, borrowed: it waits in
+     * multifd_queue_device_state() until the channel has written them.
+     */
+    const char *dev_idstr;
     uint32_t dev_instance_id;
-    uint8_t *dev_packet;        /* owned by the job */
-    size_t dev_len;
+    uint8_t dev_hdr[MULTIFD_DEVICE_STATE_HDR_LEN];
+    const void *dev_data;
+    size_t dev_len;             /* of dev_data */
 } MultiFDSendJob;
 
 typedef struct MultiFDSendState MultiFDSendState;
@@ -203,6 +208,7 @@ typedef struct MultiFDSendChannel {
     bool has_job;               /* job is waiting or being written */
     bool quit;
     uint64_t syncs_sent;
+    uint64_t jobs_done;         /* written or failed */
 
     /*
      * The job: written by producers under the lock while !has_job, read

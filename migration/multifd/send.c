@@ -102,10 +102,8 @@ static bool multifd_send_check_locked(MultiFDSendState *s, Error **errp)
 
 static void multifd_job_release(MultiFDSendJob *job)
 {
-    g_free(job->dev_idstr);
-    g_free(job->dev_packet);
     job->dev_idstr = NULL;
-    job->dev_packet = NULL;
+    job->dev_data = NULL;
     job->dev_len = 0;
     if (job->pages) {
         job->pages->num = 0;
@@ -209,6 +207,7 @@ static gpointer multifd_send_thread(gpointer opaque)
         }
         multifd_job_release(&c->job);
         c->has_job = false;
+        c->jobs_done++;
         g_cond_broadcast(&s->idle_cond);
         g_mutex_unlock(&s->lock);
         if (!ok) {
@@ -371,7 +370,8 @@ bool multifd_queue_device_state(const char *idstr, uint32_t instance_id,
     MultiFDSendState *s = multifd_send_get(errp);
     size_t idlen = idstr ? strlen(idstr) : 0;
     MultiFDSendChannel *c;
-    uint8_t *packet;
+    uint64_t ticket;
+    bool ok;
 
     if (!s) {
         return false;
@@ -388,32 +388,38 @@ bool multifd_queue_device_state(const char *idstr, uint32_t instance_id,
                    MULTIFD_DEVICE_STATE_HDR_LEN);
         return false;
     }
-    /* Build the packet before taking the lock: the copy takes a while. */
-    packet = g_malloc(MULTIFD_DEVICE_STATE_HDR_LEN + len);
-    multifd_put_be32(packet, MULTIFD_DEVICE_STATE_VERSION);
-    multifd_put_be32(packet + 4, idx);
-    multifd_put_be32(packet + 8, flags);
-    if (len) {
-        memcpy(packet + MULTIFD_DEVICE_STATE_HDR_LEN, data, len);
-    }
-
     g_mutex_lock(&s->lock);
     c = multifd_send_wait_idle(s, NULL, errp);
     if (!c) {
         g_mutex_unlock(&s->lock);
-        g_free(packet);
         return false;
     }
     c->job.kind = MULTIFD_PAYLOAD_DEVICE_STATE;
     c->job.flags = 0;
-    c->job.dev_idstr = g_strdup(idstr);
+    c->job.dev_idstr = idstr;
     c->job.dev_instance_id = instance_id;
-    c->job.dev_packet = packet;
-    c->job.dev_len = MULTIFD_DEVICE_STATE_HDR_LEN + len;
+    multifd_put_be32(c->job.dev_hdr, MULTIFD_DEVICE_STATE_VERSION);
+    multifd_put_be32(c->job.dev_hdr + 4, idx);
+    multifd_put_be32(c->job.dev_hdr + 8, flags);
+    c->job.dev_data = data;
+    c->job.dev_len = len;
     c->has_job = true;
+    ticket = c->jobs_done + 1;
     g_cond_signal(&c->job_cond);
+    /*
+     * The channel writes @data from where it is: no copy into a packet
+     * (that copy, and faulting in fresh packet buffers, cost the save
+     * threads more than the rest of their work).  Wait until it is out,
+     * even after a failure or a cancel, which shut the channels down:
+     * the caller reuses @data as soon as this returns.  Other devices'
+     * threads keep the other channels busy meanwhile.
+     */
+    while (c->jobs_done < ticket) {
+        multifd_cond_wait_slice(&s->idle_cond, &s->lock);
+    }
+    ok = multifd_send_check_locked(s, errp);
     g_mutex_unlock(&s->lock);
-    return true;
+    return ok;
 }
 
 static bool multifd_send_hello(MultiFDSendChannel *c, const uint8_t uuid[16],

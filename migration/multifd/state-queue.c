@@ -25,12 +25,17 @@ struct MultiFDStateQueue {
     Error *error;
 };
 
-static void state_packet_free(gpointer p)
+void multifd_state_packet_free(MultiFDStatePacket *pkt)
 {
-    MultiFDStatePacket *pkt = p;
+    g_free(pkt->buf);
+    pkt->buf = NULL;
+    pkt->data = NULL;
+}
 
-    g_free(pkt->data);
-    g_free(pkt);
+static void state_packet_destroy(gpointer p)
+{
+    multifd_state_packet_free(p);
+    g_free(p);
 }
 
 MultiFDStateQueue *multifd_state_queue_new(const char *name,
@@ -45,7 +50,7 @@ MultiFDStateQueue *multifd_state_queue_new(const char *name,
     g_mutex_init(&q->lock);
     g_cond_init(&q->cond);
     q->packets = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
-                                       state_packet_free);
+                                       state_packet_destroy);
     return q;
 }
 
@@ -130,12 +135,13 @@ static bool state_queue_check_locked(MultiFDStateQueue *q, uint32_t version,
     return true;
 }
 
-bool multifd_state_queue_insert(MultiFDStateQueue *q, const uint8_t *packet,
-                                size_t len, Error **errp)
+bool multifd_state_queue_take_buffer(MultiFDStateQueue *q, uint8_t **packet,
+                                     size_t len, Error **errp)
 {
     MultiFDStatePacket *pkt;
     Error *local_err = NULL;
     uint32_t version, idx, flags;
+    uint8_t *buf = *packet;
     size_t data_len;
 
     if (len < MULTIFD_DEVICE_STATE_HDR_LEN) {
@@ -144,9 +150,9 @@ bool multifd_state_queue_insert(MultiFDStateQueue *q, const uint8_t *packet,
                    MULTIFD_DEVICE_STATE_HDR_LEN);
         goto fail_unlocked;
     }
-    version = multifd_get_be32(packet);
-    idx = multifd_get_be32(packet + 4);
-    flags = multifd_get_be32(packet + 8);
+    version = multifd_get_be32(buf);
+    idx = multifd_get_be32(buf + 4);
+    flags = multifd_get_be32(buf + 8);
     data_len = len - MULTIFD_DEVICE_STATE_HDR_LEN;
 
     g_mutex_lock(&q->lock);
@@ -167,8 +173,8 @@ bool multifd_state_queue_insert(MultiFDStateQueue *q, const uint8_t *packet,
     pkt->idx = idx;
     pkt->flags = flags;
     pkt->len = data_len;
-    pkt->data = g_malloc(data_len ? data_len : 1);
-    memcpy(pkt->data, packet + MULTIFD_DEVICE_STATE_HDR_LEN, data_len);
+    pkt->buf = g_steal_pointer(packet);
+    pkt->data = buf + MULTIFD_DEVICE_STATE_HDR_LEN;
     g_hash_table_insert(q->packets, GUINT_TO_POINTER(idx), pkt);
     q->queued_bytes += data_len;
     if (!q->any_inserted || idx > q->max_idx) {
@@ -190,6 +196,14 @@ fail_unlocked:
     multifd_state_queue_abort(q, local_err);
     error_propagate(errp, local_err);
     return false;
+}
+
+bool multifd_state_queue_insert(MultiFDStateQueue *q, const uint8_t *packet,
+                                size_t len, Error **errp)
+{
+    g_autofree uint8_t *copy = g_memdup2(packet, len);
+
+    return multifd_state_queue_take_buffer(q, &copy, len, errp);
 }
 
 /* With q->lock held: hand over the next packet if it is here. */

@@ -313,7 +313,7 @@ static void test_queue_reorders(void)
         g_assert_cmpuint(pkt.data[1], ==, (uint8_t)(idx * 7 + 1));
         g_assert_cmpuint(pkt.flags, ==,
                          idx == 4 ? MULTIFD_DEVICE_STATE_CONFIG_STATE : 0);
-        g_free(pkt.data);
+        multifd_state_packet_free(&pkt);
     }
     g_assert_true(multifd_state_queue_complete(q));
     CHECK_ERR(multifd_state_queue_take_next(q, &pkt, &err_), "loaded already");
@@ -338,14 +338,14 @@ static void test_queue_take_ready(void)
     for (uint32_t idx = 0; idx <= 1; idx++) {
         g_assert_true(multifd_state_queue_take_ready(q, &pkt));
         g_assert_cmpuint(pkt.idx, ==, idx);
-        g_free(pkt.data);
+        multifd_state_packet_free(&pkt);
     }
     g_assert_false(multifd_state_queue_take_ready(q, &pkt));  /* gap at 2 */
     g_assert_true(insert(q, 0, 2, 0, 8, &error_abort));
     for (uint32_t idx = 2; idx <= 3; idx++) {
         g_assert_true(multifd_state_queue_take_ready(q, &pkt));
         g_assert_cmpuint(pkt.idx, ==, idx);
-        g_free(pkt.data);
+        multifd_state_packet_free(&pkt);
     }
     g_assert_true(multifd_state_queue_complete(q));
     g_assert_false(multifd_state_queue_take_ready(q, &pkt));
@@ -366,7 +366,7 @@ static void check_queue_rejects(uint32_t version, uint32_t idx, uint32_t flags,
     }
     if (take_first) {
         g_assert_true(multifd_state_queue_take_next(q, &pkt, &error_abort));
-        g_free(pkt.data);
+        multifd_state_packet_free(&pkt);
     }
     CHECK_ERR(insert(q, version, idx, flags, data_len, &err_), needle);
     /* The load thread learns about it, and later packets fail too. */
@@ -407,7 +407,7 @@ static void test_queue_rejects(void)
         g_assert_true(insert(q, 0, 1, 0, 40, &error_abort));
         /* Taking frees room: the cap is on what waits, not the total. */
         g_assert_true(multifd_state_queue_take_next(q, &pkt, &error_abort));
-        g_free(pkt.data);
+        multifd_state_packet_free(&pkt);
         g_assert_true(insert(q, 0, 2, 0, 60, &error_abort));
         CHECK_ERR(multifd_state_queue_insert(q, (uint8_t *)"short", len,
                                              &err_),
@@ -429,7 +429,7 @@ static gpointer taker_thread(gpointer opaque)
 
     t->ok = multifd_state_queue_take_next(t->q, &pkt, &t->err);
     if (t->ok) {
-        g_free(pkt.data);
+        multifd_state_packet_free(&pkt);
     }
     return NULL;
 }
