@@ -209,6 +209,7 @@ typedef struct MultiFDSendChannel {
     bool quit;
     uint64_t syncs_sent;
     uint64_t jobs_done;         /* written or failed */
+    uint64_t failed_job;        /* jobs_done of the job that failed; 0: none */
 
     /*
      * The job: written by producers under the lock while !has_job, read

@@ -57,30 +57,34 @@ uint64_t multifd_device_state_bytes_transferred(void)
     return __atomic_load_n(&send_device_state_bytes, __ATOMIC_RELAXED);
 }
 
-static void multifd_send_set_error(MultiFDSendState *s, Error *err)
+/*
+ * With s->lock held: keep @err as the first failure, or free it.  Returns
+ * whether it was the first; the caller then calls multifd_send_spread_error()
+ * once it has dropped the lock.
+ */
+static bool multifd_send_set_error_locked(MultiFDSendState *s, Error *err)
 {
-    unsigned started;
-    bool first;
+    bool first = !s->error && !s->stopping;
 
-    g_mutex_lock(&s->lock);
-    first = !s->error && !s->stopping;
     if (first) {
         s->error = err;
-    }
-    started = s->nr_channels;
-    g_cond_broadcast(&s->idle_cond);
-    g_mutex_unlock(&s->lock);
-    if (!first) {
+    } else {
         error_free(err);
-        return;
     }
-    trace(multifd_send_error, "%s", error_get_pretty(err));
+    g_cond_broadcast(&s->idle_cond);
+    return first;
+}
+
+/* After the first failure, without the lock: stop the rest, tell the core. */
+static void multifd_send_spread_error(MultiFDSendState *s, unsigned started)
+{
+    trace(multifd_send_error, "%s", error_get_pretty(s->error));
     /* Wake sibling channels blocked in a write: the migration is over. */
     for (unsigned i = 0; i < started; i++) {
         mig_channel_shutdown(s->channels[i].ch);
     }
     if (s->params.error_notify) {
-        s->params.error_notify(s->params.error_opaque, err);
+        s->params.error_notify(s->params.error_opaque, s->error);
     }
 }
 
@@ -186,7 +190,8 @@ static gpointer multifd_send_thread(gpointer opaque)
 
     for (;;) {
         Error *local_err = NULL;
-        bool ok;
+        unsigned started;
+        bool ok, first = false;
 
         g_mutex_lock(&s->lock);
         while (!c->has_job && !c->quit) {
@@ -208,11 +213,19 @@ static gpointer multifd_send_thread(gpointer opaque)
         multifd_job_release(&c->job);
         c->has_job = false;
         c->jobs_done++;
+        if (!ok) {
+            /* In the same step, so that no producer picks a dead channel. */
+            c->failed_job = c->jobs_done;
+            error_prepend(&local_err, "multifd channel %u: ", c->id);
+            first = multifd_send_set_error_locked(s, local_err);
+        }
+        started = s->nr_channels;
         g_cond_broadcast(&s->idle_cond);
         g_mutex_unlock(&s->lock);
         if (!ok) {
-            error_prepend(&local_err, "multifd channel %u: ", c->id);
-            multifd_send_set_error(s, local_err);
+            if (first) {
+                multifd_send_spread_error(s, started);
+            }
             break;
         }
     }
@@ -232,7 +245,7 @@ static MultiFDSendChannel *multifd_send_wait_idle(MultiFDSendState *s,
             return NULL;
         }
         if (only) {
-            if (!only->has_job) {
+            if (!only->has_job && !only->failed_job) {
                 return only;
             }
         } else {
@@ -240,7 +253,7 @@ static MultiFDSendChannel *multifd_send_wait_idle(MultiFDSendState *s,
                 MultiFDSendChannel *c =
                     &s->channels[(s->next_channel + i) % s->nr_channels];
 
-                if (!c->has_job) {
+                if (!c->has_job && !c->failed_job) {
                     s->next_channel = (c->id + 1) % s->nr_channels;
                     return c;
                 }
@@ -418,6 +431,12 @@ bool multifd_queue_device_state(const char *idstr, uint32_t instance_id,
         multifd_cond_wait_slice(&s->idle_cond, &s->lock);
     }
     ok = multifd_send_check_locked(s, errp);
+    if (ok && c->failed_job == ticket) {
+        /* It failed while the channels were being stopped anyway. */
+        error_setg(errp, "multifd channel %u: device state packet %u of "
+                   "'%s' was not sent", c->id, idx, idstr);
+        ok = false;
+    }
     g_mutex_unlock(&s->lock);
     return ok;
 }

@@ -1213,6 +1213,87 @@ static void test_peer_gone(void)
     g_free(rb.host);
 }
 
+/*
+ * Device state save threads block in multifd_queue_device_state() until
+ * their packet is out, and the channel writes their buffer in place: a
+ * peer that vanishes, or never reads and is then cancelled, must release
+ * every one of them with an error, and no channel may touch a buffer
+ * after its call returned (each one is freed at once: ASan watches).
+ */
+typedef struct DevSaver {
+    unsigned id;
+    Error *err;
+    uint32_t sent;
+} DevSaver;
+
+static gpointer dev_saver_thread(gpointer opaque)
+{
+    DevSaver *d = opaque;
+    g_autofree char *idstr = g_strdup_printf("saver-%u", d->id);
+
+    /* 1 GiB at most: more than any socket buffer holds. */
+    for (uint32_t idx = 0; idx < 4096; idx++) {
+        size_t len = 256 * KiB;
+        uint8_t *data = g_malloc(len);
+        bool ok;
+
+        memset(data, d->id + 1, len);
+        ok = multifd_queue_device_state(idstr, 0, idx, 0, data, len, &d->err);
+        g_free(data);
+        if (!ok) {
+            break;
+        }
+        __atomic_store_n(&d->sent, idx + 1, __ATOMIC_SEQ_CST);
+    }
+    return NULL;
+}
+
+static void test_device_state_send_fails(gconstpointer data)
+{
+    bool cancel = GPOINTER_TO_INT(data);
+    DevSaver savers[3];
+    GThread *th[3];
+    Ends e;
+
+    ends_start(&e, 2, MULTIFD_COMPRESSION_NONE, true);
+    if (!cancel) {
+        for (unsigned i = 0; i < 2; i++) {
+            mig_channel_close(e.held[i]);
+            e.held[i] = NULL;
+        }
+    }
+    /* More savers than channels: one always waits for a free channel. */
+    for (unsigned i = 0; i < 3; i++) {
+        savers[i] = (DevSaver) { .id = i };
+        th[i] = g_thread_new("saver", dev_saver_thread, &savers[i]);
+    }
+    if (cancel) {
+        /* Until the socket buffers are full and the savers stuck. */
+        uint32_t before = UINT32_MAX;
+
+        for (int round = 0; round < 100; round++) {
+            uint32_t now = 0;
+
+            g_usleep(50 * 1000);
+            for (unsigned i = 0; i < 3; i++) {
+                now += __atomic_load_n(&savers[i].sent, __ATOMIC_SEQ_CST);
+            }
+            if (now == before) {
+                break;
+            }
+            before = now;
+        }
+        mig_cancel_fire(e.src_cancel);
+    }
+    for (unsigned i = 0; i < 3; i++) {
+        g_thread_join(th[i]);
+        assert_error_contains(savers[i].err,
+                              cancel ? "cancelled" : "multifd channel ");
+        error_free(savers[i].err);
+    }
+    ends_stop(&e);
+}
+
 typedef struct SyncWaiter {
     Error *err;
     bool ok;
@@ -1347,6 +1428,10 @@ int main(int argc, char **argv)
     g_test_add_func("/multifd/device-state/reassembly", test_device_state);
     g_test_add_func("/multifd/device-state/rejected",
                     test_device_state_rejected);
+    g_test_add_data_func("/multifd/device-state/peer-gone", GINT_TO_POINTER(0),
+                         test_device_state_send_fails);
+    g_test_add_data_func("/multifd/device-state/cancel-blocked",
+                         GINT_TO_POINTER(1), test_device_state_send_fails);
     g_test_add_func("/multifd/hello/checks", test_hello_checks);
     g_test_add_func("/multifd/packet/checks", test_packet_checks);
     g_test_add_func("/multifd/cancel/blocked-send", test_cancel_blocked_send);
