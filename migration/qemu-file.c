@@ -230,6 +230,16 @@ void qemu_put_buffer(QEMUFile *f, const void *buf, size_t len)
     }
 }
 
+void qemu_put_buffer_borrowed(QEMUFile *f, const void *buf, size_t len)
+{
+    if (f->last_error || !len) {
+        return;
+    }
+    f->total += len;
+    /* Written (copied by the kernel) at the next flush, like our buffer. */
+    add_iov(f, buf, len, false);
+}
+
 void qemu_put_buffer_nocopy(QEMUFile *f, const void *buf, size_t len)
 {
     if (f->last_error || !len) {

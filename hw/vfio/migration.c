@@ -451,7 +451,9 @@ static bool save_sink(void *opaque, const void *data, size_t len,
     }
     qemu_put_be64(s->f, VFIO_MIG_FLAG_DEV_DATA_STATE);
     qemu_put_be64(s->f, len);
-    qemu_put_buffer(s->f, data, len);
+    /* Out before the transport reuses @data: no copy into the stream. */
+    qemu_put_buffer_borrowed(s->f, data, len);
+    qemu_fflush(s->f);
     __atomic_fetch_add(&s->m->bytes_transferred, len, __ATOMIC_RELAXED);
     return qemu_file_check(s->f, errp);
 }

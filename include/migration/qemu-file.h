@@ -39,6 +39,12 @@ void qemu_put_be64(QEMUFile *f, uint64_t v);
 void qemu_put_buffer(QEMUFile *f, const void *buf, size_t len);
 /* Guest RAM only: see above; it must stay mapped until the peer has it. */
 void qemu_put_buffer_nocopy(QEMUFile *f, const void *buf, size_t len);
+/*
+ * A large buffer that is not copied into the file's: it is written at the
+ * next qemu_fflush(), which the caller runs before it changes or frees
+ * @buf (a device's data that its transport hands out for one call).
+ */
+void qemu_put_buffer_borrowed(QEMUFile *f, const void *buf, size_t len);
 /* u8 length + bytes; @str must be shorter than 256 bytes. */
 void qemu_put_counted_string(QEMUFile *f, const char *str);
 /* Push everything out.  Returns 0 or the file's error (negative). */

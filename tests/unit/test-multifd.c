@@ -11,6 +11,7 @@
 #include <zlib.h>
 #include <zstd.h>
 #include "migration/multifd/multifd-internal.h"
+#include "migration/qemu-file.h"
 
 static const uint8_t test_uuid[16] = {
     0x6d, 0x69, 0x67, 0x72, 0x61, 0x74, 0x65, 0x21,
@@ -1175,6 +1176,65 @@ static void test_writev_ref(gconstpointer data)
     munmap(pages, len);
 }
 
+typedef struct Drain {
+    int fd;
+    GByteArray *got;
+} Drain;
+
+static gpointer drain_thread(gpointer opaque)
+{
+    Drain *d = opaque;
+    uint8_t buf[64 * 1024];
+    ssize_t n;
+
+    while ((n = read(d->fd, buf, sizeof(buf))) > 0) {
+        g_byte_array_append(d->got, buf, n);
+    }
+    return NULL;
+}
+
+/*
+ * qemu_put_buffer_borrowed(): the data goes out at the flush, without a
+ * copy into the file's buffer and not by reference, so the caller may
+ * scribble over it right after the flush.
+ */
+static void test_qemu_file_borrowed(void)
+{
+    size_t len = 1 * MiB + 3;
+    g_autofree uint8_t *data = g_malloc(len);
+    g_autofree uint8_t *orig = NULL;
+    Drain d = { .got = g_byte_array_new() };
+    QEMUFile *f;
+    GThread *th;
+    int sv[2];
+
+    for (size_t i = 0; i < len; i++) {
+        data[i] = i * 13 + (i >> 10);
+    }
+    orig = g_memdup2(data, len);
+    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), ==, 0);
+    d.fd = sv[1];
+    th = g_thread_new("drain", drain_thread, &d);
+    f = qemu_file_new_output(mig_channel_new_fd(sv[0], "borrowed", NULL));
+    qemu_put_be64(f, 0x1122334455667788ULL);
+    qemu_put_buffer_borrowed(f, data, len);
+    qemu_put_be32(f, 0xabcdef01);
+    g_assert_cmpint(qemu_fflush(f), ==, 0);
+    memset(data, 0xee, len);
+    qemu_put_be32(f, 0x02030405);
+    g_assert_false(qemu_file_channel(f)->sent_by_ref);
+    g_assert_cmpint(qemu_fclose(f), ==, 0);
+    g_thread_join(th);
+    close(sv[1]);
+
+    g_assert_cmpuint(d.got->len, ==, 8 + len + 4 + 4);
+    g_assert_cmphex(multifd_get_be64(d.got->data), ==, 0x1122334455667788ULL);
+    g_assert_cmpmem(d.got->data + 8, len, orig, len);
+    g_assert_cmphex(multifd_get_be32(d.got->data + 8 + len), ==, 0xabcdef01);
+    g_assert_cmphex(multifd_get_be32(d.got->data + 12 + len), ==, 0x02030405);
+    g_byte_array_unref(d.got);
+}
+
 /* The destination goes away: the channel's error reaches the core once. */
 static void test_peer_gone(void)
 {
@@ -1447,5 +1507,7 @@ int main(int argc, char **argv)
                          GINT_TO_POINTER(1), test_writev_ref);
     g_test_add_data_func("/multifd/channel/writev-ref/pipe",
                          GINT_TO_POINTER(0), test_writev_ref);
+    g_test_add_func("/multifd/channel/qemu-file-borrowed",
+                    test_qemu_file_borrowed);
     return g_test_run();
 }
