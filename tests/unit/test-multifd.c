@@ -236,6 +236,7 @@ typedef struct Source {
     unsigned rounds;
     /* Between rounds, rewrite the source pages (sync test). */
     void (*between_rounds)(struct Source *src, unsigned round);
+    int rounds_allowed;         /* atomic: sync test, see fill_round_gated */
     Error *err;
 } Source;
 
@@ -352,6 +353,20 @@ static void fill_round(Source *src, unsigned round)
     memset(src->rams[0].src.host, 'A' + round, src->rams[0].src.size);
 }
 
+/*
+ * The same, once the test allows round @round.  Pages go into the socket
+ * by reference: until the destination has read round 1, rewriting the
+ * source would change what it reads (which is fine for guest RAM, whose
+ * rewrites are logged and sent again, but not for a test of what lands
+ * when).
+ */
+static void fill_round_gated(Source *src, unsigned round)
+{
+    WAIT_FOR(__atomic_load_n(&src->rounds_allowed, __ATOMIC_ACQUIRE) >
+             (int)round);
+    fill_round(src, round);
+}
+
 static bool dst_all(TestRam *r, uint8_t v)
 {
     for (uint64_t i = 0; i < r->dst->size; i++) {
@@ -382,7 +397,7 @@ static void test_sync_barrier(void)
     g_autoptr(GRand) rand = g_rand_new_with_seed(42);
     TestRam ram;
     Source src = { .rams = &ram, .nr_rams = 1, .rounds = 2,
-                   .between_rounds = fill_round };
+                   .between_rounds = fill_round_gated, .rounds_allowed = 1 };
     GThread *th;
     Ends e;
 
@@ -394,6 +409,7 @@ static void test_sync_barrier(void)
 
     /* Round 1 arrives and the channels stop at their SYNC... */
     WAIT_FOR(dst_all(&ram, 'A'));
+    __atomic_store_n(&src.rounds_allowed, 2, __ATOMIC_RELEASE);
     /* ...and stay there, though round 2 is on its way (or sent). */
     g_usleep(50 * 1000);
     g_assert_false(dst_any(&ram, 'B'));
