@@ -275,16 +275,21 @@ static gpointer load_thread(gpointer opaque)
         uint64_t start = __atomic_fetch_add(&ld->next_page,
                                             MAPPED_RAM_LOAD_WINDOW,
                                             __ATOMIC_RELAXED);
+        uint64_t end = MIN(ld->mb->pages, start + MAPPED_RAM_LOAD_WINDOW);
 
         if (start >= ld->mb->pages) {
             break;
         }
-        /* Fresh pages fault in on the helper, ahead of the next windows. */
-        g_mutex_lock(&ld->lock);
-        ram_prefault_hint(ld->prefault, ld->mb->rb,
-                          MIN(ld->mb->pages, start + MAPPED_RAM_LOAD_WINDOW)
-                          << TARGET_PAGE_BITS);
-        g_mutex_unlock(&ld->lock);
+        /*
+         * Fresh pages fault in on the helper, ahead of the next windows;
+         * a window of zero pages gives no hint, as data gives in a stream.
+         */
+        if (find_next_bit(ld->mb->bitmap, end, start) < end) {
+            g_mutex_lock(&ld->lock);
+            ram_prefault_hint(ld->prefault, ld->mb->rb,
+                              end << TARGET_PAGE_BITS);
+            g_mutex_unlock(&ld->lock);
+        }
         if (!load_window(ld->mb, fd, start, &err)) {
             break;
         }
