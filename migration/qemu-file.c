@@ -230,24 +230,27 @@ void qemu_put_buffer(QEMUFile *f, const void *buf, size_t len)
     }
 }
 
-void qemu_put_buffer_borrowed(QEMUFile *f, const void *buf, size_t len)
+/* A caller's buffer, written at the next flush; false if nothing was. */
+static bool put_external(QEMUFile *f, const void *buf, size_t len,
+                         bool by_ref)
 {
     if (f->last_error || !len) {
-        return;
+        return false;
     }
     f->total += len;
-    /* Written (copied by the kernel) at the next flush, like our buffer. */
-    add_iov(f, buf, len, false);
+    add_iov(f, buf, len, by_ref);
+    return true;
+}
+
+void qemu_put_buffer_borrowed(QEMUFile *f, const void *buf, size_t len)
+{
+    /* Copied by the kernel at the flush, like our own buffer. */
+    put_external(f, buf, len, false);
 }
 
 void qemu_put_buffer_nocopy(QEMUFile *f, const void *buf, size_t len)
 {
-    if (f->last_error || !len) {
-        return;
-    }
-    f->total += len;
-    add_iov(f, buf, len, true);
-    if (f->iovcnt == QEMU_FILE_MAX_IOV) {
+    if (put_external(f, buf, len, true) && f->iovcnt == QEMU_FILE_MAX_IOV) {
         qemu_fflush(f);
     }
 }

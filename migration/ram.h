@@ -22,7 +22,10 @@ bool ram_load_prepare(Error **errp);
 /* Destination: populate guest RAM ahead of the loader (ram-prefault.c). */
 typedef struct RamPrefault RamPrefault;
 RamPrefault *ram_prefault_start(void);
-/* The loader is about to write @rb up to @end.  Incoming thread only. */
+/*
+ * The loader is about to write @rb up to @end.  One caller at a time:
+ * the incoming thread, or mapped-ram's readers under their lock.
+ */
 void ram_prefault_hint(RamPrefault *p, RAMBlock *rb, uint64_t end);
 void ram_prefault_stop(RamPrefault *p);
 
