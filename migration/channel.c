@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <arpa/inet.h>
 #include "qemu/cutils.h"
+#include "qemu/iov.h"
 #include "monitor/qmp.h"
 #include "migration/channel.h"
 
@@ -229,26 +230,6 @@ ssize_t mig_channel_splice_to_pipe(MigChannel *ch, int pipe_wr, size_t len,
     }
 }
 
-void mig_iov_consume(struct iovec **iov, int *iovcnt, size_t n)
-{
-    while (n > 0 && *iovcnt > 0) {
-        if (n >= (*iov)->iov_len) {
-            n -= (*iov)->iov_len;
-            (*iov)++;
-            (*iovcnt)--;
-        } else {
-            (*iov)->iov_base = (char *)(*iov)->iov_base + n;
-            (*iov)->iov_len -= n;
-            n = 0;
-        }
-    }
-    /* Skip empty entries, so that a finished transfer ends its loop. */
-    while (*iovcnt > 0 && (*iov)->iov_len == 0) {
-        (*iov)++;
-        (*iovcnt)--;
-    }
-}
-
 /* writev() everything; @more: data follows at once (a socket may wait). */
 static bool channel_writev(MigChannel *ch, struct iovec *iov, int iovcnt,
                            bool more, Error **errp)
@@ -276,7 +257,7 @@ static bool channel_writev(MigChannel *ch, struct iovec *iov, int iovcnt,
             error_setg_errno(errp, errno, "%s: write failed", ch->desc);
             return false;
         }
-        mig_iov_consume(&iov, &iovcnt, n);
+        iov_consume(&iov, &iovcnt, n);
     }
     return true;
 }
@@ -373,7 +354,7 @@ bool mig_channel_writev_ref(MigChannel *ch, struct iovec *iov, int iovcnt,
         if (!ref_pipe_drain(ch, n, errp)) {
             return false;
         }
-        mig_iov_consume(&iov, &iovcnt, n);
+        iov_consume(&iov, &iovcnt, n);
     }
     return true;
 }

@@ -3,6 +3,7 @@
  * by msg_id, fd passing and the receive thread.
  */
 #include "qemu/osdep.h"
+#include "qemu/iov.h"
 #include "qemu/trace.h"
 #include "hw/vfio-user/proxy.h"
 
@@ -191,7 +192,6 @@ static int proxy_send_locked(VFIOUserProxy *proxy,
     } control;
     struct msghdr msg = { 0 };
     bool fds_pending = nr_fds > 0;
-    int first = 0;
 
     assert(nr_fds <= VFIO_USER_MAX_MAX_FDS);
     if (cnt > (int)ARRAY_SIZE(iov_store)) {
@@ -204,12 +204,12 @@ static int proxy_send_locked(VFIOUserProxy *proxy,
         iov[i + 1] = payload[i];
     }
 
-    while (first < cnt) {
+    while (cnt > 0) {
         ssize_t n;
 
         memset(&msg, 0, sizeof(msg));
-        msg.msg_iov = iov + first;
-        msg.msg_iovlen = cnt - first;
+        msg.msg_iov = iov;
+        msg.msg_iovlen = cnt;
         if (fds_pending) {
             struct cmsghdr *cm;
 
@@ -231,19 +231,7 @@ static int proxy_send_locked(VFIOUserProxy *proxy,
         }
         fds_pending = false;
         /* Step over what went out; iov entries are our copies. */
-        while (n > 0 && first < cnt) {
-            if ((size_t)n >= iov[first].iov_len) {
-                n -= iov[first].iov_len;
-                first++;
-            } else {
-                iov[first].iov_base = (char *)iov[first].iov_base + n;
-                iov[first].iov_len -= n;
-                n = 0;
-            }
-        }
-        while (first < cnt && iov[first].iov_len == 0) {
-            first++;
-        }
+        iov_consume(&iov, &cnt, n);
     }
     return 0;
 }
@@ -436,16 +424,10 @@ static int proxy_recv_full(VFIOUserProxy *proxy, struct iovec *iov, int cnt,
                            bool idle_ok)
 {
     bool started = false;
-    int first = 0;
 
-    while (first < cnt && iov[first].iov_len == 0) {
-        first++;
-    }
-    while (first < cnt) {
-        struct msghdr msg = {
-            .msg_iov = iov + first,
-            .msg_iovlen = cnt - first,
-        };
+    iov_consume(&iov, &cnt, 0);
+    while (cnt > 0) {
+        struct msghdr msg = { .msg_iov = iov, .msg_iovlen = cnt };
         /*
          * MSG_WAITALL: a payload arriving in pieces is waited for in the
          * kernel rather than with a system call per piece.  The receive
@@ -469,19 +451,7 @@ static int proxy_recv_full(VFIOUserProxy *proxy, struct iovec *iov, int cnt,
             return -EPIPE;
         }
         started = true;
-        while (n > 0) {
-            if ((size_t)n >= iov[first].iov_len) {
-                n -= iov[first].iov_len;
-                first++;
-            } else {
-                iov[first].iov_base = (char *)iov[first].iov_base + n;
-                iov[first].iov_len -= n;
-                n = 0;
-            }
-        }
-        while (first < cnt && iov[first].iov_len == 0) {
-            first++;
-        }
+        iov_consume(&iov, &cnt, n);
     }
     return 0;
 }

@@ -72,11 +72,6 @@ MigChannel *mig_channel_dup(MigChannel *ch, Error **errp);
  * or -1 with errp set (error or cancel).
  */
 ssize_t mig_channel_read(MigChannel *ch, void *buf, size_t len, Error **errp);
-/*
- * Drop the first @n bytes from the front of *@iov (advancing *@iov and
- * *@iovcnt), then any empty entries: after a read or write of @n bytes.
- */
-void mig_iov_consume(struct iovec **iov, int *iovcnt, size_t n);
 /* Write everything in @iov (modified as it goes).  false with errp set. */
 bool mig_channel_writev_all(MigChannel *ch, struct iovec *iov, int iovcnt,
                             Error **errp);

@@ -3,6 +3,7 @@
  * reading whole buffers off a channel straight into their destination.
  */
 #include "qemu/osdep.h"
+#include "qemu/iov.h"
 #include "multifd-internal.h"
 
 static const char *const compression_names[MULTIFD_COMPRESSION__MAX] = {
@@ -201,7 +202,7 @@ int multifd_readv_full(MigChannel *ch, struct iovec *iov, int iovcnt,
 {
     size_t done = 0;
 
-    mig_iov_consume(&iov, &iovcnt, 0);
+    iov_consume(&iov, &iovcnt, 0);
     while (iovcnt > 0) {
         ssize_t n;
 
@@ -233,7 +234,7 @@ int multifd_readv_full(MigChannel *ch, struct iovec *iov, int iovcnt,
             return -1;
         }
         done += n;
-        mig_iov_consume(&iov, &iovcnt, n);
+        iov_consume(&iov, &iovcnt, n);
     }
     return 1;
 }
