@@ -11,6 +11,7 @@
 #include "system/cpus.h"
 #include "system/guest.h"
 #include "system/ramblock.h"
+#include "system/runstate.h"
 
 TRACE_DEFINE(guest_verify);
 TRACE_DEFINE(guest_state_load);
@@ -307,6 +308,12 @@ bool guest_verify(GuestVerifyResult *res, Error **errp)
     }
     if (!programs_set_up) {
         error_setg(errp, "guest verify: the guest programs are not set up");
+        return false;
+    }
+    if (runstate_get() == RUN_STATE_INMIGRATE) {
+        error_setg(errp, "guest verify: the VM is waiting for an incoming "
+                   "migration (run state inmigrate); verify it after the "
+                   "migration completes");
         return false;
     }
 

@@ -12,12 +12,18 @@ through the page cache and with direct-io.
 For each: total time, GiB/s, downtime, and CPU seconds on each side.
 The loopback TCP limit measured in the same run is printed first.
 
+Every row is the median of --repeat runs (3 by default; the range of
+their GiB/s follows it): on a virtual machine the first run after a pause
+can pay several seconds for host memory that the guest kernel gave back,
+whichever VMM it is, and a single run would charge that to one of them.
+
 QEMU runs the same scenarios when qemu-system-x86_64 is installed
 (apt-get install qemu-system-x86); QEMU 7.2 has no file: transport, so
 its file rows use exec:cat, which is what users of 7.2 do (it has no
 mapped-ram either).
 
-Usage: bench-migration.py [BUILD_DIR] [--size 2G] [--quick] [--file-only]
+Usage: bench-migration.py [BUILD_DIR] [--size 2G] [--repeat 3] [--quick]
+                           [--file-only]
 """
 import argparse
 import os
@@ -126,6 +132,16 @@ def wait_completed(src, timeout=600):
     raise QMPError('migration did not complete in time')
 
 
+def median_run(runs, fn):
+    """Call @fn @runs times; the run of median GiB/s, with the range of
+    all of them in 'spread'."""
+    results = sorted((fn() for _ in range(runs)), key=lambda r: r['gibs'])
+    r = dict(results[len(results) // 2])
+    r['spread'] = (f"{results[0]['gibs']:.2f}-{results[-1]['gibs']:.2f}"
+                   if runs > 1 else '')
+    return r
+
+
 def set_multifd(p, channels):
     p.qmp.cmd('migrate-set-capabilities',
               capabilities=[{'capability': 'multifd', 'state': True}])
@@ -220,6 +236,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('build', nargs='?', default='build')
     ap.add_argument('--size', default='2G')
+    ap.add_argument('--repeat', type=int, default=3,
+                    help='runs per row; the median is shown')
     ap.add_argument('--quick', action='store_true', help='256M, no QEMU')
     ap.add_argument('--file-only', action='store_true',
                     help='only the file save+load rows')
@@ -238,8 +256,12 @@ def main():
                 n = min(left, 64 << 20)
                 f.write(os.urandom(n))
                 left -= n
+            # On disk before any run, so no run competes with writeback.
+            f.flush()
+            os.fsync(f.fileno())
+        runs = max(1, args.repeat)
         print(f'Migration of {size / GIB:g} GiB, paused VM, loopback TCP, '
-              f'{os.cpu_count()} CPUs')
+              f'{os.cpu_count()} CPUs; median of {runs} runs per row')
         print(f'loopback TCP limit (one stream, 4 MiB writes): '
               f'{loopback_limit(args.build, 1 if args.quick else 4):.2f} GiB/s')
         vmms = [Vmm('vmig', vmig, workdir)]
@@ -250,7 +272,8 @@ def main():
                   'compare against it)')
         print()
         hdr = (f"{'vmm':6} {'RAM':9} {'transport':13} {'total s':>8} "
-               f"{'GiB/s':>7} {'downtime ms':>12} {'CPU src s':>10} {'CPU dst s':>10}")
+               f"{'GiB/s':>7} {'downtime ms':>12} {'CPU src s':>10} {'CPU dst s':>10}"
+               f"  {'GiB/s range':11}")
         print(hdr)
         print('-' * len(hdr))
         results = {}
@@ -269,14 +292,16 @@ def main():
                 for vmm in vmms if channels == 2 else vmms[::-1]:
                     label = 'tcp' if channels == 1 else f'multifd x{channels}'
                     try:
-                        r = run_socket(vmm, ram, size, channels)
+                        r = median_run(runs, lambda: run_socket(
+                            vmm, ram, size, channels))
                     except QMPError as e:
                         print(f'{vmm.name:6} {ram_name:9} {label:13} failed: {e}')
                         continue
                     results[(vmm.name, ram_name, channels)] = r['gibs']
                     print(f"{vmm.name:6} {ram_name:9} {label:13} {r['total']:8.2f} "
                           f"{r['gibs']:7.2f} {r['downtime']:12.0f} "
-                          f"{r['cpu_src']:10.2f} {r['cpu_dst']:10.2f}", flush=True)
+                          f"{r['cpu_src']:10.2f} {r['cpu_dst']:10.2f}"
+                          f"  {r['spread']}", flush=True)
         # (vmm, mapped-ram writers, direct-io): QEMU 7.2 has only the
         # plain stream.
         file_runs = [(vmm, 0, False) for vmm in vmms] + \
@@ -285,8 +310,9 @@ def main():
             label = (f"mapped x{mapped}{'+dio' if direct else ''}"
                      if mapped else 'file')
             try:
-                r = run_file(vmm, rand, size, os.path.join(workdir, 'state.bin'),
-                             mapped, direct)
+                r = median_run(runs, lambda: run_file(
+                    vmm, rand, size, os.path.join(workdir, 'state.bin'),
+                    mapped, direct))
             except QMPError as e:
                 print(f'{vmm.name:6} random    {label:13} failed: {e}')
                 continue
@@ -294,7 +320,8 @@ def main():
             print(f"{vmm.name:6} random    {label:13} "
                   f"{r['save'] + r['load']:8.2f} {r['gibs']:7.2f} "
                   f"{'-':>12} {r['cpu_src']:10.2f} {r['cpu_dst']:10.2f}"
-                  f"   (save {r['save']:.2f} s, load {r['load']:.2f} s)",
+                  f"  {r['spread']:11}  (save {r['save']:.2f} s, "
+                  f"load {r['load']:.2f} s)",
                   flush=True)
         if qemu:
             print('\nvmig / QEMU throughput:')

@@ -9,6 +9,7 @@
 #include "system/cpus.h"
 #include "system/guest.h"
 #include "system/ramblock.h"
+#include "system/runstate.h"
 
 #define RAM_SIZE (4 * MiB)
 #define WS_SIZE (2 * MiB)
@@ -614,6 +615,7 @@ static void test_qmp_commands(void)
     g_autoptr(JsonObject) caps = NULL;
     g_autofree unsigned long *dirty = NULL;
     JsonArray *programs;
+    RunState state;
 
     setup_stress("stress,ws=2M", 2);
     qmp_session_init(&session);
@@ -661,6 +663,12 @@ static void test_qmp_commands(void)
                      "'addr' is missing");
     qmp_expect_error(&session, "{\"execute\": \"x-guest-verify\", "
                      "\"arguments\": {\"deep\": true}}", "deep");
+    /* A destination still waiting for its stream has nothing to verify. */
+    state = runstate_get();
+    runstate_set(RUN_STATE_INMIGRATE);
+    qmp_expect_error(&session, "{\"execute\": \"x-guest-verify\"}",
+                     "waiting for an incoming migration");
+    runstate_set(state);
     qmp_session_cleanup(&session);
     teardown();
 }
