@@ -194,3 +194,23 @@ const char *onoffauto_str(OnOffAuto v)
 {
     return v == ON_OFF_AUTO_ON ? "on" : v == ON_OFF_AUTO_OFF ? "off" : "auto";
 }
+
+char *qemu_escape_bytes(const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    GString *out = g_string_sized_new(len);
+
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\') {
+            g_string_append_c(out, p[i]);
+        } else {
+            g_string_append_printf(out, "\\x%02x", p[i]);
+        }
+    }
+    return g_string_free(out, false);
+}
+
+char *qemu_escape_str(const char *str)
+{
+    return qemu_escape_bytes(str, strlen(str));
+}

@@ -33,6 +33,17 @@ bool qemu_parse_bool(const char *str, bool *result);
 bool qemu_parse_onoffauto(const char *str, OnOffAuto *result);
 const char *onoffauto_str(OnOffAuto v);
 
+/*
+ * Bytes that came from outside (a migration stream, a device, a peer on
+ * a socket), made safe to put into a message: printable ASCII stays as
+ * it is, every other byte, and the backslash that would make the result
+ * ambiguous, becomes \xNN.  The result is ASCII, so a QMP reply or a
+ * log line that carries it stays valid UTF-8 whatever the peer sent.
+ * Returns a new string (g_free it).
+ */
+char *qemu_escape_bytes(const void *buf, size_t len);
+char *qemu_escape_str(const char *str);
+
 /* Monotonic clock. */
 static inline int64_t get_clock_ns(void)
 {

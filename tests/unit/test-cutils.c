@@ -136,6 +136,36 @@ static void test_bool_onoffauto(void)
     g_assert_cmpstr(onoffauto_str(ON_OFF_AUTO_AUTO), ==, "auto");
 }
 
+static void test_escape(void)
+{
+    static const uint8_t mixed[] = { 'r', 'a', 'm', 0xff, 0, '\\', '\n',
+                                     0x7f, 0xc3, 0xa9, '~', ' ' };
+    g_autofree char *plain = qemu_escape_str("vfio-user-pci 0 [x]");
+    g_autofree char *empty = qemu_escape_bytes("", 0);
+    g_autofree char *esc = qemu_escape_bytes(mixed, sizeof(mixed));
+    g_autofree char *twice = qemu_escape_str(esc);
+    g_autofree char *all = NULL;
+    uint8_t bytes[256];
+
+    g_assert_cmpstr(plain, ==, "vfio-user-pci 0 [x]");
+    g_assert_cmpstr(empty, ==, "");
+    /* Even valid UTF-8 from a peer comes out as bytes: ASCII only. */
+    g_assert_cmpstr(esc, ==, "ram\\xff\\x00\\x5c\\x0a\\x7f\\xc3\\xa9~ ");
+    /* The backslash is escaped too, so no input is mistaken for another. */
+    g_assert_cmpstr(twice, ==, "ram\\x5cxff\\x5cx00\\x5cx5c\\x5cx0a"
+                    "\\x5cx7f\\x5cxc3\\x5cxa9~ ");
+    for (unsigned i = 0; i < sizeof(bytes); i++) {
+        bytes[i] = i;
+    }
+    all = qemu_escape_bytes(bytes, sizeof(bytes));
+    g_assert_true(g_utf8_validate(all, -1, NULL));
+    for (const char *c = all; *c; c++) {
+        g_assert_true(*c >= 0x20 && *c < 0x7f);
+    }
+    /* 94 printable bytes (not the backslash) as is, 162 escaped. */
+    g_assert_cmpuint(strlen(all), ==, 94 + 162 * 4);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -147,5 +177,6 @@ int main(int argc, char **argv)
     g_test_add_func("/cutils/numbers", test_numbers);
     g_test_add_func("/cutils/no-octal", test_no_octal);
     g_test_add_func("/cutils/bool-onoffauto", test_bool_onoffauto);
+    g_test_add_func("/cutils/escape", test_escape);
     return g_test_run();
 }
