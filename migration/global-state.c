@@ -4,13 +4,13 @@
  * was running (a paused VM stays paused across a migration).
  */
 #include "qemu/osdep.h"
+#include "qemu/cutils.h"
 #include "system/runstate.h"
 #include "migration/vmstate.h"
 #include "migration/migration.h"
 
 typedef struct GlobalState {
     char runstate[32];
-    bool received;              /* destination: the section arrived */
 } GlobalState;
 
 static GlobalState global_state;
@@ -25,22 +25,22 @@ void global_state_store(void)
 static bool global_state_post_load(void *opaque, int version_id, Error **errp)
 {
     GlobalState *gs = opaque;
+    g_autofree char *name = NULL;
 
     for (int i = 0; i < RUN_STATE__MAX; i++) {
         if (!strcmp(gs->runstate, runstate_name(i))) {
-            gs->received = true;
             return true;
         }
     }
-    error_setg(errp, "unknown source run state '%s'", gs->runstate);
+    name = qemu_escape_str(gs->runstate);
+    error_setg(errp, "unknown source run state '%s'", name);
     return false;
 }
 
+/* After a load, which fails without this section. */
 bool global_state_source_was_running(void)
 {
-    /* A stream without the section comes from a source that was running. */
-    return !global_state.received ||
-           !strcmp(global_state.runstate, runstate_name(RUN_STATE_RUNNING));
+    return !strcmp(global_state.runstate, runstate_name(RUN_STATE_RUNNING));
 }
 
 static const VMStateDescription vmstate_globalstate = {
@@ -56,6 +56,5 @@ static const VMStateDescription vmstate_globalstate = {
 
 void global_state_init(void)
 {
-    global_state.received = false;
     vmstate_register(0, &vmstate_globalstate, &global_state);
 }

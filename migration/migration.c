@@ -454,10 +454,26 @@ static void migration_finish_bh(void *opaque)
  * Migration thread, at its end: undo everything, leave the VM as it was
  * (running or paused) unless the migration completed, and hand over to
  * the main thread.
+ *
+ * Order matters: a thread is joined before anything it uses is freed.
+ * The multifd channels write from the handlers' state (mapped-ram's block
+ * regions and bitmaps, RAM batches), so they stop before save_cleanup
+ * frees it; the device save threads were joined at completion already.
+ * The return-path thread reads from_dst, which closes after its join.
+ * docs/devel/migration.rst ("Teardown order") lists the whole sequence.
  */
 static void migration_thread_cleanup(MigrationState *s, bool ok)
 {
     MigChannel *ch = s->to_dst ? qemu_file_channel(s->to_dst) : NULL;
+
+    if (!ok) {
+        /* Nothing may block on a peer that stopped reading. */
+        mig_cancel_fire(s->cancel);
+    }
+    if (s->multifd_started) {
+        /* Every producer (RAM, device save threads) has returned. */
+        multifd_send_shutdown();
+    }
 
     bql_lock();
     if (s->savevm_setup_done) {
@@ -476,24 +492,13 @@ static void migration_thread_cleanup(MigrationState *s, bool ok)
     bql_unlock();
 
     if (s->rp_thread) {
-        /* The destination closes after SHUT; a failure must not wait. */
-        if (!ok) {
-            mig_cancel_fire(s->cancel);
-        }
+        /* The destination closes after SHUT; a failure does not wait. */
         mig_channel_shutdown(ch);
         g_thread_join(s->rp_thread);
         s->rp_thread = NULL;
     }
     qemu_fclose(s->from_dst);
     s->from_dst = NULL;
-    if (s->multifd_started) {
-        /* Every producer (RAM, device save threads) has returned. */
-        multifd_send_shutdown();
-    }
-    if (!ok) {
-        /* Do not block on a flush to a peer that stopped reading. */
-        mig_cancel_fire(s->cancel);
-    }
     qemu_fclose(s->to_dst);
     s->to_dst = NULL;
     s->succeeded = ok;

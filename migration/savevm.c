@@ -3,6 +3,7 @@
  * the destination's loader.  Layout in migration/savevm.h.
  */
 #include "qemu/osdep.h"
+#include "qemu/cutils.h"
 #include "qemu/main-loop.h"
 #include "qemu/uuid.h"
 #include "system/ramblock.h"
@@ -483,8 +484,10 @@ static bool check_str(const char *what, const char *theirs, const char *ours,
                       Error **errp)
 {
     if (strcmp(theirs, ours)) {
+        g_autofree char *name = qemu_escape_str(theirs);
+
         error_setg(errp, "configuration mismatch: %s is '%s' on the source, "
-                   "'%s' here", what, theirs, ours);
+                   "'%s' here", what, name, ours);
         return false;
     }
     return true;
@@ -602,8 +605,10 @@ static bool load_configuration(QEMUFile *f, uint32_t our_caps, Error **errp)
         }
         rb = ram_block_find(str);
         if (!rb) {
+            g_autofree char *name = qemu_escape_str(str);
+
             error_setg(errp, "configuration mismatch: RAM block '%s' of the "
-                       "source does not exist here", str);
+                       "source does not exist here", name);
             return false;
         }
         if (size != rb->size) {
@@ -656,13 +661,12 @@ static int load_section_payload(QEMUFile *f, SaveStateEntry *se,
         ret = -EINVAL;
     } else {
         ret = se->ops->load_state(f, se->opaque, version_id, errp);
-        if (ret < 0 && !(errp && *errp)) {
-            if (!qemu_file_check(f, errp)) {
-                error_prepend(errp, "section '%s': ", se->idstr);
-            } else {
-                error_setg_errno(errp, -ret, "section '%s': load failed",
-                                 se->idstr);
+        if (ret < 0) {
+            /* The handler's own message, the stream's, or the errno. */
+            if (errp && !*errp && qemu_file_check(f, errp)) {
+                error_setg_errno(errp, -ret, "load failed");
             }
+            error_prepend(errp, "section '%s': ", se->idstr);
         }
     }
     if (ret < 0) {
@@ -675,8 +679,54 @@ static int load_section_payload(QEMUFile *f, SaveStateEntry *se,
     return load_footer(f, se, section_id, errp) ? 0 : -EINVAL;
 }
 
-static int load_command(QEMUFile *f, MigrationIncomingState *mis,
-                        Error **errp)
+/*
+ * The loader's record of one handler's sections: opened by START (an
+ * iterative handler, continued by PART and closed by END) or by FULL (a
+ * non-iterative one); an iterative handler with save_state adds one FULL
+ * under its START's id, after its END.
+ */
+typedef struct LoadSection {
+    SaveStateEntry *se;
+    uint32_t section_id;
+    uint32_t version_id;
+    bool started;               /* START loaded */
+    bool ended;                 /* END loaded */
+    bool full;                  /* FULL loaded */
+} LoadSection;
+
+/*
+ * One load of a stream, on the incoming thread: what has arrived so far,
+ * so that a section out of its place is refused at once and a stream
+ * that leaves anything out is refused at its end.
+ */
+typedef struct LoadvmState {
+    QEMUFile *f;
+    MigrationIncomingState *mis;
+    GHashTable *by_id;          /* section id -> LoadSection (owned) */
+    GHashTable *by_se;          /* SaveStateEntry -> its LoadSection */
+    bool switchover_started;    /* SWITCHOVER_START loaded */
+} LoadvmState;
+
+/* Every iterative section is in: handlers load what comes by other ways. */
+static int load_switchover_start(LoadvmState *lv, Error **errp)
+{
+    if (lv->switchover_started) {
+        error_setg(errp, "a second SWITCHOVER_START");
+        return -EINVAL;
+    }
+    lv->switchover_started = true;
+    for (SaveStateEntry *se = savevm_handlers; se; se = se->next) {
+        if (se->ops && se->ops->switchover_start &&
+            se->ops->switchover_start(se->opaque, errp) < 0) {
+            error_prepend(errp, "section '%s': switchover start: ",
+                          se->idstr);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int load_command(QEMUFile *f, LoadvmState *lv, Error **errp)
 {
     uint16_t cmd = qemu_get_be16(f);
     uint16_t len = qemu_get_be16(f);
@@ -700,26 +750,18 @@ static int load_command(QEMUFile *f, MigrationIncomingState *mis,
         if (len != 0) {
             break;
         }
-        return migration_incoming_rp_open(mis, errp) ? 0 : -EINVAL;
+        return migration_incoming_rp_open(lv->mis, errp) ? 0 : -EINVAL;
     case MIG_CMD_PING:
         if (len != 4) {
             break;
         }
-        return migration_incoming_rp_send(mis, MIG_RP_MSG_PONG, data, 4, errp)
-               ? 0 : -EIO;
+        return migration_incoming_rp_send(lv->mis, MIG_RP_MSG_PONG, data, 4,
+                                          errp) ? 0 : -EIO;
     case MIG_CMD_SWITCHOVER_START:
         if (len != 0) {
             break;
         }
-        for (SaveStateEntry *se = savevm_handlers; se; se = se->next) {
-            if (se->ops && se->ops->switchover_start &&
-                se->ops->switchover_start(se->opaque, errp) < 0) {
-                error_prepend(errp, "section '%s': switchover start: ",
-                              se->idstr);
-                return -EINVAL;
-            }
-        }
-        return 0;
+        return load_switchover_start(lv, errp);
     default:
         error_setg(errp, "unknown command %u", cmd);
         return -EINVAL;
@@ -818,120 +860,258 @@ static void loadvm_cleanup(void)
     bql_unlock();
 }
 
-/*
- * A section opened by START, which later PART / END sections continue;
- * an iterative handler with save_state adds one FULL under the same id.
- */
-typedef struct LoadSection {
-    SaveStateEntry *se;
-    uint32_t version_id;
-    bool full_loaded;
-} LoadSection;
-
-static int loadvm_sections(QEMUFile *f, MigrationIncomingState *mis,
-                           GHashTable *by_id, Error **errp)
+static const char *section_type_name(uint8_t type)
 {
+    switch (type) {
+    case MIG_SECTION_START:
+        return "START";
+    case MIG_SECTION_PART:
+        return "PART";
+    case MIG_SECTION_END:
+        return "END";
+    default:
+        return "FULL";
+    }
+}
+
+/*
+ * Whether the destination must find @se's state in the stream: every
+ * handler that takes part in a migration on this side (is_active), for
+ * the source sends the state of all of them.
+ */
+static bool se_expected(const SaveStateEntry *se)
+{
+    return !se->ops || !se->ops->is_active || se->ops->is_active(se->opaque);
+}
+
+/* START or FULL: a section that names its handler. */
+static LoadSection *loadvm_section_open(LoadvmState *lv, uint8_t type,
+                                        Error **errp)
+{
+    QEMUFile *f = lv->f;
+    uint32_t section_id = qemu_get_be32(f);
+    bool start = type == MIG_SECTION_START;
+    uint32_t instance_id, version_id;
+    SaveStateEntry *se;
+    LoadSection *ls;
+    char idstr[256];
+
+    qemu_get_counted_string(f, idstr);
+    instance_id = qemu_get_be32(f);
+    version_id = qemu_get_be32(f);
+    if (!qemu_file_check(f, errp)) {
+        return NULL;
+    }
+    se = find_se(idstr, instance_id);
+    if (!se) {
+        g_autofree char *name = qemu_escape_str(idstr);
+
+        error_setg(errp, "unknown section '%s' instance %u (id %u)", name,
+                   instance_id, section_id);
+        return NULL;
+    }
+    /* From here on the name is a registered one: safe to print. */
+    if (version_id > (uint32_t)se->version_id) {
+        error_setg(errp, "section '%s': stream version %u is newer than this "
+                   "side's %d", idstr, version_id, se->version_id);
+        return NULL;
+    }
+    if (start ? !se_is_iterative(se) : !se_has_full_state(se)) {
+        error_setg(errp, "section '%s' (id %u): a %s section, but this "
+                   "handler has no %s state", idstr, section_id,
+                   section_type_name(type),
+                   start ? "iterative" : "non-iterative");
+        return NULL;
+    }
+    if (start == lv->switchover_started) {
+        error_setg(errp, "section '%s' (id %u): %s %s SWITCHOVER_START",
+                   idstr, section_id, section_type_name(type),
+                   start ? "after" : "before");
+        return NULL;
+    }
+    ls = g_hash_table_lookup(lv->by_id, GUINT_TO_POINTER(section_id));
+    if (ls && ls->se == se && !start && !ls->full) {
+        /* The non-iterative part of an iterative handler, after its END. */
+        if (!ls->ended) {
+            error_setg(errp, "section '%s' (id %u): FULL before its END",
+                       idstr, section_id);
+            return NULL;
+        }
+        trace(loadvm_section, "FULL '%s' id %u (after START)", idstr,
+              section_id);
+        ls->full = true;
+        return ls;
+    }
+    if (ls) {
+        error_setg(errp, "section id %u ('%s') was opened twice", section_id,
+                   idstr);
+        return NULL;
+    }
+    ls = g_hash_table_lookup(lv->by_se, se);
+    if (ls) {
+        error_setg(errp, "section '%s' was opened twice (ids %u and %u)",
+                   idstr, ls->section_id, section_id);
+        return NULL;
+    }
+    if (g_hash_table_size(lv->by_id) >= MIG_MAX_SECTIONS) {
+        error_setg(errp, "too many sections (more than %u)", MIG_MAX_SECTIONS);
+        return NULL;
+    }
+    ls = g_new0(LoadSection, 1);
+    ls->se = se;
+    ls->section_id = section_id;
+    ls->version_id = version_id;
+    ls->started = start;
+    ls->full = !start;
+    g_hash_table_insert(lv->by_id, GUINT_TO_POINTER(section_id), ls);
+    g_hash_table_insert(lv->by_se, se, ls);
+    trace(loadvm_section, "%s '%s' id %u", section_type_name(type), idstr,
+          section_id);
+    return ls;
+}
+
+/* PART or END: continues a section that START opened. */
+static LoadSection *loadvm_section_continue(LoadvmState *lv, uint8_t type,
+                                            Error **errp)
+{
+    uint32_t section_id = qemu_get_be32(lv->f);
+    LoadSection *ls;
+
+    if (!qemu_file_check(lv->f, errp)) {
+        return NULL;
+    }
+    ls = g_hash_table_lookup(lv->by_id, GUINT_TO_POINTER(section_id));
+    if (!ls || !ls->started) {
+        error_setg(errp, "%s of section id %u, which was never started",
+                   section_type_name(type), section_id);
+        return NULL;
+    }
+    if (ls->ended) {
+        error_setg(errp, "section '%s' (id %u): %s after its END",
+                   ls->se->idstr, section_id, section_type_name(type));
+        return NULL;
+    }
+    if ((type == MIG_SECTION_PART) == lv->switchover_started) {
+        error_setg(errp, "section '%s' (id %u): %s %s SWITCHOVER_START",
+                   ls->se->idstr, section_id, section_type_name(type),
+                   lv->switchover_started ? "after" : "before");
+        return NULL;
+    }
+    return ls;
+}
+
+/*
+ * The stream has ended (an EOF marker, or the end of the bytes): name
+ * the first thing, in stream order, that a complete stream would have
+ * carried before it.  Every expected handler's START comes before
+ * SWITCHOVER_START, then every END, then every FULL.
+ */
+static bool loadvm_check_complete(LoadvmState *lv, const char *end,
+                                  Error **errp)
+{
+    static const char *const phases[] = { "START", NULL, "END", "FULL" };
+
+    for (unsigned p = 0; p < ARRAY_SIZE(phases); p++) {
+        if (!phases[p]) {
+            if (!lv->switchover_started) {
+                error_setg(errp, "incomplete stream: %s, before "
+                           "SWITCHOVER_START", end);
+                return false;
+            }
+            continue;
+        }
+        for (SaveStateEntry *se = savevm_handlers; se; se = se->next) {
+            LoadSection *ls = g_hash_table_lookup(lv->by_se, se);
+            bool missing;
+
+            if (!se_expected(se)) {
+                continue;
+            }
+            switch (p) {
+            case 0:
+                missing = se_is_iterative(se) && !(ls && ls->started);
+                break;
+            case 2:
+                missing = se_is_iterative(se) && !ls->ended;
+                break;
+            default:
+                missing = se_has_full_state(se) && !(ls && ls->full);
+                break;
+            }
+            if (missing) {
+                error_setg(errp, "incomplete stream: %s, before the %s "
+                           "section of '%s' (instance %u)", end, phases[p],
+                           se->idstr, se->instance_id);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+static int loadvm_sections(LoadvmState *lv, Error **errp)
+{
+    QEMUFile *f = lv->f;
+
     for (;;) {
-        uint8_t type = qemu_get_byte(f);
-        SaveStateEntry *se;
-        LoadSection *ls;
-        uint32_t section_id, instance_id, version_id;
-        char idstr[256];
+        LoadSection *ls = NULL;
+        uint8_t type;
         int ret;
 
+        if (qemu_file_at_eof(f)) {
+            g_autofree char *end = g_strdup_printf(
+                "truncated after %" PRIu64 " bytes", qemu_file_transferred(f));
+
+            if (loadvm_check_complete(lv, end, errp)) {
+                error_setg(errp, "incomplete stream: %s, before its EOF "
+                           "marker", end);
+            }
+            return -EINVAL;
+        }
+        type = qemu_get_byte(f);
         if (!qemu_file_check(f, errp)) {
             return -EIO;
         }
         switch (type) {
-        case MIG_SECTION_EOF:
-            return 0;
+        case MIG_SECTION_EOF: {
+            g_autofree char *end = g_strdup_printf(
+                "an EOF marker at byte %" PRIu64, qemu_file_transferred(f) - 1);
+
+            return loadvm_check_complete(lv, end, errp) ? 0 : -EINVAL;
+        }
         case MIG_SECTION_START:
         case MIG_SECTION_FULL:
-            section_id = qemu_get_be32(f);
-            qemu_get_counted_string(f, idstr);
-            instance_id = qemu_get_be32(f);
-            version_id = qemu_get_be32(f);
-            if (!qemu_file_check(f, errp)) {
-                return -EIO;
-            }
-            se = find_se(idstr, instance_id);
-            if (!se) {
-                error_setg(errp, "unknown section '%s' instance %u (id %u)",
-                           idstr, instance_id, section_id);
+            ls = loadvm_section_open(lv, type, errp);
+            if (!ls) {
                 return -EINVAL;
-            }
-            if (version_id > (uint32_t)se->version_id) {
-                error_setg(errp, "section '%s': stream version %u is newer "
-                           "than this side's %d", idstr, version_id,
-                           se->version_id);
-                return -EINVAL;
-            }
-            ls = g_hash_table_lookup(by_id, GUINT_TO_POINTER(section_id));
-            if (ls && type == MIG_SECTION_FULL && ls->se == se &&
-                !ls->full_loaded) {
-                /* The non-iterative part of an iterative handler. */
-                ls->full_loaded = true;
-                trace(loadvm_section, "FULL '%s' id %u (after START)", idstr,
-                      section_id);
-                ret = load_section_payload(f, se, ls->version_id, section_id,
-                                           errp);
-                if (ret < 0) {
-                    return ret;
-                }
-                break;
-            }
-            if (ls) {
-                error_setg(errp, "section id %u ('%s') was opened twice",
-                           section_id, idstr);
-                return -EINVAL;
-            }
-            if (g_hash_table_size(by_id) >= MIG_MAX_SECTIONS) {
-                error_setg(errp, "too many sections (more than %u)",
-                           MIG_MAX_SECTIONS);
-                return -EINVAL;
-            }
-            if (type == MIG_SECTION_START) {
-                ls = g_new0(LoadSection, 1);
-                ls->se = se;
-                ls->version_id = version_id;
-                g_hash_table_insert(by_id, GUINT_TO_POINTER(section_id), ls);
-            }
-            trace(loadvm_section, "%s '%s' id %u",
-                  type == MIG_SECTION_START ? "START" : "FULL", idstr,
-                  section_id);
-            ret = load_section_payload(f, se, version_id, section_id, errp);
-            if (ret < 0) {
-                return ret;
             }
             break;
         case MIG_SECTION_PART:
         case MIG_SECTION_END:
-            section_id = qemu_get_be32(f);
-            if (!qemu_file_check(f, errp)) {
-                return -EIO;
-            }
-            ls = g_hash_table_lookup(by_id, GUINT_TO_POINTER(section_id));
+            ls = loadvm_section_continue(lv, type, errp);
             if (!ls) {
-                error_setg(errp, "section id %u was never started", section_id);
                 return -EINVAL;
-            }
-            /* The version was checked at START and holds for the section. */
-            ret = load_section_payload(f, ls->se, ls->version_id, section_id,
-                                       errp);
-            if (ret < 0) {
-                return ret;
             }
             break;
         case MIG_SECTION_COMMAND:
-            ret = load_command(f, mis, errp);
+            ret = load_command(f, lv, errp);
             if (ret < 0) {
                 return ret;
             }
-            break;
+            continue;
         default:
             error_setg(errp, "unknown section type 0x%02x at byte %" PRIu64,
                        type, qemu_file_transferred(f) - 1);
             return -EINVAL;
+        }
+        /* The version was checked at START and holds for the section. */
+        ret = load_section_payload(f, ls->se, ls->version_id, ls->section_id,
+                                   errp);
+        if (ret < 0) {
+            return ret;
+        }
+        if (type == MIG_SECTION_END) {
+            ls->ended = true;
         }
     }
 }
@@ -1088,41 +1268,51 @@ static int loadvm_load_threads_finish(int ret, Error **errp)
     return 0;
 }
 
-int qemu_loadvm_state(QEMUFile *f, MigrationIncomingState *mis, Error **errp)
+/* The magic, the version and the configuration section. */
+static bool loadvm_header(QEMUFile *f, Error **errp)
 {
-    g_autoptr(GHashTable) by_id = g_hash_table_new_full(NULL, NULL, NULL,
-                                                        g_free);
     uint32_t magic = qemu_get_be32(f);
     uint32_t version = qemu_get_be32(f);
-    int ret;
 
-    loadvm_uuid_valid = false;
     if (!qemu_file_check(f, errp)) {
-        return -EIO;
+        return false;
     }
     if (magic != MIG_STREAM_MAGIC) {
         error_setg(errp, "not a vmig migration stream (bad magic 0x%08x, "
                    "expected 0x%08x)", magic, MIG_STREAM_MAGIC);
-        return -EINVAL;
+        return false;
     }
     if (version != MIG_STREAM_VERSION) {
         error_setg(errp, "unsupported stream version %u (this side reads %u)",
                    version, MIG_STREAM_VERSION);
+        return false;
+    }
+    return load_configuration(f, migration_config_caps(), errp);
+}
+
+int qemu_loadvm_state(QEMUFile *f, MigrationIncomingState *mis, Error **errp)
+{
+    LoadvmState lv = { .f = f, .mis = mis };
+    int ret;
+
+    loadvm_uuid_valid = false;
+    if (!loadvm_header(f, errp)) {
         return -EINVAL;
     }
-    if (!load_configuration(f, migration_config_caps(), errp)) {
-        return -EINVAL;
-    }
+    lv.by_id = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+    lv.by_se = g_hash_table_new(NULL, NULL);
     loadvm_mis = mis;
     ret = loadvm_setup(f, mis, errp);
     if (ret == 0) {
-        ret = loadvm_sections(f, mis, by_id, errp);
+        ret = loadvm_sections(&lv, errp);
     }
     /* Load threads use the handlers' state: join before load_cleanup. */
     ret = loadvm_load_threads_finish(ret, errp);
     migration_incoming_load_ended(mis);
     loadvm_cleanup();
     loadvm_mis = NULL;
+    g_hash_table_destroy(lv.by_se);
+    g_hash_table_destroy(lv.by_id);
     return ret;
 }
 

@@ -249,7 +249,7 @@ static void test_corrupt_sections(void)
     d[map.first_part] = 0x02;
 
     put_be(d + map.first_part + 1, 4, 12345);
-    expect_load_error(d, len, STREAM_VM, "section id 12345 was never started");
+    expect_load_error(d, len, STREAM_VM, "section id 12345, which was never started");
     put_be(d + map.first_part + 1, 4, be(d + map.first_footer + 1, 4));
 
     d[map.guest_idstr + 2] = 'x';
