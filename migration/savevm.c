@@ -654,6 +654,7 @@ static int load_section_payload(QEMUFile *f, SaveStateEntry *se,
 
     if (se->vmsd) {
         if (!vmstate_load_state(f, se->vmsd, se->opaque, version_id, errp)) {
+            error_prepend(errp, "section '%s': ", se->idstr);
             ret = -EINVAL;
         }
     } else if (!se->ops->load_state) {

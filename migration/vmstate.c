@@ -8,7 +8,6 @@ bool vmstate_save_state(QEMUFile *f, const VMStateDescription *vmsd,
                         void *opaque, Error **errp)
 {
     if (vmsd->pre_save && !vmsd->pre_save(opaque, errp)) {
-        error_prepend(errp, "%s: ", vmsd->name);
         return false;
     }
     for (const VMStateField *fl = vmsd->fields; fl->name; fl++) {
@@ -44,8 +43,8 @@ bool vmstate_load_state(QEMUFile *f, const VMStateDescription *vmsd,
 {
     if (version_id > vmsd->version_id ||
         version_id < vmsd->minimum_version_id) {
-        error_setg(errp, "%s: stream version %d is not supported (this side "
-                   "loads versions %d to %d)", vmsd->name, version_id,
+        error_setg(errp, "stream version %d is not supported (this side "
+                   "loads versions %d to %d)", version_id,
                    vmsd->minimum_version_id, vmsd->version_id);
         return false;
     }
@@ -60,8 +59,8 @@ bool vmstate_load_state(QEMUFile *f, const VMStateDescription *vmsd,
             uint8_t v = qemu_get_byte(f);
 
             if (v > 1 && !qemu_file_get_error(f)) {
-                error_setg(errp, "%s: field %s: %u is not a boolean",
-                           vmsd->name, fl->name, v);
+                error_setg(errp, "field %s: %u is not a boolean", fl->name,
+                           v);
                 return false;
             }
             *(bool *)p = v;
@@ -85,19 +84,18 @@ bool vmstate_load_state(QEMUFile *f, const VMStateDescription *vmsd,
         case VMS_STRING:
             qemu_get_buffer(f, p, fl->size);
             if (fl->size && !memchr(p, '\0', fl->size)) {
-                error_setg(errp, "%s: field %s is not NUL-terminated",
-                           vmsd->name, fl->name);
+                error_setg(errp, "field %s is not NUL-terminated",
+                           fl->name);
                 return false;
             }
             break;
         }
         if (!qemu_file_check(f, errp)) {
-            error_prepend(errp, "%s: field %s: ", vmsd->name, fl->name);
+            error_prepend(errp, "field %s: ", fl->name);
             return false;
         }
     }
     if (vmsd->post_load && !vmsd->post_load(opaque, version_id, errp)) {
-        error_prepend(errp, "%s: ", vmsd->name);
         return false;
     }
     return true;

@@ -123,6 +123,20 @@ char *qmp_object_to_line(JsonObject *obj)
     json_node_set_object(root, obj);
     json_generator_set_root(gen, root);
     text = json_generator_to_data(gen, NULL);
+    /*
+     * Bytes from a peer are escaped where they enter a message
+     * (qemu_escape_bytes); one that slipped through must still not make
+     * the whole line unreadable to a JSON parser.  json-glib escapes
+     * control characters, so invalid bytes can only sit inside strings,
+     * where U+FFFD replaces them.
+     */
+    if (!g_utf8_validate(text, -1, NULL)) {
+        g_autofree char *valid = g_utf8_make_valid(text, -1);
+
+        warn_report("QMP: a message held bytes that are not UTF-8; sent "
+                    "with U+FFFD in their place");
+        return g_strconcat(valid, "\r\n", NULL);
+    }
     return g_strconcat(text, "\r\n", NULL);
 }
 

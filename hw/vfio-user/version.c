@@ -8,6 +8,7 @@
  * before anything is sized from them.
  */
 #include "qemu/osdep.h"
+#include "qemu/cutils.h"
 #include "hw/vfio-user/proxy.h"
 
 #include <json-glib/json-glib.h>
@@ -114,8 +115,10 @@ bool vfio_user_caps_parse(const char *json, bool offered_extensions,
     if (json && *json) {
         parser = json_parser_new();
         if (!json_parser_load_from_data(parser, json, -1, &gerr)) {
-            error_setg(errp, "VERSION capabilities are not JSON: %s",
-                       gerr->message);
+            /* The parser's message may quote the server's bytes. */
+            g_autofree char *why = qemu_escape_str(gerr->message);
+
+            error_setg(errp, "VERSION capabilities are not JSON: %s", why);
             return false;
         }
         root = json_parser_get_root(parser);

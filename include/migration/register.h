@@ -75,7 +75,10 @@ typedef struct SaveVMHandlers {
 
     /*
      * Whether this handler takes part in this migration at all (default:
-     * yes).  Migration thread.
+     * yes).  Both sides: the source sends no section for a handler that
+     * is not active, and the destination refuses a stream that lacks the
+     * sections of one that is (so both must answer alike for the same
+     * configuration).  Migration thread; incoming thread at the EOF.
      */
     bool (*is_active)(void *opaque);
 

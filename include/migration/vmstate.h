@@ -56,7 +56,8 @@ bool vmstate_save_state(QEMUFile *f, const VMStateDescription *vmsd,
                         void *opaque, Error **errp);
 /*
  * Read fields of stream version @version_id into @opaque; the version
- * must lie in [minimum_version_id, version_id] of @vmsd.
+ * must lie in [minimum_version_id, version_id] of @vmsd.  Messages name
+ * the field; the caller names the section.
  */
 bool vmstate_load_state(QEMUFile *f, const VMStateDescription *vmsd,
                         void *opaque, int version_id, Error **errp);

@@ -6,6 +6,7 @@
  * will want.
  */
 #include "qemu/osdep.h"
+#include "qemu/cutils.h"
 #include "multifd-internal.h"
 
 static ssize_t device_send_prepare(MultiFDSendChannel *c,
@@ -221,9 +222,11 @@ static bool device_recv(MultiFDRecvChannel *c, uint32_t payload_size,
     g_rw_lock_reader_lock(&consumers_lock);
     dc = consumer_find(idstr, instance_id);
     if (!dc) {
+        g_autofree char *name = qemu_escape_str(idstr);
+
         g_rw_lock_reader_unlock(&consumers_lock);
         error_setg(errp, "device state packet for '%s' instance %u, which "
-                   "has no consumer", idstr, instance_id);
+                   "has no consumer", name, instance_id);
         return false;
     }
     ok = dc->load(dc->opaque, &packet, packet_len, errp);

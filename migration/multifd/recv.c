@@ -9,6 +9,7 @@
  * that travels on another channel.
  */
 #include "qemu/osdep.h"
+#include "qemu/uuid.h"
 #include "qemu/trace.h"
 #include "multifd-internal.h"
 
@@ -237,13 +238,9 @@ static bool multifd_hello_claim_locked(MultiFDRecvState *s,
                                        const MultiFDHello *h, Error **errp)
 {
     if (s->uuid_known && memcmp(s->uuid, h->uuid, 16)) {
-        g_autofree char *got = g_strdup_printf(
-            "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
-            "%02x%02x%02x%02x%02x%02x", h->uuid[0], h->uuid[1], h->uuid[2],
-            h->uuid[3], h->uuid[4], h->uuid[5], h->uuid[6], h->uuid[7],
-            h->uuid[8], h->uuid[9], h->uuid[10], h->uuid[11], h->uuid[12],
-            h->uuid[13], h->uuid[14], h->uuid[15]);
+        char got[UUID_STR_LEN];
 
+        qemu_uuid_unparse(h->uuid, got);
         error_setg(errp, "multifd hello: channel %u belongs to migration %s, "
                    "not to this one", h->channel_id, got);
         return false;

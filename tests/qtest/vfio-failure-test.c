@@ -9,6 +9,7 @@
  */
 #include "qemu/osdep.h"
 #include "migration/framework.h"
+#include "migration/stream.h"
 #include "vfio/framework.h"
 
 static char *error_desc(QTestState *s)
@@ -786,6 +787,70 @@ static void test_damaged_stream(void)
     g_free(desc);
 }
 
+/* A MigStreamExpectError: the load of @image fails with @fragment. */
+static void expect_image_error(const uint8_t *image, size_t len,
+                               const char *fragment, void *opaque)
+{
+    g_autofree char *desc = load_image(image, len);
+
+    if (!desc || !mig_error_matches(desc, fragment)) {
+        g_error("a cut image: %s, expected an error with '%s'",
+                desc ? desc : "it loaded", fragment);
+    }
+}
+
+static bool is_device_section(const MigStreamElement *el)
+{
+    return el->type >= MIG_EL_START && el->type <= MIG_EL_FULL &&
+           !strcmp(el->name, "vfio/dev0");
+}
+
+/*
+ * A stream with a device cut before and after each of the device's
+ * sections, and inside the first of each kind: each load fails naming
+ * the missing part (the device's START, END or FULL, SWITCHOVER_START,
+ * the next section) and the destination stays up; none completes.
+ */
+static void test_truncated_device_stream(void)
+{
+    g_autoptr(VfioServer) s0 = vfio_server_start("");
+    g_autofree char *src_args = vfio_vm_args(&s0, 1, "");
+    g_autofree char *path = qtest_tmp_path("img", "mig");
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+    g_autofree uint8_t *image = NULL;
+    g_autoptr(MigStream) ms = NULL;
+    g_autoptr(GError) gerr = NULL;
+    bool seen[MIG_EL_FULL + 1] = { false };
+    gsize len;
+
+    {
+        g_autoptr(QTestState) src = mig_start_vm(src_args);
+
+        mig_set_fast(src);
+        mig_set_param(src, "avail-switchover-bandwidth", 1024 * MiB);
+        vfio_wait_dma_progress(src, 256);
+        mig_migrate(src, uri);
+        mig_wait_completed(src, 30000);
+    }
+    g_assert_true(g_file_get_contents(path, (char **)&image, &len, &gerr));
+    ms = mig_stream_walk(image, len);
+    for (guint i = 0; i < ms->elements->len; i++) {
+        MigStreamElement *el = mig_stream_element(ms, i);
+        bool device = is_device_section(el);
+
+        if (device || (i && is_device_section(mig_stream_element(ms,
+                                                                 i - 1)))) {
+            mig_stream_check_cut(ms, i, expect_image_error, NULL);
+        }
+        if (device && !seen[el->type]) {
+            seen[el->type] = true;
+            mig_stream_check_cut_inside(ms, i, expect_image_error, NULL);
+        }
+    }
+    g_assert_true(seen[MIG_EL_START] && seen[MIG_EL_END] &&
+                  seen[MIG_EL_FULL]);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -822,5 +887,6 @@ int main(int argc, char **argv)
     g_test_add_func("/vfio/blocker/no-dma-logging",
                     test_blocker_no_dma_logging);
     g_test_add_func("/vfio/stream/damaged", test_damaged_stream);
+    g_test_add_func("/vfio/stream/truncated", test_truncated_device_stream);
     return g_test_run();
 }

@@ -484,10 +484,37 @@ static void test_mangled_requests(void)
     g_assert_true(s.negotiated);
 }
 
+/*
+ * A string that holds bytes which are not UTF-8 (from a stream or a
+ * device that was not escaped) still gives a line a JSON parser reads.
+ */
+static void test_line_stays_utf8(void)
+{
+    g_autoptr(JsonObject) obj = json_object_new();
+    g_autoptr(JsonParser) parser = json_parser_new();
+    g_autofree char *line = NULL;
+    JsonObject *back;
+
+    json_object_set_string_member(obj, "error-desc",
+                                  "unknown run state 'r\xffn\xc3'");
+    json_object_set_string_member(obj, "ok", "caf\xc3\xa9");
+    line = qmp_object_to_line(obj);
+    g_assert_true(g_utf8_validate(line, -1, NULL));
+    g_assert_true(g_str_has_suffix(line, "\r\n"));
+    g_assert_true(json_parser_load_from_data(parser, line, -1, NULL));
+    back = json_node_get_object(json_parser_get_root(parser));
+    g_assert_cmpstr(json_object_get_string_member(back, "error-desc"), ==,
+                    "unknown run state 'r\xef\xbf\xbdn\xef\xbf\xbd'");
+    /* Valid UTF-8 goes through untouched. */
+    g_assert_cmpstr(json_object_get_string_member(back, "ok"), ==,
+                    "caf\xc3\xa9");
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/qmp/dispatch/negotiation", test_negotiation);
+    g_test_add_func("/qmp/dispatch/line-stays-utf8", test_line_stays_utf8);
     g_test_add_func("/qmp/dispatch/id-echo", test_id_echo);
     g_test_add_func("/qmp/dispatch/malformed", test_malformed);
     g_test_add_func("/qmp/dispatch/command-results", test_command_results);
