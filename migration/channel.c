@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include "qemu/cutils.h"
 #include "qemu/iov.h"
+#include "qemu/unix-listen.h"
 #include "monitor/qmp.h"
 #include "migration/channel.h"
 
@@ -724,23 +725,11 @@ static int tcp_listen(MigListener *l, Error **errp)
 
 static int unix_listen(MigListener *l, Error **errp)
 {
-    struct sockaddr_un sun;
-    int fd;
+    char why[UNIX_LISTEN_MSG_SIZE];
+    int fd = unix_listen_private(l->addr.path, 16, 0, why, sizeof(why));
 
-    if (socket_unix_addr(l->addr.path, &sun, errp) < 0) {
-        return -1;
-    }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        error_setg_errno(errp, errno, "unix:%s: cannot create a socket",
-                         l->addr.path);
-        return -1;
-    }
-    unlink(l->addr.path);
-    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-        listen(fd, 16) < 0) {
-        error_setg_errno(errp, errno, "unix:%s: cannot listen", l->addr.path);
-        close(fd);
+        error_setg(errp, "unix:%s: %s", l->addr.path, why);
         return -1;
     }
     l->unlink_path = true;

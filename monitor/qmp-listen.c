@@ -7,6 +7,7 @@
  */
 #include "qemu/osdep.h"
 #include "qemu/cutils.h"
+#include "qemu/unix-listen.h"
 #include "monitor/monitor-internal.h"
 
 #include <glib-unix.h>
@@ -14,8 +15,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 
 #define QMP_LISTEN_BACKLOG 16
 /* Pause after accept() ran out of fds, instead of spinning on the socket. */
@@ -211,88 +210,18 @@ static void listener_add(int fd, bool is_unix, const char *unix_path,
 
 /* ---- Binding ---- */
 
-/*
- * A socket file left by a vmig that died is removed; one a live process
- * still listens on, or a file that is not a socket, is left alone.
- */
-static bool unix_remove_stale(const char *what, const struct sockaddr_un *sun,
-                              Error **errp)
-{
-    struct stat st;
-    int fd, ret;
-
-    if (lstat(sun->sun_path, &st) < 0) {
-        if (errno == ENOENT) {
-            return true;
-        }
-        error_setg_errno(errp, errno, "%s: cannot check '%s'", what,
-                         sun->sun_path);
-        return false;
-    }
-    if (!S_ISSOCK(st.st_mode)) {
-        error_setg(errp, "%s: '%s' exists and is not a socket", what,
-                   sun->sun_path);
-        return false;
-    }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        error_setg_errno(errp, errno, "%s: cannot create a socket", what);
-        return false;
-    }
-    ret = connect(fd, (const struct sockaddr *)sun, sizeof(*sun));
-    close(fd);
-    if (ret == 0) {
-        error_setg(errp, "%s: '%s' is in use by another process", what,
-                   sun->sun_path);
-        return false;
-    }
-    if (unlink(sun->sun_path) < 0 && errno != ENOENT) {
-        error_setg_errno(errp, errno, "%s: cannot remove stale socket '%s'",
-                         what, sun->sun_path);
-        return false;
-    }
-    return true;
-}
-
 static bool listen_unix(const char *path, const char *what, Error **errp)
 {
-    struct sockaddr_un sun = { .sun_family = AF_UNIX };
-    int fd;
+    char why[UNIX_LISTEN_MSG_SIZE];
+    int fd = unix_listen_private(path, QMP_LISTEN_BACKLOG, SOCK_NONBLOCK,
+                                 why, sizeof(why));
 
-    if (!*path) {
-        error_setg(errp, "%s: empty socket path", what);
-        return false;
-    }
-    if (strlen(path) >= sizeof(sun.sun_path)) {
-        error_setg(errp, "%s: socket path is too long (at most %zu bytes)",
-                   what, sizeof(sun.sun_path) - 1);
-        return false;
-    }
-    strcpy(sun.sun_path, path);
-    if (!unix_remove_stale(what, &sun, errp)) {
-        return false;
-    }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) {
-        error_setg_errno(errp, errno, "%s: cannot create a socket", what);
+        error_setg(errp, "%s: %s", what, why);
         return false;
-    }
-    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-        error_setg_errno(errp, errno, "%s: cannot bind to '%s'", what, path);
-        goto fail_close;
-    }
-    if (listen(fd, QMP_LISTEN_BACKLOG) < 0) {
-        error_setg_errno(errp, errno, "%s: cannot listen on '%s'", what, path);
-        goto fail_unlink;
     }
     listener_add(fd, true, path, what);
     return true;
-
-fail_unlink:
-    unlink(path);
-fail_close:
-    close(fd);
-    return false;
 }
 
 static int bind_inet(const struct addrinfo *ai, int *bind_errno)

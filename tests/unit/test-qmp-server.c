@@ -605,7 +605,7 @@ static void test_unix_listener(void)
 
     /* A live socket is not taken over. */
     g_assert_false(monitor_qmp_add(opt, &err));
-    g_assert_nonnull(strstr(error_get_pretty(err), "in use"));
+    g_assert_nonnull(strstr(error_get_pretty(err), "a server is already listening"));
     error_free_or_abort(&err);
 
     /* A socket file nobody listens on any more is replaced. */

@@ -10,11 +10,10 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "private.h"
+#include "qemu/unix-listen.h"
 
 static void vus_default_log(void *opaque, VusLogLevel level, const char *msg)
 {
@@ -388,67 +387,36 @@ int vus_ctx_finish_setup(VusCtx *ctx)
 
 int vus_ctx_realize(VusCtx *ctx, const char *socket_path)
 {
-    struct sockaddr_un addr = { .sun_family = AF_UNIX };
-    struct stat st;
-    mode_t old_umask;
+    char why[UNIX_LISTEN_MSG_SIZE];
     int fd, ret;
 
     if (ctx->realized) {
         vus_err(ctx, "already realized");
         return -EBUSY;
     }
-    if (!socket_path || strlen(socket_path) >= sizeof(addr.sun_path)) {
-        vus_err(ctx, "socket path is missing or longer than %zu bytes",
-                sizeof(addr.sun_path) - 1);
-        return -ENAMETOOLONG;
+    if (!socket_path) {
+        vus_err(ctx, "no socket path");
+        return -EINVAL;
     }
-    strcpy(addr.sun_path, socket_path);
     ret = vus_ctx_finish_setup(ctx);
     if (ret < 0) {
         return ret;
     }
-    if (lstat(socket_path, &st) == 0) {
-        if (!S_ISSOCK(st.st_mode)) {
-            vus_err(ctx, "%s exists and is not a socket", socket_path);
-            return -EEXIST;
-        }
-        unlink(socket_path);
-    }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    fd = unix_listen_private(socket_path, 1, 0, why, sizeof(why));
     if (fd < 0) {
-        ret = -errno;
-        vus_err(ctx, "socket: %s", strerror(-ret));
-        return ret;
-    }
-    /* Created 0600 from the start: no window where others can connect. */
-    old_umask = umask(0177);
-    ret = bind(fd, (struct sockaddr *)&addr, sizeof(addr));
-    umask(old_umask);
-    if (ret < 0) {
-        ret = -errno;
-        vus_err(ctx, "bind %s: %s", socket_path, strerror(-ret));
-        goto fail_close;
-    }
-    if (chmod(socket_path, 0600) < 0 || listen(fd, 1) < 0) {
-        ret = -errno;
-        vus_err(ctx, "listen on %s: %s", socket_path, strerror(-ret));
-        goto fail_unlink;
+        vus_err(ctx, "%s", why);
+        return fd;
     }
     ctx->socket_path = strdup(socket_path);
     if (!ctx->socket_path) {
-        ret = -ENOMEM;
-        goto fail_unlink;
+        unlink(socket_path);
+        close(fd);
+        return -ENOMEM;
     }
     ctx->listen_fd = fd;
     ctx->realized = true;
     vus_info(ctx, "listening on %s", socket_path);
     return 0;
-
-fail_unlink:
-    unlink(socket_path);
-fail_close:
-    close(fd);
-    return ret;
 }
 
 static bool stop_requested(VusCtx *ctx)

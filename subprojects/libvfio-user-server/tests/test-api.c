@@ -6,6 +6,8 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "test-device.h"
@@ -164,6 +166,17 @@ static gpointer serve_one_thread(gpointer opaque)
     return GINT_TO_POINTER(vus_ctx_serve_one(opaque, 5000));
 }
 
+/* Leave at @path a socket file whose server is gone. */
+static void bind_stale_socket(const char *path)
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    g_strlcpy(sun.sun_path, path, sizeof(sun.sun_path));
+    g_assert_cmpint(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), ==, 0);
+    close(fd);
+}
+
 static void test_realize_and_serve(void)
 {
     g_autofree char *dir = NULL;
@@ -185,7 +198,8 @@ static void test_realize_and_serve(void)
     g_assert_true(g_file_test(file, G_FILE_TEST_EXISTS));
     unlink(file);
 
-    /* A stale socket file is replaced. */
+    /* A socket file that nobody listens on any more is replaced. */
+    bind_stale_socket(path);
     g_assert_cmpint(vus_ctx_realize(ctx, path), ==, 0);
     g_assert_cmpint(vus_ctx_realize(ctx, path), ==, -EBUSY);
     vus_ctx_free(ctx);
@@ -196,6 +210,22 @@ static void test_realize_and_serve(void)
     g_assert_cmpint(vus_ctx_realize(ctx, path), ==, 0);
     /* Nobody connects: a timeout. */
     g_assert_cmpint(vus_ctx_serve_one(ctx, 20), ==, -ETIMEDOUT);
+    /*
+     * A live server is not taken over.  The twin's probe is a connection
+     * that closes at once: the server serves it like any other.
+     */
+    {
+        LogCapture lc = { g_string_new(NULL) };
+        VusCtx *twin = vus_ctx_new("twin", &lc);
+
+        vus_ctx_set_log(twin, capture_log, VUS_LOG_ERROR);
+        g_assert_cmpint(vus_ctx_realize(twin, path), ==, -EADDRINUSE);
+        g_assert_nonnull(strstr(lc.text->str,
+                                "a server is already listening on"));
+        vus_ctx_free(twin);
+        g_string_free(lc.text, TRUE);
+        g_assert_cmpint(vus_ctx_serve_one(ctx, 1000), ==, 0);
+    }
     /* One client, served on a thread of ours until it goes. */
     {
         GThread *t = g_thread_new("serve-one", serve_one_thread, ctx);

@@ -560,8 +560,9 @@ int vus_mig_path(uint64_t mig_flags, uint32_t from, uint32_t to,
 
 /**
  * vus_ctx_realize: finish setup and create the listening UNIX socket at
- * @socket_path (mode 0600; an existing socket file at the path is
- * replaced, any other file is an error).  After this the device
+ * @socket_path, mode 0600 from the start.  A socket file nobody listens on
+ * any more is replaced; a live server at the path is -EADDRINUSE, any other
+ * kind of file -EEXIST (both left alone).  After this the device
  * description is frozen.
  */
 int vus_ctx_realize(VusCtx *ctx, const char *socket_path);
