@@ -5,6 +5,7 @@
 #include "qemu/osdep.h"
 #include "libqtest.h"
 
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 /* Run vmig expecting failure: status 1, one line naming @needle. */
@@ -254,6 +255,63 @@ static void test_daemonize_releases_stderr(void)
     qtest_forget_pid(pid);
 }
 
+/* The process @pid really runs under @mask (it inherited ours). */
+static void assert_umask(pid_t pid, const char *mask)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/status", pid);
+    g_autofree char *text = NULL;
+    g_autofree char *line = g_strdup_printf("\nUmask:\t%s\n", mask);
+
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    g_assert_nonnull(strstr(text, line));
+}
+
+static void assert_private_socket(const char *path)
+{
+    struct stat st;
+
+    g_assert_cmpint(lstat(path, &st), ==, 0);
+    g_assert_true(S_ISSOCK(st.st_mode));
+    g_assert_cmpuint(st.st_mode & 07777, ==, 0600);
+}
+
+/*
+ * QMP and migration sockets are their owner's alone, even under umask 0,
+ * and a live one is not taken over.  (The refusal is tried on a QMP socket:
+ * the check connects, and a waiting -incoming would take that connection
+ * as its stream.)
+ */
+static void test_socket_modes(void)
+{
+    g_autofree char *qmp = qtest_tmp_path("qmp", "sock");
+    g_autofree char *mig = qtest_tmp_path("mig", "sock");
+    g_autofree char *mig2 = qtest_tmp_path("mig", "sock");
+    g_autofree char *desc = NULL;
+    mode_t old_mask = umask(0);
+    QTestState *src = qtest_initf("-m 32M -qmp unix:%s,server=on,wait=off "
+                                  "-incoming unix:%s", qmp, mig);
+    QTestState *dst = qtest_init("-m 32M -incoming defer");
+
+    umask(old_mask);
+    assert_umask(qtest_pid(src), "0000");
+    assert_umask(qtest_pid(dst), "0000");
+    assert_private_socket(qmp);
+    assert_private_socket(mig);
+
+    /* migrate-incoming: the same rules. */
+    desc = qtest_qmp_expect_error(dst, "GenericError",
+                                  "{\"execute\": \"migrate-incoming\", "
+                                  "\"arguments\": {\"uri\": \"unix:%s\"}}",
+                                  qmp);
+    g_assert_nonnull(strstr(desc, "a server is already listening on"));
+    qtest_detach(qtest_attach(src, qmp));
+    qtest_qmp_assert_ok(dst, "{\"execute\": \"migrate-incoming\", "
+                        "\"arguments\": {\"uri\": \"unix:%s\"}}", mig2);
+    assert_private_socket(mig2);
+    qtest_quit(dst);
+    qtest_quit(src);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -267,5 +325,6 @@ int main(int argc, char **argv)
     g_test_add_func("/cmdline/pidfile-daemonize", test_pidfile_daemonize);
     g_test_add_func("/cmdline/logfile-trace", test_logfile_and_trace);
     g_test_add_func("/cmdline/mem-path-not-resized", test_mem_path_not_resized);
+    g_test_add_func("/cmdline/socket-modes", test_socket_modes);
     return g_test_run();
 }
