@@ -224,6 +224,21 @@ static bool listen_unix(const char *path, const char *what, Error **errp)
     return true;
 }
 
+/* The TCP port @fd is bound to, or -1. */
+static int bound_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+        return -1;
+    }
+    if (ss.ss_family == AF_INET6) {
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
 static int bind_inet(const struct addrinfo *ai, int *bind_errno)
 {
     int fd, one = 1;
@@ -252,6 +267,11 @@ static int bind_inet(const struct addrinfo *ai, int *bind_errno)
  * Listen on every address the host name has ("localhost" is often both
  * ::1 and 127.0.0.1, and a client may try either), except that port 0
  * binds the first one only: each bind would pick a different port.
+ *
+ * QMP has no authentication, and 'migrate' to an exec: URI runs a shell
+ * command, so whoever reaches the port runs commands as vmig's user.
+ * Hence an empty host means the loopback address rather than every
+ * address, and every TCP listener gets a warning.
  */
 static bool listen_tcp(const char *hostport, const char *what, Error **errp)
 {
@@ -261,10 +281,10 @@ static bool listen_tcp(const char *hostport, const char *what, Error **errp)
     struct addrinfo hints = {
         .ai_family = AF_UNSPEC,
         .ai_socktype = SOCK_STREAM,
-        .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+        .ai_flags = AI_NUMERICSERV,
     };
     struct addrinfo *res;
-    int ret, bind_errno = 0, bound = 0;
+    int ret, bind_errno = 0, first_fd = -1;
 
     if (!colon || !colon[1]) {
         error_setg(errp, "%s: expected tcp:HOST:PORT", what);
@@ -276,10 +296,14 @@ static bool listen_tcp(const char *hostport, const char *what, Error **errp)
         host[strlen(host) - 1] = '\0';
         memmove(host, host + 1, strlen(host));
     }
-    ret = getaddrinfo(*host ? host : NULL, port, &hints, &res);
+    if (!*host) {
+        g_free(host);
+        host = g_strdup("127.0.0.1");
+    }
+    ret = getaddrinfo(host, port, &hints, &res);
     if (ret != 0) {
         error_setg(errp, "%s: cannot resolve '%s' port '%s': %s", what,
-                   *host ? host : "*", port, gai_strerror(ret));
+                   host, port, gai_strerror(ret));
         return false;
     }
     for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
@@ -288,17 +312,23 @@ static bool listen_tcp(const char *hostport, const char *what, Error **errp)
             continue;
         }
         listener_add(fd, false, NULL, what);
-        bound++;
+        if (first_fd < 0) {
+            first_fd = fd;
+        }
         if (!strcmp(port, "0")) {
             break;
         }
     }
     freeaddrinfo(res);
-    if (!bound) {
+    if (first_fd < 0) {
         error_setg_errno(errp, bind_errno, "%s: cannot listen on %s", what,
                          hostport);
         return false;
     }
+    warn_report("%s: QMP over TCP has no authentication and no encryption: "
+                "anyone who can connect to %s port %d controls this VM and "
+                "can run commands as this user (migrate to exec:); prefer "
+                "-qmp unix:PATH", what, host, bound_port(first_fd));
     return true;
 }
 
@@ -373,16 +403,7 @@ void monitor_listeners_cleanup(void)
 int monitor_listener_tcp_port(void)
 {
     GList *last = g_list_last(listeners);
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
     const QmpListener *l = last ? last->data : NULL;
 
-    if (!l || l->is_unix ||
-        getsockname(l->fd, (struct sockaddr *)&ss, &len) < 0) {
-        return -1;
-    }
-    if (ss.ss_family == AF_INET6) {
-        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    }
-    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return l && !l->is_unix ? bound_port(l->fd) : -1;
 }

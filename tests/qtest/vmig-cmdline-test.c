@@ -5,6 +5,8 @@
 #include "qemu/osdep.h"
 #include "libqtest.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -312,6 +314,86 @@ static void test_socket_modes(void)
     qtest_quit(src);
 }
 
+/* The TCP sockets @pid listens on, as /proc shows them: "ADDR:PORT" in hex. */
+static GPtrArray *tcp_listeners(pid_t pid, bool ipv6)
+{
+    g_autofree char *fd_dir = g_strdup_printf("/proc/%d/fd", pid);
+    g_autofree char *table = g_strdup_printf("/proc/%d/net/%s", pid,
+                                             ipv6 ? "tcp6" : "tcp");
+    g_autoptr(GHashTable) inodes = g_hash_table_new_full(g_str_hash,
+                                                         g_str_equal, g_free,
+                                                         NULL);
+    g_autoptr(GDir) dir = g_dir_open(fd_dir, 0, NULL);
+    g_autofree char *text = NULL;
+    g_auto(GStrv) lines = NULL;
+    GPtrArray *found = g_ptr_array_new_with_free_func(g_free);
+    const char *name;
+
+    g_assert_nonnull(dir);
+    while ((name = g_dir_read_name(dir))) {
+        g_autofree char *link = g_build_filename(fd_dir, name, NULL);
+        g_autofree char *target = g_file_read_link(link, NULL);
+
+        if (target && g_str_has_prefix(target, "socket:[")) {
+            g_hash_table_add(inodes, g_strndup(target + 8,
+                                               strlen(target) - 9));
+        }
+    }
+    g_assert_true(g_file_get_contents(table, &text, NULL, NULL));
+    lines = g_strsplit(text, "\n", -1);
+    /* sl local rem st tx:rx tr:when retrnsmt uid timeout inode ... */
+    for (int i = 1; lines[i]; i++) {
+        char local[64], state[8], inode[32];
+
+        if (sscanf(lines[i], "%*s %63s %*s %7s %*s %*s %*s %*s %*s %31s",
+                   local, state, inode) == 3 &&
+            !strcmp(state, "0A") && g_hash_table_contains(inodes, inode)) {
+            g_ptr_array_add(found, g_strdup(local));
+        }
+    }
+    return found;
+}
+
+/* tcp::PORT listens on 127.0.0.1 only, and says that QMP is open there. */
+static void test_qmp_tcp_localhost(void)
+{
+    g_autofree char *log = qtest_tmp_path("tcp", "log");
+    g_autoptr(QTestState) s = qtest_initf(
+        "-m 32M -D %s -qmp tcp::0,server=on,wait=off", log);
+    g_autoptr(GPtrArray) v4 = tcp_listeners(qtest_pid(s), false);
+    g_autoptr(GPtrArray) v6 = tcp_listeners(qtest_pid(s), true);
+    struct sockaddr_in sin = {
+        .sin_family = AF_INET,
+        .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+    };
+    g_autofree char *text = NULL;
+    g_autofree char *needle = NULL;
+    unsigned port;
+    char greeting[16];
+    int fd;
+
+    g_assert_cmpuint(v4->len, ==, 1);
+    g_assert_cmpuint(v6->len, ==, 0);
+    g_assert_true(g_str_has_prefix(v4->pdata[0], "0100007F:"));
+    port = strtoul((char *)v4->pdata[0] + 9, NULL, 16);
+
+    g_assert_true(g_file_get_contents(log, &text, NULL, NULL));
+    needle = g_strdup_printf("warning: -qmp tcp::0,server=on,wait=off: QMP "
+                             "over TCP has no authentication and no "
+                             "encryption: anyone who can connect to "
+                             "127.0.0.1 port %u", port);
+    g_assert_nonnull(strstr(text, needle));
+
+    /* And it is the QMP server. */
+    sin.sin_port = htons(port);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    g_assert_cmpint(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), ==, 0);
+    g_assert_cmpint(recv(fd, greeting, sizeof(greeting), MSG_WAITALL), ==,
+                    sizeof(greeting));
+    g_assert_cmpmem(greeting, 6, "{\"QMP\"", 6);
+    close(fd);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -326,5 +408,6 @@ int main(int argc, char **argv)
     g_test_add_func("/cmdline/logfile-trace", test_logfile_and_trace);
     g_test_add_func("/cmdline/mem-path-not-resized", test_mem_path_not_resized);
     g_test_add_func("/cmdline/socket-modes", test_socket_modes);
+    g_test_add_func("/cmdline/qmp-tcp-localhost", test_qmp_tcp_localhost);
     return g_test_run();
 }
