@@ -5,6 +5,10 @@
  */
 #include "vus-helpers.h"
 
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
 static const char *cli(void)
 {
     return vus_test_bin("VUS_CLI_BIN");
@@ -224,6 +228,60 @@ static void test_device_options(void)
     }
 }
 
+/*
+ * The device's socket: its owner's alone even under umask 0; a second
+ * device on the same path is refused while the first keeps serving; a
+ * socket file left by a device that died is replaced; a file that is not
+ * a socket is refused and kept.
+ */
+static void test_device_socket(void)
+{
+    g_autofree char *stale = vus_test_path("stale.sock");
+    g_autofree char *file = vus_test_path("not-a-socket");
+    g_autofree char *busy = NULL, *refused = NULL, *text = NULL;
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    mode_t old_mask = umask(0);
+    VusServer *s1 = vus_server_start("--mem-size", "2M", NULL);
+    VusServer *s2;
+    VFIOUserProxy *p;
+    struct stat st;
+    int fd;
+
+    umask(old_mask);
+    g_assert_cmpint(lstat(s1->socket, &st), ==, 0);
+    g_assert_true(S_ISSOCK(st.st_mode));
+    g_assert_cmpuint(st.st_mode & 07777, ==, 0600);
+
+    busy = g_strdup_printf("a server is already listening on '%s'", s1->socket);
+    g_assert_cmpint(vus_run(NULL, &refused, vus_test_bin("VUS_DMA_BIN"),
+                            "--socket", s1->socket, "--mem-size", "2M", NULL),
+                    ==, 1);
+    assert_contains(refused, busy);
+    p = vus_connect(s1, NULL);
+    vus_reg_write(p, VDMA_REG_SRC, 0x1234);
+    g_assert_cmpuint(vus_reg_read(p, VDMA_REG_SRC), ==, 0x1234);
+    vfio_user_disconnect(p);
+    vus_server_stop(s1);
+
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    g_strlcpy(sun.sun_path, stale, sizeof(sun.sun_path));
+    g_assert_cmpint(bind(fd, (struct sockaddr *)&sun, sizeof(sun)), ==, 0);
+    close(fd);
+    s2 = vus_server_start_at(stale, "--mem-size", "2M", NULL);
+    p = vus_connect(s2, NULL);
+    vfio_user_disconnect(p);
+    vus_server_stop(s2);
+
+    g_free(refused);
+    g_assert_true(g_file_set_contents(file, "keep me", -1, NULL));
+    g_assert_cmpint(vus_run(NULL, &refused, vus_test_bin("VUS_DMA_BIN"),
+                            "--socket", file, "--mem-size", "2M", NULL), ==, 1);
+    assert_contains(refused, "exists and is not a socket");
+    g_assert_true(g_file_get_contents(file, &text, NULL, NULL));
+    g_assert_cmpstr(text, ==, "keep me");
+    unlink(file);
+}
+
 int main(int argc, char **argv)
 {
     vus_test_init(&argc, &argv);
@@ -234,5 +292,6 @@ int main(int argc, char **argv)
     g_test_add_func("/vus/cli/migrate", test_migrate);
     g_test_add_func("/vus/cli/errors", test_errors);
     g_test_add_func("/vus/cli/device-options", test_device_options);
+    g_test_add_func("/vus/cli/device-socket", test_device_socket);
     return g_test_run();
 }

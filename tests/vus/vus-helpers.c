@@ -147,25 +147,23 @@ static bool can_connect(const char *path)
     return ok;
 }
 
-VusServer *vus_server_start(const char *first_arg, ...)
+/* Takes @socket. */
+static VusServer *server_start_va(char *socket, const char *first_arg,
+                                  va_list ap)
 {
     VusServer *s = g_new0(VusServer, 1);
     g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
-    g_autofree char *sock_name = g_strdup_printf("dma%u.sock", server_seq);
     g_autofree char *log_name = g_strdup_printf("dma%u.log", server_seq++);
     const char *arg;
-    va_list ap;
 
-    s->socket = vus_test_path(sock_name);
+    s->socket = socket;
     s->log = vus_test_path(log_name);
     g_ptr_array_add(argv, g_strdup(vus_test_bin("VUS_DMA_BIN")));
     g_ptr_array_add(argv, g_strdup("--socket"));
     g_ptr_array_add(argv, g_strdup(s->socket));
-    va_start(ap, first_arg);
     for (arg = first_arg; arg; arg = va_arg(ap, const char *)) {
         g_ptr_array_add(argv, g_strdup(arg));
     }
-    va_end(ap);
     g_ptr_array_add(argv, NULL);
     s->pid = spawn((char **)argv->pdata, s->log);
 
@@ -185,6 +183,29 @@ VusServer *vus_server_start(const char *first_arg, ...)
         g_usleep(5000);
     }
     g_error("vfio-user-dma did not listen on %s within 5 s", s->socket);
+}
+
+VusServer *vus_server_start(const char *first_arg, ...)
+{
+    g_autofree char *sock_name = g_strdup_printf("dma%u.sock", server_seq);
+    VusServer *s;
+    va_list ap;
+
+    va_start(ap, first_arg);
+    s = server_start_va(vus_test_path(sock_name), first_arg, ap);
+    va_end(ap);
+    return s;
+}
+
+VusServer *vus_server_start_at(const char *socket, const char *first_arg, ...)
+{
+    VusServer *s;
+    va_list ap;
+
+    va_start(ap, first_arg);
+    s = server_start_va(g_strdup(socket), first_arg, ap);
+    va_end(ap);
+    return s;
 }
 
 static void server_free(VusServer *s)

@@ -31,6 +31,9 @@ const char *vus_test_bin(const char *env);
  * socket and wait until it accepts connections (5 s at most).
  */
 VusServer *vus_server_start(const char *first_arg, ...) G_GNUC_NULL_TERMINATED;
+/* The same on @socket (whatever is there: the server decides). */
+VusServer *vus_server_start_at(const char *socket, const char *first_arg, ...)
+    G_GNUC_NULL_TERMINATED;
 /*
  * Stop it with SIGTERM (SIGKILL after 5 s) and reap it; fails the test
  * unless it exited cleanly.  Returns the wait status.
