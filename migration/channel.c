@@ -18,6 +18,7 @@
 #include "qemu/unix-listen.h"
 #include "monitor/qmp.h"
 #include "migration/channel.h"
+#include "migration/trace.h"
 
 struct MigCancel {
     int eventfd;
@@ -166,37 +167,50 @@ ssize_t mig_channel_read(MigChannel *ch, void *buf, size_t len, Error **errp)
     }
 }
 
-bool mig_channel_peek(MigChannel *ch, void *buf, size_t len, Error **errp)
+/*
+ * Peek at the first @len bytes: 1 when they are there, 0 when the peer
+ * closed before sending any byte, -1 with errp set on failure or cancel.
+ */
+static int channel_peek(MigChannel *ch, void *buf, size_t len, Error **errp)
 {
     for (;;) {
         ssize_t n;
 
         if (!channel_check_cancel(ch, errp)) {
-            return false;
+            return -1;
         }
         n = recv(ch->fd, buf, len, MSG_PEEK);
         if (n == (ssize_t)len) {
-            return true;
+            return 1;
         }
         if (n == 0) {
-            error_setg(errp, "%s: the peer closed a new connection before "
-                       "saying what it is", ch->desc);
-            return false;
+            return 0;
         }
         if (n < 0 && errno == EINTR) {
             continue;
         }
         if (n < 0 && errno != EAGAIN) {
             error_setg_errno(errp, errno, "%s: read failed", ch->desc);
-            return false;
+            return -1;
         }
         /* Nothing, or only part of it, yet: wait for more. */
         if (n > 0) {
             g_usleep(1000);
         } else if (!channel_wait(ch, POLLIN, errp)) {
-            return false;
+            return -1;
         }
     }
+}
+
+bool mig_channel_peek(MigChannel *ch, void *buf, size_t len, Error **errp)
+{
+    int ret = channel_peek(ch, buf, len, errp);
+
+    if (ret == 0) {
+        error_setg(errp, "%s: the peer closed a new connection before "
+                   "saying what it is", ch->desc);
+    }
+    return ret > 0;
 }
 
 ssize_t mig_channel_splice_to_pipe(MigChannel *ch, int pipe_wr, size_t len,
@@ -840,26 +854,44 @@ MigChannel *mig_listener_accept(MigListener *l, MigCancel *cancel,
     }
     fd_set_nonblocking(l->listen_fd);
     for (;;) {
+        uint8_t first;
+        int ret;
+
         if (!channel_check_cancel(&tmp, errp)) {
             return NULL;
         }
         fd = accept4(l->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd >= 0) {
-            break;
-        }
-        if (errno == EINTR || errno == ECONNABORTED) {
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) {
+                continue;
+            }
+            if (errno != EAGAIN) {
+                error_setg_errno(errp, errno, "%s: accept failed", desc);
+                return NULL;
+            }
+            if (!channel_wait(&tmp, POLLIN, errp)) {
+                return NULL;
+            }
             continue;
         }
-        if (errno != EAGAIN) {
-            error_setg_errno(errp, errno, "%s: accept failed", desc);
+        socket_tune(fd, l->addr.type == MIGRATION_ADDRESS_TCP);
+        ch = mig_channel_new_fd(fd, desc, cancel);
+        /*
+         * A peer that hangs up before its first byte is no migration: a
+         * process checking whether the socket path is in use (see
+         * unix_listen_private()), a port scan.  Keep listening.
+         */
+        ret = channel_peek(ch, &first, 1, errp);
+        if (ret > 0) {
+            return ch;
+        }
+        mig_channel_close(ch);
+        if (ret < 0) {
             return NULL;
         }
-        if (!channel_wait(&tmp, POLLIN, errp)) {
-            return NULL;
-        }
+        trace(migration_probe_ignored, "%s: a connection closed before its "
+              "first byte", desc);
     }
-    socket_tune(fd, l->addr.type == MIGRATION_ADDRESS_TCP);
-    return mig_channel_new_fd(fd, desc, cancel);
 }
 
 void mig_listener_free(MigListener *l)

@@ -6,6 +6,7 @@
 #include "qemu/osdep.h"
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include "migration/framework.h"
 
 static void test_unix(void)
@@ -56,6 +57,46 @@ static void test_unix(void)
     g_assert_true(json_object_has_member(qtest_obj(q), "downtime"));
     g_assert_cmpint(qtest_get_int(q, "total-time"), >=,
                     qtest_get_int(q, "downtime"));
+}
+
+/* Connect to the UNIX socket @path and hang up without a byte. */
+static void probe_and_close(const char *path)
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    g_assert_cmpint(fd, >=, 0);
+    g_strlcpy(sun.sun_path, path, sizeof(sun.sun_path));
+    g_assert_cmpint(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), ==, 0);
+    close(fd);
+}
+
+/*
+ * A destination's socket is refused to a second vmig, whose check that
+ * the path is in use (a connection closed at once), like any other
+ * connection that hangs up before its first byte, is no migration: the
+ * destination keeps listening, and the real source then migrates.
+ */
+static void test_unix_probe_ignored(void)
+{
+    g_autofree char *path = qtest_tmp_path("mig", "sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", path);
+    g_autoptr(QTestState) dst = mig_start_dst(uri, "");
+    g_autoptr(QTestState) src = mig_start_vm("");
+    g_autofree char *args = g_strdup_printf(MIG_TEST_MACHINE " -incoming %s",
+                                            uri);
+    g_autofree char *err = NULL;
+    g_autofree char *st = NULL;
+
+    probe_and_close(path);
+    g_assert_cmpint(qtest_run(args, NULL, &err), ==, 1);
+    g_assert_nonnull(strstr(err, "a server is already listening"));
+    probe_and_close(path);
+    st = mig_status(dst);
+    g_assert_cmpstr(st, ==, "setup");
+    mig_set_fast(src);
+    mig_migrate(src, uri);
+    mig_check_success(src, dst);
 }
 
 static void test_tcp(void)
@@ -277,6 +318,8 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/migration/precopy/unix", test_unix);
+    g_test_add_func("/migration/precopy/unix-probe-ignored",
+                    test_unix_probe_ignored);
     g_test_add_func("/migration/precopy/tcp", test_tcp);
     g_test_add_func("/migration/precopy/fd", test_fd);
     g_test_add_func("/migration/precopy/fd-unknown-name", test_fd_unknown_name);
