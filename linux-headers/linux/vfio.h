@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
 /*
  * The Linux VFIO userspace API, as far as vmig and its vfio-user devices
- * need it: device/region/irq info, device reset, device features
- * (migration v2, DMA logging, MIG_DATA_SIZE) and the precopy-info ioctl.
+ * need it: the container and group, the type1 IOMMU (DMA map/unmap and
+ * its dirty pages), binding a device cdev to iommufd, device/region/irq
+ * info, device reset, device features (migration v2, DMA logging,
+ * MIG_DATA_SIZE) and the precopy-info ioctl.
  *
  * Written from the uAPI's documented numbers and layouts.  The numbers
  * are ABI: they must match the running kernel and every vfio-user peer.
@@ -28,6 +30,7 @@
 #define VFIO_GROUP_GET_DEVICE_FD _IO(VFIO_TYPE, VFIO_BASE + 6)
 
 #define VFIO_TYPE1v2_IOMMU      3
+#define VFIO_UNMAP_ALL          9       /* extension: VFIO_DMA_UNMAP_FLAG_ALL */
 
 struct vfio_group_status {
     __u32 argsz;
@@ -35,6 +38,88 @@ struct vfio_group_status {
 #define VFIO_GROUP_FLAGS_VIABLE         (1 << 0)
 #define VFIO_GROUP_FLAGS_CONTAINER_SET  (1 << 1)
 };
+
+/* ---- The type1 IOMMU, on the container fd ---- */
+
+struct vfio_iommu_type1_info {
+    __u32 argsz;
+    __u32 flags;
+#define VFIO_IOMMU_INFO_PGSIZES (1 << 0)
+#define VFIO_IOMMU_INFO_CAPS    (1 << 1)
+    __aligned_u64 iova_pgsizes;
+    __u32 cap_offset;
+    __u32 pad;
+};
+#define VFIO_IOMMU_GET_INFO     _IO(VFIO_TYPE, VFIO_BASE + 12)
+
+struct vfio_iommu_type1_dma_map {
+    __u32 argsz;
+    __u32 flags;
+#define VFIO_DMA_MAP_FLAG_READ  (1 << 0)
+#define VFIO_DMA_MAP_FLAG_WRITE (1 << 1)
+    __u64 vaddr;
+    __u64 iova;
+    __u64 size;
+};
+#define VFIO_IOMMU_MAP_DMA      _IO(VFIO_TYPE, VFIO_BASE + 13)
+
+struct vfio_bitmap {
+    __u64 pgsize;
+    __u64 size;             /* bytes of the bitmap */
+    __u64 *data;            /* one bit per page */
+};
+
+struct vfio_iommu_type1_dma_unmap {
+    __u32 argsz;
+    __u32 flags;
+#define VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP (1 << 0)
+#define VFIO_DMA_UNMAP_FLAG_ALL              (1 << 1)
+    __u64 iova;
+    __u64 size;
+    __u8 data[];
+};
+#define VFIO_IOMMU_UNMAP_DMA    _IO(VFIO_TYPE, VFIO_BASE + 14)
+
+/* Dirty pages of the whole container (devices without DMA logging). */
+struct vfio_iommu_type1_dirty_bitmap {
+    __u32 argsz;
+    __u32 flags;
+#define VFIO_IOMMU_DIRTY_PAGES_FLAG_START      (1 << 0)
+#define VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP       (1 << 1)
+#define VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP (1 << 2)
+    __u8 data[];
+};
+
+struct vfio_iommu_type1_dirty_bitmap_get {
+    __u64 iova;
+    __u64 size;
+    struct vfio_bitmap bitmap;
+};
+/* The same number as VFIO_DEVICE_FEATURE, on the container fd. */
+#define VFIO_IOMMU_DIRTY_PAGES  _IO(VFIO_TYPE, VFIO_BASE + 17)
+
+/* ---- A device cdev (/dev/vfio/devices/vfioN) and iommufd ---- */
+
+struct vfio_device_bind_iommufd {
+    __u32 argsz;
+    __u32 flags;
+    __s32 iommufd;
+    __u32 out_devid;
+};
+#define VFIO_DEVICE_BIND_IOMMUFD _IO(VFIO_TYPE, VFIO_BASE + 18)
+
+struct vfio_device_attach_iommufd_pt {
+    __u32 argsz;
+    __u32 flags;
+    __u32 pt_id;
+};
+#define VFIO_DEVICE_ATTACH_IOMMUFD_PT _IO(VFIO_TYPE, VFIO_BASE + 19)
+
+struct vfio_device_detach_iommufd_pt {
+    __u32 argsz;
+    __u32 flags;
+};
+#define VFIO_DEVICE_DETACH_IOMMUFD_PT _IO(VFIO_TYPE, VFIO_BASE + 20)
 
 /* ---- Device information ---- */
 
