@@ -1,6 +1,6 @@
 /*
  * The "dma" guest program: drives vfio-user-dma devices (register map in
- * contrib/vfio-user-dma/dma-regs.h) the way a guest driver would, so that
+ * include/hw/misc/vfio-user-dma-regs.h) the way a guest driver would, so that
  * a migration has device DMA into guest RAM to get right.
  *
  * Each device gets buf bytes at the top of guest RAM: a staging page and
@@ -26,9 +26,10 @@
 #include "qemu/osdep.h"
 #include "system/cpus.h"
 #include "system/guest.h"
+#include "system/runstate.h"
 #include "system/ramblock.h"
 #include "hw/vfio/vfio-device.h"
-#include "contrib/vfio-user-dma/dma-regs.h"
+#include "hw/misc/vfio-user-dma-regs.h"
 
 #define TYPE_GUEST_DMA "guest-dma"
 #define DMA_STATE_VERSION 1
@@ -421,9 +422,16 @@ static void dma_verify_device(GuestDma *g, DmaDevice *d,
                             &err) ||
         !vfio_device_read64(vdev, VDMA_REGS_BAR, VDMA_REG_CHECK_FIRST, &first,
                             &err)) {
-        guest_verify_report_bad(res, d->ram_base, "%s: cannot check device "
-                                "memory: %s", vdev->name,
-                                error_get_pretty(err));
+        /* A device may refuse access while it is stopped: check it later. */
+        if (!runstate_is_running()) {
+            guest_verify_report_unchecked(res, "%s: device memory (the VM "
+                                          "is paused: %s)", vdev->name,
+                                          error_get_pretty(err));
+        } else {
+            guest_verify_report_bad(res, d->ram_base, "%s: cannot check "
+                                    "device memory: %s", vdev->name,
+                                    error_get_pretty(err));
+        }
         error_free(err);
         return;
     }

@@ -2,7 +2,10 @@
  * QMP commands of the guest programs (all experimental, "x-"):
  *
  *   x-guest-verify   run the programs' consistency check over all of RAM:
- *                    {ok, pages-checked, bad-pages, first-bad[, detail]}.
+ *                    {ok, pages-checked, bad-pages, first-bad[, detail]
+ *                    [, unchecked]}: unchecked lists what could not be
+ *                    checked now and why (a stopped device that refuses
+ *                    access while the VM is paused).
  *                    A running VM is paused for the check (vCPUs only: no
  *                    STOP/RESUME, the run state stays) and resumed after.
  *   x-query-guest    {program, vcpus, running, passes, pages-written,
@@ -36,6 +39,15 @@ static void qmp_x_guest_verify(JsonObject *args, JsonNode **ret, Error **errp)
     json_object_set_int_member(obj, "first-bad", res.first_bad);
     if (!res.ok) {
         json_object_set_string_member(obj, "detail", res.detail);
+    }
+    if (res.unchecked) {
+        JsonArray *list = json_array_new();
+
+        for (guint i = 0; i < res.unchecked->len; i++) {
+            json_array_add_string_element(list,
+                g_ptr_array_index(res.unchecked, i));
+        }
+        json_object_set_array_member(obj, "unchecked", list);
     }
     guest_verify_result_clear(&res);
     *ret = json_node_init_object(json_node_alloc(), obj);

@@ -212,6 +212,9 @@ void guest_program_step(unsigned cpu)
 void guest_verify_result_clear(GuestVerifyResult *res)
 {
     g_free(res->detail);
+    if (res->unchecked) {
+        g_ptr_array_free(res->unchecked, true);
+    }
     memset(res, 0, sizeof(*res));
     res->first_bad = -1;
 }
@@ -229,6 +232,19 @@ void guest_verify_report_bad(GuestVerifyResult *res, uint64_t gpa,
     g_free(res->detail);
     va_start(ap, fmt);
     res->detail = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+}
+
+void guest_verify_report_unchecked(GuestVerifyResult *res, const char *fmt,
+                                   ...)
+{
+    va_list ap;
+
+    if (!res->unchecked) {
+        res->unchecked = g_ptr_array_new_with_free_func(g_free);
+    }
+    va_start(ap, fmt);
+    g_ptr_array_add(res->unchecked, g_strdup_vprintf(fmt, ap));
     va_end(ap);
 }
 

@@ -1,7 +1,7 @@
 /*
  * vfio-user-dma: the content model of device memory and the checksums.
  *
- * The model (dma-regs.h) makes every page's content a function of the
+ * The model (hw/misc/vfio-user-dma-regs.h) makes every page's content a function of the
  * seed, the page number and a generation, and the background dirtying a
  * fixed sequence of (page, generation) pairs.  So a destination can prove
  * its memory is what the source had, knowing only the seed and how many

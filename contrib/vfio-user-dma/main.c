@@ -1,7 +1,7 @@
 /*
  * vfio-user-dma: a DMA engine with its own device memory, served over
  * vfio-user with live migration.  See docs/devel/vfio-user-dma.rst and
- * the register map in dma-regs.h.
+ * the register map in include/hw/misc/vfio-user-dma-regs.h.
  *
  * Threads: the library's service thread runs every callback (region
  * accesses, FSM arcs, migration data); the DMA thread moves data when
@@ -469,6 +469,11 @@ static int vdma_setup_irqs(VdmaDevice *d, bool no_msix)
     return vus_setup_irqs(d->ctx, VFIO_PCI_MSIX_IRQ_INDEX, VDMA_MSIX_VECTORS);
 }
 
+/* --strict-regions: the states in which a running device takes accesses. */
+#define VDMA_STRICT_STATES (1u << VFIO_DEVICE_STATE_RUNNING | \
+                            1u << VFIO_DEVICE_STATE_RUNNING_P2P | \
+                            1u << VFIO_DEVICE_STATE_PRE_COPY)
+
 static bool vdma_setup(VdmaDevice *d, const char *socket_path,
                        uint64_t max_xfer, bool no_msix, Error **errp)
 {
@@ -505,6 +510,8 @@ static bool vdma_setup(VdmaDevice *d, const char *socket_path,
     }
     vus_ctx_set_log(d->ctx, vdma_log, VUS_LOG_WARN);
     if ((ret = vus_ctx_set_max_data_xfer_size(d->ctx, max_xfer)) < 0 ||
+        (d->strict_regions &&
+         (ret = vus_ctx_set_region_states(d->ctx, VDMA_STRICT_STATES)) < 0) ||
         (ret = vus_pci_setup(d->ctx, &ids)) < 0 ||
         (ret = vus_setup_region(d->ctx, VDMA_REGS_BAR, &regs)) < 0 ||
         (ret = vus_setup_region(d->ctx, VDMA_MEM_BAR, &mem)) < 0 ||
@@ -569,7 +576,7 @@ int main(int argc, char **argv)
     g_auto(GStrv) delay_arcs = NULL;
     gint64 seed = 1;
     gboolean no_precopy = false, no_p2p = false, no_dma_logging = false;
-    gboolean no_msix = false;
+    gboolean no_msix = false, strict_regions = false;
     GOptionEntry entries[] = {
         { "socket", 's', 0, G_OPTION_ARG_FILENAME, &socket_path,
           "listen on the UNIX socket PATH (required)", "PATH" },
@@ -593,6 +600,10 @@ int main(int argc, char **argv)
           "DMA as always dirty)", NULL },
         { "no-msix", 0, 0, G_OPTION_ARG_NONE, &no_msix,
           "offer INTx only: completions interrupt through INTx", NULL },
+        { "strict-regions", 0, 0, G_OPTION_ARG_NONE, &strict_regions,
+          "refuse region access (REGION_READ/WRITE) in every migration "
+          "state but RUNNING, RUNNING_P2P and PRE_COPY, as strict device "
+          "servers do", NULL },
         { "fail-arc", 0, 0, G_OPTION_ARG_STRING_ARRAY, &fail_arcs,
           "make the FSM arc FROM -> TO fail (repeatable)", "FROM:TO" },
         { "delay-arc", 0, 0, G_OPTION_ARG_STRING_ARRAY, &delay_arcs,
@@ -632,6 +643,7 @@ int main(int argc, char **argv)
                    (no_p2p ? 0 : VFIO_MIGRATION_P2P) |
                    (no_precopy ? 0 : VFIO_MIGRATION_PRE_COPY);
     d->no_dma_logging = no_dma_logging;
+    d->strict_regions = strict_regions;
     g_mutex_init(&d->lock);
     g_cond_init(&d->cond);
     if (mem_size_str && qemu_strtosz_suffix(mem_size_str, 'M',

@@ -11,7 +11,7 @@
 #include "qemu/osdep.h"
 #include "vfio-user/protocol.h"
 #include "vfio-user-server/libvus.h"
-#include "dma-regs.h"
+#include "hw/misc/vfio-user-dma-regs.h"
 
 #define VDMA_MAX_ARCS 8
 
@@ -112,6 +112,7 @@ typedef struct VdmaDevice {
     uint64_t initial_seed;
     uint64_t mig_flags;
     bool no_dma_logging;        /* --no-dma-logging */
+    bool strict_regions;        /* --strict-regions */
     double dirty_pages_per_sec;
     uint64_t state_rate;        /* --state-rate, bytes per second; 0: none */
     VdmaArcs fail_arcs;         /* --fail-arc FROM:TO */

@@ -54,7 +54,9 @@ static bool irq_count_get(Object *obj, ObjectProperty *prop, PropValue *val,
 
 bool vfio_device_attach(VFIODevice *vdev, Error **errp)
 {
+    g_mutex_init(&vdev->config_lock);
     if (!vfio_migration_realize(vdev, errp)) {
+        g_mutex_clear(&vdev->config_lock);
         return false;
     }
     object_property_add(vdev->owner, "x-irq", PROP_TYPE_STR,
@@ -65,6 +67,7 @@ bool vfio_device_attach(VFIODevice *vdev, Error **errp)
                         NULL, vdev);
     if (!vfio_dirty_tracking_init(vdev, errp)) {
         vfio_migration_exit(vdev);
+        g_mutex_clear(&vdev->config_lock);
         return false;
     }
     if (!vfio_devices) {
@@ -79,6 +82,7 @@ void vfio_device_detach(VFIODevice *vdev)
     if (vfio_devices && g_ptr_array_remove(vfio_devices, vdev)) {
         vfio_dirty_tracking_exit(vdev);
         vfio_migration_exit(vdev);
+        g_mutex_clear(&vdev->config_lock);
     }
 }
 
@@ -116,7 +120,30 @@ bool vfio_device_region_write(VFIODevice *vdev, uint32_t index,
                               uint64_t offset, const void *buf, size_t len,
                               Error **errp)
 {
-    return vdev->io_ops->region_write(vdev, index, offset, buf, len, errp);
+    if (index != VFIO_PCI_CONFIG_REGION_INDEX) {
+        return vdev->io_ops->region_write(vdev, index, offset, buf, len,
+                                          errp);
+    }
+    /* The copy changes with the device, under the lock, in order. */
+    g_mutex_lock(&vdev->config_lock);
+    if (!vdev->io_ops->region_write(vdev, index, offset, buf, len, errp)) {
+        g_mutex_unlock(&vdev->config_lock);
+        return false;
+    }
+    if (offset < sizeof(vdev->config)) {
+        memcpy(vdev->config + offset, buf,
+               MIN(len, sizeof(vdev->config) - offset));
+    }
+    g_mutex_unlock(&vdev->config_lock);
+    return true;
+}
+
+void vfio_device_config_snapshot(VFIODevice *vdev,
+                                 uint8_t out[sizeof(vdev->config)])
+{
+    g_mutex_lock(&vdev->config_lock);
+    memcpy(out, vdev->config, sizeof(vdev->config));
+    g_mutex_unlock(&vdev->config_lock);
 }
 
 /* Device registers are little-endian (PCI). */

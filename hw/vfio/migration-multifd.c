@@ -104,9 +104,11 @@ bool vfio_multifd_save_complete_precopy_thread(
         return false;
     }
     total = vfio_mig_drain_to_end(m, multifd_sink, &sink, errp);
-    if (total < 0 ||
-        !vfio_mig_read_config(m, config, errp) ||
-        !multifd_queue_device_state(d->idstr, d->instance_id, sink.idx,
+    if (total < 0) {
+        return false;
+    }
+    vfio_mig_config_snapshot(m, config);
+    if (!multifd_queue_device_state(d->idstr, d->instance_id, sink.idx,
                                     MULTIFD_DEVICE_STATE_CONFIG_STATE,
                                     config, sizeof(config), errp)) {
         return false;

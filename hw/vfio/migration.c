@@ -135,6 +135,31 @@ static void mig_state_changed(VFIOMigration *m, uint32_t state)
     }
 }
 
+/*
+ * After a load, the first arc into a running state writes the command
+ * register that the source's config state brought.
+ */
+static bool mig_restore_config(VFIOMigration *m, Error **errp)
+{
+    VFIODevice *vdev = m->vdev;
+    uint32_t s = mig_state(m);
+    uint8_t config[VFIO_MIG_CONFIG_SIZE];
+
+    if (!m->config_restore_pending || (s != VFIO_DEVICE_STATE_RUNNING &&
+                                       s != VFIO_DEVICE_STATE_RUNNING_P2P)) {
+        return true;
+    }
+    m->config_restore_pending = false;
+    vfio_device_config_snapshot(vdev, config);
+    if (!vfio_device_region_write(vdev, VFIO_PCI_CONFIG_REGION_INDEX, 4,
+                                  &config[4], 2, errp)) {
+        error_prepend(errp, "%s: restoring the command register: ",
+                      vdev->name);
+        return false;
+    }
+    return true;
+}
+
 /* Step towards @target one arc at a time; on failure the device is in
  * the state read back from it. */
 static bool mig_step_to(VFIOMigration *m, uint32_t target, Error **errp)
@@ -154,6 +179,9 @@ static bool mig_step_to(VFIOMigration *m, uint32_t target, Error **errp)
         }
         if (vdev->io_ops->mig_set_state(vdev, next, &err)) {
             mig_state_changed(m, next);
+            if (!mig_restore_config(m, errp)) {
+                return false;
+            }
             continue;
         }
         trace(vfio_mig_state_fail, "%s: %s -> %s: %s", vdev->name,
@@ -522,16 +550,12 @@ static int vfio_save_live_iterate(QEMUFile *f, void *opaque)
     return end || !(m->precopy_init_size + m->precopy_dirty_size) ? 1 : 0;
 }
 
-bool vfio_mig_read_config(VFIOMigration *m, uint8_t *config, Error **errp)
-{
-    VFIODevice *vdev = m->vdev;
+G_STATIC_ASSERT(VFIO_MIG_CONFIG_SIZE == sizeof(((VFIODevice *)0)->config));
 
-    if (!vfio_device_region_read(vdev, VFIO_PCI_CONFIG_REGION_INDEX, 0,
-                                 config, VFIO_MIG_CONFIG_SIZE, errp)) {
-        error_prepend(errp, "%s: saving config space: ", vdev->name);
-        return false;
-    }
-    return true;
+void vfio_mig_config_snapshot(VFIOMigration *m,
+                              uint8_t config[VFIO_MIG_CONFIG_SIZE])
+{
+    vfio_device_config_snapshot(m->vdev, config);
 }
 
 /* From a paused VM, the device never went through the switchover stop. */
@@ -578,9 +602,7 @@ static int vfio_save_state(QEMUFile *f, void *opaque, Error **errp)
     uint8_t config[VFIO_MIG_CONFIG_SIZE];
 
     if (!m->multifd_transfer) {
-        if (!vfio_mig_read_config(m, config, errp)) {
-            return -EIO;
-        }
+        vfio_mig_config_snapshot(m, config);
         qemu_put_be64(f, VFIO_MIG_FLAG_DEV_CONFIG_STATE);
         qemu_put_be64(f, sizeof(config));
         qemu_put_buffer(f, config, sizeof(config));
@@ -630,6 +652,7 @@ static int vfio_load_setup(QEMUFile *f, void *opaque, Error **errp)
     m->switchover_ack_pending = false;
     m->switchover_started = false;
     m->config_load_ready = false;
+    m->config_restore_pending = false;
     m->multifd_load = vfio_multifd_transfer_enabled(vdev);
     m->load_buf = g_malloc(VFIO_MIG_ITERATE_MAX);
     __atomic_store_n(&m->bytes_transferred, 0, __ATOMIC_RELAXED);
@@ -718,18 +741,20 @@ int vfio_mig_load_config_buf(VFIOMigration *m, const uint8_t *config,
                    vdev->config[0], vdev->config[3], vdev->config[2]);
         return -EINVAL;
     }
-    /* The command register (memory / bus master enables) as the guest left it. */
-    if (!vfio_device_region_write(vdev, VFIO_PCI_CONFIG_REGION_INDEX, 4,
-                                  &config[4], 2, errp)) {
-        error_prepend(errp, "%s: restoring the command register: ",
-                      vdev->name);
-        return -EIO;
-    }
     /* The device's last section: it checks the stream it got now. */
     if (!mig_set_state(m, VFIO_DEVICE_STATE_STOP, VFIO_DEVICE_STATE_RESUMING,
                        errp)) {
         return -EIO;
     }
+    /*
+     * The command register (memory / bus master enables) as the guest
+     * left it: in vmig's copy now, in the device when it next runs (a
+     * device may refuse region access until then).
+     */
+    g_mutex_lock(&vdev->config_lock);
+    memcpy(&vdev->config[4], &config[4], 2);
+    g_mutex_unlock(&vdev->config_lock);
+    m->config_restore_pending = true;
     m->load_done = true;
     return 0;
 }

@@ -50,6 +50,12 @@ typedef struct VFIOMigration {
     bool switchover_started;
     bool config_load_ready;         /* DEV_CONFIG_LOAD_READY was loaded */
     bool load_done;
+    /*
+     * The loaded command register waits in vdev->config for the first
+     * state that takes region access (RUNNING_P2P or RUNNING).  Set by
+     * the loader, cleared by the arc that writes it, after the load.
+     */
+    bool config_restore_pending;
     uint8_t *load_buf;
     /* Receive threads insert, the load thread takes (atomic pointer). */
     MultiFDStateQueue *load_queue;
@@ -68,8 +74,12 @@ bool vfio_mig_enter_stop_copy(VFIOMigration *m, Error **errp);
  */
 int64_t vfio_mig_drain_to_end(VFIOMigration *m, VFIOMigDataSink *sink,
                               void *opaque, Error **errp);
-/* The config space the destination loads last. */
-bool vfio_mig_read_config(VFIOMigration *m, uint8_t *config, Error **errp);
+/*
+ * The config space the destination loads last: vmig's copy, so the
+ * device need not take region access in STOP_COPY.
+ */
+void vfio_mig_config_snapshot(VFIOMigration *m,
+                              uint8_t config[VFIO_MIG_CONFIG_SIZE]);
 /*
  * Check and apply @len bytes of config state, which ends RESUMING (the
  * device checks the stream it got then).  0 or a negative errno.

@@ -37,6 +37,7 @@ typedef struct GuestVerifyResult {
     uint64_t bad_pages;
     int64_t first_bad;          /* guest physical address, -1 if none */
     char *detail;               /* what is wrong with first_bad (owned) */
+    GPtrArray *unchecked;       /* what could not be checked, and why */
 } GuestVerifyResult;
 
 typedef struct GuestProgramStats {
@@ -138,6 +139,12 @@ void guest_verify_result_clear(GuestVerifyResult *res);
 /* For programs' verify: count a bad page and keep the lowest one's detail. */
 void guest_verify_report_bad(GuestVerifyResult *res, uint64_t gpa,
                              const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+/*
+ * For programs' verify: a part that cannot be checked now, not a bad
+ * one (a stopped device that refuses access while the VM is paused).
+ */
+void guest_verify_report_unchecked(GuestVerifyResult *res, const char *fmt,
+                                   ...) G_GNUC_PRINTF(2, 3);
 /* Count the zero check of [gpa, gpa+len) (RAM) into @res. */
 void guest_verify_zero_range(GuestVerifyResult *res, uint64_t gpa,
                              uint64_t len, const char *what);

@@ -495,6 +495,66 @@ static void test_no_extensions(void)
     vus_server_stop(s2);
 }
 
+/* Whether a 4-byte read of @region at @offset is taken. */
+static bool region_readable(VFIOUserProxy *p, uint32_t region,
+                            uint64_t offset)
+{
+    Error *err = NULL;
+    uint32_t v;
+
+    if (vfio_user_region_read(p, region, offset, &v, sizeof(v), &err)) {
+        return true;
+    }
+    g_assert_nonnull(strstr(error_get_pretty(err), "REGION_READ"));
+    error_free(err);
+    return false;
+}
+
+/*
+ * --strict-regions: registers, device memory and config space take
+ * REGION_READ/WRITE only in RUNNING, RUNNING_P2P and PRE_COPY, as the
+ * strictest servers do; the migration data still flows.
+ */
+static void test_strict_regions(void)
+{
+    static const struct {
+        uint32_t state;
+        bool taken;
+    } steps[] = {
+        { VFIO_DEVICE_STATE_RUNNING, true },
+        { VFIO_DEVICE_STATE_PRE_COPY, true },
+        { VFIO_DEVICE_STATE_PRE_COPY_P2P, false },
+        { VFIO_DEVICE_STATE_STOP_COPY, false },
+        { VFIO_DEVICE_STATE_STOP, false },
+        { VFIO_DEVICE_STATE_RUNNING_P2P, true },
+        { VFIO_DEVICE_STATE_RUNNING, true },
+    };
+    VusServer *s = vus_server_start("--mem-size", MEM, "--strict-regions",
+                                    NULL);
+    VFIOUserProxy *p = vus_connect(s, NULL);
+    g_autoptr(GByteArray) stream = g_byte_array_new();
+    Error *err = NULL;
+    uint32_t one = 1;
+
+    for (size_t i = 0; i < G_N_ELEMENTS(steps); i++) {
+        vus_set_state(p, steps[i].state);
+        g_assert_cmpint(region_readable(p, VDMA_REGS_BAR, VDMA_REG_ID), ==,
+                        steps[i].taken);
+        g_assert_cmpint(region_readable(p, VDMA_MEM_BAR, 4096), ==,
+                        steps[i].taken);
+        g_assert_cmpint(region_readable(p, VFIO_PCI_CONFIG_REGION_INDEX, 0),
+                        ==, steps[i].taken);
+        if (steps[i].state == VFIO_DEVICE_STATE_STOP_COPY) {
+            g_assert_false(vfio_user_region_write(p, VDMA_MEM_BAR, 0, &one,
+                                                  sizeof(one), &err));
+            g_clear_pointer(&err, error_free);
+            g_assert_cmpuint(vus_drain(p, stream), >=, MEM_SIZE);
+        }
+    }
+    vfio_user_disconnect(p);
+    vus_server_stop(s);
+}
+
 int main(int argc, char **argv)
 {
     vus_test_init(&argc, &argv);
@@ -507,5 +567,6 @@ int main(int argc, char **argv)
     g_test_add_func("/vus/migration/fail-arc", test_fail_arc);
     g_test_add_func("/vus/migration/p2p-and-refusals", test_p2p_and_refusals);
     g_test_add_func("/vus/migration/no-extensions", test_no_extensions);
+    g_test_add_func("/vus/migration/strict-regions", test_strict_regions);
     return g_test_run();
 }

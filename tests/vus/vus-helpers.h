@@ -9,7 +9,7 @@
 #include "qemu/osdep.h"
 #include "qemu/error.h"
 #include "hw/vfio-user/client.h"
-#include "dma-regs.h"
+#include "hw/misc/vfio-user-dma-regs.h"
 
 #define VUS_TEST_MAX_SERVERS 8
 

@@ -8,7 +8,7 @@
 #include "cli.h"
 #include "qemu/cutils.h"
 #include "vfio-user-server/libvus.h"
-#include "dma-regs.h"
+#include "hw/misc/vfio-user-dma-regs.h"
 
 CliGlobal cli_global = { .timeout_ms = 30000 };
 

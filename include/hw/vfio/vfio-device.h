@@ -136,7 +136,16 @@ struct VFIODevice {
     int irq_fd;                     /* completion eventfd, or -1 */
     uint32_t irq_index;             /* VFIO_PCI_*_IRQ_INDEX of irq_fd */
     uint64_t irq_count;             /* interrupts taken (atomic) */
-    uint8_t config[256];            /* config space read at realize */
+
+    /*
+     * vmig's own copy of config space: read by the transport at realize,
+     * then kept by every config write through vfio_device_region_write().
+     * Migration saves this copy and never reads the device for it (some
+     * devices refuse region access while stopped).  config_lock guards
+     * it once vfio_device_attach() has returned.
+     */
+    GMutex config_lock;
+    uint8_t config[256];
 
     /* Migration (hw/vfio/migration.c); NULL when the device has none. */
     VFIOMigration *migration;
@@ -169,9 +178,13 @@ VFIODevice *vfio_device_find(const char *id);
 bool vfio_device_region_read(VFIODevice *vdev, uint32_t index,
                              uint64_t offset, void *buf, size_t len,
                              Error **errp);
+/* A write to the config region also updates vdev->config. */
 bool vfio_device_region_write(VFIODevice *vdev, uint32_t index,
                               uint64_t offset, const void *buf, size_t len,
                               Error **errp);
+/* A consistent copy of vdev->config (any thread). */
+void vfio_device_config_snapshot(VFIODevice *vdev,
+                                 uint8_t out[sizeof(vdev->config)]);
 bool vfio_device_read64(VFIODevice *vdev, uint32_t index, uint64_t offset,
                         uint64_t *val, Error **errp);
 bool vfio_device_write64(VFIODevice *vdev, uint32_t index, uint64_t offset,

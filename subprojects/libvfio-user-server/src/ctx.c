@@ -41,6 +41,7 @@ VusCtx *vus_ctx_new(const char *name, void *opaque)
     ctx->log_fn = vus_default_log;
     ctx->log_level = VUS_LOG_WARN;
     ctx->max_xfer = VFIO_USER_DEF_MAX_XFER;
+    ctx->region_states = UINT32_MAX;
     ctx->listen_fd = -1;
     for (int i = 0; i < VUS_MAX_REGIONS; i++) {
         ctx->regions[i].mmap_fd = -1;
@@ -145,6 +146,16 @@ int vus_ctx_set_max_data_xfer_size(VusCtx *ctx, uint32_t size)
         return -EINVAL;
     }
     ctx->max_xfer = size;
+    return 0;
+}
+
+int vus_ctx_set_region_states(VusCtx *ctx, uint32_t states)
+{
+    if (ctx->realized) {
+        vus_err(ctx, "region access states set after realize");
+        return -EINVAL;
+    }
+    ctx->region_states = states;
     return 0;
 }
 

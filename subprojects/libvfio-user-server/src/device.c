@@ -141,6 +141,7 @@ static ssize_t region_access(VusCtx *ctx, const char *what, uint32_t index,
                              uint64_t offset, void *buf, size_t count,
                              bool is_write)
 {
+    uint32_t state = atomic_load(&ctx->mig_state);
     const VusRegion *r;
     ssize_t ret;
 
@@ -157,6 +158,11 @@ static ssize_t region_access(VusCtx *ctx, const char *what, uint32_t index,
     if (offset > r->size || count > r->size - offset) {
         vus_warn(ctx, "%s: [0x%" PRIx64 ", +0x%zx) is outside region %u "
                  "(size 0x%" PRIx64 ")", what, offset, count, index, r->size);
+        return -EINVAL;
+    }
+    if (!(ctx->region_states & (1u << state))) {
+        vus_warn(ctx, "%s: region %u refused in state %s", what, index,
+                 vus_mig_state_name(state));
         return -EINVAL;
     }
     if (!count) {

@@ -127,6 +127,7 @@ struct VusCtx {
     VusLogFn log_fn;
     VusLogLevel log_level;
     uint32_t max_xfer;
+    uint32_t region_states;     /* 1 << state: region access allowed */
     VusClientFn client_fn;
     bool is_pci;
     VusPciIds ids;

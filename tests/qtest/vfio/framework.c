@@ -46,8 +46,9 @@ VfioServer *vfio_server_start(const char *extra)
     struct stat st;
 
     srv->socket = qtest_tmp_path("vdma", "sock");
-    cmd = g_strdup_printf("%s --socket %s --mem-size %s %s", bin, srv->socket,
-                          VFIO_TEST_MEM_SIZE, extra);
+    cmd = g_strdup_printf("%s --socket %s --mem-size %s %s %s", bin,
+                          srv->socket, VFIO_TEST_MEM_SIZE,
+                          g_getenv("VFIO_TEST_SERVER_ARGS") ?: "", extra);
     if (!g_shell_parse_argv(cmd, NULL, &argv, &gerr) ||
         !g_spawn_async(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD |
                        G_SPAWN_STDOUT_TO_DEV_NULL, server_child_setup, NULL,

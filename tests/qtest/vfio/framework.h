@@ -18,8 +18,9 @@ typedef struct VfioServer {
 
 /*
  * Start vfio-user-dma (found next to VMIG_BINARY's build tree) on a
- * fresh socket with @extra arguments (may be ""), and wait (bounded)
- * until it listens.
+ * fresh socket with the arguments in $VFIO_TEST_SERVER_ARGS (the whole
+ * suite runs once more with --strict-regions), then @extra (may be ""),
+ * and wait (bounded) until it listens.
  */
 VfioServer *vfio_server_start(const char *extra);
 /* Kill with @sig and reap (bounded; SIGKILL after a while). */

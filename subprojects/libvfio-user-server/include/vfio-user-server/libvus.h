@@ -153,6 +153,18 @@ void *vus_ctx_opaque(VusCtx *ctx);
 int vus_ctx_set_max_data_xfer_size(VusCtx *ctx, uint32_t size);
 
 /**
+ * vus_ctx_set_region_states: the migration states in which the client
+ * may access regions with REGION_READ/WRITE(_MULTI), as a mask of
+ * 1 << state (enum vfio_device_mig_state); in any other state those
+ * messages fail with EINVAL.  Default: every state.  Some device servers
+ * refuse region access while their device is stopped (in STOP_COPY at
+ * least); a mask of RUNNING, RUNNING_P2P and PRE_COPY lets a client be
+ * tested against the strictest of them.  What the client maps directly
+ * is not affected.  Before vus_ctx_realize().
+ */
+int vus_ctx_set_region_states(VusCtx *ctx, uint32_t states);
+
+/**
  * Client connect/disconnect notification.  @connected is true after a
  * client was accepted (before VERSION), false after it went away and the
  * library dropped its DMA mappings and IRQ eventfds.
