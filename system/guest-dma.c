@@ -106,32 +106,13 @@ static void dma_pattern(uint64_t *page, uint64_t seed, unsigned dev,
 
 static bool dma_bind_locked(GuestDma *g, Error **errp)
 {
-    GPtrArray *found = g_ptr_array_new();
+    GPtrArray *found = vfio_device_lookup(g->devices, "dma", errp);
     RAMBlock *last = NULL;
     uint64_t need, start;
     bool ok = false;
 
-    if (g->devices && *g->devices) {
-        g_auto(GStrv) ids = g_strsplit(g->devices, ":", -1);
-
-        for (unsigned i = 0; ids[i]; i++) {
-            VFIODevice *vdev = vfio_device_find(ids[i]);
-
-            if (!vdev) {
-                error_setg(errp, "dma: devices=%s: no VFIO device '%s'",
-                           g->devices, ids[i]);
-                goto out;
-            }
-            g_ptr_array_add(found, vdev);
-        }
-    } else {
-        for (unsigned i = 0; i < vfio_device_count(); i++) {
-            g_ptr_array_add(found, vfio_device_nth(i));
-        }
-    }
-    if (!found->len) {
-        error_setg(errp, "dma: there is no VFIO device to drive");
-        goto out;
+    if (!found) {
+        return false;
     }
     RAMBLOCK_FOREACH(rb) {
         last = rb;

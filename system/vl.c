@@ -202,14 +202,31 @@ static bool opt_machine(VmigConfig *cfg, const char *arg, OptAction *action,
     return true;
 }
 
+/*
+ * Whether @klass is a type the user creates with -device (@parent
+ * "device") or with -object (@parent NULL: memory backends, iommufd;
+ * anything user-creatable that is neither a device nor a guest program).
+ */
+static bool user_type_matches(const ObjectClass *klass, const char *parent)
+{
+    if (!klass || !klass->user_creatable) {
+        return false;
+    }
+    if (parent) {
+        return !g_strcmp0(klass->parent, parent);
+    }
+    return g_strcmp0(klass->parent, "device") &&
+           g_strcmp0(klass->parent, "guest-program");
+}
+
 static void print_types(const char *parent, const char *title)
 {
-    g_autoptr(GPtrArray) list = object_class_list(parent);
+    g_autoptr(GPtrArray) list = object_class_list(NULL);
 
     printf("%s:\n", title);
     for (guint i = 0; i < list->len; i++) {
         const ObjectClass *klass = g_ptr_array_index(list, i);
-        if (klass->user_creatable) {
+        if (user_type_matches(klass, parent)) {
             printf("  %-24s %s\n", klass->name, klass->desc ? klass->desc : "");
         }
     }
@@ -237,8 +254,7 @@ static bool type_help(const char *arg, const char *parent, const char *opt,
         return false;
     }
     klass = object_class_by_name(type);
-    if (!klass || !klass->user_creatable ||
-        g_strcmp0(klass->parent, parent) != 0) {
+    if (!user_type_matches(klass, parent)) {
         error_setg(errp, "%s: unknown %s '%s' (use %s help)", opt,
                    !strcmp(opt, "-device") ? "driver" : "type", type, opt);
         *ok = false;
@@ -272,7 +288,7 @@ static bool opt_object(VmigConfig *cfg, const char *arg, OptAction *action,
     KeyVal *kv;
     bool ok;
 
-    if (type_help(arg, "memory-backend", "-object", "Available object types",
+    if (type_help(arg, NULL, "-object", "Available object types",
                   action, &ok, errp)) {
         return ok;
     }
@@ -707,8 +723,7 @@ static bool create_objects(VmigConfig *cfg, Error **errp)
         const char *id = keyval_get(kv, "id");
         const ObjectClass *klass = object_class_by_name(type);
 
-        if (!klass || !klass->user_creatable ||
-            g_strcmp0(klass->parent, "memory-backend")) {
+        if (!user_type_matches(klass, NULL)) {
             error_setg(errp, "-object: unknown object type '%s' "
                        "(use -object help)", type);
             return false;
@@ -732,8 +747,7 @@ static bool create_devices(VmigConfig *cfg, Error **errp)
         g_autofree char *name = NULL;
         Object *container;
 
-        if (!klass || !klass->user_creatable ||
-            g_strcmp0(klass->parent, "device")) {
+        if (!user_type_matches(klass, "device")) {
             error_setg(errp, "-device: '%s' is not a valid device driver "
                        "(use -device help)", driver);
             return false;

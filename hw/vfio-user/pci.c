@@ -17,7 +17,6 @@
 #include "hw/vfio-user/client.h"
 #include "system/ramblock.h"
 
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 
 #define TYPE_VFIO_USER_PCI "vfio-user-pci"
@@ -36,12 +35,6 @@ typedef struct VFIOUserPCIDevice {
     char *socket;
     char *socket_type;
     char *socket_path;
-    OnOffAuto enable_migration;
-    bool pre_copy_dirty_page_tracking;
-    OnOffAuto migration_multifd_transfer;
-    uint64_t migration_max_queued_buffers_size;
-    bool migration_events;
-    bool x_no_dirty_sync;
     bool x_no_extensions;
 
     /* Set by realize */
@@ -319,44 +312,6 @@ static bool vup_setup_bars(VFIOUserPCIDevice *d, Error **errp)
     return true;
 }
 
-/* The completion interrupt: MSI-X, else MSI, else INTx. */
-static bool vup_setup_irq(VFIOUserPCIDevice *d, Error **errp)
-{
-    static const uint32_t order[] = {
-        VFIO_PCI_MSIX_IRQ_INDEX, VFIO_PCI_MSI_IRQ_INDEX,
-        VFIO_PCI_INTX_IRQ_INDEX,
-    };
-    VFIODevice *vdev = &d->vdev;
-
-    for (unsigned i = 0; i < ARRAY_SIZE(order); i++) {
-        struct vfio_irq_info info;
-        int fd;
-
-        if (!vfio_user_get_irq_info(d->proxy, order[i], &info, NULL) ||
-            info.count == 0 || !(info.flags & VFIO_IRQ_INFO_EVENTFD)) {
-            continue;
-        }
-        fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (fd < 0) {
-            error_setg_errno(errp, errno, "%s: eventfd", vdev->name);
-            return false;
-        }
-        if (!vfio_user_set_irqs(d->proxy, order[i],
-                                VFIO_IRQ_SET_DATA_EVENTFD |
-                                VFIO_IRQ_SET_ACTION_TRIGGER, 0, 1, &fd, NULL,
-                                errp)) {
-            close(fd);
-            error_prepend(errp, "%s: enabling interrupts: ", vdev->name);
-            return false;
-        }
-        vdev->irq_fd = fd;
-        vdev->irq_index = order[i];
-        return true;
-    }
-    /* A device without interrupts is still usable by polling. */
-    return true;
-}
-
 static bool vup_map_ram(VFIOUserPCIDevice *d, Error **errp)
 {
     VFIODevice *vdev = &d->vdev;
@@ -404,13 +359,6 @@ static bool vup_realize(Object *obj, Error **errp)
     vdev->owner = obj;
     vdev->id = g_strdup(obj->name);
     vdev->name = g_strdup_printf("vfio-user-pci %s", obj->name);
-    vdev->enable_migration = d->enable_migration;
-    vdev->pre_copy_dirty_page_tracking = d->pre_copy_dirty_page_tracking;
-    vdev->migration_multifd_transfer = d->migration_multifd_transfer;
-    vdev->migration_max_queued_buffers_size =
-        d->migration_max_queued_buffers_size;
-    vdev->migration_events = d->migration_events;
-    vdev->dirty_sync_disabled = d->x_no_dirty_sync;
 
     path = vup_socket_path(d, errp);
     if (!path) {
@@ -448,7 +396,7 @@ static bool vup_realize(Object *obj, Error **errp)
         goto fail;
     }
     if (!vup_read_config(d, errp) || !vup_setup_bars(d, errp) ||
-        !vup_setup_irq(d, errp) || !vup_map_ram(d, errp)) {
+        !vfio_device_setup_irq(vdev, errp) || !vup_map_ram(d, errp)) {
         goto fail;
     }
     if (!vfio_user_device_reset(d->proxy, errp)) {
@@ -485,27 +433,11 @@ static void vup_finalize(Object *obj)
         vfio_user_disconnect(d->proxy);
         d->proxy = NULL;
     }
-    if (vdev->irq_fd >= 0) {
-        close(vdev->irq_fd);
-        vdev->irq_fd = -1;
-    }
+    vfio_device_release_irq(vdev);
     g_clear_pointer(&vdev->dma_ranges, g_free);
     vdev->nr_dma_ranges = 0;
     g_clear_pointer(&vdev->name, g_free);
     g_clear_pointer(&vdev->id, g_free);
-}
-
-/* x-migration-multifd-transfer may change while the VM runs. */
-static bool vup_check_multifd(Object *obj, const Property *prop,
-                              const PropValue *val, Error **errp)
-{
-    VFIOUserPCIDevice *d = (VFIOUserPCIDevice *)obj;
-
-    if (obj->realized) {
-        __atomic_store_n(&d->vdev.migration_multifd_transfer, val->ona,
-                         __ATOMIC_RELAXED);
-    }
-    return true;
 }
 
 static const Property vup_props[] = {
@@ -515,28 +447,7 @@ static const Property vup_props[] = {
                 NULL, "socket type (unix)"),
     DEFINE_PROP("socket.path", PROP_TYPE_STR, VFIOUserPCIDevice, socket_path,
                 NULL, "UNIX socket path (with socket.type=unix)"),
-    DEFINE_PROP("enable-migration", PROP_TYPE_ONOFFAUTO, VFIOUserPCIDevice,
-                enable_migration, "auto",
-                "migrate the device (auto: when it can, else block)"),
-    DEFINE_PROP("x-pre-copy-dirty-page-tracking", PROP_TYPE_BOOL,
-                VFIOUserPCIDevice, pre_copy_dirty_page_tracking, "on",
-                "read the device's DMA log during pre-copy too"),
-    { .name = "x-migration-multifd-transfer", .type = PROP_TYPE_ONOFFAUTO,
-      .offset = offsetof(VFIOUserPCIDevice, migration_multifd_transfer),
-      .defval = "auto", .runtime = true, .check = vup_check_multifd,
-      .desc = "send the device state over multifd channels (changeable "
-              "with qom-set)" },
-    DEFINE_PROP("x-migration-max-queued-buffers-size", PROP_TYPE_SIZE,
-                VFIOUserPCIDevice, migration_max_queued_buffers_size, "0",
-                "destination: the most device state received over multifd "
-                "that may wait for the device (0: no limit)"),
-    DEFINE_PROP("migration-events", PROP_TYPE_BOOL, VFIOUserPCIDevice,
-                migration_events, "off",
-                "emit VFIO_MIGRATION events on device state changes"),
-    DEFINE_PROP("x-no-dirty-sync", PROP_TYPE_BOOL, VFIOUserPCIDevice,
-                x_no_dirty_sync, "off",
-                "testing only: never read the device's DMA log, so its "
-                "writes to guest RAM are lost in a migration"),
+    VFIO_DEVICE_PROPS(VFIOUserPCIDevice, vdev),
     DEFINE_PROP("x-no-extensions", PROP_TYPE_BOOL, VFIOUserPCIDevice,
                 x_no_extensions, "off",
                 "testing only: offer none of vmig's vfio-user extensions "

@@ -6,6 +6,7 @@
 #include "vfio-internal.h"
 
 #include <poll.h>
+#include <sys/eventfd.h>
 
 TRACE_DEFINE(vfio_mig_state);
 TRACE_DEFINE(vfio_mig_state_fail);
@@ -23,6 +24,7 @@ TRACE_DEFINE(vfio_vmstate_change);
 TRACE_DEFINE(vfio_dirty_log_start);
 TRACE_DEFINE(vfio_dirty_log_sync);
 TRACE_DEFINE(vfio_dirty_log_stop);
+TRACE_DEFINE(vfio_pci_open);
 
 /* Changed with the BQL held while the machine is built or torn down. */
 static GPtrArray *vfio_devices;
@@ -109,6 +111,37 @@ VFIODevice *vfio_device_find(const char *id)
     return NULL;
 }
 
+GPtrArray *vfio_device_lookup(const char *ids, const char *who, Error **errp)
+{
+    GPtrArray *found = g_ptr_array_new();
+
+    if (ids && *ids) {
+        g_auto(GStrv) list = g_strsplit(ids, ":", -1);
+
+        for (unsigned i = 0; list[i]; i++) {
+            VFIODevice *vdev = vfio_device_find(list[i]);
+
+            if (!vdev) {
+                error_setg(errp, "%s: devices=%s: no VFIO device '%s'", who,
+                           ids, list[i]);
+                g_ptr_array_free(found, true);
+                return NULL;
+            }
+            g_ptr_array_add(found, vdev);
+        }
+    } else {
+        for (unsigned i = 0; i < vfio_device_count(); i++) {
+            g_ptr_array_add(found, vfio_device_nth(i));
+        }
+    }
+    if (!found->len) {
+        error_setg(errp, "%s: there is no VFIO device to drive", who);
+        g_ptr_array_free(found, true);
+        return NULL;
+    }
+    return found;
+}
+
 bool vfio_device_region_read(VFIODevice *vdev, uint32_t index,
                              uint64_t offset, void *buf, size_t len,
                              Error **errp)
@@ -189,6 +222,51 @@ bool vfio_device_write32(VFIODevice *vdev, uint32_t index, uint64_t offset,
 
     return vfio_device_region_write(vdev, index, offset, &le, sizeof(le),
                                     errp);
+}
+
+bool vfio_device_setup_irq(VFIODevice *vdev, Error **errp)
+{
+    static const uint32_t order[] = {
+        VFIO_PCI_MSIX_IRQ_INDEX, VFIO_PCI_MSI_IRQ_INDEX,
+        VFIO_PCI_INTX_IRQ_INDEX,
+    };
+
+    vdev->irq_fd = -1;
+    for (unsigned i = 0; i < ARRAY_SIZE(order); i++) {
+        struct vfio_irq_info info;
+        int fd;
+
+        if (!vdev->io_ops->irq_info(vdev, order[i], &info, NULL) ||
+            info.count == 0 || !(info.flags & VFIO_IRQ_INFO_EVENTFD)) {
+            continue;
+        }
+        fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (fd < 0) {
+            error_setg_errno(errp, errno, "%s: eventfd", vdev->name);
+            return false;
+        }
+        if (!vdev->io_ops->set_irqs(vdev, order[i],
+                                    VFIO_IRQ_SET_DATA_EVENTFD |
+                                    VFIO_IRQ_SET_ACTION_TRIGGER, 0, 1, &fd,
+                                    errp)) {
+            close(fd);
+            error_prepend(errp, "%s: enabling interrupts: ", vdev->name);
+            return false;
+        }
+        vdev->irq_fd = fd;
+        vdev->irq_index = order[i];
+        return true;
+    }
+    /* A device without interrupts is still usable by polling. */
+    return true;
+}
+
+void vfio_device_release_irq(VFIODevice *vdev)
+{
+    if (vdev->irq_fd >= 0) {
+        close(vdev->irq_fd);
+        vdev->irq_fd = -1;
+    }
 }
 
 int vfio_device_irq_wait(VFIODevice *vdev, int timeout_ms, Error **errp)

@@ -41,5 +41,6 @@ TRACE_DECLARE(vfio_vmstate_change);
 TRACE_DECLARE(vfio_dirty_log_start);
 TRACE_DECLARE(vfio_dirty_log_sync);
 TRACE_DECLARE(vfio_dirty_log_stop);
+TRACE_DECLARE(vfio_pci_open);
 
 #endif

@@ -39,6 +39,13 @@ struct vfio_group_status {
 #define VFIO_GROUP_FLAGS_CONTAINER_SET  (1 << 1)
 };
 
+/* Capability chains of info structs: offsets from the struct's start. */
+struct vfio_info_cap_header {
+    __u16 id;
+    __u16 version;
+    __u32 next;
+};
+
 /* ---- The type1 IOMMU, on the container fd ---- */
 
 struct vfio_iommu_type1_info {
@@ -51,6 +58,15 @@ struct vfio_iommu_type1_info {
     __u32 pad;
 };
 #define VFIO_IOMMU_GET_INFO     _IO(VFIO_TYPE, VFIO_BASE + 12)
+
+/* In the info's capability chain: the IOMMU tracks dirty pages. */
+#define VFIO_IOMMU_TYPE1_INFO_CAP_MIGRATION 2
+struct vfio_iommu_type1_info_cap_migration {
+    struct vfio_info_cap_header header;
+    __u32 flags;
+    __u64 pgsize_bitmap;
+    __u64 max_dirty_bitmap_size;
+};
 
 struct vfio_iommu_type1_dma_map {
     __u32 argsz;
@@ -159,12 +175,6 @@ struct vfio_region_info {
 #define VFIO_DEVICE_GET_REGION_INFO _IO(VFIO_TYPE, VFIO_BASE + 8)
 
 /* Capability chain header shared by region and device info. */
-struct vfio_info_cap_header {
-    __u16 id;
-    __u16 version;
-    __u32 next;
-};
-
 #define VFIO_REGION_INFO_CAP_SPARSE_MMAP 1
 
 struct vfio_region_sparse_mmap_area {

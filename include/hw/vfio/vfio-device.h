@@ -120,7 +120,7 @@ struct VFIODevice {
     Object *owner;
     const VFIODeviceIOOps *io_ops;
 
-    /* Properties (the owner's; runtime ones read with atomics). */
+    /* Properties (VFIO_DEVICE_PROPS; runtime ones read with atomics). */
     OnOffAuto enable_migration;
     bool pre_copy_dirty_page_tracking;
     OnOffAuto migration_multifd_transfer;
@@ -156,6 +156,35 @@ struct VFIODevice {
 };
 
 /*
+ * The -device properties of every VFIO device type, with QEMU's names and
+ * defaults, set straight into the VFIODevice that @_state embeds as
+ * @_vdev (x-migration-multifd-transfer may change while the VM runs:
+ * hw/vfio reads it with atomics).
+ */
+#define VFIO_DEVICE_PROPS(_state, _vdev) \
+    DEFINE_PROP("enable-migration", PROP_TYPE_ONOFFAUTO, _state, \
+                _vdev.enable_migration, "auto", \
+                "migrate the device (auto: when it can, else block)"), \
+    DEFINE_PROP("x-pre-copy-dirty-page-tracking", PROP_TYPE_BOOL, _state, \
+                _vdev.pre_copy_dirty_page_tracking, "on", \
+                "read the device's DMA log during pre-copy too"), \
+    DEFINE_PROP_RT("x-migration-multifd-transfer", PROP_TYPE_ONOFFAUTO, \
+                   _state, _vdev.migration_multifd_transfer, "auto", \
+                   "send the device state over multifd channels " \
+                   "(changeable with qom-set)"), \
+    DEFINE_PROP("x-migration-max-queued-buffers-size", PROP_TYPE_SIZE, \
+                _state, _vdev.migration_max_queued_buffers_size, "0", \
+                "destination: the most device state received over " \
+                "multifd that may wait for the device (0: no limit)"), \
+    DEFINE_PROP("migration-events", PROP_TYPE_BOOL, _state, \
+                _vdev.migration_events, "off", \
+                "emit VFIO_MIGRATION events on device state changes"), \
+    DEFINE_PROP("x-no-dirty-sync", PROP_TYPE_BOOL, _state, \
+                _vdev.dirty_sync_disabled, "off", \
+                "testing only: never read the device's DMA log, so its " \
+                "writes to guest RAM are lost in a migration")
+
+/*
  * After realize has filled the device in: set up migration and dirty
  * tracking (which may refuse, e.g. enable-migration=on on a device
  * without migration) and make the device visible to the lookups below.
@@ -173,6 +202,12 @@ void vfio_device_detach(VFIODevice *vdev);
 unsigned vfio_device_count(void);
 VFIODevice *vfio_device_nth(unsigned i);
 VFIODevice *vfio_device_find(const char *id);
+/*
+ * For a guest program's devices= option: the devices named in @ids
+ * (separated by ':'), or every device when @ids is NULL or empty.  NULL
+ * with errp set (naming @who) when one is missing or there is none.
+ */
+GPtrArray *vfio_device_lookup(const char *ids, const char *who, Error **errp);
 
 /* Region access (any thread). */
 bool vfio_device_region_read(VFIODevice *vdev, uint32_t index,
@@ -194,6 +229,14 @@ bool vfio_device_read32(VFIODevice *vdev, uint32_t index, uint64_t offset,
 bool vfio_device_write32(VFIODevice *vdev, uint32_t index, uint64_t offset,
                          uint32_t val, Error **errp);
 
+/*
+ * Realize: wire the completion interrupt to an eventfd (vdev->irq_fd),
+ * through MSI-X, else MSI, else INTx; none at all leaves irq_fd -1 (the
+ * device is polled).  Release closes the eventfd; the transport's
+ * teardown has stopped the device from signalling it.
+ */
+bool vfio_device_setup_irq(VFIODevice *vdev, Error **errp);
+void vfio_device_release_irq(VFIODevice *vdev);
 /*
  * Wait at most @timeout_ms for the device's interrupt and consume it.
  * Returns 1 when it fired, 0 on timeout, -1 on error.  Re-arms a
