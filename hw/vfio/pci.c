@@ -29,10 +29,10 @@ typedef struct VFIOPCIDevice {
     char *host;
     char *sysfsdev;
     char *iommufd;
+    char *backend;              /* auto, iommufd, legacy; realize resolves */
 
     /* Set by realize */
     char *sysfs_path;
-    const char *backend;        /* "iommufd" or "legacy" */
     bool attached;
     VFIOKernelDevice kdev;
 } VFIOPCIDevice;
@@ -119,30 +119,44 @@ static int find_group(const char *sysfs, Error **errp)
 /* Open the device through the back-end the options and kernel call for. */
 static int open_device(VFIOPCIDevice *d, VFIOIOMMU **iommu, Error **errp)
 {
+    VFIODevice *vdev = &d->kdev.vdev;
     g_autofree char *cdev = find_cdev(d->sysfs_path);
     g_autofree char *name = g_path_get_basename(d->sysfs_path);
+    bool legacy;
     int fd, group;
 
-    if (d->iommufd && !cdev) {
-        error_setg(errp, "%s: iommufd=%s needs the device's cdev, and the "
-                   "kernel offers none (CONFIG_VFIO_DEVICE_CDEV)",
-                   d->kdev.vdev.name, d->iommufd);
+    if (!strcmp(d->backend, "auto")) {
+        legacy = !cdev && !d->iommufd;
+    } else if (!strcmp(d->backend, "legacy") && !d->iommufd) {
+        legacy = true;
+    } else if (!strcmp(d->backend, "iommufd")) {
+        legacy = false;
+    } else {
+        error_setg(errp, "%s: x-iommu-backend=%s: must be auto, iommufd or "
+                   "legacy (and not legacy with iommufd=)", vdev->name,
+                   d->backend);
         return -1;
     }
-    if (cdev) {
+    if (!legacy && !cdev) {
+        error_setg(errp, "%s: iommufd needs the device's cdev, and the kernel "
+                   "offers none (CONFIG_VFIO_DEVICE_CDEV)", vdev->name);
+        return -1;
+    }
+    g_free(d->backend);
+    d->backend = g_strdup(legacy ? "legacy" : "iommufd");
+    if (!legacy) {
         fd = open(cdev, O_RDWR | O_CLOEXEC);
         if (fd < 0) {
-            error_setg_errno(errp, errno, "%s: cannot open %s",
-                             d->kdev.vdev.name, cdev);
+            error_setg_errno(errp, errno, "%s: cannot open %s", vdev->name,
+                             cdev);
             return -1;
         }
         *iommu = vfio_iommufd_attach(fd, d->iommufd, errp);
         if (!*iommu) {
             close(fd);
-            error_prepend(errp, "%s: ", d->kdev.vdev.name);
+            error_prepend(errp, "%s: ", vdev->name);
             return -1;
         }
-        d->backend = "iommufd";
         return fd;
     }
     group = find_group(d->sysfs_path, errp);
@@ -151,10 +165,9 @@ static int open_device(VFIOPCIDevice *d, VFIOIOMMU **iommu, Error **errp)
     }
     fd = vfio_container_get_device(group, name, iommu, errp);
     if (fd < 0) {
-        error_prepend(errp, "%s: ", d->kdev.vdev.name);
+        error_prepend(errp, "%s: ", vdev->name);
         return -1;
     }
-    d->backend = "legacy";
     return fd;
 }
 
@@ -203,6 +216,7 @@ static bool read_config(VFIOPCIDevice *d, Error **errp)
     VFIOKernelDevice *kd = &d->kdev;
     VFIODevice *vdev = &kd->vdev;
     uint16_t vendor;
+    size_t len;
 
     if (!(kd->flags & VFIO_DEVICE_FLAGS_PCI) ||
         kd->nr_regions <= VFIO_PCI_CONFIG_REGION_INDEX) {
@@ -210,9 +224,17 @@ static bool read_config(VFIOPCIDevice *d, Error **errp)
                    vdev->name, kd->flags, kd->nr_regions);
         return false;
     }
+    /* Some devices have less than the 256 bytes (mtty: 255). */
+    len = MIN(sizeof(vdev->config),
+              kd->regions[VFIO_PCI_CONFIG_REGION_INDEX].size);
+    if (len < 64) {
+        error_setg(errp, "%s: a config space of %zu bytes has no PCI "
+                   "header", vdev->name, len);
+        return false;
+    }
+    memset(vdev->config, 0, sizeof(vdev->config));
     if (!vdev->io_ops->region_read(vdev, VFIO_PCI_CONFIG_REGION_INDEX, 0,
-                                   vdev->config, sizeof(vdev->config),
-                                   errp)) {
+                                   vdev->config, len, errp)) {
         error_prepend(errp, "%s: reading config space: ", vdev->name);
         return false;
     }
@@ -222,15 +244,6 @@ static bool read_config(VFIOPCIDevice *d, Error **errp)
                    vendor);
         return false;
     }
-    return true;
-}
-
-static bool backend_get(Object *obj, ObjectProperty *prop, PropValue *val,
-                        Error **errp)
-{
-    VFIOPCIDevice *d = prop->opaque;
-
-    val->str = g_strdup(d->backend);
     return true;
 }
 
@@ -275,9 +288,6 @@ static bool vfio_pci_realize(Object *obj, Error **errp)
         goto fail;
     }
     d->attached = true;
-    object_property_add(obj, "x-iommu-backend", PROP_TYPE_STR,
-                        "how the device's DMA is mapped: iommufd or legacy",
-                        backend_get, NULL, d);
     return true;
 
 fail:
@@ -314,6 +324,10 @@ static const Property vfio_pci_props[] = {
                 "id of the -object iommufd to bind the device's cdev to "
                 "(default: iommufd when the kernel offers a cdev, else the "
                 "legacy container)"),
+    DEFINE_PROP("x-iommu-backend", PROP_TYPE_STR, VFIOPCIDevice, backend,
+                "auto", "how the device's DMA is mapped: auto (iommufd when "
+                "the kernel offers the device's cdev, else legacy), "
+                "iommufd or legacy; qom-get says which one is in use"),
     VFIO_DEVICE_PROPS(VFIOPCIDevice, kdev.vdev),
     { 0 }
 };
