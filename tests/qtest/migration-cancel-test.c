@@ -8,13 +8,6 @@
 #include <signal.h>
 #include "migration/framework.h"
 
-static char *sock_uri(void)
-{
-    g_autofree char *path = qtest_tmp_path("mig", "sock");
-
-    return g_strdup_printf("unix:%s", path);
-}
-
 static void cancel_and_check(QTestState *src)
 {
     static const char *const cancelled[] = { "cancelled", NULL };
@@ -43,7 +36,7 @@ static void make_slow(QTestState *src)
 /* After a failed or cancelled attempt the source migrates fine. */
 static void migrate_again(QTestState *src)
 {
-    g_autofree char *uri = sock_uri();
+    g_autofree char *uri = mig_sock_uri();
     g_autoptr(QTestState) dst = mig_start_dst(uri, "");
 
     mig_set_param(src, "max-bandwidth", 0);
@@ -54,7 +47,7 @@ static void migrate_again(QTestState *src)
 
 static void test_cancel_active(void)
 {
-    g_autofree char *uri = sock_uri();
+    g_autofree char *uri = mig_sock_uri();
     g_autoptr(QTestState) dst = mig_start_dst(uri, "");
     g_autoptr(QTestState) src = mig_start_vm("");
 
@@ -76,7 +69,7 @@ static void test_cancel_active(void)
 /* quit in the middle of a migration: a clean exit, not a crash. */
 static void test_quit_while_active(void)
 {
-    g_autofree char *uri = sock_uri();
+    g_autofree char *uri = mig_sock_uri();
     g_autoptr(QTestState) dst = mig_start_dst(uri, "");
     QTestState *src = mig_start_vm("");
 
@@ -91,7 +84,7 @@ static void test_quit_while_active(void)
 
 static void test_cancel_immediately(void)
 {
-    g_autofree char *uri = sock_uri();
+    g_autofree char *uri = mig_sock_uri();
     g_autoptr(QTestState) dst = mig_start_dst(uri, "");
     g_autoptr(QTestState) src = mig_start_vm("");
 
@@ -107,7 +100,7 @@ static void test_cancel_immediately(void)
 static void test_cancel_pre_switchover(void)
 {
     static const char *const pre[] = { "pre-switchover", NULL };
-    g_autofree char *uri = sock_uri();
+    g_autofree char *uri = mig_sock_uri();
     g_autoptr(QTestState) dst = mig_start_dst(uri, "");
     g_autoptr(QTestState) src = mig_start_vm("");
 
@@ -127,7 +120,7 @@ static void test_cancel_pre_switchover(void)
 
 static void test_cancel_paused_vm(void)
 {
-    g_autofree char *uri = sock_uri();
+    g_autofree char *uri = mig_sock_uri();
     g_autoptr(QTestState) dst = mig_start_dst(uri, "");
     g_autoptr(QTestState) src = mig_start_vm("");
 
@@ -147,7 +140,7 @@ static void test_cancel_paused_vm(void)
 
 static void test_cancel_after_completion(void)
 {
-    g_autofree char *uri = sock_uri();
+    g_autofree char *uri = mig_sock_uri();
     g_autoptr(QTestState) dst = mig_start_dst(uri, "");
     g_autoptr(QTestState) src = mig_start_vm("");
 
@@ -171,7 +164,7 @@ static void test_cancel_after_completion(void)
 static void test_cancel_device(void)
 {
     static const char *const device[] = { "device", NULL };
-    g_autofree char *uri = sock_uri();
+    g_autofree char *uri = mig_sock_uri();
     g_autoptr(QTestState) dst = mig_start_dst(uri, "-guest idle");
     g_autoptr(QTestState) src = mig_start_vm("-guest idle");
 
@@ -204,7 +197,7 @@ static void test_cancel_device(void)
 static void dst_killed(bool return_path)
 {
     static const char *const failed[] = { "failed", NULL };
-    g_autofree char *uri = sock_uri();
+    g_autofree char *uri = mig_sock_uri();
     g_autoptr(QTestState) dst = mig_start_dst(uri, "");
     g_autoptr(QTestState) src = mig_start_vm("");
 
@@ -237,7 +230,7 @@ static void test_dst_killed_with_return_path(void)
 
 static void test_src_killed(void)
 {
-    g_autofree char *uri = sock_uri();
+    g_autofree char *uri = mig_sock_uri();
     g_autoptr(QTestState) dst = mig_start_dst(uri, "");
     g_autoptr(QTestState) src = mig_start_vm("");
 
@@ -252,7 +245,7 @@ static void test_src_killed(void)
 static void test_src_killed_stay_up(void)
 {
     static const char *const failed[] = { "failed", NULL };
-    g_autofree char *uri = sock_uri();
+    g_autofree char *uri = mig_sock_uri();
     g_autoptr(QTestState) dst = mig_start_dst("defer", "");
     g_autoptr(QTestState) src = mig_start_vm("");
 

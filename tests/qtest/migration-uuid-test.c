@@ -10,13 +10,6 @@
 #define UUID_A "6b1f0a3e-2d4c-4e8a-9f10-1c2d3e4f5a6b"
 #define UUID_B "0d9e8f7a-6b5c-4d3e-8f2a-1b0c9d8e7f6a"
 
-static char *sock_uri(void)
-{
-    g_autofree char *path = qtest_tmp_path("mig", "sock");
-
-    return g_strdup_printf("unix:%s", path);
-}
-
 /* A running source with -uuid @uuid, its guest under way. */
 static QTestState *start_src(const char *uuid, bool validate)
 {
@@ -55,7 +48,7 @@ static bool capability_state(QTestState *s, const char *name)
 
 static void test_same_uuid(void)
 {
-    g_autofree char *uri = sock_uri();
+    g_autofree char *uri = mig_sock_uri();
     g_autoptr(QTestState) dst = start_dst(uri, UUID_A);
     g_autoptr(QTestState) src = start_src(UUID_A, true);
 
@@ -74,7 +67,7 @@ static void test_same_uuid(void)
 static void test_wrong_uuid(void)
 {
     static const char *const failed[] = { "failed", NULL };
-    g_autofree char *uri = sock_uri();
+    g_autofree char *uri = mig_sock_uri();
     g_autoptr(QTestState) dst = mig_start_dst("defer", "-uuid " UUID_B);
     g_autoptr(QTestState) src = start_src(UUID_A, true);
 
@@ -102,7 +95,7 @@ static void test_wrong_uuid(void)
     mig_assert_guest_ok(src);
 
     /* The right destination takes it. */
-    g_autofree char *uri2 = sock_uri();
+    g_autofree char *uri2 = mig_sock_uri();
     g_autoptr(QTestState) dst2 = start_dst(uri2, UUID_A);
 
     mig_migrate(src, uri2);
@@ -112,7 +105,7 @@ static void test_wrong_uuid(void)
 /* Without the capability the UUIDs are not compared. */
 static void test_off_ignores_uuid(void)
 {
-    g_autofree char *uri = sock_uri();
+    g_autofree char *uri = mig_sock_uri();
     g_autoptr(QTestState) dst = start_dst(uri, UUID_B);
     g_autoptr(QTestState) src = start_src(UUID_A, false);
 

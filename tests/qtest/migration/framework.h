@@ -21,6 +21,9 @@ QTestState *mig_start_vm(const char *extra);
 /* A destination waiting on @incoming ("defer" or a URI) plus @extra. */
 QTestState *mig_start_dst(const char *incoming, const char *extra);
 
+/* A fresh "unix:PATH" address in the test's temporary directory. */
+char *mig_sock_uri(void);
+
 void mig_set_cap(QTestState *s, const char *cap, bool on);
 void mig_set_param(QTestState *s, const char *name, int64_t value);
 /* Unlimited bandwidth: tests should take seconds, not minutes. */
@@ -54,10 +57,9 @@ void mig_assert_guest_ok(QTestState *s);
 /* query-status must be @status. */
 void mig_assert_runstate(QTestState *s, const char *status);
 
-/*
- * The whole happy path: the destination completes, runs, its guest
- * makes progress and verifies; the source is in postmigrate.
- */
+/* The destination completes, runs, its guest makes progress and verifies. */
+void mig_check_loaded(QTestState *dst);
+/* The whole happy path: mig_check_loaded; the source is in postmigrate. */
 void mig_check_success(QTestState *src, QTestState *dst);
 
 #endif
