@@ -239,6 +239,23 @@ static int qmp_connect(QTestState *s, const char *path)
     }
 }
 
+/* vmig closed QMP unasked: say how it ended (a crash, an exit). */
+static void G_GNUC_NORETURN qmp_closed_error(QTestState *s)
+{
+    int st = qtest_wait_exit(s, 5000);
+
+    if (st < 0) {
+        g_error("QMP connection closed by vmig (pid %d), still running",
+                s->pid);
+    }
+    if (st > 128) {
+        g_error("QMP connection closed: vmig (pid %d) was killed by signal "
+                "%d (%s)", s->pid, st - 128, strsignal(st - 128));
+    }
+    g_error("QMP connection closed: vmig (pid %d) exited with status %d",
+            s->pid, st);
+}
+
 /* Read one CRLF-terminated message, bounded by @timeout_ms. */
 static JsonNode *read_message(QTestState *s, int timeout_ms)
 {
@@ -281,7 +298,7 @@ static JsonNode *read_message(QTestState *s, int timeout_ms)
             return NULL;
         }
         if (n <= 0) {
-            g_error("QMP connection closed by vmig (pid %d)", s->pid);
+            qmp_closed_error(s);
         }
         g_string_append_len(s->rbuf, buf, n);
     }
@@ -334,6 +351,9 @@ static void send_all(QTestState *s, const char *data, size_t len,
         ssize_t n = sendmsg(s->fd, &msg, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR) {
             continue;
+        }
+        if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+            qmp_closed_error(s);
         }
         g_assert_cmpint(n, >, 0);
         iov.iov_base = (char *)iov.iov_base + n;
