@@ -33,7 +33,7 @@
 /* The size of the file system that fills up: the first pass overflows it. */
 #define SMALL_FS_SIZE (16 * MiB)
 /* Failed saves in a row on one source: each is a chance for the race. */
-#define DISK_FULL_ATTEMPTS 3
+#define DISK_FULL_ATTEMPTS 8
 /*
  * Cancel delays per mode, from 0 to 5/4 of a timed save (see
  * sweep_delay_us); one more save then completes before its cancel.
