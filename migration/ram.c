@@ -684,6 +684,11 @@ static int ram_load_setup(QEMUFile *f, void *opaque, Error **errp)
     return 0;
 }
 
+/*
+ * The multifd receive threads are joined only after this (incoming.c),
+ * so nothing freed here may be theirs: they write guest RAM and use
+ * their own state only, never load_prefault or load_mapped_blocks.
+ */
 static int ram_load_cleanup(void *opaque)
 {
     ram_prefault_stop(load_prefault);
