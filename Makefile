@@ -8,7 +8,7 @@ SAN_OPTS = -Db_sanitize=address,undefined -Db_lundef=false \
 	-Dbuildtype=debug -Doptimization=1
 NINJA ?= ninja
 
-.PHONY: all deps deps-check check check-quick check-san demo bench install clean distclean
+.PHONY: all deps deps-check check check-quick check-san demo bench vm-shell install clean distclean
 
 all: $(BUILD)/build.ninja
 	$(NINJA) -C $(BUILD)
@@ -29,9 +29,10 @@ $(SAN_BUILD)/build.ninja: | deps
 $(FUZZ_BUILD)/build.ninja: | deps-check
 	CC=clang meson setup $(FUZZ_BUILD) . $(SAN_OPTS) >/dev/null
 
-# The whole suite, once on the normal build and once under ASan+UBSan,
-# then a short libFuzzer run of the vfio-user message decoder.  The last
-# line is the count of every real test case from all the runs.
+# The whole suite, once on the normal build (with the test VM's vfio-kernel
+# cases, tests/vm/) and once under ASan+UBSan (without them), then a short
+# libFuzzer run of the vfio-user message decoder.  The last line is the
+# count of every real test case from all the runs.
 check: all $(SAN_BUILD)/build.ninja $(FUZZ_BUILD)/build.ninja
 	$(NINJA) -C $(SAN_BUILD)
 	$(NINJA) -C $(FUZZ_BUILD) $(FUZZER)
@@ -51,6 +52,11 @@ demo: all
 
 bench: all
 	./tests/bench/run.sh $(BUILD)
+
+# The test VM with a shell on its serial console; VM_CASES=boot runs cases
+# first.  Ctrl-A X quits.
+vm-shell: all deps-check
+	./tests/vm/run.sh --build $(BUILD) --shell $(VM_CASES)
 
 install: all
 	meson install -C $(BUILD)

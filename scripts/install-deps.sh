@@ -2,16 +2,24 @@
 # Install the Debian 12 packages vmig needs to build and test.
 # As root it runs apt-get; otherwise it prints the exact command and fails.
 #   install-deps.sh          what `make` and `make demo` need
-#   install-deps.sh check    also clang, which `make check` needs for the
-#                            libFuzzer run of the vfio-user decoder
+#   install-deps.sh check    also what `make check` needs: clang for the
+#                            libFuzzer run of the vfio-user decoder, and
+#                            the kernel source, its build tools and QEMU
+#                            for the test VM (tests/vm/)
 set -e
 
 PKGS="build-essential meson ninja-build pkg-config python3
 libglib2.0-dev libjson-glib-dev zlib1g-dev libzstd-dev socat"
 if [ "${1:-}" = check ]; then
     PKGS="$PKGS clang libclang-rt-14-dev"
+    # The test VM: its kernel's source and build tools (xz-utils unpacks the
+    # source, libelf-dev is for objtool), and what boots it (an initramfs
+    # of busybox-static packed by cpio, under QEMU).
+    PKGS="$PKGS linux-source-6.12 flex bison bc libelf-dev libssl-dev xz-utils
+cpio busybox-static qemu-system-x86"
 fi
-# Not needed to build or test: QEMU is the baseline of make bench.
+# Not needed to build: QEMU is the baseline of make bench (and boots the
+# test VM of make check, which installs it).
 OPTIONAL="qemu-system-x86"
 
 not_installed() {
