@@ -6,6 +6,7 @@
 # Its last line of output becomes the detail of its result line.
 set -eu
 RUN=/tmp/run
+mkdir -p "$RUN"     # /init makes it; by hand in `make vm-shell`, this does
 
 pass() {
     echo "$*"

@@ -56,6 +56,7 @@ ncases=$(echo $cases | wc -w)
 
 # Before the VM has run, a problem is every case's failure.
 fail_all() {
+    echo "run.sh: $*" >&2
     echo "1..$ncases"
     i=0
     for c in $cases; do
