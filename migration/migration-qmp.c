@@ -11,7 +11,6 @@
 #include "migration/options.h"
 #include "migration/multifd.h"
 #include "migration/migration.h"
-#include "hw/vfio/vfio-migration.h"
 
 static bool channel_str(JsonObject *obj, const char *name, char **out,
                         Error **errp)
@@ -315,13 +314,7 @@ static void qmp_query_migrate(JsonObject *args, JsonNode **ret, Error **errp)
                                       migration_status_name(st));
         if (st != MIGRATION_STATUS_SETUP) {
             query_ram(obj, s);
-            if (vfio_migration_active()) {
-                JsonObject *vfio = json_object_new();
-
-                json_object_set_int_member(vfio, "transferred",
-                                           vfio_migration_bytes_transferred());
-                json_object_set_object_member(obj, "vfio", vfio);
-            }
+            migration_query_vfio(obj);
         }
         json_object_set_int_member(obj, "total-time", running
                                    ? get_clock_ms() - s->start_ms

@@ -210,12 +210,23 @@ static void rate_window_start(MigrationState *s)
 }
 
 /*
+ * The channel's speed before a busy window has measured it: max-bandwidth,
+ * or, unlimited, at least its default.  Without it a VM that has little
+ * to send (an idle guest, a device whose state goes only at switchover)
+ * never measures anything and never switches over.
+ */
+static uint64_t bandwidth_stand_in(void)
+{
+    return migrate_max_bandwidth() ?: DEFAULT_MAX_BANDWIDTH;
+}
+
+/*
  * The switchover estimate from a window that just closed, which moved
  * pending data at @rate bytes/s.  Only a window in which the sender
  * always had data (or used its whole max-bandwidth budget) measures the
  * channel.  A starved one measures what the guest dirtied, a lower bound
  * of the channel: it may raise the estimate, never lower it.  Until a
- * busy window has been seen, max-bandwidth stands in for the channel.
+ * busy window has been seen, bandwidth_stand_in() is the channel.
  */
 static void bandwidth_update(MigrationState *s, uint64_t rate, bool budget_used)
 {
@@ -225,7 +236,7 @@ static void bandwidth_update(MigrationState *s, uint64_t rate, bool budget_used)
     } else if (s->bandwidth_measured) {
         s->bandwidth = MAX(s->bandwidth, rate);
     } else {
-        s->bandwidth = MAX(rate, migrate_max_bandwidth());
+        s->bandwidth = MAX(rate, bandwidth_stand_in());
     }
 }
 

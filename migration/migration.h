@@ -169,6 +169,9 @@ MigCancel *migration_incoming_cancel(MigrationIncomingState *mis);
  */
 void migration_incoming_load_ended(MigrationIncomingState *mis);
 
+/* query-migrate's "vfio" member, when a VFIO device takes part (vfio.c). */
+void migration_query_vfio(JsonObject *obj);
+
 /* Global state: the source's run state at switchover (globalstate.c). */
 void global_state_init(void);
 void global_state_store(void);

@@ -9,7 +9,6 @@
 
 #define DEFAULT_DOWNTIME_LIMIT_MS 300
 #define MAX_DOWNTIME_LIMIT_MS 2000000       /* QEMU's bound: 2000 s */
-#define DEFAULT_MAX_BANDWIDTH (128 * MiB)
 
 static const char *const capability_names[MIGRATION_CAPABILITY__MAX] = {
     [MIGRATION_CAPABILITY_EVENTS] = "events",

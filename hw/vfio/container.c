@@ -227,6 +227,7 @@ static void container_probe(VFIOContainer *c)
 
             c->dirty_supported = true;
             c->dirty_pgsizes = mig->pgsize_bitmap;
+            c->io.dirty_capable = true;
         }
         if (hdr->next <= off) {
             break;

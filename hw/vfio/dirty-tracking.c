@@ -4,11 +4,17 @@
  * A device writes guest RAM behind the VMM's back (through its own
  * mapping of the memfd), so the software dirty log never sees those
  * writes.  Each device gets a DirtyLogListener: when global dirty
- * logging starts, the device starts DMA logging over its DMA-mapped
+ * logging starts, the device's tracker starts over its DMA-mapped
  * ranges; every dirty sync reads (and clears) its log and merges it
- * into the RAM dirty log.  A device that cannot log its DMA blocks
- * migration under enable-migration=auto; under enable-migration=on its
- * DMA ranges are reported dirty at every sync instead.
+ * into the RAM dirty log.  The tracker is, in this order of preference
+ * (seed 003, QEMU's order):
+ *   - the device's own DMA logging (DMA_LOGGING_START/REPORT/STOP),
+ *     unless x-device-dirty-page-tracking=off;
+ *   - the IOMMU's dirty tracking (the type1 container's dirty pages), for
+ *     the kernel transport when the IOMMU has it;
+ *   - none: every DMA-able page counts as dirty at every sync.  That
+ *     blocks migration under enable-migration=auto (the stop-and-copy
+ *     would carry all of RAM); enable-migration=on accepts it.
  *
  * Threads: log_start / log_stop run where the migration core turns
  * logging on and off, log_sync on the migration thread; the listener's
@@ -33,6 +39,18 @@ static VFIODirtyTracking *tracking_of(DirtyLogListener *l)
     return container_of(l, VFIODirtyTracking, listener);
 }
 
+static const char *const mode_names[] = {
+    [VFIO_DIRTY_NONE] = "none",
+    [VFIO_DIRTY_DEVICE] = "device-dma-logging",
+    [VFIO_DIRTY_IOMMU] = "iommu",
+    [VFIO_DIRTY_ALL] = "all-dirty",
+};
+
+const char *vfio_dirty_mode_name(VFIODirtyMode mode)
+{
+    return mode_names[mode];
+}
+
 static bool vfio_dirty_log_start(DirtyLogListener *l, Error **errp)
 {
     VFIODirtyTracking *t = tracking_of(l);
@@ -40,26 +58,35 @@ static bool vfio_dirty_log_start(DirtyLogListener *l, Error **errp)
     g_autofree struct vfio_device_feature_dma_logging_range *ranges = NULL;
     uint64_t largest = 0;
 
-    if (!vfio_migration_supported(vdev) || !vdev->dma_logging) {
+    if (!vfio_migration_supported(vdev) || vdev->dirty_mode == VFIO_DIRTY_ALL) {
         return true;
     }
-    ranges = g_new0(struct vfio_device_feature_dma_logging_range,
-                    vdev->nr_dma_ranges);
-    for (unsigned i = 0; i < vdev->nr_dma_ranges; i++) {
-        ranges[i].iova = vdev->dma_ranges[i].iova;
-        ranges[i].length = vdev->dma_ranges[i].size;
-    }
     t->page_size = VFIO_DIRTY_PAGE_SIZE;
-    if (!vdev->io_ops->dma_logging_start(vdev, &t->page_size, ranges,
-                                         vdev->nr_dma_ranges, errp)) {
-        error_prepend(errp, "%s: starting DMA logging: ", vdev->name);
-        return false;
-    }
-    if (!t->page_size || (t->page_size & (t->page_size - 1))) {
-        error_setg(errp, "%s: the device logs DMA in pages of %" PRIu64
-                   " bytes (not a power of two)", vdev->name, t->page_size);
-        vdev->io_ops->dma_logging_stop(vdev, NULL);
-        return false;
+    if (vdev->dirty_mode == VFIO_DIRTY_IOMMU) {
+        if (!vdev->io_ops->iommu_dirty_start(vdev, errp)) {
+            error_prepend(errp, "%s: starting the IOMMU's dirty tracking: ",
+                          vdev->name);
+            return false;
+        }
+    } else {
+        ranges = g_new0(struct vfio_device_feature_dma_logging_range,
+                        vdev->nr_dma_ranges);
+        for (unsigned i = 0; i < vdev->nr_dma_ranges; i++) {
+            ranges[i].iova = vdev->dma_ranges[i].iova;
+            ranges[i].length = vdev->dma_ranges[i].size;
+        }
+        if (!vdev->io_ops->dma_logging_start(vdev, &t->page_size, ranges,
+                                             vdev->nr_dma_ranges, errp)) {
+            error_prepend(errp, "%s: starting DMA logging: ", vdev->name);
+            return false;
+        }
+        if (!t->page_size || (t->page_size & (t->page_size - 1))) {
+            error_setg(errp, "%s: the device logs DMA in pages of %" PRIu64
+                       " bytes (not a power of two)", vdev->name,
+                       t->page_size);
+            vdev->io_ops->dma_logging_stop(vdev, NULL);
+            return false;
+        }
     }
     for (unsigned i = 0; i < vdev->nr_dma_ranges; i++) {
         largest = MAX(largest, vdev->dma_ranges[i].size);
@@ -67,8 +94,9 @@ static bool vfio_dirty_log_start(DirtyLogListener *l, Error **errp)
     t->bitmap = g_new0(uint64_t,
                        DIV_ROUND_UP(DIV_ROUND_UP(largest, t->page_size), 64));
     t->logging = true;
-    trace(vfio_dirty_log_start, "%s: %u ranges, pages of %" PRIu64,
-          vdev->name, vdev->nr_dma_ranges, t->page_size);
+    trace(vfio_dirty_log_start, "%s: %s, %u ranges, pages of %" PRIu64,
+          vdev->name, vfio_dirty_mode_name(vdev->dirty_mode),
+          vdev->nr_dma_ranges, t->page_size);
     return true;
 }
 
@@ -81,8 +109,10 @@ static void vfio_dirty_log_stop(DirtyLogListener *l)
     if (!t->logging) {
         return;
     }
-    /* A device gone or refusing in its state: its log dies with it. */
-    if (!vdev->io_ops->dma_logging_stop(vdev, &err)) {
+    if (vdev->dirty_mode == VFIO_DIRTY_IOMMU) {
+        vdev->io_ops->iommu_dirty_stop(vdev);
+    } else if (!vdev->io_ops->dma_logging_stop(vdev, &err)) {
+        /* A device gone or refusing in its state: its log dies with it. */
         trace(vfio_dirty_log_stop, "%s: %s", vdev->name,
               error_get_pretty(err));
         error_free(err);
@@ -128,7 +158,7 @@ static bool vfio_dirty_log_sync(DirtyLogListener *l, Error **errp)
     if (!vfio_migration_supported(vdev) || vdev->dirty_sync_disabled) {
         return true;
     }
-    if (!vdev->dma_logging) {
+    if (vdev->dirty_mode == VFIO_DIRTY_ALL) {
         /* No log: every page the device may write is dirty. */
         for (unsigned i = 0; i < vdev->nr_dma_ranges; i++) {
             guest_ram_set_dirty(vdev->dma_ranges[i].iova,
@@ -149,10 +179,15 @@ static bool vfio_dirty_log_sync(DirtyLogListener *l, Error **errp)
         const VFIODMARange *r = &vdev->dma_ranges[i];
         uint64_t pages = DIV_ROUND_UP(r->size, t->page_size);
 
-        if (!vdev->io_ops->dma_logging_report(vdev, r->iova, r->size,
-                                              t->page_size, t->bitmap,
-                                              errp)) {
-            error_prepend(errp, "%s: reading the DMA log: ", vdev->name);
+        bool ok = vdev->dirty_mode == VFIO_DIRTY_IOMMU ?
+            vdev->io_ops->iommu_dirty_report(vdev, r->iova, r->size,
+                                             t->page_size, t->bitmap, errp) :
+            vdev->io_ops->dma_logging_report(vdev, r->iova, r->size,
+                                             t->page_size, t->bitmap, errp);
+
+        if (!ok) {
+            error_prepend(errp, "%s: reading the %s log: ", vdev->name,
+                          vfio_dirty_mode_name(vdev->dirty_mode));
             return false;
         }
         dirty += merge_bitmap(t->bitmap, pages, r->iova, t->page_size);
@@ -176,15 +211,25 @@ bool vfio_dirty_tracking_init(VFIODevice *vdev, Error **errp)
 {
     VFIODirtyTracking *t;
 
+    vdev->dirty_mode = VFIO_DIRTY_NONE;
     if (!vfio_migration_supported(vdev)) {
         return true;
     }
-    vdev->dma_logging = probe_dma_logging(vdev);
-    if (!vdev->dma_logging && vdev->enable_migration != ON_OFF_AUTO_ON) {
-        error_setg(&vdev->migration_blocker, "%s: migration is blocked: the "
-                   "device cannot track its DMA writes (dirty tracking); "
-                   "enable-migration=on migrates it with its DMA ranges "
-                   "always dirty", vdev->name);
+    if (vdev->device_dirty_page_tracking != ON_OFF_AUTO_OFF &&
+        probe_dma_logging(vdev)) {
+        vdev->dirty_mode = VFIO_DIRTY_DEVICE;
+    } else if (vdev->io_ops->iommu_dirty_start) {
+        vdev->dirty_mode = VFIO_DIRTY_IOMMU;
+    } else {
+        vdev->dirty_mode = VFIO_DIRTY_ALL;
+    }
+    if (vdev->dirty_mode == VFIO_DIRTY_ALL &&
+        vdev->enable_migration != ON_OFF_AUTO_ON) {
+        error_setg(&vdev->migration_blocker, "%s: migration is blocked: "
+                   "neither the device nor its IOMMU can track its DMA "
+                   "writes (dirty tracking); enable-migration=on migrates it "
+                   "with its DMA ranges always dirty", vdev->name);
+        vdev->dirty_mode = VFIO_DIRTY_NONE;
         return true;
     }
     t = g_new0(VFIODirtyTracking, 1);

@@ -12,6 +12,7 @@
  *     and then loads whatever it got).
  *   - each arc that starts a session returns a new data fd, and the old
  *     one is dead from then on (ENODEV): only the current one is used.
+ *   - VFIO_DEVICE_RESET may work without VFIO_DEVICE_FLAGS_RESET (mtty).
  */
 #include "qemu/osdep.h"
 #include <sys/ioctl.h>
@@ -180,10 +181,11 @@ static bool kernel_reset(VFIODevice *vdev, Error **errp)
 {
     VFIOKernelDevice *kd = kdev_of(vdev);
 
-    if (!(kd->flags & VFIO_DEVICE_FLAGS_RESET)) {
-        error_setg(errp, "%s: the device cannot be reset", vdev->name);
-        return false;
-    }
+    /*
+     * Not only when VFIO_DEVICE_FLAGS_RESET says so: mtty resets without
+     * saying it can, and a RESUMING device that cannot take the rest of
+     * its state has no other way out.
+     */
     if (ioctl(kd->fd, VFIO_DEVICE_RESET) < 0) {
         error_setg_errno(errp, errno, "%s: reset", vdev->name);
         return false;
@@ -481,6 +483,29 @@ static bool kernel_dma_logging_report(VFIODevice *vdev, uint64_t iova,
                                  &rep, sizeof(rep), NULL, 0, NULL, errp);
 }
 
+static bool kernel_iommu_dirty_start(VFIODevice *vdev, Error **errp)
+{
+    return vfio_iommu_dirty_start(kdev_of(vdev)->iommu, errp);
+}
+
+static void kernel_iommu_dirty_stop(VFIODevice *vdev)
+{
+    vfio_iommu_dirty_stop(kdev_of(vdev)->iommu);
+}
+
+static bool kernel_iommu_dirty_report(VFIODevice *vdev, uint64_t iova,
+                                      uint64_t length, uint64_t page_size,
+                                      uint64_t *bitmap, Error **errp)
+{
+    VFIOIOMMU *io = kdev_of(vdev)->iommu;
+
+    if (!io->ops->dirty_report(io, iova, length, page_size, bitmap, errp)) {
+        error_prepend(errp, "%s IOMMU back-end: ", io->ops->name);
+        return false;
+    }
+    return true;
+}
+
 static const VFIODeviceIOOps vfio_kernel_io_ops = {
     .region_info = kernel_region_info,
     .region_read = kernel_region_read,
@@ -501,6 +526,9 @@ static const VFIODeviceIOOps vfio_kernel_io_ops = {
     .dma_logging_start = kernel_dma_logging_start,
     .dma_logging_stop = kernel_dma_logging_stop,
     .dma_logging_report = kernel_dma_logging_report,
+    .iommu_dirty_start = kernel_iommu_dirty_start,
+    .iommu_dirty_stop = kernel_iommu_dirty_stop,
+    .iommu_dirty_report = kernel_iommu_dirty_report,
 };
 
 /* ---- Open and close ---- */
@@ -532,7 +560,13 @@ bool vfio_kernel_device_open(VFIOKernelDevice *kd, int fd, VFIOIOMMU *iommu,
     kd->iommu = iommu;
     kd->data_fd = -1;
     g_mutex_init(&kd->data_lock);
-    kd->vdev.io_ops = &vfio_kernel_io_ops;
+    kd->io_ops = vfio_kernel_io_ops;
+    if (!iommu->dirty_capable) {
+        kd->io_ops.iommu_dirty_start = NULL;
+        kd->io_ops.iommu_dirty_stop = NULL;
+        kd->io_ops.iommu_dirty_report = NULL;
+    }
+    kd->vdev.io_ops = &kd->io_ops;
     return true;
 }
 

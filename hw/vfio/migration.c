@@ -81,6 +81,41 @@ bool vfio_migration_active(void)
     return false;
 }
 
+static uint32_t mig_state(VFIOMigration *m);
+
+JsonObject *vfio_migration_query(void)
+{
+    JsonObject *vfio;
+    JsonArray *devices;
+
+    if (!vfio_migration_active()) {
+        return NULL;
+    }
+    vfio = json_object_new();
+    devices = json_array_new();
+    json_object_set_int_member(vfio, "transferred",
+                               vfio_migration_bytes_transferred());
+    for (unsigned i = 0; i < vfio_migrations->len; i++) {
+        VFIOMigration *m = g_ptr_array_index(vfio_migrations, i);
+        JsonObject *dev;
+
+        if (!m->supported) {
+            continue;
+        }
+        dev = json_object_new();
+        json_object_set_string_member(dev, "id", m->vdev->id);
+        json_object_set_string_member(dev, "device-state",
+            vfio_mig_state_event_name(mig_state(m)));
+        json_object_set_string_member(dev, "dirty-tracking",
+            vfio_dirty_mode_name(m->vdev->dirty_mode));
+        json_object_set_int_member(dev, "transferred",
+            __atomic_load_n(&m->bytes_transferred, __ATOMIC_RELAXED));
+        json_array_add_object_element(devices, dev);
+    }
+    json_object_set_array_member(vfio, "devices", devices);
+    return vfio;
+}
+
 static uint32_t mig_state(VFIOMigration *m)
 {
     return __atomic_load_n(&m->device_state, __ATOMIC_RELAXED);
@@ -1004,6 +1039,10 @@ bool vfio_migration_realize(VFIODevice *vdev, Error **errp)
         m->supported = true;
         m->device_state = state < VFIO_DEVICE_STATE_NR ? state
                                                        : VFIO_DEVICE_STATE_ERROR;
+        /* The FSM paths then never pass through the PRE_COPY states. */
+        if (!vdev->allow_pre_copy) {
+            m->mig_flags &= ~VFIO_MIGRATION_PRE_COPY;
+        }
     }
 
     if (register_savevm_live(m->idstr, 0, VFIO_MIG_SECTION_VERSION,

@@ -44,6 +44,7 @@ struct VFIOIOMMU {
     const VFIOIOMMUOps *ops;
     unsigned refs;              /* devices */
     GArray *mappings;           /* VFIOIOMMUMapping: ranges and their users */
+    bool dirty_capable;         /* the dirty members work here */
     unsigned dirty_users;
 };
 
@@ -74,6 +75,7 @@ typedef struct VFIOKernelRegion {
  */
 typedef struct VFIOKernelDevice {
     VFIODevice vdev;
+    VFIODeviceIOOps io_ops;     /* less what the IOMMU cannot do */
     int fd;
     VFIOKernelRegion *regions;
     uint32_t nr_regions;

@@ -14,6 +14,9 @@
 #include "qemu/error.h"
 #include "migration/multifd.h"
 
+/* max-bandwidth's default, bytes/s (QEMU's). */
+#define DEFAULT_MAX_BANDWIDTH (128 * MiB)
+
 typedef enum MigrationCapability {
     MIGRATION_CAPABILITY_EVENTS,
     MIGRATION_CAPABILITY_RETURN_PATH,

@@ -93,3 +93,70 @@ migrate() {
     *) fail "x-guest-verify on the destination: $_verify" ;;
     esac
 }
+
+# ---- mtty cases ----
+# The mdevs /init made: the first serves the sources, the second the
+# destinations (vfio-pci resets a device when it opens it).
+MTTY_SRC=/sys/bus/mdev/devices/${VMIG_MDEVS%% *}
+MTTY_DST=/sys/bus/mdev/devices/${VMIG_MDEVS##* }
+MTTY_VM="-m 64M -smp 1 -guest uart"
+
+# mtty_pair TAG DEVICE-OPTIONS [ARG...]: a source srcTAG on the first mtty
+# and a destination dstTAG (-incoming defer) on the second, both running
+# the uart guest program with the device "dev0" and DEVICE-OPTIONS, and
+# the further vmig ARGs.
+mtty_pair() {
+    _tag=$1
+    _opts=$2
+    shift 2
+    # shellcheck disable=SC2086 # $MTTY_VM is a list of words
+    start_vmig "dst$_tag" $MTTY_VM -incoming defer \
+        -device "vfio-pci,sysfsdev=$MTTY_DST,id=dev0${_opts:+,$_opts}" "$@"
+    # shellcheck disable=SC2086
+    start_vmig "src$_tag" $MTTY_VM \
+        -device "vfio-pci,sysfsdev=$MTTY_SRC,id=dev0${_opts:+,$_opts}" "$@"
+}
+
+# quit NAME...: end vmig processes and reap them (their devices are free
+# again).  One that exited on its own (exit-on-error) is reaped too.
+quit() {
+    for _q; do
+        _pid=$(cat "$RUN/$_q.pid")
+        if [ -e "/proc/$_pid" ] &&
+           ! grep -q '^State:.*Z' "/proc/$_pid/status" 2>/dev/null; then
+            qmp -t 5 "$_q" quit >/dev/null 2>&1 || true
+        fi
+        wait "$_pid" 2>/dev/null || true
+    done
+}
+
+# set_caps NAME CAP...: turn migration capabilities on.
+set_caps() {
+    _n=$1
+    shift
+    _list=
+    for _c; do
+        _list="$_list${_list:+, }{\"capability\": \"$_c\", \"state\": true}"
+    done
+    qmp "$_n" migrate-set-capabilities "{\"capabilities\": [$_list]}" \
+        >/dev/null
+}
+
+# dev_prop NAME PROPERTY: qom-get of dev0's PROPERTY, without quotes.
+dev_prop() {
+    qmp "$1" qom-get "{\"path\": \"dev0\", \"property\": \"$2\"}" | tr -d '"'
+}
+
+# expect VALUE WANT WHAT: fail unless VALUE is WANT.
+expect() {
+    [ "$1" = "$2" ] || fail "$3 is '$1', expected '$2'"
+}
+
+# verify_ok NAME: x-guest-verify passes on NAME.
+verify_ok() {
+    _v=$(qmp "$1" x-guest-verify)
+    case "$_v" in
+    *'"ok":true'*) ;;
+    *) fail "x-guest-verify on $1: $_v" ;;
+    esac
+}

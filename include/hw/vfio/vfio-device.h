@@ -105,7 +105,30 @@ typedef struct VFIODeviceIOOps {
     bool (*dma_logging_report)(VFIODevice *vdev, uint64_t iova,
                                uint64_t length, uint64_t page_size,
                                uint64_t *bitmap, Error **errp);
+    /*
+     * Dirty tracking by the IOMMU the device's DMA goes through (kernel
+     * transport), for a device that cannot log its own DMA; NULL when
+     * that IOMMU cannot track.  Devices that share the IOMMU share its
+     * log: starts and stops are counted, and a report (pages of 4 KiB,
+     * read-and-clear) covers the writes of all of them.
+     */
+    bool (*iommu_dirty_start)(VFIODevice *vdev, Error **errp);
+    void (*iommu_dirty_stop)(VFIODevice *vdev);
+    bool (*iommu_dirty_report)(VFIODevice *vdev, uint64_t iova,
+                               uint64_t length, uint64_t page_size,
+                               uint64_t *bitmap, Error **errp);
 } VFIODeviceIOOps;
+
+/* How a device's DMA writes reach the dirty log (dirty-tracking.c). */
+typedef enum VFIODirtyMode {
+    VFIO_DIRTY_NONE,                /* the device does not migrate */
+    VFIO_DIRTY_DEVICE,              /* its own DMA logging */
+    VFIO_DIRTY_IOMMU,               /* the IOMMU's dirty tracking */
+    VFIO_DIRTY_ALL,                 /* every DMA-able page, at every sync */
+} VFIODirtyMode;
+
+/* "device-dma-logging", "iommu", "all-dirty" or "none". */
+const char *vfio_dirty_mode_name(VFIODirtyMode mode);
 
 /* A guest RAM range the device may DMA to (IOVA == guest address). */
 typedef struct VFIODMARange {
@@ -123,6 +146,8 @@ struct VFIODevice {
     /* Properties (VFIO_DEVICE_PROPS; runtime ones read with atomics). */
     OnOffAuto enable_migration;
     bool pre_copy_dirty_page_tracking;
+    OnOffAuto device_dirty_page_tracking;
+    bool allow_pre_copy;
     OnOffAuto migration_multifd_transfer;
     /* Destination: cap on device state queued from multifd (0: none). */
     uint64_t migration_max_queued_buffers_size;
@@ -152,7 +177,7 @@ struct VFIODevice {
     Error *migration_blocker;       /* why the device cannot migrate */
     /* Dirty tracking (hw/vfio/dirty-tracking.c). */
     struct VFIODirtyTracking *dirty_tracking;
-    bool dma_logging;               /* the device can log its DMA */
+    VFIODirtyMode dirty_mode;       /* fixed by vfio_device_attach() */
 };
 
 /*
@@ -168,6 +193,14 @@ struct VFIODevice {
     DEFINE_PROP("x-pre-copy-dirty-page-tracking", PROP_TYPE_BOOL, _state, \
                 _vdev.pre_copy_dirty_page_tracking, "on", \
                 "read the device's DMA log during pre-copy too"), \
+    DEFINE_PROP("x-device-dirty-page-tracking", PROP_TYPE_ONOFFAUTO, \
+                _state, _vdev.device_dirty_page_tracking, "on", \
+                "use the device's DMA logging when it has it (off: the " \
+                "IOMMU's dirty tracking, else every page dirty)"), \
+    DEFINE_PROP("x-allow-pre-copy", PROP_TYPE_BOOL, _state, \
+                _vdev.allow_pre_copy, "on", \
+                "use the device's PRE_COPY states when it has them (off: " \
+                "STOP_COPY only)"), \
     DEFINE_PROP_RT("x-migration-multifd-transfer", PROP_TYPE_ONOFFAUTO, \
                    _state, _vdev.migration_multifd_transfer, "auto", \
                    "send the device state over multifd channels " \

@@ -5,6 +5,7 @@
 #define HW_VFIO_VFIO_MIGRATION_H
 
 #include "qemu/osdep.h"
+#include <json-glib/json-glib.h>
 
 /* Stream markers of a VFIO device section (be64). */
 #define VFIO_MIG_FLAG_END_OF_STATE          0xffffffffef100001ULL
@@ -24,6 +25,12 @@
 uint64_t vfio_migration_bytes_transferred(void);
 /* Whether any device takes part in migration (show "vfio" at all). */
 bool vfio_migration_active(void);
+/*
+ * query-migrate's "vfio": {transferred, devices: [{id, device-state,
+ * dirty-tracking, transferred}]}, or NULL when no device takes part.
+ * Main thread, BQL.
+ */
+JsonObject *vfio_migration_query(void);
 
 /* "running", "stop-copy", ... as in VFIO_MIGRATION events. */
 const char *vfio_mig_state_event_name(uint32_t state);
