@@ -3,7 +3,10 @@
 BUILD ?= build
 SAN_BUILD ?= build-san
 FUZZ_BUILD ?= build-fuzz
-FUZZER = subprojects/libvfio-user-server/fuzz/fuzz-vus-decoder
+# The libFuzzer targets, and the seeds of the stream loader's (saved by
+# the fuzz tree's own vmig).
+FUZZERS = subprojects/libvfio-user-server/fuzz/fuzz-vus-decoder \
+	tests/fuzz/fuzz-migration-stream tests/fuzz/seed-plain
 SAN_OPTS = -Db_sanitize=address,undefined -Db_lundef=false \
 	-Dbuildtype=debug -Doptimization=1
 NINJA ?= ninja
@@ -25,17 +28,18 @@ $(BUILD)/build.ninja: | deps
 $(SAN_BUILD)/build.ninja: | deps
 	meson setup $(SAN_BUILD) . $(SAN_OPTS) >/dev/null
 
-# A clang tree for the libFuzzer target only (ASan+UBSan too).
+# A clang tree for the libFuzzer targets only (ASan+UBSan too).
 $(FUZZ_BUILD)/build.ninja: | deps-check
 	CC=clang meson setup $(FUZZ_BUILD) . $(SAN_OPTS) >/dev/null
 
 # The whole suite, once on the normal build (with the test VM's vfio-kernel
-# cases, tests/vm/) and once under ASan+UBSan (without them), then a short
-# libFuzzer run of the vfio-user message decoder.  The last line is the
-# count of every real test case from all the runs.
+# cases, tests/vm/) and once under ASan+UBSan (without them), then short
+# libFuzzer runs of the vfio-user message decoder and of the migration
+# stream loader.  The last line is the count of every real test case from
+# all the runs.
 check: all $(SAN_BUILD)/build.ninja $(FUZZ_BUILD)/build.ninja
 	$(NINJA) -C $(SAN_BUILD)
-	$(NINJA) -C $(FUZZ_BUILD) $(FUZZER)
+	$(NINJA) -C $(FUZZ_BUILD) $(FUZZERS)
 	@rc=0; \
 	meson test -C $(BUILD) --print-errorlogs --num-processes 2 || rc=1; \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
