@@ -4,7 +4,7 @@
  * libFuzzer target for the migration stream loader.  One input is one
  * whole incoming stream, loaded the way "-incoming" loads it: the real
  * listener, incoming thread, qemu_loadvm_state() and every handler under
- * it, into a small machine built once (1 MiB of RAM, one vCPU that runs
+ * it, into a small machine built once (256 KiB of RAM, one vCPU that runs
  * the stress program, and, when the input asks for it, a VFIO device
  * whose transport is kept in memory: fuzz-vfio-device.c).
  *
@@ -46,8 +46,8 @@
 #include "fuzz-vfio-device.h"
 
 /* The machine of the seeds: make-seeds.py starts its VMs alike. */
-#define FUZZ_RAM_SIZE (1 * MiB)
-#define FUZZ_GUEST "stress,ws=256K"
+#define FUZZ_RAM_SIZE (256 * KiB)
+#define FUZZ_GUEST "stress,ws=16K"
 #define FUZZ_VCPUS 1
 #define FUZZ_DEVICE_ID "dev0"
 

@@ -25,9 +25,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', '..', 'scripts'))
 from qmp import QMPError, Vmig  # noqa: E402
 
-VM_ARGS = ['-m', '1M', '-smp', '1', '-guest', 'stress,ws=256K,rate=4M']
+VM_ARGS = ['-m', '256K', '-smp', '1', '-guest', 'stress,ws=16K,rate=1M']
 DEVICE_ID = 'dev0'
-DEVICE_MEM = '64K'
+DEVICE_MEM = '4K'
 
 OPT_RETURN_PATH = 0x01
 OPT_SWITCHOVER_ACK = 0x02

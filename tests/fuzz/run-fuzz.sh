@@ -3,7 +3,9 @@
 # A short libFuzzer run as a TAP test: a fixed seed and a fixed number
 # of runs from a scratch copy of the inputs, so that a run is
 # repeatable; the time cap only guards a very slow machine.  Inputs may
-# be as large as a mapped-ram stream of the target's machine (2 MiB).
+# be as large as a mapped-ram stream of the target's machine (1.3 MiB),
+# and mutations keep their whole length (-len_control=0) to reach the
+# sections after RAM.
 #   run-fuzz.sh FUZZER RUNS DICT INPUT...   (files or directories)
 # vmig's own messages (one per failed load) are dropped; a failure
 # prints the report, then replays each input that broke the target with
@@ -24,7 +26,7 @@ done
 
 echo "1..1"
 "$fuzzer" -seed=1 -runs="$runs" -max_total_time=120 -timeout=20 \
-    -max_len=4194304 -rss_limit_mb=2048 -close_fd_mask=2 -dict="$dict" \
+    -max_len=4194304 -len_control=0 -rss_limit_mb=2048 -close_fd_mask=2 -dict="$dict" \
     -print_final_stats=1 -artifact_prefix="$work/artifacts/" \
     "$work/corpus" >"$work/log" 2>&1
 rc=$?
