@@ -39,14 +39,21 @@ CAP_OPTS = {'return-path': OPT_RETURN_PATH,
             'switchover-ack': OPT_SWITCHOVER_ACK,
             'multifd': OPT_MULTIFD, 'mapped-ram': OPT_MAPPED_RAM}
 
-# name: (capabilities, with the device, over a socket)
+# name: (capabilities, with the device, over a socket, VM never started)
+# A VM that never ran has written no page: its stream is nothing but
+# sections and records, where every mutation lands on structure.
 VARIANTS = {
-    'seed-plain': ([], False, False),
-    'seed-vfio': ([], True, False),
-    'seed-mapped-ram': (['mapped-ram'], False, False),
-    'seed-mapped-ram-multifd': (['mapped-ram', 'multifd'], False, False),
-    'seed-vfio-mapped-ram-multifd': (['mapped-ram', 'multifd'], True, False),
-    'seed-vfio-return-path': (['return-path', 'switchover-ack'], True, True),
+    'seed-plain': ([], False, False, False),
+    'seed-stopped': ([], False, False, True),
+    'seed-vfio': ([], True, False, False),
+    'seed-vfio-stopped': ([], True, False, True),
+    'seed-mapped-ram': (['mapped-ram'], False, False, False),
+    'seed-mapped-ram-multifd': (['mapped-ram', 'multifd'], False, False,
+                                False),
+    'seed-vfio-mapped-ram-multifd': (['mapped-ram', 'multifd'], True, False,
+                                     False),
+    'seed-vfio-return-path': (['return-path', 'switchover-ack'], True, True,
+                              False),
 }
 
 
@@ -115,16 +122,17 @@ def proxy(listener, target, recorded):
     dst.close()
 
 
-def save_to_file(vmig, dma, tmp, caps, device, procs):
+def save_to_file(vmig, dma, tmp, caps, device, stopped, procs):
     path = os.path.join(tmp, 'stream')
-    src = start_vm(vmig, dma, tmp, 'src', caps, device, procs)
+    src = start_vm(vmig, dma, tmp, 'src', caps, device, procs,
+                   ['-S'] if stopped else [])
     src.qmp.cmd('migrate', uri=f'file:{path}')
     wait_done(src)
     with open(path, 'rb') as f:
         return f.read()
 
 
-def save_over_socket(vmig, dma, tmp, caps, device, procs):
+def save_over_socket(vmig, dma, tmp, caps, device, stopped, procs):
     dst_sock = os.path.join(tmp, 'dst.sock')
     proxy_sock = os.path.join(tmp, 'proxy.sock')
     dst = start_vm(vmig, dma, tmp, 'dst', caps, device, procs,
@@ -137,7 +145,8 @@ def save_over_socket(vmig, dma, tmp, caps, device, procs):
     pump = threading.Thread(target=proxy,
                             args=(listener, dst_sock, recorded))
     pump.start()
-    src = start_vm(vmig, dma, tmp, 'src', caps, device, procs)
+    src = start_vm(vmig, dma, tmp, 'src', caps, device, procs,
+                   ['-S'] if stopped else [])
     src.qmp.cmd('migrate', uri=f'unix:{proxy_sock}')
     wait_done(src)
     wait_done(dst)
@@ -147,14 +156,14 @@ def save_over_socket(vmig, dma, tmp, caps, device, procs):
 
 
 def make_seed(vmig, dma, output):
-    caps, device, over_socket = VARIANTS[os.path.basename(output)]
+    caps, device, over_socket, stopped = VARIANTS[os.path.basename(output)]
     opts = sum(CAP_OPTS[c] for c in caps)
     opts |= (OPT_DEVICE if device else 0) | (OPT_SOCKET if over_socket else 0)
     procs = []
     with tempfile.TemporaryDirectory(prefix='vmig-seeds-') as tmp:
         try:
             save = save_over_socket if over_socket else save_to_file
-            stream = save(vmig, dma, tmp, caps, device, procs)
+            stream = save(vmig, dma, tmp, caps, device, stopped, procs)
         finally:
             for p in reversed(procs):
                 if isinstance(p, Vmig):
