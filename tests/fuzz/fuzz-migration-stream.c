@@ -8,14 +8,14 @@
  * the stress program, and, when the input asks for it, a VFIO device
  * whose transport is kept in memory: fuzz-vfio-device.c).
  *
- * Input: byte 0 sets up the destination (FUZZ_OPT_* below), the rest is
- * the stream.  It reaches the loader through a memfd opened as a
- * "file:" (any capability), or through one end of a socketpair given as
- * "fd:" while a thread writes the stream into the other end and reads
- * what the return path sends back.  tests/fuzz/make-seeds.py saves real
- * streams in this form.  Each run starts from the same state: the
- * incoming side clears RAM before a load, capabilities are set from
- * byte 0, and the device is created afresh.
+ * Input: byte 0 sets up the destination (FUZZ_OPT_* in the header), the
+ * rest is the stream.  It reaches the loader through a memfd opened as
+ * a "file:" (any capability), or through one end of a socketpair given
+ * as "fd:" while a thread writes the stream into the other end and
+ * reads what the return path sends back.  tests/fuzz/make-seeds.py
+ * saves real streams in this form.  Each run starts from the same
+ * state: the incoming side clears RAM before a load, capabilities are
+ * set from byte 0, and the device is created afresh.
  *
  * Besides crashes, hangs, leaks and sanitizer reports, the target fails
  * on two results (docs/devel/fuzzing.rst):

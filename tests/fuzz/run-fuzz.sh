@@ -26,13 +26,16 @@ done
 
 echo "1..1"
 "$fuzzer" -seed=1 -runs="$runs" -max_total_time=120 -timeout=20 \
-    -max_len=4194304 -len_control=0 -rss_limit_mb=2048 -close_fd_mask=2 -dict="$dict" \
-    -print_final_stats=1 -artifact_prefix="$work/artifacts/" \
+    -max_len=4194304 -len_control=0 -rss_limit_mb=2048 -close_fd_mask=2 \
+    -dict="$dict" -print_final_stats=1 -artifact_prefix="$work/artifacts/" \
     "$work/corpus" >"$work/log" 2>&1
 rc=$?
-sed 's/^/# /' "$work/log" | grep -E '^# (Done|stat::number_of_executed_units|stat::new_units_added|==[0-9]+==|SUMMARY|vmig-fuzz|artifact_prefix|Test unit written)'
+summary='Done|stat::number_of_executed_units|stat::new_units_added|==[0-9]+=='
+summary="$summary|SUMMARY|vmig-fuzz|artifact_prefix|Test unit written"
+sed 's/^/# /' "$work/log" | grep -E "^# ($summary)"
 if [ $rc -eq 0 ]; then
-    echo "ok 1 - libFuzzer: $runs runs of $(basename "$fuzzer") from its seeds, seed 1, no failure"
+    echo "ok 1 - libFuzzer: $runs runs of $(basename "$fuzzer") from its" \
+         "seeds, seed 1, no failure"
     exit 0
 fi
 sed 's/^/# /' "$work/log" | tail -n 60
