@@ -12,7 +12,8 @@
  * vmig from the machine the target builds, so a failure means that the
  * two have drifted apart and the fuzzer would only ever see a
  * configuration mismatch.  Inputs after --any may end either way
- * (reproducers of past findings): only a crash fails them.
+ * (reproducers of past findings): only a crash or a failed check of the
+ * target fails them.
  */
 #include "qemu/osdep.h"
 #include "fuzz-migration-stream.h"
