@@ -6,6 +6,7 @@
  * and after they are gone (cleanup), so vCPU threads read it unlocked.
  */
 #include "qemu/osdep.h"
+#include "qemu/cutils.h"
 #include "qemu/buffer-is-zero.h"
 #include "qemu/trace.h"
 #include "system/cpus.h"
@@ -527,9 +528,11 @@ static bool guest_state_split(const uint8_t *buf, size_t len,
             return false;
         }
         if (name_len != strlen(ours) || memcmp(buf + r.pos, ours, name_len)) {
-            error_setg(errp, "guest state: program %u is '%.*s', this VM runs "
-                       "'%s'", i, (int)name_len, (const char *)buf + r.pos,
-                       ours);
+            g_autofree char *theirs = qemu_escape_bytes(buf + r.pos,
+                                                        name_len);
+
+            error_setg(errp, "guest state: program %u is '%s', this VM runs "
+                       "'%s'", i, theirs, ours);
             return false;
         }
         r.pos += name_len;

@@ -177,8 +177,6 @@ static bool fd_realize(Object *obj, Error **errp)
     vdev->id = g_strdup(obj->name);
     vdev->name = g_strdup_printf("fuzz-vfio %s", obj->name);
     vdev->io_ops = &fuzz_vfio_io_ops;
-    vdev->enable_migration = ON_OFF_AUTO_AUTO;
-    vdev->migration_multifd_transfer = ON_OFF_AUTO_AUTO;
     vdev->irq_fd = -1;
     /* Config space is little-endian: vendor ID, then device ID. */
     vdev->config[0] = FUZZ_VFIO_VENDOR_ID & 0xff;
@@ -194,11 +192,18 @@ static bool fd_realize(Object *obj, Error **errp)
     return true;
 }
 
+/* The properties of every VFIO device, with their defaults. */
+static const Property fuzz_vfio_props[] = {
+    VFIO_DEVICE_PROPS(FuzzVFIODevice, vdev),
+    { 0 }
+};
+
 static const ObjectClass fuzz_vfio_class = {
     .name = TYPE_FUZZ_VFIO_DEVICE,
     .parent = "device",
     .desc = "fuzzing only: a VFIO device kept in memory",
     .instance_size = sizeof(FuzzVFIODevice),
+    .props = fuzz_vfio_props,
     .realize = fd_realize,
     .finalize = fd_finalize,
 };
