@@ -69,9 +69,7 @@ typedef struct GuestDma {
     char *devices;
 
     /* bound at first use */
-    GMutex bind_lock;
-    bool bound;
-    char *bind_error;
+    GuestBinding binding;
     DmaDevice *devs;
     unsigned nr_devs;
     uint64_t nr_slots;
@@ -104,8 +102,9 @@ static void dma_pattern(uint64_t *page, uint64_t seed, unsigned dev,
 
 /* ---- Binding to the devices ---- */
 
-static bool dma_bind_locked(GuestDma *g, Error **errp)
+static bool dma_bind_devices(void *opaque, Error **errp)
 {
+    GuestDma *g = opaque;
     GPtrArray *found = vfio_device_lookup(g->devices, "dma", errp);
     RAMBlock *last = NULL;
     uint64_t need, start;
@@ -142,34 +141,16 @@ out:
     return ok;
 }
 
-/* Bind once; a failure is kept and reported by every later call. */
 static bool dma_bind(GuestDma *g, Error **errp)
 {
-    bool ok;
-
-    g_mutex_lock(&g->bind_lock);
-    if (!g->bound) {
-        Error *err = NULL;
-
-        if (!dma_bind_locked(g, &err)) {
-            g->bind_error = g_strdup(error_get_pretty(err));
-            error_free(err);
-        }
-        __atomic_store_n(&g->bound, true, __ATOMIC_RELEASE);
-    }
-    ok = !g->bind_error;
-    if (!ok) {
-        error_setg(errp, "%s", g->bind_error);
-    }
-    g_mutex_unlock(&g->bind_lock);
-    return ok;
+    return guest_binding_bind(&g->binding, dma_bind_devices, g, errp);
 }
 
 static bool dma_setup(GuestProgram *prog, unsigned nr_vcpus, Error **errp)
 {
     GuestDma *g = GUEST_DMA(prog);
 
-    g_mutex_init(&g->bind_lock);
+    guest_binding_init(&g->binding);
     return true;
 }
 
@@ -181,10 +162,8 @@ static void dma_cleanup(GuestProgram *prog)
         g_free(g->devs[i].error);
     }
     g_clear_pointer(&g->devs, g_free);
-    g_clear_pointer(&g->bind_error, g_free);
     g->nr_devs = 0;
-    g->bound = false;
-    g_mutex_clear(&g->bind_lock);
+    guest_binding_destroy(&g->binding);
 }
 
 /* ---- Driving a device (its vCPU thread) ---- */
@@ -561,7 +540,7 @@ static void dma_query(GuestProgram *prog, GuestProgramStats *stats)
     GuestDma *g = GUEST_DMA(prog);
     uint64_t rounds = 0;
 
-    if (!__atomic_load_n(&g->bound, __ATOMIC_ACQUIRE) || g->bind_error) {
+    if (!guest_binding_ready(&g->binding)) {
         return;
     }
     for (unsigned i = 0; i < g->nr_devs; i++) {

@@ -71,9 +71,7 @@ typedef struct GuestUart {
     char *devices;
 
     /* bound at first use */
-    GMutex bind_lock;
-    bool bound;
-    char *bind_error;
+    GuestBinding binding;
     UartPort *ports;
     unsigned nr_ports;
 } GuestUart;
@@ -129,8 +127,9 @@ static bool uart_add_ports(GuestUart *g, VFIODevice *vdev, GArray *ports,
     return true;
 }
 
-static bool uart_bind_locked(GuestUart *g, Error **errp)
+static bool uart_bind_devices(void *opaque, Error **errp)
 {
+    GuestUart *g = opaque;
     g_autoptr(GPtrArray) found = vfio_device_lookup(g->devices, "uart",
                                                     errp);
     g_autoptr(GArray) ports = g_array_new(false, true, sizeof(UartPort));
@@ -153,32 +152,14 @@ static bool uart_bind_locked(GuestUart *g, Error **errp)
     return true;
 }
 
-/* Bind once; a failure is kept and reported by every later call. */
 static bool uart_bind(GuestUart *g, Error **errp)
 {
-    bool ok;
-
-    g_mutex_lock(&g->bind_lock);
-    if (!g->bound) {
-        Error *err = NULL;
-
-        if (!uart_bind_locked(g, &err)) {
-            g->bind_error = g_strdup(error_get_pretty(err));
-            error_free(err);
-        }
-        __atomic_store_n(&g->bound, true, __ATOMIC_RELEASE);
-    }
-    ok = !g->bind_error;
-    if (!ok) {
-        error_setg(errp, "%s", g->bind_error);
-    }
-    g_mutex_unlock(&g->bind_lock);
-    return ok;
+    return guest_binding_bind(&g->binding, uart_bind_devices, g, errp);
 }
 
 static bool uart_setup(GuestProgram *prog, unsigned nr_vcpus, Error **errp)
 {
-    g_mutex_init(&GUEST_UART(prog)->bind_lock);
+    guest_binding_init(&GUEST_UART(prog)->binding);
     return true;
 }
 
@@ -190,10 +171,8 @@ static void uart_cleanup(GuestProgram *prog)
         g_free(g->ports[i].error);
     }
     g_clear_pointer(&g->ports, g_free);
-    g_clear_pointer(&g->bind_error, g_free);
     g->nr_ports = 0;
-    g->bound = false;
-    g_mutex_clear(&g->bind_lock);
+    guest_binding_destroy(&g->binding);
 }
 
 /* ---- Driving a port (its vCPU thread, or the check) ---- */
@@ -467,7 +446,7 @@ static void uart_query(GuestProgram *prog, GuestProgramStats *stats)
     GuestUart *g = GUEST_UART(prog);
     uint64_t bytes = 0;
 
-    if (!__atomic_load_n(&g->bound, __ATOMIC_ACQUIRE) || g->bind_error) {
+    if (!guest_binding_ready(&g->binding)) {
         return;
     }
     for (unsigned i = 0; i < g->nr_ports; i++) {

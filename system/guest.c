@@ -208,6 +208,51 @@ void guest_program_step(unsigned cpu)
     }
 }
 
+/* ---- Binding programs to devices ---- */
+
+void guest_binding_init(GuestBinding *b)
+{
+    g_mutex_init(&b->lock);
+    b->bound = false;
+    b->error = NULL;
+}
+
+void guest_binding_destroy(GuestBinding *b)
+{
+    g_clear_pointer(&b->error, g_free);
+    b->bound = false;
+    g_mutex_clear(&b->lock);
+}
+
+bool guest_binding_bind(GuestBinding *b, bool (*bind)(void *opaque,
+                                                      Error **errp),
+                        void *opaque, Error **errp)
+{
+    bool ok;
+
+    g_mutex_lock(&b->lock);
+    if (!b->bound) {
+        Error *err = NULL;
+
+        if (!bind(opaque, &err)) {
+            b->error = g_strdup(error_get_pretty(err));
+            error_free(err);
+        }
+        __atomic_store_n(&b->bound, true, __ATOMIC_RELEASE);
+    }
+    ok = !b->error;
+    if (!ok) {
+        error_setg(errp, "%s", b->error);
+    }
+    g_mutex_unlock(&b->lock);
+    return ok;
+}
+
+bool guest_binding_ready(GuestBinding *b)
+{
+    return __atomic_load_n(&b->bound, __ATOMIC_ACQUIRE) && !b->error;
+}
+
 /* ---- Consistency check ---- */
 
 void guest_verify_result_clear(GuestVerifyResult *res)

@@ -27,8 +27,10 @@ static VFIOKernelDevice *kdev_of(VFIODevice *vdev)
     return container_of(vdev, VFIOKernelDevice, vdev);
 }
 
-static bool kernel_region(VFIOKernelDevice *kd, uint32_t index,
-                          uint64_t offset, size_t len, Error **errp)
+/* Region access: pread/pwrite at the region's offset in the device fd. */
+static bool kernel_region_rw(VFIOKernelDevice *kd, uint32_t index,
+                             uint64_t offset, uint8_t *buf, size_t len,
+                             bool is_write, Error **errp)
 {
     VFIOKernelRegion *r = index < kd->nr_regions ? &kd->regions[index]
                                                  : NULL;
@@ -42,6 +44,23 @@ static bool kernel_region(VFIOKernelDevice *kd, uint32_t index,
                    "(size 0x%" PRIx64 ")", kd->vdev.name, offset, len, index,
                    r->size);
         return false;
+    }
+    while (len) {
+        ssize_t n = is_write ? pwrite(kd->fd, buf, len, r->offset + offset)
+                             : pread(kd->fd, buf, len, r->offset + offset);
+
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            error_setg_errno(errp, n < 0 ? errno : EIO, "%s: %s of %zu bytes "
+                             "at 0x%" PRIx64 " of region %u", kd->vdev.name,
+                             is_write ? "write" : "read", len, offset, index);
+            return false;
+        }
+        buf += n;
+        offset += n;
+        len -= n;
     }
     return true;
 }
@@ -84,59 +103,17 @@ static bool kernel_region_read(VFIODevice *vdev, uint32_t index,
                                uint64_t offset, void *buf, size_t len,
                                Error **errp)
 {
-    VFIOKernelDevice *kd = kdev_of(vdev);
-    uint8_t *p = buf;
-
-    if (!kernel_region(kd, index, offset, len, errp)) {
-        return false;
-    }
-    while (len) {
-        ssize_t n = pread(kd->fd, p, len, kd->regions[index].offset + offset);
-
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            error_setg_errno(errp, n < 0 ? errno : EIO, "%s: read of %zu "
-                             "bytes at 0x%" PRIx64 " of region %u", vdev->name,
-                             len, offset, index);
-            return false;
-        }
-        p += n;
-        offset += n;
-        len -= n;
-    }
-    return true;
+    return kernel_region_rw(kdev_of(vdev), index, offset, buf, len, false,
+                            errp);
 }
 
 static bool kernel_region_write(VFIODevice *vdev, uint32_t index,
                                 uint64_t offset, const void *buf, size_t len,
                                 Error **errp)
 {
-    VFIOKernelDevice *kd = kdev_of(vdev);
-    const uint8_t *p = buf;
-
-    if (!kernel_region(kd, index, offset, len, errp)) {
-        return false;
-    }
-    while (len) {
-        ssize_t n = pwrite(kd->fd, p, len,
-                           kd->regions[index].offset + offset);
-
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            error_setg_errno(errp, n < 0 ? errno : EIO, "%s: write of %zu "
-                             "bytes at 0x%" PRIx64 " of region %u", vdev->name,
-                             len, offset, index);
-            return false;
-        }
-        p += n;
-        offset += n;
-        len -= n;
-    }
-    return true;
+    /* pwrite() does not write through the pointer. */
+    return kernel_region_rw(kdev_of(vdev), index, offset, (uint8_t *)buf,
+                            len, true, errp);
 }
 
 static bool kernel_irq_info(VFIODevice *vdev, uint32_t index,

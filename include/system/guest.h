@@ -136,6 +136,25 @@ void guest_cleanup(void);
  */
 bool guest_verify(GuestVerifyResult *res, Error **errp);
 void guest_verify_result_clear(GuestVerifyResult *res);
+/*
+ * A program's devices, found at first use (devices are created after the
+ * programs are): @bind runs once, under the lock, and its failure is
+ * kept and reported by every later call.  guest_binding_ready() is for
+ * queries that must not wait: bound, and without a failure.
+ */
+typedef struct GuestBinding {
+    GMutex lock;
+    bool bound;                 /* atomic */
+    char *error;                /* the failure, once bound */
+} GuestBinding;
+
+void guest_binding_init(GuestBinding *b);
+void guest_binding_destroy(GuestBinding *b);
+bool guest_binding_bind(GuestBinding *b, bool (*bind)(void *opaque,
+                                                      Error **errp),
+                        void *opaque, Error **errp);
+bool guest_binding_ready(GuestBinding *b);
+
 /* For programs' verify: count a bad page and keep the lowest one's detail. */
 void guest_verify_report_bad(GuestVerifyResult *res, uint64_t gpa,
                              const char *fmt, ...) G_GNUC_PRINTF(3, 4);

@@ -700,29 +700,35 @@ static char *load_image(const uint8_t *image, gsize len)
     return error_desc(dst);
 }
 
-static void test_damaged_stream(void)
+/* A running VM with one device migrated to a file: the file's bytes. */
+static uint8_t *save_device_image(gsize *len)
 {
     g_autoptr(VfioServer) s0 = vfio_server_start("");
     g_autofree char *src_args = vfio_vm_args(&s0, 1, "");
     g_autofree char *path = qtest_tmp_path("img", "mig");
     g_autofree char *uri = g_strdup_printf("file:%s", path);
-    g_autofree uint8_t *image = NULL;
-    g_autofree uint8_t *bad = NULL;
+    g_autoptr(QTestState) src = mig_start_vm(src_args);
     g_autoptr(GError) gerr = NULL;
+    uint8_t *image;
+
+    mig_set_fast(src);
+    mig_set_param(src, "avail-switchover-bandwidth", 1024 * MiB);
+    vfio_wait_dma_progress(src, 256);
+    mig_migrate(src, uri);
+    mig_wait_completed(src, 30000);
+    g_assert_true(g_file_get_contents(path, (char **)&image, len, &gerr));
+    unlink(path);
+    return image;
+}
+
+static void test_damaged_stream(void)
+{
+    gsize len;
+    g_autofree uint8_t *image = save_device_image(&len);
+    g_autofree uint8_t *bad = NULL;
     gssize setup, data, ready, config;
     char *desc;
-    gsize len;
 
-    {
-        g_autoptr(QTestState) src = mig_start_vm(src_args);
-
-        mig_set_fast(src);
-        mig_set_param(src, "avail-switchover-bandwidth", 1024 * MiB);
-        vfio_wait_dma_progress(src, 256);
-        mig_migrate(src, uri);
-        mig_wait_completed(src, 30000);
-    }
-    g_assert_true(g_file_get_contents(path, (char **)&image, &len, &gerr));
     setup = find_marker(image, len, MARK_SETUP);
     data = find_marker(image, len, MARK_DATA);
     ready = find_marker(image, len, MARK_LOAD_READY);
@@ -813,27 +819,11 @@ static bool is_device_section(const MigStreamElement *el)
  */
 static void test_truncated_device_stream(void)
 {
-    g_autoptr(VfioServer) s0 = vfio_server_start("");
-    g_autofree char *src_args = vfio_vm_args(&s0, 1, "");
-    g_autofree char *path = qtest_tmp_path("img", "mig");
-    g_autofree char *uri = g_strdup_printf("file:%s", path);
-    g_autofree uint8_t *image = NULL;
-    g_autoptr(MigStream) ms = NULL;
-    g_autoptr(GError) gerr = NULL;
-    bool seen[MIG_EL_FULL + 1] = { false };
     gsize len;
+    g_autofree uint8_t *image = save_device_image(&len);
+    g_autoptr(MigStream) ms = mig_stream_walk(image, len);
+    bool seen[MIG_EL_FULL + 1] = { false };
 
-    {
-        g_autoptr(QTestState) src = mig_start_vm(src_args);
-
-        mig_set_fast(src);
-        mig_set_param(src, "avail-switchover-bandwidth", 1024 * MiB);
-        vfio_wait_dma_progress(src, 256);
-        mig_migrate(src, uri);
-        mig_wait_completed(src, 30000);
-    }
-    g_assert_true(g_file_get_contents(path, (char **)&image, &len, &gerr));
-    ms = mig_stream_walk(image, len);
     for (guint i = 0; i < ms->elements->len; i++) {
         MigStreamElement *el = mig_stream_element(ms, i);
         bool device = is_device_section(el);
