@@ -11,7 +11,7 @@ SAN_OPTS = -Db_sanitize=address,undefined -Db_lundef=false \
 	-Dbuildtype=debug -Doptimization=1
 NINJA ?= ninja
 
-.PHONY: all deps deps-check check check-quick check-san demo bench vm-shell install clean distclean
+.PHONY: all deps deps-check check check-quick check-san demo demo-kernel bench vm-shell install clean distclean
 
 all: $(BUILD)/build.ninja
 	$(NINJA) -C $(BUILD)
@@ -53,6 +53,11 @@ check-quick: all
 
 demo: all
 	python3 scripts/demo.py $(BUILD)
+
+# The kernel's mtty device migrated between two vmig processes inside the
+# test VM: through iommufd and the legacy container, and over multifd.
+demo-kernel: all deps-check
+	./tests/vm/run.sh --build $(BUILD) boot mtty-migrate mtty-multifd
 
 bench: all
 	./tests/bench/run.sh $(BUILD)
