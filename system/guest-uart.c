@@ -13,6 +13,14 @@
  * byte) and must survive too.  The check pops the window, compares it,
  * reads the registers, and then writes the window back.
  *
+ * With irq=on a port works as an interrupt-driven driver would, in
+ * rounds: the first byte into an empty FIFO must raise its receive
+ * interrupt (IER RDI; mtty's trigger level is always 1, whatever FCR
+ * asks), which the program waits for (the device's eventfd: MSI for
+ * mtty); then it fills the FIFO to 14 bytes and drains it.  A device's
+ * ports share its interrupt, so one vCPU drives all of them, a whole
+ * round at a time: the FIFOs are empty between steps.
+ *
  * Devices are looked up at first use: devices=ID1:ID2, or every VFIO
  * device; each must be an mtty (PCI 4348:3253).
  */
@@ -45,6 +53,9 @@
 #define UART_SCR 7
 #define UART_FCR_ENABLE_FIFO 0x01
 #define UART_FCR_CLEAR 0x06         /* both FIFOs */
+#define UART_IER_RDI 0x01           /* receive data interrupt */
+#define UART_IRQ_ROUND 14           /* bytes per round with irq=on */
+#define UART_IRQ_WAIT_MS 5000
 #define UART_LCR_8N1 0x03
 #define UART_MCR_DTR_RTS_OUT2 0x0b
 #define UART_LSR_DR 0x01            /* data ready */
@@ -53,6 +64,7 @@ typedef struct UartPort {
     VFIODevice *vdev;
     uint32_t bar;
     unsigned index;                 /* across all devices */
+    unsigned device;                /* which device: its vCPU */
     /* The driving vCPU's; plain while the vCPUs are paused. */
     bool configured;                /* registers set (migrated) */
     uint64_t written;               /* bytes sent: atomic for queries */
@@ -69,6 +81,7 @@ typedef struct GuestUart {
     uint64_t rate;
     uint64_t seed;
     char *devices;
+    bool irq;
 
     /* bound at first use */
     GuestBinding binding;
@@ -98,21 +111,22 @@ static uint8_t uart_scratch(unsigned port)
 /* ---- Binding ---- */
 
 /* The I/O BARs of @vdev, each a port (mtty-1: BAR0, mtty-2: BAR0, BAR1). */
-static bool uart_add_ports(GuestUart *g, VFIODevice *vdev, GArray *ports,
-                           Error **errp)
+static bool uart_add_ports(GuestUart *g, VFIODevice *vdev, unsigned device,
+                           GArray *ports, Error **errp)
 {
-    uint16_t vendor = vdev->config[0] | vdev->config[1] << 8;
-    uint16_t device = vdev->config[2] | vdev->config[3] << 8;
+    uint16_t vendor_id = vdev->config[0] | vdev->config[1] << 8;
+    uint16_t device_id = vdev->config[2] | vdev->config[3] << 8;
 
-    if (vendor != MTTY_VENDOR || device != MTTY_DEVICE) {
+    if (vendor_id != MTTY_VENDOR || device_id != MTTY_DEVICE) {
         error_setg(errp, "uart: %s is %04x:%04x, not an mtty (%04x:%04x)",
-                   vdev->name, vendor, device, MTTY_VENDOR, MTTY_DEVICE);
+                   vdev->name, vendor_id, device_id, MTTY_VENDOR,
+                   MTTY_DEVICE);
         return false;
     }
     for (uint32_t bar = 0; bar < UART_MAX_PORTS; bar++) {
         g_autofree struct vfio_region_info *info = NULL;
         int fd = -1;
-        UartPort p = { .vdev = vdev, .bar = bar };
+        UartPort p = { .vdev = vdev, .bar = bar, .device = device };
 
         info = vdev->io_ops->region_info(vdev, bar, &fd, NULL);
         if (fd >= 0) {
@@ -138,7 +152,15 @@ static bool uart_bind_devices(void *opaque, Error **errp)
         return false;
     }
     for (guint i = 0; i < found->len; i++) {
-        if (!uart_add_ports(g, g_ptr_array_index(found, i), ports, errp)) {
+        VFIODevice *vdev = g_ptr_array_index(found, i);
+
+        if (g->irq && vdev->irq_fd < 0) {
+            error_setg(errp, "uart: irq=on, but %s has no interrupt",
+                       vdev->name);
+            return false;
+        }
+        if (!uart_add_ports(g, g_ptr_array_index(found, i), i, ports,
+                            errp)) {
             return false;
         }
     }
@@ -199,7 +221,7 @@ static void uart_fail(UartPort *p, Error *err)
 
 static bool uart_configure(GuestUart *g, UartPort *p, Error **errp)
 {
-    return uart_put(p, UART_IER, 0, errp) &&
+    return uart_put(p, UART_IER, g->irq ? UART_IER_RDI : 0, errp) &&
            uart_put(p, UART_LCR, UART_LCR_8N1, errp) &&
            uart_put(p, UART_FCR, UART_FCR_ENABLE_FIFO | UART_FCR_CLEAR,
                     errp) &&
@@ -207,11 +229,63 @@ static bool uart_configure(GuestUart *g, UartPort *p, Error **errp)
            uart_put(p, UART_SCR, uart_scratch(p->index), errp);
 }
 
+/* Read the oldest byte back and check it. */
+static bool uart_take(GuestUart *g, UartPort *p, Error **errp)
+{
+    uint8_t b;
+
+    if (!uart_get(p, UART_RX, &b, errp)) {
+        return false;
+    }
+    if (b != uart_byte(g->seed, p->index, p->read)) {
+        error_setg(errp, "byte %" PRIu64 " came back as 0x%02x, expected "
+                   "0x%02x", p->read, b, uart_byte(g->seed, p->index,
+                                                   p->read));
+        return false;
+    }
+    __atomic_store_n(&p->read, p->read + 1, __ATOMIC_RELAXED);
+    return true;
+}
+
+/* irq=on: one round, from an empty FIFO back to an empty FIFO. */
+static bool uart_step_irq(GuestUart *g, UartPort *p, Error **errp)
+{
+    int ret;
+
+    /* Nothing is pending: a signal left from before does not count. */
+    if (vfio_device_irq_wait(p->vdev, 0, errp) < 0) {
+        return false;
+    }
+    for (unsigned i = 0; i < UART_IRQ_ROUND; i++) {
+        if (!uart_put(p, UART_TX, uart_byte(g->seed, p->index, p->written),
+                      errp)) {
+            return false;
+        }
+        __atomic_store_n(&p->written, p->written + 1, __ATOMIC_RELAXED);
+        if (i) {
+            continue;
+        }
+        ret = vfio_device_irq_wait(p->vdev, UART_IRQ_WAIT_MS, errp);
+        if (ret <= 0) {
+            if (ret == 0) {
+                error_setg(errp, "no receive interrupt within %d ms of a "
+                           "byte into the empty FIFO", UART_IRQ_WAIT_MS);
+            }
+            return false;
+        }
+    }
+    while (p->read < p->written) {
+        if (!uart_take(g, p, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* One byte in, or, with the FIFO full, the oldest one out and checked. */
 static void uart_step_port(GuestUart *g, UartPort *p)
 {
     Error *err = NULL;
-    uint8_t b;
 
     if (!p->configured) {
         if (!uart_configure(g, p, &err)) {
@@ -219,6 +293,12 @@ static void uart_step_port(GuestUart *g, UartPort *p)
             return;
         }
         p->configured = true;
+    }
+    if (g->irq) {
+        if (!uart_step_irq(g, p, &err)) {
+            uart_fail(p, err);
+        }
+        return;
     }
     if (p->written - p->read < UART_FIFO) {
         if (!uart_put(p, UART_TX, uart_byte(g->seed, p->index, p->written),
@@ -229,18 +309,9 @@ static void uart_step_port(GuestUart *g, UartPort *p)
         __atomic_store_n(&p->written, p->written + 1, __ATOMIC_RELAXED);
         return;
     }
-    if (!uart_get(p, UART_RX, &b, &err)) {
+    if (!uart_take(g, p, &err)) {
         uart_fail(p, err);
-        return;
     }
-    if (b != uart_byte(g->seed, p->index, p->read)) {
-        error_setg(&err, "byte %" PRIu64 " came back as 0x%02x, expected "
-                   "0x%02x", p->read, b, uart_byte(g->seed, p->index,
-                                                   p->read));
-        uart_fail(p, err);
-        return;
-    }
-    __atomic_store_n(&p->read, p->read + 1, __ATOMIC_RELAXED);
 }
 
 static void uart_step(GuestProgram *prog, unsigned cpu)
@@ -254,10 +325,12 @@ static void uart_step(GuestProgram *prog, unsigned cpu)
         vcpu_sleep_ns(cpu, UART_IDLE_NS);
         return;
     }
-    for (unsigned i = cpu; i < g->nr_ports; i += prog->nr_vcpus) {
+    for (unsigned i = 0; i < g->nr_ports; i++) {
         UartPort *p = &g->ports[i];
 
-        if (__atomic_load_n(&p->failed, __ATOMIC_ACQUIRE)) {
+        /* One vCPU per device: its ports share its interrupt. */
+        if (p->device % prog->nr_vcpus != cpu ||
+            __atomic_load_n(&p->failed, __ATOMIC_ACQUIRE)) {
             continue;
         }
         if (rate && now < p->next_ns) {
@@ -338,6 +411,7 @@ static void uart_verify_port(GuestUart *g, UartPort *p, GuestVerifyResult *res)
             goto io_error;
         }
     }
+
     res->pages_checked++;
     return;
 
@@ -487,14 +561,18 @@ static bool uart_check_rate(Object *obj, const Property *prop,
 
 static const Property uart_props[] = {
     DEFINE_PROP_RT_CHECK("rate", PROP_TYPE_U64, GuestUart, rate, "1000",
-                         "register writes or reads per second per port (0: "
-                         "unlimited; changeable with qom-set)",
+                         "register writes or reads (with irq=on: rounds) per "
+                         "second per port (0: unlimited; changeable with "
+                         "qom-set)",
                          uart_check_rate),
     DEFINE_PROP("seed", PROP_TYPE_U64, GuestUart, seed, "0",
                 "varies the byte sequences"),
     DEFINE_PROP("devices", PROP_TYPE_STR, GuestUart, devices, NULL,
                 "ids of the mtty devices to drive, separated by ':' "
                 "(default: every VFIO device)"),
+    DEFINE_PROP("irq", PROP_TYPE_BOOL, GuestUart, irq, "off",
+                "rounds driven by the receive interrupt: a byte into the "
+                "empty FIFO must raise it, then 13 more, then drain"),
     { 0 }
 };
 
