@@ -9,6 +9,7 @@
 #include <sys/eventfd.h>
 
 TRACE_DEFINE(vfio_mig_state);
+TRACE_DEFINE(vfio_mig_arc);
 TRACE_DEFINE(vfio_mig_state_fail);
 TRACE_DEFINE(vfio_save_setup);
 TRACE_DEFINE(vfio_save_iterate);

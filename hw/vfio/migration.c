@@ -205,6 +205,7 @@ static bool mig_step_to(VFIOMigration *m, uint32_t target, Error **errp)
         uint32_t from = mig_state(m), now;
         int next = vus_mig_next_state(m->mig_flags, from, target);
         Error *err = NULL;
+        int64_t t0;
 
         if (next < 0) {
             error_setg(errp, "%s: no path from %s to %s", vdev->name,
@@ -212,7 +213,12 @@ static bool mig_step_to(VFIOMigration *m, uint32_t target, Error **errp)
                        vfio_mig_state_event_name(target));
             return false;
         }
+        t0 = get_clock_ns();
         if (vdev->io_ops->mig_set_state(vdev, next, &err)) {
+            trace(vfio_mig_arc, "%s: %s -> %s in %" PRId64 " us", vdev->name,
+                  vfio_mig_state_event_name(from),
+                  vfio_mig_state_event_name(next),
+                  (get_clock_ns() - t0) / 1000);
             mig_state_changed(m, next);
             if (!mig_restore_config(m, errp)) {
                 return false;

@@ -26,6 +26,7 @@ void vfio_dirty_tracking_exit(VFIODevice *vdev);
 
 /* Trace points of hw/vfio (defined in device.c). */
 TRACE_DECLARE(vfio_mig_state);
+TRACE_DECLARE(vfio_mig_arc);
 TRACE_DECLARE(vfio_mig_state_fail);
 TRACE_DECLARE(vfio_save_setup);
 TRACE_DECLARE(vfio_save_iterate);

@@ -36,7 +36,7 @@ for applet in $("$busybox" --list); do
     [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
 done
 cp "$here/init" "$root/init"
-cp "$here"/cases/*.sh "$root/vmig/cases/"
+cp "$here"/cases/*.sh "$here"/bench/*.sh "$root/vmig/cases/"
 cp "$here/guest-lib.sh" "$root/vmig/lib.sh"
 
 for bin in "$@"; do

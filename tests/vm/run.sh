@@ -100,7 +100,11 @@ if ! "$here/build-initramfs.sh" "$work/initramfs.gz" $bins 2>"$work/initramfs.er
 fi
 initramfs_s=$(since "$t0")
 
-append="console=ttyS0 panic=-1 quiet vmig.cases=$(echo $cases | tr ' ' ,)"
+# tsc=nowatchdog: under TCG the clocksource watchdog may find the TSC
+# unstable against jiffies and fall back to 4 ms ticks, which would make
+# every time that vmig measures inside the guest (arcs, downtime) coarse.
+append="console=ttyS0 panic=-1 quiet tsc=nowatchdog"
+append="$append vmig.cases=$(echo $cases | tr ' ' ,)"
 [ -z "$shell" ] || append="$append vmig.shell=1"
 append="$append ${VMIG_VM_APPEND:-}"
 # -cpu max gives the guest RDRAND, so that its random pool is ready at boot
