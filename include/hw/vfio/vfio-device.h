@@ -38,11 +38,18 @@ typedef struct VFIODeviceIOOps {
      */
     struct vfio_region_info *(*region_info)(VFIODevice *vdev, uint32_t index,
                                             int *mmap_fd, Error **errp);
+    /*
+     * @len bytes at @offset of region @index, whole or not at all (a
+     * device may refuse while it is stopped: see vfio-user-dma
+     * --strict-regions).  Callers use vfio_device_region_*(), which keep
+     * vdev->config.
+     */
     bool (*region_read)(VFIODevice *vdev, uint32_t index, uint64_t offset,
                         void *buf, size_t len, Error **errp);
     bool (*region_write)(VFIODevice *vdev, uint32_t index, uint64_t offset,
                          const void *buf, size_t len, Error **errp);
 
+    /* VFIO_DEVICE_GET_IRQ_INFO of irq @index into *@info. */
     bool (*irq_info)(VFIODevice *vdev, uint32_t index,
                      struct vfio_irq_info *info, Error **errp);
     /* VFIO_DEVICE_SET_IRQS with eventfds (@fds, -1 detaches) or none. */
@@ -50,6 +57,10 @@ typedef struct VFIODeviceIOOps {
                      uint32_t start, uint32_t count, const int *fds,
                      Error **errp);
 
+    /*
+     * VFIO_DEVICE_RESET: the device back to its power-on state, migration
+     * state RUNNING; the only way out of ERROR and out of RESUMING.
+     */
     bool (*reset)(VFIODevice *vdev, Error **errp);
 
     /*
@@ -64,7 +75,9 @@ typedef struct VFIODeviceIOOps {
 
     /* ---- Migration (migration v2 uAPI semantics) ---- */
 
+    /* VFIO_MIGRATION_* the device offers; fails if it has no migration. */
     bool (*mig_get_flags)(VFIODevice *vdev, uint64_t *flags, Error **errp);
+    /* Its enum vfio_device_mig_state, as the device tells it. */
     bool (*mig_get_state)(VFIODevice *vdev, uint32_t *state, Error **errp);
     /* One arc: @state must be the next state on the device's path. */
     bool (*mig_set_state)(VFIODevice *vdev, uint32_t state, Error **errp);
@@ -94,12 +107,14 @@ typedef struct VFIODeviceIOOps {
     /* Map guest RAM [@iova, +@size) backed by @fd at @offset (fd -1: none). */
     bool (*dma_map)(VFIODevice *vdev, uint64_t iova, uint64_t size, int fd,
                     uint64_t offset, bool writable, Error **errp);
+    /* Undo dma_map of exactly that range. */
     bool (*dma_unmap)(VFIODevice *vdev, uint64_t iova, uint64_t size,
                       Error **errp);
     /* Start logging the ranges; *@page_size in: wanted, out: granted. */
     bool (*dma_logging_start)(VFIODevice *vdev, uint64_t *page_size,
                               const struct vfio_device_feature_dma_logging_range *ranges,
                               uint32_t nr_ranges, Error **errp);
+    /* Stop logging; the log is dropped. */
     bool (*dma_logging_stop)(VFIODevice *vdev, Error **errp);
     /* One bit per page, u64 words, read-and-clear. */
     bool (*dma_logging_report)(VFIODevice *vdev, uint64_t iova,
