@@ -138,28 +138,6 @@ static bool migration_has_error(MigrationState *s)
     return ret;
 }
 
-uint32_t migration_config_caps(void)
-{
-    uint32_t caps = 0;
-
-    if (migrate_return_path()) {
-        caps |= MIG_CONFIG_CAP_RETURN_PATH;
-    }
-    if (migrate_switchover_ack()) {
-        caps |= MIG_CONFIG_CAP_SWITCHOVER_ACK;
-    }
-    if (migrate_multifd()) {
-        caps |= MIG_CONFIG_CAP_MULTIFD;
-    }
-    if (migrate_mapped_ram()) {
-        caps |= MIG_CONFIG_CAP_MAPPED_RAM;
-    }
-    if (migrate_validate_uuid()) {
-        caps |= MIG_CONFIG_FLAG_VM_UUID;
-    }
-    return caps;
-}
-
 /* ---- rate limiting and bandwidth (migration thread) ---- */
 
 /* Every byte sent: the main stream and the multifd channels. */

@@ -139,7 +139,7 @@ bool migration_continue(const char *state, Error **errp);
 bool migration_incoming_is_loading(void);
 /* migration_shutdown() for the incoming side. */
 void migration_incoming_shutdown(void);
-/* The incoming side's query-migrate members (migration-incoming.c). */
+/* The incoming side's query-migrate members (incoming.c). */
 void migration_incoming_query(JsonObject *obj);
 bool migration_incoming_start_addr(const MigrationAddress *addr,
                                    bool exit_on_error, Error **errp);
@@ -150,9 +150,6 @@ typedef struct MigrationIncomingState MigrationIncomingState;
 void migration_report_error(Error *err);
 /* Source: emit MIGRATION_PASS (with the events capability). */
 void migration_event_pass(uint64_t pass);
-/* The capability bits and flags the configuration section carries
- * (savevm.h). */
-uint32_t migration_config_caps(void);
 
 /* Destination, called by the loader on the incoming thread. */
 bool migration_incoming_rp_open(MigrationIncomingState *mis, Error **errp);
@@ -172,7 +169,7 @@ void migration_incoming_load_ended(MigrationIncomingState *mis);
 /* query-migrate's "vfio" member, when a VFIO device takes part (vfio.c). */
 void migration_query_vfio(JsonObject *obj);
 
-/* Global state: the source's run state at switchover (globalstate.c). */
+/* Global state: the source's run state at switchover (global-state.c). */
 void global_state_init(void);
 void global_state_store(void);
 /* Destination: whether the source VM was running, after a load. */

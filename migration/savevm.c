@@ -523,9 +523,37 @@ static bool load_vm_uuid(QEMUFile *f, Error **errp)
     return true;
 }
 
-static const char *const config_cap_names[] = {
-    "return-path", "switchover-ack", "multifd", "mapped-ram",
+/*
+ * The configuration word: capabilities that must agree on both sides,
+ * and flags that describe the stream (validate-uuid: the VM UUID
+ * follows).  One table for what the source sends and what the
+ * destination checks.
+ */
+static const struct {
+    uint32_t bit;
+    const char *name;
+    bool (*enabled)(void);
+    bool must_agree;
+} config_caps[] = {
+    { MIG_CONFIG_CAP_RETURN_PATH, "return-path", migrate_return_path, true },
+    { MIG_CONFIG_CAP_SWITCHOVER_ACK, "switchover-ack", migrate_switchover_ack,
+      true },
+    { MIG_CONFIG_CAP_MULTIFD, "multifd", migrate_multifd, true },
+    { MIG_CONFIG_CAP_MAPPED_RAM, "mapped-ram", migrate_mapped_ram, true },
+    { MIG_CONFIG_FLAG_VM_UUID, "validate-uuid", migrate_validate_uuid, false },
 };
+
+uint32_t migration_config_caps(void)
+{
+    uint32_t caps = 0;
+
+    for (unsigned i = 0; i < ARRAY_SIZE(config_caps); i++) {
+        if (config_caps[i].enabled()) {
+            caps |= config_caps[i].bit;
+        }
+    }
+    return caps;
+}
 
 static bool load_configuration(QEMUFile *f, uint32_t our_caps, Error **errp)
 {
@@ -575,12 +603,13 @@ static bool load_configuration(QEMUFile *f, uint32_t our_caps, Error **errp)
     if ((caps & MIG_CONFIG_FLAG_VM_UUID) && !load_vm_uuid(f, errp)) {
         return false;
     }
-    for (unsigned i = 0; i < ARRAY_SIZE(config_cap_names); i++) {
-        bool src = caps & (1u << i), dst = our_caps & (1u << i);
+    for (unsigned i = 0; i < ARRAY_SIZE(config_caps); i++) {
+        bool src = caps & config_caps[i].bit;
+        bool dst = our_caps & config_caps[i].bit;
 
-        if (src != dst) {
+        if (config_caps[i].must_agree && src != dst) {
             error_setg(errp, "configuration mismatch: capability '%s' is %s "
-                       "on the source, %s here", config_cap_names[i],
+                       "on the source, %s here", config_caps[i].name,
                        src ? "on" : "off", dst ? "on" : "off");
             return false;
         }

@@ -59,6 +59,9 @@ typedef enum MigCommand {
 #define MIG_CONFIG_FLAG_VM_UUID (1u << 16)
 #define MIG_CONFIG_FLAGS_KNOWN MIG_CONFIG_FLAG_VM_UUID
 
+/* The capability bits and flags this side sends and expects (savevm.c). */
+uint32_t migration_config_caps(void);
+
 /* Largest command payload the destination accepts. */
 #define MIG_CMD_MAX_LEN 4096
 
