@@ -1,5 +1,6 @@
 /*
- * vCPU threads and the pause handshake.
+ * vCPU threads, the pause handshake and the per-vCPU figures (pages
+ * dirtied, stalls).
  *
  * A vCPU checks one flag (stop_requested, a relaxed load) at each safe
  * point; only when it is set does it take vcpu_lock and park.  The
@@ -13,12 +14,25 @@
 #include "qemu/trace.h"
 #include "system/cpus.h"
 #include "system/guest.h"
+#include "system/ramblock.h"
 
+/*
+ * One vCPU.  Aligned to a cache line each: the vCPU thread bumps
+ * dirty_pages on every page it writes, and a neighbour's line would
+ * bounce between the cores.
+ */
 typedef struct VCPU {
     unsigned index;
     pthread_t thread;
     bool started;
-} VCPU;
+
+    /* vCPU thread only. */
+    int64_t last_step_end_ns;       /* 0 before its first step */
+
+    /* Written by the vCPU thread (relaxed atomics), read by anyone. */
+    uint64_t dirty_pages;           /* see vcpu_dirty_counter */
+    uint64_t longest_stall_ns;      /* also cleared by cpus_reset_stall() */
+} __attribute__((aligned(64))) VCPU;
 
 TRACE_DEFINE(pause_all_vcpus);
 TRACE_DEFINE(resume_all_vcpus);
@@ -56,6 +70,24 @@ static bool vcpu_park(void)
     return keep_running;
 }
 
+/*
+ * The time since the vCPU's previous step is a stall: a pause, or a
+ * wait for a core.  (A program's own sleeps happen inside its steps and
+ * are not.)
+ */
+static void vcpu_note_stall(VCPU *cpu, int64_t now)
+{
+    uint64_t stall;
+
+    if (!cpu->last_step_end_ns) {
+        return;
+    }
+    stall = now - cpu->last_step_end_ns;
+    if (stall > __atomic_load_n(&cpu->longest_stall_ns, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&cpu->longest_stall_ns, stall, __ATOMIC_RELAXED);
+    }
+}
+
 static void *vcpu_thread_fn(void *opaque)
 {
     VCPU *cpu = opaque;
@@ -63,14 +95,18 @@ static void *vcpu_thread_fn(void *opaque)
 
     snprintf(name, sizeof(name), "CPU %u/vmig", cpu->index);
     pthread_setname_np(pthread_self(), name);
+    vcpu_dirty_counter = &cpu->dirty_pages;
 
     for (;;) {
         if (__atomic_load_n(&stop_requested, __ATOMIC_ACQUIRE) &&
             !vcpu_park()) {
             break;
         }
+        vcpu_note_stall(cpu, get_clock_ns());
         guest_program_step(cpu->index);
+        cpu->last_step_end_ns = get_clock_ns();
     }
+    vcpu_dirty_counter = NULL;
     return NULL;
 }
 
@@ -89,6 +125,33 @@ void vcpu_sleep_ns(unsigned cpu, int64_t ns)
         }
     }
     g_mutex_unlock(&vcpu_lock);
+}
+
+uint64_t vcpu_dirty_pages(unsigned index)
+{
+    return index < nr_vcpus ?
+           __atomic_load_n(&vcpus[index].dirty_pages, __ATOMIC_RELAXED) : 0;
+}
+
+bool vcpu_get_stats(unsigned index, VCPUStats *stats)
+{
+    VCPU *cpu;
+
+    if (index >= nr_vcpus) {
+        return false;
+    }
+    cpu = &vcpus[index];
+    stats->dirty_pages = __atomic_load_n(&cpu->dirty_pages, __ATOMIC_RELAXED);
+    stats->longest_stall_ns = __atomic_load_n(&cpu->longest_stall_ns,
+                                              __ATOMIC_RELAXED);
+    return true;
+}
+
+void cpus_reset_stall(void)
+{
+    for (unsigned i = 0; i < nr_vcpus; i++) {
+        __atomic_store_n(&vcpus[i].longest_stall_ns, 0, __ATOMIC_RELAXED);
+    }
 }
 
 bool cpus_init(unsigned smp, Error **errp)
@@ -111,7 +174,11 @@ bool cpus_init(unsigned smp, Error **errp)
     /* Threads start parked: the VM starts with vm_start() or cont. */
     stop_requested = 1;
     exit_requested = false;
-    vcpus = g_new0(VCPU, smp);
+    if (posix_memalign((void **)&vcpus, 64, smp * sizeof(VCPU))) {
+        error_setg(errp, "cannot allocate the state of %u vCPUs", smp);
+        return false;
+    }
+    memset(vcpus, 0, smp * sizeof(VCPU));
     nr_vcpus = smp;
     for (unsigned i = 0; i < smp; i++) {
         vcpus[i].index = i;
@@ -183,7 +250,7 @@ void cpus_cleanup(void)
             pthread_join(vcpus[i].thread, NULL);
         }
     }
-    g_free(vcpus);
+    free(vcpus);
     vcpus = NULL;
     nr_vcpus = 0;
     nr_parked = 0;

@@ -9,7 +9,17 @@
  *                    A running VM is paused for the check (vCPUs only: no
  *                    STOP/RESUME, the run state stays) and resumed after.
  *   x-query-guest    {program, vcpus, running, passes, pages-written,
- *                    bytes-written, programs: [{name, passes, ...}]}.
+ *                    bytes-written, pages-per-second, longest-stall-us,
+ *                    programs: [{name, passes, pages-written, bytes-written,
+ *                    pages-per-second}], vcpu-stats: [{cpu-index,
+ *                    dirty-pages, longest-stall-us}]}.
+ *                    pages-per-second is over the last second;
+ *                    longest-stall-us is the longest time any vCPU spent
+ *                    between two steps (pauses, waiting for a core)
+ *                    since the vCPUs started, or since the
+ *                    last query with "reset-stall": true, which measures
+ *                    afresh after its reply.  The figures tell what a
+ *                    migration method costs the guest.
  *   x-guest-corrupt  {addr}: a test hook.  Flips every bit of the byte at
  *                    guest physical address addr without logging the
  *                    write, so that tests can prove that x-guest-verify
@@ -54,14 +64,37 @@ static void qmp_x_guest_verify(JsonObject *args, JsonNode **ret, Error **errp)
     json_object_unref(obj);
 }
 
+/* Per vCPU: {cpu-index, dirty-pages, longest-stall-us}. */
+static JsonArray *query_vcpu_stats(uint64_t *longest_stall_ns)
+{
+    JsonArray *list = json_array_new();
+    VCPUStats stats;
+
+    *longest_stall_ns = 0;
+    for (unsigned i = 0; vcpu_get_stats(i, &stats); i++) {
+        JsonObject *entry = json_object_new();
+
+        json_object_set_int_member(entry, "cpu-index", i);
+        json_object_set_int_member(entry, "dirty-pages", stats.dirty_pages);
+        json_object_set_int_member(entry, "longest-stall-us",
+                                   stats.longest_stall_ns / 1000);
+        json_array_add_object_element(list, entry);
+        *longest_stall_ns = MAX(*longest_stall_ns, stats.longest_stall_ns);
+    }
+    return list;
+}
+
 static void qmp_x_query_guest(JsonObject *args, JsonNode **ret, Error **errp)
 {
-    static const char *const known[] = { NULL };
+    static const char *const known[] = { "reset-stall", NULL };
     GuestProgramStats total = { .passes = UINT64_MAX };
-    JsonArray *list;
+    uint64_t total_rate = 0, longest_stall_ns;
+    JsonArray *list, *vcpu_list;
     JsonObject *obj;
+    bool reset_stall;
 
-    if (!qmp_args_check(args, known, errp)) {
+    if (!qmp_args_check(args, known, errp) ||
+        !qmp_arg_bool_opt(args, "reset-stall", false, &reset_stall, errp)) {
         return;
     }
     list = json_array_new();
@@ -69,6 +102,7 @@ static void qmp_x_query_guest(JsonObject *args, JsonNode **ret, Error **errp)
         GuestProgram *prog = guest_program_nth(i);
         GuestProgramStats stats = { 0 };
         JsonObject *entry = json_object_new();
+        uint64_t rate = guest_program_pages_per_second(i);
 
         if (prog->set_up) {
             prog->ops->query(prog, &stats);
@@ -80,11 +114,17 @@ static void qmp_x_query_guest(JsonObject *args, JsonNode **ret, Error **errp)
                                    stats.pages_written);
         json_object_set_int_member(entry, "bytes-written",
                                    stats.bytes_written);
+        json_object_set_int_member(entry, "pages-per-second", rate);
         json_array_add_object_element(list, entry);
 
         total.passes = MIN(total.passes, stats.passes);
         total.pages_written += stats.pages_written;
         total.bytes_written += stats.bytes_written;
+        total_rate += rate;
+    }
+    vcpu_list = query_vcpu_stats(&longest_stall_ns);
+    if (reset_stall) {
+        cpus_reset_stall();
     }
 
     obj = json_object_new();
@@ -95,7 +135,11 @@ static void qmp_x_query_guest(JsonObject *args, JsonNode **ret, Error **errp)
                                total.passes == UINT64_MAX ? 0 : total.passes);
     json_object_set_int_member(obj, "pages-written", total.pages_written);
     json_object_set_int_member(obj, "bytes-written", total.bytes_written);
+    json_object_set_int_member(obj, "pages-per-second", total_rate);
+    json_object_set_int_member(obj, "longest-stall-us",
+                               longest_stall_ns / 1000);
     json_object_set_array_member(obj, "programs", list);
+    json_object_set_array_member(obj, "vcpu-stats", vcpu_list);
     *ret = json_node_init_object(json_node_alloc(), obj);
     json_object_unref(obj);
 }

@@ -27,6 +27,9 @@ static unsigned nr_programs;
 static bool programs_set_up;
 static char *programs_name;
 
+static void guest_rate_start(void);
+static void guest_rate_stop(void);
+
 unsigned guest_program_count(void)
 {
     return nr_programs;
@@ -93,6 +96,7 @@ void guest_program_finalize(Object *obj)
     }
     if (!nr_programs) {
         programs_set_up = false;
+        guest_rate_stop();
     }
     guest_update_name();
 }
@@ -190,6 +194,7 @@ bool guest_setup(unsigned nr_vcpus, Error **errp)
         prog->set_up = true;
     }
     programs_set_up = true;
+    guest_rate_start();
     return true;
 }
 
@@ -199,6 +204,7 @@ void guest_cleanup(void)
         object_unparent(&programs[nr_programs - 1]->parent_obj);
     }
     programs_set_up = false;
+    guest_rate_stop();
 }
 
 void guest_program_step(unsigned cpu)
@@ -206,6 +212,105 @@ void guest_program_step(unsigned cpu)
     for (unsigned i = 0; i < nr_programs; i++) {
         programs[i]->ops->step(programs[i], cpu);
     }
+}
+
+/* ---- Progress over the last second ---- */
+
+/*
+ * The main loop samples every program's pages written every
+ * GUEST_RATE_SAMPLE_MS and keeps a second of samples, so that a query
+ * tells the rate over the last second whenever it comes, without
+ * depending on how often anyone asks.  Main thread, BQL.
+ */
+#define GUEST_RATE_SAMPLE_MS 250
+#define GUEST_RATE_SAMPLES (1000 / GUEST_RATE_SAMPLE_MS + 1)
+
+typedef struct GuestRateSample {
+    int64_t ns;
+    uint64_t pages[GUEST_MAX_PROGRAMS];
+} GuestRateSample;
+
+static GuestRateSample rate_samples[GUEST_RATE_SAMPLES];
+static unsigned rate_next;          /* where the next sample goes */
+static unsigned rate_count;         /* samples kept, up to the ring's size */
+static guint rate_timer;
+/* Set by a state load (any thread): the counters jumped, start afresh. */
+static int rate_restart;
+
+static uint64_t guest_program_pages(unsigned i)
+{
+    GuestProgramStats stats = { 0 };
+
+    if (programs[i]->ops->query) {
+        programs[i]->ops->query(programs[i], &stats);
+    }
+    return stats.pages_written;
+}
+
+static void guest_rate_sample(void)
+{
+    GuestRateSample *sample = &rate_samples[rate_next];
+
+    sample->ns = get_clock_ns();
+    for (unsigned i = 0; i < nr_programs; i++) {
+        sample->pages[i] = guest_program_pages(i);
+    }
+    rate_next = (rate_next + 1) % GUEST_RATE_SAMPLES;
+    rate_count = MIN(rate_count + 1, GUEST_RATE_SAMPLES);
+}
+
+/* After a state load, forget the samples from before it. */
+static void guest_rate_check_restart(void)
+{
+    if (__atomic_exchange_n(&rate_restart, 0, __ATOMIC_ACQUIRE)) {
+        rate_next = rate_count = 0;
+        guest_rate_sample();
+    }
+}
+
+static gboolean guest_rate_tick(gpointer opaque)
+{
+    guest_rate_check_restart();
+    guest_rate_sample();
+    return G_SOURCE_CONTINUE;
+}
+
+static void guest_rate_start(void)
+{
+    if (!rate_timer) {
+        rate_timer = g_timeout_add(GUEST_RATE_SAMPLE_MS, guest_rate_tick,
+                                   NULL);
+        rate_next = rate_count = 0;
+        guest_rate_sample();
+    }
+}
+
+static void guest_rate_stop(void)
+{
+    if (rate_timer) {
+        g_source_remove(rate_timer);
+        rate_timer = 0;
+    }
+    rate_next = rate_count = 0;
+}
+
+uint64_t guest_program_pages_per_second(unsigned i)
+{
+    const GuestRateSample *oldest;
+    int64_t ns;
+    uint64_t pages;
+
+    if (i >= nr_programs || !programs_set_up) {
+        return 0;
+    }
+    guest_rate_check_restart();
+    oldest = &rate_samples[rate_count < GUEST_RATE_SAMPLES ? 0 : rate_next];
+    ns = get_clock_ns() - oldest->ns;
+    if (ns < GUEST_RATE_SAMPLE_MS * 1000000LL / 2) {
+        return 0;       /* too short to mean anything */
+    }
+    pages = guest_program_pages(i) - oldest->pages[i];
+    return (uint64_t)(pages * 1e9 / ns);
 }
 
 /* ---- Binding programs to devices ---- */
@@ -626,6 +731,7 @@ bool guest_state_load(const uint8_t *buf, size_t len, Error **errp)
             return false;
         }
     }
+    __atomic_store_n(&rate_restart, 1, __ATOMIC_RELEASE);
     trace(guest_state_load, "%zu bytes for %s", len, guest_program_name());
     return true;
 }

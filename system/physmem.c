@@ -12,6 +12,8 @@
 
 static RAMBlock *ram_blocks;
 
+__thread uint64_t *vcpu_dirty_counter;
+
 RAMBlock *ram_block_first(void)
 {
     return ram_blocks;

@@ -45,4 +45,23 @@ void cpus_cleanup(void);
  */
 void vcpu_sleep_ns(unsigned cpu, int64_t ns);
 
+/* What a vCPU did, for queries (any thread; relaxed reads). */
+typedef struct VCPUStats {
+    /* pages it wrote through the guest memory API (vcpu_dirty_counter) */
+    uint64_t dirty_pages;
+    /*
+     * the longest time between the end of one of its steps and the start
+     * of the next (pauses, waiting for a core), since the vCPUs started
+     * or since cpus_reset_stall()
+     */
+    uint64_t longest_stall_ns;
+} VCPUStats;
+
+/* False when there is no vCPU @cpu. */
+bool vcpu_get_stats(unsigned cpu, VCPUStats *stats);
+/* The pages vCPU @cpu dirtied so far (0 for a vCPU that does not exist). */
+uint64_t vcpu_dirty_pages(unsigned cpu);
+/* Measure the longest stall afresh from now on. */
+void cpus_reset_stall(void);
+
 #endif

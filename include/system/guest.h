@@ -118,6 +118,12 @@ unsigned guest_program_count(void);
 GuestProgram *guest_program_nth(unsigned i);
 /* "stress" for an object of type "guest-stress". */
 const char *guest_program_short_name(GuestProgram *prog);
+/*
+ * The pages program @i wrote per second over the last second or so (the
+ * main loop samples them every 250 ms); 0 in the first 125 ms after the
+ * programs start or load a state.  BQL.
+ */
+uint64_t guest_program_pages_per_second(unsigned i);
 
 /*
  * Set every program up for @nr_vcpus (creating the idle program when

@@ -82,21 +82,41 @@ void ram_blocks_free(void);
 extern int dirty_log_active;        /* read by writers, relaxed */
 extern bool dirty_log_writer_fence; /* no membarrier: writers fence (fixed) */
 
+/*
+ * On a vCPU thread, its count of pages dirtied (VCPUStats.dirty_pages);
+ * NULL on every other thread.  Each page a write through the guest memory
+ * API covers counts once per write, whether or not dirty logging is on:
+ * this is vmig's per-vCPU dirty accounting (what KVM's dirty ring gives
+ * QEMU), which the dirty-page rate limit and calc-dirty-rate read.  Only
+ * the vCPU thread writes it, so a relaxed store is enough.
+ */
+extern __thread uint64_t *vcpu_dirty_counter;
+
 static inline void ram_block_set_dirty(RAMBlock *rb, uint64_t offset,
                                        uint64_t len)
 {
+    uint64_t *counter = vcpu_dirty_counter;
+
     /* Data before the checks below; see "Ordering" at the top. */
     if (unlikely(dirty_log_writer_fence)) {
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
     } else {
         __atomic_signal_fence(__ATOMIC_SEQ_CST);
     }
-    if (!__atomic_load_n(&dirty_log_active, __ATOMIC_RELAXED) || !len) {
+    if (!len) {
         return;
     }
 
     uint64_t page = offset >> TARGET_PAGE_BITS;
     uint64_t last = (offset + len - 1) >> TARGET_PAGE_BITS;
+
+    if (counter) {
+        __atomic_store_n(counter, *counter + last - page + 1,
+                         __ATOMIC_RELAXED);
+    }
+    if (!__atomic_load_n(&dirty_log_active, __ATOMIC_RELAXED)) {
+        return;
+    }
 
     /* Checks each word before setting it: see "Ordering". */
     bitmap_set_atomic(rb->dirty_log, page, last - page + 1);

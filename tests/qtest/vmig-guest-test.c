@@ -180,6 +180,67 @@ static void test_rate_very_fast(void)
     g_assert_nonnull(strstr(err, "rate=2251799813685248"));
 }
 
+/*
+ * x-query-guest's progress figures: pages per second over the last
+ * second, in all and per program; per vCPU its dirtied pages and the
+ * longest time between two of its steps, which a pause is.
+ */
+static void test_progress(void)
+{
+    g_autoptr(QTestState) s = qtest_init("-m 64M -smp 2 "
+                                         "-guest stress,ws=32M,rate=16M");
+    g_autoptr(JsonNode) q = NULL, paused = NULL, reset = NULL, after = NULL;
+    JsonArray *vcpus, *programs;
+    int64_t rate, dirty = 0;
+
+    /* 16 MiB/s are 4096 pages/s, once a whole second is measured. */
+    for (int i = 0; !guest_stat(s, "pages-per-second"); i++) {
+        g_assert_cmpint(i, <, 500);
+        g_usleep(10000);
+    }
+    g_usleep(1100 * 1000);
+    q = qtest_qmp_assert_success(s, "{\"execute\": \"x-query-guest\"}");
+    rate = qtest_get_int(q, "pages-per-second");
+    g_assert_cmpint(rate, >=, 4096 * 3 / 4);
+    g_assert_cmpint(rate, <=, 4096 * 5 / 4);
+    programs = json_object_get_array_member(qtest_obj(q), "programs");
+    g_assert_cmpint(json_object_get_int_member(
+        json_array_get_object_element(programs, 0), "pages-per-second"), ==,
+        rate);
+
+    /* Stopped: nothing more is written, and each vCPU wrote its part. */
+    qtest_qmp_assert_ok(s, "{\"execute\": \"stop\"}");
+    paused = qtest_qmp_assert_success(s, "{\"execute\": \"x-query-guest\"}");
+    vcpus = json_object_get_array_member(qtest_obj(paused), "vcpu-stats");
+    g_assert_cmpuint(json_array_get_length(vcpus), ==, 2);
+    for (guint i = 0; i < 2; i++) {
+        JsonObject *v = json_array_get_object_element(vcpus, i);
+
+        g_assert_cmpint(json_object_get_int_member(v, "cpu-index"), ==, i);
+        g_assert_cmpint(json_object_get_int_member(v, "dirty-pages"), >, 0);
+        dirty += json_object_get_int_member(v, "dirty-pages");
+    }
+    g_assert_cmpint(dirty, ==, qtest_get_int(paused, "pages-written"));
+    for (int i = 0; guest_stat(s, "pages-per-second"); i++) {
+        g_assert_cmpint(i, <, 500);
+        g_usleep(10000);
+    }
+
+    /* The pause is a stall of each vCPU, seen once it runs again. */
+    qtest_qmp_assert_ok(s, "{\"execute\": \"cont\"}");
+    wait_progress(s, qtest_get_int(paused, "bytes-written") + 1 * MiB);
+    reset = qtest_qmp_assert_success(s, "{\"execute\": \"x-query-guest\", "
+                                     "\"arguments\": {\"reset-stall\": "
+                                     "true}}");
+    g_assert_cmpint(qtest_get_int(reset, "longest-stall-us"), >=, 1000000);
+    after = qtest_qmp_assert_success(s, "{\"execute\": \"x-query-guest\"}");
+    g_assert_cmpint(qtest_get_int(after, "longest-stall-us"), <, 1000000);
+    g_autofree char *e = qtest_qmp_expect_error(s, "GenericError",
+        "{\"execute\": \"x-query-guest\", \"arguments\": "
+        "{\"reset-stall\": 1}}");
+    g_assert_nonnull(strstr(e, "'reset-stall' expects a boolean"));
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -189,5 +250,6 @@ int main(int argc, char **argv)
     g_test_add_func("/guest/backends", test_backends);
     g_test_add_func("/guest/rate-limit", test_rate_limit);
     g_test_add_func("/guest/rate-very-fast", test_rate_very_fast);
+    g_test_add_func("/guest/progress", test_progress);
     return g_test_run();
 }

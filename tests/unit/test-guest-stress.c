@@ -548,6 +548,11 @@ static void test_vcpu_threads(void)
     g_assert_true(all_vcpus_paused());
     paused_stats = query_stats();
     g_assert_cmpuint(paused_stats.passes, >=, 3);
+    /* Every page a vCPU wrote is in its own dirty count. */
+    g_assert_cmpuint(vcpu_dirty_pages(0) + vcpu_dirty_pages(1), ==,
+                     paused_stats.pages_written);
+    g_assert_cmpuint(vcpu_dirty_pages(0), >, 0);
+    g_assert_cmpuint(vcpu_dirty_pages(2), ==, 0);
     check_verify(0, -1, NULL);
     g_usleep(20000);
     later = query_stats();
