@@ -316,6 +316,7 @@ static void qmp_query_migrate(JsonObject *args, JsonNode **ret, Error **errp)
             query_ram(obj, s);
             migration_query_vfio(obj);
         }
+        migration_throttle_query(obj);
         json_object_set_int_member(obj, "total-time", running
                                    ? get_clock_ms() - s->start_ms
                                    : s->total_time_ms);

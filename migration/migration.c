@@ -147,6 +147,11 @@ static uint64_t migration_bytes_sent(MigrationState *s)
            (s->multifd_started ? multifd_bytes_transferred() : 0);
 }
 
+uint64_t migration_transferred_bytes(void)
+{
+    return migration_bytes_sent(&current_migration);
+}
+
 bool migration_rate_limit_exceeded(void)
 {
     MigrationState *s = &current_migration;
@@ -455,6 +460,8 @@ static void migration_thread_cleanup(MigrationState *s, bool ok)
 {
     MigChannel *ch = s->to_dst ? qemu_file_channel(s->to_dst) : NULL;
 
+    /* Before the VM may run again: full speed after any end. */
+    migration_throttle_cleanup();
     if (!ok) {
         /* Nothing may block on a peer that stopped reading. */
         mig_cancel_fire(s->cancel);
@@ -694,6 +701,7 @@ static gpointer migration_thread(gpointer opaque)
         goto done;
     }
     s->setup_time_ms = get_clock_ms() - s->start_ms;
+    migration_throttle_setup();
     if (!migrate_set_state(s, MIGRATION_STATUS_SETUP,
                            MIGRATION_STATUS_ACTIVE)) {
         error_setg(&err, "migration cancelled during setup");

@@ -166,6 +166,21 @@ MigCancel *migration_incoming_cancel(MigrationIncomingState *mis);
  */
 void migration_incoming_load_ended(MigrationIncomingState *mis);
 
+/* Migration thread: every byte sent so far, main stream and multifd. */
+uint64_t migration_transferred_bytes(void);
+
+/*
+ * auto-converge (throttle.c).  Migration thread: setup
+ * before the first pass; after_sync after each dirty sync while the VM
+ * runs, with the pages it found newly dirty; cleanup at the end of the
+ * migration, whatever the end, before the VM may run again.
+ */
+void migration_throttle_setup(void);
+void migration_throttle_after_sync(uint64_t newly_dirty_pages);
+void migration_throttle_cleanup(void);
+/* query-migrate's throttle members, while a throttle is on (main thread). */
+void migration_throttle_query(JsonObject *obj);
+
 /* query-migrate's "vfio" member, when a VFIO device takes part (vfio.c). */
 void migration_query_vfio(JsonObject *obj);
 

@@ -6,6 +6,7 @@
 #include "migration/misc.h"
 #include "migration/options.h"
 #include "migration/migration.h"
+#include "system/cpu-throttle.h"
 
 #define DEFAULT_DOWNTIME_LIMIT_MS 300
 #define MAX_DOWNTIME_LIMIT_MS 2000000       /* QEMU's bound: 2000 s */
@@ -18,6 +19,7 @@ static const char *const capability_names[MIGRATION_CAPABILITY__MAX] = {
     [MIGRATION_CAPABILITY_MULTIFD] = "multifd",
     [MIGRATION_CAPABILITY_VALIDATE_UUID] = "validate-uuid",
     [MIGRATION_CAPABILITY_MAPPED_RAM] = "mapped-ram",
+    [MIGRATION_CAPABILITY_AUTO_CONVERGE] = "auto-converge",
 };
 
 /* Written with the BQL while no migration runs; read from any thread. */
@@ -32,6 +34,11 @@ static struct {
     uint64_t multifd_zlib_level;
     uint64_t multifd_zstd_level;
     uint64_t direct_io;             /* bool */
+    uint64_t throttle_trigger_threshold;
+    uint64_t cpu_throttle_initial;
+    uint64_t cpu_throttle_increment;
+    uint64_t cpu_throttle_tailslow;     /* bool */
+    uint64_t max_cpu_throttle;
 } params = {
     .downtime_limit = DEFAULT_DOWNTIME_LIMIT_MS,
     .max_bandwidth = DEFAULT_MAX_BANDWIDTH,
@@ -39,6 +46,11 @@ static struct {
     .multifd_compression = MULTIFD_COMPRESSION_NONE,
     .multifd_zlib_level = 1,
     .multifd_zstd_level = 1,
+    /* QEMU's defaults */
+    .throttle_trigger_threshold = 50,
+    .cpu_throttle_initial = 20,
+    .cpu_throttle_increment = 10,
+    .max_cpu_throttle = 99,
 };
 
 const char *migration_capability_name(MigrationCapability cap)
@@ -105,6 +117,37 @@ bool migrate_mapped_ram(void)
 bool migrate_direct_io(void)
 {
     return __atomic_load_n(&params.direct_io, __ATOMIC_RELAXED);
+}
+
+bool migrate_auto_converge(void)
+{
+    return cap_get(MIGRATION_CAPABILITY_AUTO_CONVERGE);
+}
+
+unsigned migrate_throttle_trigger_threshold(void)
+{
+    return __atomic_load_n(&params.throttle_trigger_threshold,
+                           __ATOMIC_RELAXED);
+}
+
+unsigned migrate_cpu_throttle_initial(void)
+{
+    return __atomic_load_n(&params.cpu_throttle_initial, __ATOMIC_RELAXED);
+}
+
+unsigned migrate_cpu_throttle_increment(void)
+{
+    return __atomic_load_n(&params.cpu_throttle_increment, __ATOMIC_RELAXED);
+}
+
+bool migrate_cpu_throttle_tailslow(void)
+{
+    return __atomic_load_n(&params.cpu_throttle_tailslow, __ATOMIC_RELAXED);
+}
+
+unsigned migrate_max_cpu_throttle(void)
+{
+    return __atomic_load_n(&params.max_cpu_throttle, __ATOMIC_RELAXED);
 }
 
 bool migrate_check_address_type(MigrationAddressType type, Error **errp)
@@ -306,6 +349,7 @@ typedef struct ParamDesc {
     const char *unit;
     bool is_compression;        /* a string: none, zlib, zstd */
     bool is_bool;
+    bool fixed_while_running;   /* shapes the stream */
 } ParamDesc;
 
 static const ParamDesc param_descs[] = {
@@ -315,25 +359,60 @@ static const ParamDesc param_descs[] = {
     { "avail-switchover-bandwidth", &params.avail_switchover_bandwidth,
       0, INT64_MAX, "bytes/s" },
     { "multifd-channels", &params.multifd_channels, 1, MULTIFD_MAX_CHANNELS,
-      "channels" },
+      "channels", .fixed_while_running = true },
     { "multifd-compression", &params.multifd_compression, 0, 0, "",
-      .is_compression = true },
+      .is_compression = true, .fixed_while_running = true },
     { "multifd-zlib-level", &params.multifd_zlib_level, 0, 9, "level" },
     { "multifd-zstd-level", &params.multifd_zstd_level, 1, 20, "level" },
     { "direct-io", &params.direct_io, 0, 1, "", .is_bool = true },
+    { "throttle-trigger-threshold", &params.throttle_trigger_threshold,
+      1, 100, "percent" },
+    { "cpu-throttle-initial", &params.cpu_throttle_initial,
+      CPU_THROTTLE_PCT_MIN, CPU_THROTTLE_PCT_MAX, "percent" },
+    { "cpu-throttle-increment", &params.cpu_throttle_increment,
+      CPU_THROTTLE_PCT_MIN, CPU_THROTTLE_PCT_MAX, "percent" },
+    { "cpu-throttle-tailslow", &params.cpu_throttle_tailslow, 0, 1, "",
+      .is_bool = true },
+    { "max-cpu-throttle", &params.max_cpu_throttle,
+      CPU_THROTTLE_PCT_MIN, CPU_THROTTLE_PCT_MAX, "percent" },
 };
+
+static const ParamDesc *param_lookup(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(param_descs); i++) {
+        if (!strcmp(param_descs[i].name, name)) {
+            return &param_descs[i];
+        }
+    }
+    return NULL;
+}
+
+/* Every argument must be a parameter of the table. */
+static bool params_args_check(JsonObject *args, Error **errp)
+{
+    GList *names = json_object_get_members(args);
+    const char *unknown = NULL;
+
+    for (GList *m = names; m && !unknown; m = m->next) {
+        if (!param_lookup(m->data)) {
+            unknown = m->data;
+        }
+    }
+    g_list_free(names);
+    if (unknown) {
+        error_setg(errp, "Parameter '%s' is unexpected", unknown);
+        return false;
+    }
+    return true;
+}
 
 static void qmp_migrate_set_parameters(JsonObject *args, JsonNode **ret,
                                        Error **errp)
 {
-    static const char *const known[] = {
-        "downtime-limit", "max-bandwidth", "avail-switchover-bandwidth",
-        "multifd-channels", "multifd-compression", "multifd-zlib-level",
-        "multifd-zstd-level", "direct-io", NULL
-    };
     int64_t values[ARRAY_SIZE(param_descs)];
+    bool fixed = false;
 
-    if (!qmp_args_check(args, known, errp)) {
+    if (!params_args_check(args, errp)) {
         return;
     }
     /* Check every value before changing any: all or nothing. */
@@ -343,6 +422,7 @@ static void qmp_migrate_set_parameters(JsonObject *args, JsonNode **ret,
         if (!json_object_has_member(args, d->name)) {
             continue;
         }
+        fixed |= d->fixed_while_running;
         if (d->is_compression) {
             const char *name = qmp_arg_str(args, d->name, errp);
             MultiFDCompression method;
@@ -375,9 +455,7 @@ static void qmp_migrate_set_parameters(JsonObject *args, JsonNode **ret,
         }
     }
     /* The channels and the method shape the stream: not while it runs. */
-    if ((json_object_has_member(args, "multifd-channels") ||
-         json_object_has_member(args, "multifd-compression")) &&
-        migration_busy(errp)) {
+    if (fixed && migration_busy(errp)) {
         return;
     }
     for (size_t i = 0; i < ARRAY_SIZE(param_descs); i++) {

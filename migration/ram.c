@@ -240,6 +240,9 @@ static bool ram_sync(RAMState *rs, Error **errp)
         newly += ram_block_dirty_sync(rs->blocks[i].rb, rs->blocks[i].bmap);
     }
     rs->dirty_pages += newly;
+    if (!rs->in_completion) {
+        migration_throttle_after_sync(newly);
+    }
     if (now > rs->last_sync_ns) {
         stat_set(&ram_stats.dirty_pages_rate,
                  newly * 1000000000ULL / (uint64_t)(now - rs->last_sync_ns));

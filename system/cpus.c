@@ -1,6 +1,6 @@
 /*
- * vCPU threads, the pause handshake and the per-vCPU figures (pages
- * dirtied, stalls).
+ * vCPU threads, the pause handshake, throttle sleeps and the per-vCPU
+ * figures (pages dirtied, stalls, time throttled).
  *
  * A vCPU checks one flag (stop_requested, a relaxed load) at each safe
  * point; only when it is set does it take vcpu_lock and park.  The
@@ -8,11 +8,17 @@
  * count to reach the vCPU count.  Parking and waking go through the lock,
  * which orders everything a vCPU wrote before parking before whatever the
  * pauser does next (verify, state save, RAM copy).
+ *
+ * At each safe point a vCPU also obeys the throttle (auto-converge's
+ * CPU throttle) by sleeping before its next step; the sleep ends early when the vCPU must pause, or when a
+ * throttle changes (cpus_throttle_kick), so that a lifted throttle ends
+ * at once.
  */
 #include "qemu/osdep.h"
 #include <pthread.h>
 #include "qemu/trace.h"
 #include "system/cpus.h"
+#include "system/cpu-throttle.h"
 #include "system/guest.h"
 #include "system/ramblock.h"
 
@@ -32,6 +38,7 @@ typedef struct VCPU {
     /* Written by the vCPU thread (relaxed atomics), read by anyone. */
     uint64_t dirty_pages;           /* see vcpu_dirty_counter */
     uint64_t longest_stall_ns;      /* also cleared by cpus_reset_stall() */
+    uint64_t throttle_ns;
 } __attribute__((aligned(64))) VCPU;
 
 TRACE_DEFINE(pause_all_vcpus);
@@ -47,6 +54,7 @@ static GCond vcpu_parked_cond;      /* the pauser waits here */
 static int stop_requested;          /* pause or exit */
 static bool exit_requested;
 static unsigned nr_parked;
+static unsigned throttle_generation;    /* bumped by cpus_throttle_kick() */
 
 unsigned cpus_count(void)
 {
@@ -71,9 +79,29 @@ static bool vcpu_park(void)
 }
 
 /*
- * The time since the vCPU's previous step is a stall: a pause, or a
- * wait for a core.  (A program's own sleeps happen inside its steps and
- * are not.)
+ * Sleep up to @ns, or less when the vCPU must pause or exit, or, for a
+ * @throttle sleep, when a throttle changes.
+ */
+static void vcpu_wait(int64_t ns, bool throttle)
+{
+    gint64 deadline = g_get_monotonic_time() + MAX(ns / 1000, 1);
+    unsigned generation;
+
+    g_mutex_lock(&vcpu_lock);
+    generation = throttle_generation;
+    while (!stop_requested &&
+           (!throttle || generation == throttle_generation)) {
+        if (!g_cond_wait_until(&vcpu_wake_cond, &vcpu_lock, deadline)) {
+            break;
+        }
+    }
+    g_mutex_unlock(&vcpu_lock);
+}
+
+/*
+ * The time since the vCPU's previous step is a stall: a throttle sleep,
+ * a pause, or a wait for a core.  (A program's own sleeps happen inside
+ * its steps and are not.)
  */
 static void vcpu_note_stall(VCPU *cpu, int64_t now)
 {
@@ -102,6 +130,10 @@ static void *vcpu_thread_fn(void *opaque)
             !vcpu_park()) {
             break;
         }
+        /* After a throttle sleep, look for a pause request first. */
+        if (cpu_throttle_vcpu(cpu->index)) {
+            continue;
+        }
         vcpu_note_stall(cpu, get_clock_ns());
         guest_program_step(cpu->index);
         cpu->last_step_end_ns = get_clock_ns();
@@ -112,18 +144,32 @@ static void *vcpu_thread_fn(void *opaque)
 
 void vcpu_sleep_ns(unsigned cpu, int64_t ns)
 {
-    gint64 deadline;
+    if (ns > 0) {
+        vcpu_wait(ns, false);
+    }
+}
+
+int64_t vcpu_throttle_sleep(unsigned index, int64_t ns)
+{
+    VCPU *cpu = &vcpus[index];
+    int64_t start, slept;
 
     if (ns <= 0) {
-        return;
+        return 0;
     }
-    deadline = g_get_monotonic_time() + MAX(ns / 1000, 1);
+    start = get_clock_ns();
+    vcpu_wait(ns, true);
+    slept = get_clock_ns() - start;
+    __atomic_store_n(&cpu->throttle_ns, cpu->throttle_ns + slept,
+                     __ATOMIC_RELAXED);
+    return slept;
+}
+
+void cpus_throttle_kick(void)
+{
     g_mutex_lock(&vcpu_lock);
-    while (!stop_requested) {
-        if (!g_cond_wait_until(&vcpu_wake_cond, &vcpu_lock, deadline)) {
-            break;
-        }
-    }
+    throttle_generation++;
+    g_cond_broadcast(&vcpu_wake_cond);
     g_mutex_unlock(&vcpu_lock);
 }
 
@@ -144,6 +190,7 @@ bool vcpu_get_stats(unsigned index, VCPUStats *stats)
     stats->dirty_pages = __atomic_load_n(&cpu->dirty_pages, __ATOMIC_RELAXED);
     stats->longest_stall_ns = __atomic_load_n(&cpu->longest_stall_ns,
                                               __ATOMIC_RELAXED);
+    stats->throttle_ns = __atomic_load_n(&cpu->throttle_ns, __ATOMIC_RELAXED);
     return true;
 }
 

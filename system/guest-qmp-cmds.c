@@ -12,11 +12,11 @@
  *                    bytes-written, pages-per-second, longest-stall-us,
  *                    programs: [{name, passes, pages-written, bytes-written,
  *                    pages-per-second}], vcpu-stats: [{cpu-index,
- *                    dirty-pages, longest-stall-us}]}.
+ *                    dirty-pages, longest-stall-us, throttle-us}]}.
  *                    pages-per-second is over the last second;
  *                    longest-stall-us is the longest time any vCPU spent
- *                    between two steps (pauses, waiting for a core)
- *                    since the vCPUs started, or since the
+ *                    between two steps (throttle sleeps, pauses, waiting
+ *                    for a core) since the vCPUs started, or since the
  *                    last query with "reset-stall": true, which measures
  *                    afresh after its reply.  The figures tell what a
  *                    migration method costs the guest.
@@ -64,7 +64,7 @@ static void qmp_x_guest_verify(JsonObject *args, JsonNode **ret, Error **errp)
     json_object_unref(obj);
 }
 
-/* Per vCPU: {cpu-index, dirty-pages, longest-stall-us}. */
+/* Per vCPU: {cpu-index, dirty-pages, longest-stall-us, throttle-us}. */
 static JsonArray *query_vcpu_stats(uint64_t *longest_stall_ns)
 {
     JsonArray *list = json_array_new();
@@ -78,6 +78,8 @@ static JsonArray *query_vcpu_stats(uint64_t *longest_stall_ns)
         json_object_set_int_member(entry, "dirty-pages", stats.dirty_pages);
         json_object_set_int_member(entry, "longest-stall-us",
                                    stats.longest_stall_ns / 1000);
+        json_object_set_int_member(entry, "throttle-us",
+                                   stats.throttle_ns / 1000);
         json_array_add_object_element(list, entry);
         *longest_stall_ns = MAX(*longest_stall_ns, stats.longest_stall_ns);
     }

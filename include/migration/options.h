@@ -25,6 +25,7 @@ typedef enum MigrationCapability {
     MIGRATION_CAPABILITY_MULTIFD,
     MIGRATION_CAPABILITY_VALIDATE_UUID,
     MIGRATION_CAPABILITY_MAPPED_RAM,
+    MIGRATION_CAPABILITY_AUTO_CONVERGE,
     MIGRATION_CAPABILITY__MAX,
 } MigrationCapability;
 
@@ -62,6 +63,25 @@ uint64_t migrate_avail_switchover_bandwidth(void);
  * reads it.
  */
 bool migrate_direct_io(void);
+
+/*
+ * auto-converge (source): when RAM does not converge, throttle every
+ * vCPU (system/cpu-throttle.h), more and more, with the parameters below.
+ */
+bool migrate_auto_converge(void);
+/*
+ * It throttles when, twice, the bytes the guest dirtied over a sync
+ * period exceed this percentage (1-100, default 50) of the bytes sent.
+ */
+unsigned migrate_throttle_trigger_threshold(void);
+/* auto-converge: first percentage (1-99, default 20), */
+unsigned migrate_cpu_throttle_initial(void);
+/* the step (1-99, default 10), */
+unsigned migrate_cpu_throttle_increment(void);
+/* smaller steps near the goal (default off), */
+bool migrate_cpu_throttle_tailslow(void);
+/* and the highest percentage (1-99, default 99). */
+unsigned migrate_max_cpu_throttle(void);
 
 /* multifd-channels (default 2), -compression, -zlib-level, -zstd-level. */
 unsigned migrate_multifd_channels(void);

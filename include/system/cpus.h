@@ -1,8 +1,9 @@
 /*
  * vCPU threads.  Each runs the guest programs' step functions in a loop
  * ("CPU N/vmig"), checking at every safe point (between steps) whether it
- * must pause.  Steps are bounded (a few hundred microseconds of work, or
- * a sleep that a pause request cuts short), so a pause is quick.
+ * must pause, and whether a throttle wants it to sleep first.  Steps are
+ * bounded (a few hundred microseconds of work, or a sleep that a pause
+ * request cuts short), so a pause is quick.
  *
  * vCPU threads never take the BQL to run; the pause handshake uses its
  * own lock.  pause_all_vcpus() / resume_all_vcpus() are called with the
@@ -45,16 +46,32 @@ void cpus_cleanup(void);
  */
 void vcpu_sleep_ns(unsigned cpu, int64_t ns);
 
+/*
+ * For throttles (cpu-throttle.h), on the thread of vCPU
+ * @cpu at its safe point: sleep up to @ns instead of running the next
+ * step.  Returns early when the vCPU must pause or exit, or after
+ * cpus_throttle_kick().  Returns the time slept, which is added to the
+ * vCPU's throttle_ns.
+ */
+int64_t vcpu_throttle_sleep(unsigned cpu, int64_t ns);
+/*
+ * A throttle changed (any thread): wake every vCPU that sleeps for one,
+ * so that it looks again at once.
+ */
+void cpus_throttle_kick(void);
+
 /* What a vCPU did, for queries (any thread; relaxed reads). */
 typedef struct VCPUStats {
     /* pages it wrote through the guest memory API (vcpu_dirty_counter) */
     uint64_t dirty_pages;
     /*
      * the longest time between the end of one of its steps and the start
-     * of the next (pauses, waiting for a core), since the vCPUs started
-     * or since cpus_reset_stall()
+     * of the next (throttle sleeps, pauses, waiting for a core), since
+     * the vCPUs started or since cpus_reset_stall()
      */
     uint64_t longest_stall_ns;
+    /* time it slept for throttles, in all */
+    uint64_t throttle_ns;
 } VCPUStats;
 
 /* False when there is no vCPU @cpu. */

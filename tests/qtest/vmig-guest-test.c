@@ -218,6 +218,7 @@ static void test_progress(void)
 
         g_assert_cmpint(json_object_get_int_member(v, "cpu-index"), ==, i);
         g_assert_cmpint(json_object_get_int_member(v, "dirty-pages"), >, 0);
+        g_assert_cmpint(json_object_get_int_member(v, "throttle-us"), ==, 0);
         dirty += json_object_get_int_member(v, "dirty-pages");
     }
     g_assert_cmpint(dirty, ==, qtest_get_int(paused, "pages-written"));

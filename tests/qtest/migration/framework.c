@@ -152,6 +152,110 @@ void mig_wait_sync_count(QTestState *s, int64_t count, int timeout_ms)
     }
 }
 
+int64_t mig_query_int(QTestState *s, const char *member, int64_t def)
+{
+    g_autoptr(JsonNode) r = mig_query(s);
+    JsonObject *obj = qtest_obj(r);
+
+    return json_object_has_member(obj, member) ?
+           json_object_get_int_member(obj, member) : def;
+}
+
+int64_t mig_throttle_percentage(QTestState *s)
+{
+    return mig_query_int(s, "cpu-throttle-percentage", 0);
+}
+
+int64_t mig_wait_throttle(QTestState *s, int timeout_ms)
+{
+    static const char *const running[] = { "setup", "active", NULL };
+    int64_t deadline = g_get_monotonic_time() + timeout_ms * 1000LL;
+
+    for (;;) {
+        g_autofree char *st = mig_wait_status(s, running, timeout_ms);
+        int64_t pct = mig_throttle_percentage(s);
+
+        if (pct > 0) {
+            return pct;
+        }
+        if (g_get_monotonic_time() > deadline) {
+            g_error("no cpu-throttle-percentage after %d ms", timeout_ms);
+        }
+        g_usleep(20 * 1000);
+    }
+}
+
+JsonNode *mig_guest_query(QTestState *s)
+{
+    return qtest_qmp_assert_success(s, "{\"execute\": \"x-query-guest\"}");
+}
+
+int64_t mig_guest_rate(QTestState *s)
+{
+    g_autoptr(JsonNode) r = mig_guest_query(s);
+
+    return qtest_get_int(r, "pages-per-second");
+}
+
+int64_t mig_guest_settled_rate(QTestState *s)
+{
+    int64_t rate;
+
+    for (int i = 0; !mig_guest_rate(s); i++) {
+        if (i == 500) {
+            g_error("x-query-guest reports no progress after 10 s");
+        }
+        g_usleep(20 * 1000);
+    }
+    /* A whole second of samples. */
+    g_usleep(1000 * 1000);
+    rate = mig_guest_rate(s);
+    g_assert_cmpint(rate, >, 0);
+    return rate;
+}
+
+int64_t mig_guest_throttle_us(QTestState *s)
+{
+    g_autoptr(JsonNode) r = mig_guest_query(s);
+    JsonArray *vcpus = json_object_get_array_member(qtest_obj(r),
+                                                    "vcpu-stats");
+    int64_t sum = 0;
+
+    for (guint i = 0; i < json_array_get_length(vcpus); i++) {
+        sum += json_object_get_int_member(
+            json_array_get_object_element(vcpus, i), "throttle-us");
+    }
+    return sum;
+}
+
+void mig_assert_full_speed(QTestState *s, int64_t full_rate)
+{
+    int tries;
+
+    /*
+     * A throttled vCPU sleeps every 10 ms: a quarter second without any
+     * throttle sleep means it is over.  (The first look may still see the
+     * last sleep, cut short, being counted.)
+     */
+    for (tries = 0; tries < 20; tries++) {
+        int64_t before = mig_guest_throttle_us(s);
+
+        g_usleep(250 * 1000);
+        if (mig_guest_throttle_us(s) == before) {
+            break;
+        }
+    }
+    g_assert_cmpint(tries, <, 20);
+    for (int i = 0; i < 500; i++) {
+        if (mig_guest_rate(s) >= full_rate / 2) {
+            return;
+        }
+        g_usleep(20 * 1000);
+    }
+    g_error("the guest runs at %" PRId64 " pages/s after the throttle, less "
+            "than half of %" PRId64 " before", mig_guest_rate(s), full_rate);
+}
+
 int64_t mig_guest_bytes(QTestState *s)
 {
     g_autoptr(JsonNode) r = qtest_qmp_assert_success(s,

@@ -16,6 +16,14 @@
  */
 #define MIG_TEST_MACHINE MIG_TEST_BASE " -guest stress,ws=64M,rate=32M"
 
+/*
+ * A guest that rewrites its working set as fast as its vCPUs go (GB/s):
+ * plain precopy cannot converge at max-bandwidth's default of 128 MiB/s,
+ * however loaded the machine (a pass of the working set takes a second,
+ * in which the guest rewrites all of it).  Pass it as @extra.
+ */
+#define MIG_TEST_BUSY_GUEST "-m 256M -guest stress,ws=128M"
+
 /* A VM with MIG_TEST_MACHINE plus @extra (may be ""; its -guest wins). */
 QTestState *mig_start_vm(const char *extra);
 /* A destination waiting on @incoming ("defer" or a URI) plus @extra. */
@@ -47,6 +55,32 @@ char *mig_wait_status(QTestState *s, const char *const *want, int timeout_ms);
 void mig_wait_completed(QTestState *s, int timeout_ms);
 /* Wait until ram.dirty-sync-count reaches @count while still active. */
 void mig_wait_sync_count(QTestState *s, int64_t count, int timeout_ms);
+
+/* cpu-throttle-percentage in query-migrate, 0 when absent. */
+int64_t mig_throttle_percentage(QTestState *s);
+/* A member of query-migrate's top level, or @def when absent. */
+int64_t mig_query_int(QTestState *s, const char *member, int64_t def);
+/*
+ * Wait (bounded) until the migration is active with the throttle on;
+ * returns the percentage.
+ */
+int64_t mig_wait_throttle(QTestState *s, int timeout_ms);
+
+/* x-query-guest (the "return" object). */
+JsonNode *mig_guest_query(QTestState *s);
+/* Pages per second the guest wrote over the last second (x-query-guest). */
+int64_t mig_guest_rate(QTestState *s);
+/* The rate, once it covers a whole second of the guest's life. */
+int64_t mig_guest_settled_rate(QTestState *s);
+/* Time its vCPUs slept for throttles, in all (x-query-guest), in us. */
+int64_t mig_guest_throttle_us(QTestState *s);
+/*
+ * The throttle is off for good: no vCPU sleeps for one any more (a
+ * quarter second without such a sleep, within a bounded wait), and the
+ * guest's rate reaches half of @full_rate (pages per second before the
+ * migration) within a bounded wait.
+ */
+void mig_assert_full_speed(QTestState *s, int64_t full_rate);
 
 /* Bytes the guest has written (x-query-guest). */
 int64_t mig_guest_bytes(QTestState *s);
