@@ -750,6 +750,9 @@ bool migration_start(const MigrationAddress *addr, Error **errp)
     if (!migrate_check_address_type(addr->type, errp)) {
         return false;
     }
+    if (dirtyrate_holds_dirty_log(errp)) {
+        return false;
+    }
     if (migrate_return_path() && (addr->type == MIGRATION_ADDRESS_FILE ||
                                   addr->type == MIGRATION_ADDRESS_EXEC)) {
         error_setg(errp, "capability 'return-path' needs a socket, and %s: "
@@ -871,6 +874,7 @@ void migration_shutdown(void)
         s->cancel = NULL;
     }
     migration_incoming_shutdown();
+    dirtyrate_shutdown();
     migration_address_clear(&s->addr);
     error_free(s->error);
     s->error = NULL;

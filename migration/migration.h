@@ -181,6 +181,14 @@ void migration_throttle_cleanup(void);
 /* query-migrate's throttle members, while a throttle is on (main thread). */
 void migration_throttle_query(JsonObject *obj);
 
+/*
+ * calc-dirty-rate (dirtyrate.c): whether a measurement in mode
+ * dirty-bitmap holds the dirty log, which a migration then cannot use
+ * (errp says so).  Shutdown ends a measurement.  Main thread, BQL.
+ */
+bool dirtyrate_holds_dirty_log(Error **errp);
+void dirtyrate_shutdown(void);
+
 /* query-migrate's "vfio" member, when a VFIO device takes part (vfio.c). */
 void migration_query_vfio(JsonObject *obj);
 
