@@ -170,7 +170,7 @@ void migration_incoming_load_ended(MigrationIncomingState *mis);
 uint64_t migration_transferred_bytes(void);
 
 /*
- * auto-converge (throttle.c).  Migration thread: setup
+ * auto-converge and dirty-limit (throttle.c).  Migration thread: setup
  * before the first pass; after_sync after each dirty sync while the VM
  * runs, with the pages it found newly dirty; cleanup at the end of the
  * migration, whatever the end, before the VM may run again.

@@ -7,6 +7,7 @@
 #include "migration/options.h"
 #include "migration/migration.h"
 #include "system/cpu-throttle.h"
+#include "system/dirtylimit.h"
 
 #define DEFAULT_DOWNTIME_LIMIT_MS 300
 #define MAX_DOWNTIME_LIMIT_MS 2000000       /* QEMU's bound: 2000 s */
@@ -20,6 +21,7 @@ static const char *const capability_names[MIGRATION_CAPABILITY__MAX] = {
     [MIGRATION_CAPABILITY_VALIDATE_UUID] = "validate-uuid",
     [MIGRATION_CAPABILITY_MAPPED_RAM] = "mapped-ram",
     [MIGRATION_CAPABILITY_AUTO_CONVERGE] = "auto-converge",
+    [MIGRATION_CAPABILITY_DIRTY_LIMIT] = "dirty-limit",
 };
 
 /* Written with the BQL while no migration runs; read from any thread. */
@@ -39,6 +41,8 @@ static struct {
     uint64_t cpu_throttle_increment;
     uint64_t cpu_throttle_tailslow;     /* bool */
     uint64_t max_cpu_throttle;
+    uint64_t vcpu_dirty_limit_period;
+    uint64_t vcpu_dirty_limit;
 } params = {
     .downtime_limit = DEFAULT_DOWNTIME_LIMIT_MS,
     .max_bandwidth = DEFAULT_MAX_BANDWIDTH,
@@ -51,6 +55,8 @@ static struct {
     .cpu_throttle_initial = 20,
     .cpu_throttle_increment = 10,
     .max_cpu_throttle = 99,
+    .vcpu_dirty_limit_period = 1000,
+    .vcpu_dirty_limit = 1,
 };
 
 const char *migration_capability_name(MigrationCapability cap)
@@ -124,6 +130,11 @@ bool migrate_auto_converge(void)
     return cap_get(MIGRATION_CAPABILITY_AUTO_CONVERGE);
 }
 
+bool migrate_dirty_limit(void)
+{
+    return cap_get(MIGRATION_CAPABILITY_DIRTY_LIMIT);
+}
+
 unsigned migrate_throttle_trigger_threshold(void)
 {
     return __atomic_load_n(&params.throttle_trigger_threshold,
@@ -148,6 +159,16 @@ bool migrate_cpu_throttle_tailslow(void)
 unsigned migrate_max_cpu_throttle(void)
 {
     return __atomic_load_n(&params.max_cpu_throttle, __ATOMIC_RELAXED);
+}
+
+uint64_t migrate_vcpu_dirty_limit_period(void)
+{
+    return __atomic_load_n(&params.vcpu_dirty_limit_period, __ATOMIC_RELAXED);
+}
+
+uint64_t migrate_vcpu_dirty_limit(void)
+{
+    return __atomic_load_n(&params.vcpu_dirty_limit, __ATOMIC_RELAXED);
 }
 
 bool migrate_check_address_type(MigrationAddressType type, Error **errp)
@@ -225,6 +246,17 @@ static bool capabilities_check(const bool *new_caps, Error **errp)
         !new_caps[MIGRATION_CAPABILITY_RETURN_PATH]) {
         error_setg(errp, "capability 'switchover-ack' requires capability "
                    "'return-path'");
+        return false;
+    }
+    /*
+     * As in QEMU.  (QEMU's other condition, KVM with a dirty ring, has no
+     * counterpart: vmig counts every vCPU's dirtied pages all the time.)
+     */
+    if (new_caps[MIGRATION_CAPABILITY_DIRTY_LIMIT] &&
+        new_caps[MIGRATION_CAPABILITY_AUTO_CONVERGE]) {
+        error_setg(errp, "capability 'dirty-limit' cannot be used with "
+                   "capability 'auto-converge': both slow the vCPUs down "
+                   "when RAM does not converge; turn one of them off");
         return false;
     }
     return true;
@@ -375,6 +407,10 @@ static const ParamDesc param_descs[] = {
       .is_bool = true },
     { "max-cpu-throttle", &params.max_cpu_throttle,
       CPU_THROTTLE_PCT_MIN, CPU_THROTTLE_PCT_MAX, "percent" },
+    { "x-vcpu-dirty-limit-period", &params.vcpu_dirty_limit_period,
+      1, 1000, "ms" },
+    { "vcpu-dirty-limit", &params.vcpu_dirty_limit, 1, DIRTYLIMIT_MAX_RATE,
+      "MB/s" },
 };
 
 static const ParamDesc *param_lookup(const char *name)

@@ -1,6 +1,7 @@
 /*
  * Slowing the guest down so that RAM converges: auto-converge (the CPU
- * throttle, system/cpu-throttle.h), triggered by QEMU's rule.
+ * throttle, system/cpu-throttle.h) and dirty-limit (per-vCPU dirty-page
+ * rate limits, system/dirtylimit.h), triggered by QEMU's rule.
  *
  * The rule.  Dirty syncs are grouped into periods of at least a second.
  * At the end of each period, the bytes the guest dirtied in it (pages
@@ -11,12 +12,14 @@
  * in QEMU, a period below the threshold does not reset the count: "the
  * second time" need not be two periods in a row.
  *
- * Slowing down is setting the throttle to cpu-throttle-initial, then
- * raising it by cpu-throttle-increment up to max-cpu-throttle (with
- * cpu-throttle-tailslow, by no more than what should bring the dirtied
- * bytes down to the threshold).
+ * Slowing down is, with auto-converge, setting the throttle to
+ * cpu-throttle-initial, then raising it by cpu-throttle-increment up to
+ * max-cpu-throttle (with cpu-throttle-tailslow, by no more than what
+ * should bring the dirtied bytes down to the threshold); with
+ * dirty-limit, limiting every vCPU to vcpu-dirty-limit MB/s, once (and
+ * again if the parameter changes).
  *
- * The throttle ends with the migration, whatever its end: see
+ * Both end with the migration, whatever its end: see
  * migration_throttle_cleanup().
  *
  * State: migration thread only, from setup to cleanup.
@@ -27,6 +30,7 @@
 #include "migration/options.h"
 #include "migration/migration.h"
 #include "system/cpu-throttle.h"
+#include "system/dirtylimit.h"
 
 TRACE_DEFINE(migration_throttle);
 
@@ -37,6 +41,7 @@ static struct {
     uint64_t period_start_bytes;
     uint64_t period_dirty_pages;
     unsigned high_count;            /* periods over the threshold */
+    uint64_t dirty_limit_set;       /* MB/s set on every vCPU, 0: none */
 } throttle;
 
 void migration_throttle_setup(void)
@@ -44,6 +49,9 @@ void migration_throttle_setup(void)
     memset(&throttle, 0, sizeof(throttle));
     throttle.period_start_ms = get_clock_ms();
     throttle.period_start_bytes = migration_transferred_bytes();
+    if (migrate_dirty_limit()) {
+        dirtylimit_set_period_ms(migrate_vcpu_dirty_limit_period());
+    }
 }
 
 /* Throttle more (auto-converge). */
@@ -70,11 +78,27 @@ static void throttle_guest_down(uint64_t dirty_bytes, uint64_t threshold)
     cpu_throttle_set(MIN(now + inc, (int)migrate_max_cpu_throttle()));
 }
 
+/* Limit every vCPU (dirty-limit), unless it is done already. */
+static void limit_guest_dirty_rate(void)
+{
+    uint64_t rate = migrate_vcpu_dirty_limit();
+
+    if (throttle.dirty_limit_set == rate && dirtylimit_in_service()) {
+        return;
+    }
+    dirtylimit_set_vcpu(-1, rate);
+    throttle.dirty_limit_set = rate;
+}
+
 void migration_throttle_after_sync(uint64_t newly_dirty_pages)
 {
     int64_t now = get_clock_ms();
     uint64_t sent, dirty, threshold;
 
+    if (migrate_dirty_limit()) {
+        /* The parameter may change during the migration. */
+        dirtylimit_set_period_ms(migrate_vcpu_dirty_limit_period());
+    }
     throttle.period_dirty_pages += newly_dirty_pages;
     if (now <= throttle.period_start_ms + THROTTLE_PERIOD_MIN_MS) {
         return;
@@ -95,12 +119,20 @@ void migration_throttle_after_sync(uint64_t newly_dirty_pages)
     throttle.high_count = 0;
     if (migrate_auto_converge()) {
         throttle_guest_down(dirty, threshold);
+    } else if (migrate_dirty_limit()) {
+        limit_guest_dirty_rate();
     }
 }
 
 void migration_throttle_cleanup(void)
 {
     cpu_throttle_stop();
+    if (throttle.dirty_limit_set) {
+        /* As QEMU does at cancel: the limits were the migration's. */
+        dirtylimit_cancel_vcpu(-1);
+        throttle.dirty_limit_set = 0;
+    }
+    dirtylimit_set_period_ms(DIRTYLIMIT_DEFAULT_PERIOD_MS);
 }
 
 void migration_throttle_query(JsonObject *obj)
@@ -108,5 +140,11 @@ void migration_throttle_query(JsonObject *obj)
     if (cpu_throttle_active()) {
         json_object_set_int_member(obj, "cpu-throttle-percentage",
                                    cpu_throttle_get_percentage());
+    }
+    if (migrate_dirty_limit() && dirtylimit_in_service()) {
+        json_object_set_int_member(obj, "dirty-limit-throttle-time-per-round",
+                                   dirtylimit_throttle_time_per_round());
+        json_object_set_int_member(obj, "dirty-limit-ring-full-time",
+                                   dirtylimit_ring_full_time());
     }
 }

@@ -9,8 +9,9 @@
  * which orders everything a vCPU wrote before parking before whatever the
  * pauser does next (verify, state save, RAM copy).
  *
- * At each safe point a vCPU also obeys the throttle (auto-converge's
- * CPU throttle) by sleeping before its next step; the sleep ends early when the vCPU must pause, or when a
+ * At each safe point a vCPU also obeys the throttles (auto-converge's
+ * CPU throttle, its dirty-page rate limit) by sleeping before its next
+ * step; the sleep ends early when the vCPU must pause, or when a
  * throttle changes (cpus_throttle_kick), so that a lifted throttle ends
  * at once.
  */
@@ -19,6 +20,7 @@
 #include "qemu/trace.h"
 #include "system/cpus.h"
 #include "system/cpu-throttle.h"
+#include "system/dirtylimit.h"
 #include "system/guest.h"
 #include "system/ramblock.h"
 
@@ -131,7 +133,8 @@ static void *vcpu_thread_fn(void *opaque)
             break;
         }
         /* After a throttle sleep, look for a pause request first. */
-        if (cpu_throttle_vcpu(cpu->index)) {
+        if (cpu_throttle_vcpu(cpu->index) ||
+            dirtylimit_vcpu_throttle(cpu->index)) {
             continue;
         }
         vcpu_note_stall(cpu, get_clock_ns());

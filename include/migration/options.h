@@ -26,6 +26,7 @@ typedef enum MigrationCapability {
     MIGRATION_CAPABILITY_VALIDATE_UUID,
     MIGRATION_CAPABILITY_MAPPED_RAM,
     MIGRATION_CAPABILITY_AUTO_CONVERGE,
+    MIGRATION_CAPABILITY_DIRTY_LIMIT,
     MIGRATION_CAPABILITY__MAX,
 } MigrationCapability;
 
@@ -70,7 +71,13 @@ bool migrate_direct_io(void);
  */
 bool migrate_auto_converge(void);
 /*
- * It throttles when, twice, the bytes the guest dirtied over a sync
+ * dirty-limit (source; not with auto-converge): when RAM does not
+ * converge, limit every vCPU's dirty-page rate to vcpu-dirty-limit
+ * (system/dirtylimit.h).
+ */
+bool migrate_dirty_limit(void);
+/*
+ * Both throttle when, twice, the bytes the guest dirtied over a sync
  * period exceed this percentage (1-100, default 50) of the bytes sent.
  */
 unsigned migrate_throttle_trigger_threshold(void);
@@ -82,6 +89,10 @@ unsigned migrate_cpu_throttle_increment(void);
 bool migrate_cpu_throttle_tailslow(void);
 /* and the highest percentage (1-99, default 99). */
 unsigned migrate_max_cpu_throttle(void);
+/* dirty-limit: the measuring period in ms (1-1000, default 1000), */
+uint64_t migrate_vcpu_dirty_limit_period(void);
+/* and the limit of every vCPU in MB/s (default 1). */
+uint64_t migrate_vcpu_dirty_limit(void);
 
 /* multifd-channels (default 2), -compression, -zlib-level, -zstd-level. */
 unsigned migrate_multifd_channels(void);

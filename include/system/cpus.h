@@ -47,7 +47,7 @@ void cpus_cleanup(void);
 void vcpu_sleep_ns(unsigned cpu, int64_t ns);
 
 /*
- * For throttles (cpu-throttle.h), on the thread of vCPU
+ * For throttles (cpu-throttle.h, dirtylimit.h), on the thread of vCPU
  * @cpu at its safe point: sleep up to @ns instead of running the next
  * step.  Returns early when the vCPU must pause or exit, or after
  * cpus_throttle_kick().  Returns the time slept, which is added to the

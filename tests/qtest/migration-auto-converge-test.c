@@ -157,6 +157,15 @@ static void test_parameters(void)
         "{\"execute\": \"migrate-set-parameters\", \"arguments\": "
         "{\"cpu-throttle-tailslow\": 1}}");
     g_assert_nonnull(strstr(e3, "'cpu-throttle-tailslow' expects a boolean"));
+
+    /* Two ways of slowing the guest down: one at a time, as in QEMU. */
+    mig_set_cap(s, "auto-converge", true);
+    g_autofree char *e4 = qtest_qmp_expect_error(s, "GenericError",
+        "{\"execute\": \"migrate-set-capabilities\", \"arguments\": "
+        "{\"capabilities\": [{\"capability\": \"dirty-limit\", "
+        "\"state\": true}]}}");
+    g_assert_nonnull(strstr(e4, "'dirty-limit' cannot be used with "
+                            "capability 'auto-converge'"));
 }
 
 int main(int argc, char **argv)
