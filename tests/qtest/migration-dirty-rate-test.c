@@ -61,10 +61,8 @@ static void test_modes(void)
     g_assert_cmpstr(qtest_get_str(busy, "mode"), ==, "page-sampling");
     g_assert_cmpint(qtest_get_int(busy, "calc-time"), ==, 2);
     g_assert_false(json_object_has_member(qtest_obj(busy), "dirty-rate"));
-    g_autofree char *again = qtest_qmp_expect_error(s, "GenericError",
-        "{\"execute\": \"calc-dirty-rate\", \"arguments\": "
-        "{\"calc-time\": 1}}");
-    g_assert_nonnull(strstr(again, "already being measured"));
+    mig_assert_error(s, "calc-dirty-rate", "{\"calc-time\": 1}",
+                     "the dirty rate is already being measured");
     g_autoptr(JsonNode) sampled = wait_measured(s);
     g_assert_cmpint(qtest_get_int(sampled, "sample-pages"), ==, 4096);
     g_assert_cmpint(qtest_get_int(sampled, "calc-time"), ==, 2);
@@ -135,19 +133,11 @@ static void test_bad_arguments(void)
     g_autoptr(QTestState) s = mig_start_vm("");
 
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
-        g_autofree char *e = qtest_qmp_expect_error(s, "GenericError",
-            "{\"execute\": \"calc-dirty-rate\", \"arguments\": %s}",
-            cases[i].args);
-
-        if (!strstr(e, cases[i].error)) {
-            g_error("calc-dirty-rate %s: '%s' does not say '%s'",
-                    cases[i].args, e, cases[i].error);
-        }
+        mig_assert_error(s, "calc-dirty-rate", cases[i].args, cases[i].error);
     }
-    g_autofree char *q = qtest_qmp_expect_error(s, "GenericError",
-        "{\"execute\": \"query-dirty-rate\", \"arguments\": "
-        "{\"calc-time-unit\": \"hour\"}}");
-    g_assert_nonnull(strstr(q, "not 'hour'"));
+    mig_assert_error(s, "query-dirty-rate", "{\"calc-time-unit\": \"hour\"}",
+                     "'calc-time-unit' expects 'second' or 'millisecond', "
+                     "not 'hour'");
 }
 
 /* dirty-bitmap and an outgoing migration both need the dirty log. */
@@ -168,10 +158,10 @@ static void test_dirty_log_exclusive(void)
     /* Slow enough that the migration still runs for the next command. */
     mig_set_param(src, "max-bandwidth", 4 * MiB);
     mig_migrate(src, uri);
-    g_autofree char *e2 = qtest_qmp_expect_error(src, "GenericError",
-        "{\"execute\": \"calc-dirty-rate\", \"arguments\": "
-        "{\"calc-time\": 1, \"mode\": \"dirty-bitmap\"}}");
-    g_assert_nonnull(strstr(e2, "the running migration uses"));
+    mig_assert_error(src, "calc-dirty-rate",
+                     "{\"calc-time\": 1, \"mode\": \"dirty-bitmap\"}",
+                     "mode dirty-bitmap needs the dirty log, which the "
+                     "running migration uses");
     /* The other modes measure during a migration. */
     qtest_qmp_assert_ok(src, "{\"execute\": \"calc-dirty-rate\", "
                         "\"arguments\": {\"calc-time\": 500, "

@@ -62,6 +62,17 @@ char *mig_migrate_expect_error(QTestState *s, const char *uri)
                                   "\"%s\"}}", uri);
 }
 
+void mig_assert_error(QTestState *s, const char *command, const char *args,
+                      const char *part)
+{
+    g_autofree char *desc = qtest_qmp_expect_error(s, "GenericError",
+        "{\"execute\": \"%s\", \"arguments\": %s}", command, args);
+
+    if (!strstr(desc, part)) {
+        g_error("%s %s: '%s' does not say '%s'", command, args, desc, part);
+    }
+}
+
 JsonNode *mig_query(QTestState *s)
 {
     return qtest_qmp_assert_success(s, "{\"execute\": \"query-migrate\"}");

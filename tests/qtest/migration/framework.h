@@ -40,6 +40,13 @@ void mig_migrate(QTestState *s, const char *uri);
 /* migrate, expecting an error; returns its description. */
 char *mig_migrate_expect_error(QTestState *s, const char *uri);
 
+/*
+ * @command with @args (a JSON object) must fail with GenericError, and
+ * its message must contain @part; the failure names all three.
+ */
+void mig_assert_error(QTestState *s, const char *command, const char *args,
+                      const char *part);
+
 /* query-migrate (the "return" object). */
 JsonNode *mig_query(QTestState *s);
 /* The status in query-migrate, or "" before any migration. */
