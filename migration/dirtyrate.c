@@ -236,6 +236,7 @@ bool dirtyrate_holds_dirty_log(Error **errp)
 void dirtyrate_shutdown(void)
 {
     dirtyrate_release();
+    g_clear_pointer(&dr.vcpu_rates, g_array_unref);
 }
 
 /* ---- QMP ---- */
