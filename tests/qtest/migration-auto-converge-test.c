@@ -2,8 +2,8 @@
  * auto-converge: a guest that rewrites its working set faster than the
  * channel carries it never converges with plain precopy; with the
  * capability its vCPUs are throttled more and more until it does.  The
- * throttle ends with the migration, whether it completes or is
- * cancelled.
+ * throttle ends with the migration, whether it completes, is cancelled
+ * or fails.
  *
  * Pass/fail depends on no clock: non-convergence is counted in passes,
  * convergence waits without a deadline of its own (meson's is the
@@ -79,12 +79,18 @@ static void test_converges(void)
     g_assert_cmpint(mig_guest_throttle_us(dst), ==, 0);
 }
 
-static void test_cancel_stops_throttle(void)
+/*
+ * A migration that never converges, throttled, ends by migrate_cancel
+ * or, with @kill_dst, because the destination dies: either way the
+ * throttle ends with it and the guest runs at full speed again.
+ */
+static void run_throttled_then_end(bool kill_dst)
 {
     g_autofree char *uri = mig_sock_uri();
     g_autoptr(QTestState) dst = mig_start_dst(uri, MIG_TEST_BUSY_GUEST);
     g_autoptr(QTestState) src = mig_start_vm(MIG_TEST_BUSY_GUEST);
-    static const char *const done[] = { "cancelled", NULL };
+    static const char *const cancelled[] = { "cancelled", NULL };
+    static const char *const failed[] = { "failed", NULL };
     g_autofree char *st = NULL;
     int64_t full_rate;
 
@@ -102,17 +108,34 @@ static void test_cancel_stops_throttle(void)
         g_assert_cmpint(i, <, 500);
         g_usleep(20 * 1000);
     }
-    /* The throttle's parameters may change now; the stream's may not. */
-    mig_set_param(src, "cpu-throttle-increment", 5);
-    mig_assert_error(src, "migrate-set-parameters",
-                     "{\"cpu-throttle-increment\": 10, "
-                     "\"multifd-compression\": \"zlib\"}",
-                     "cannot be changed while a migration is in progress");
-    qtest_qmp_assert_ok(src, "{\"execute\": \"migrate_cancel\"}");
-    st = mig_wait_status(src, done, 30000);
+    if (kill_dst) {
+        qtest_kill(dst, SIGKILL);
+        qtest_wait_exit(dst, 20000);
+        st = mig_wait_status(src, failed, 30000);
+    } else {
+        /* The throttle's parameters may change now; the stream's not. */
+        mig_set_param(src, "cpu-throttle-increment", 5);
+        mig_assert_error(src, "migrate-set-parameters",
+                         "{\"cpu-throttle-increment\": 10, "
+                         "\"multifd-compression\": \"zlib\"}",
+                         "cannot be changed while a migration is in "
+                         "progress");
+        qtest_qmp_assert_ok(src, "{\"execute\": \"migrate_cancel\"}");
+        st = mig_wait_status(src, cancelled, 30000);
+    }
     g_assert_cmpint(mig_throttle_percentage(src), ==, 0);
     mig_assert_full_speed(src, full_rate);
     mig_assert_runstate(src, "running");
+}
+
+static void test_cancel_stops_throttle(void)
+{
+    run_throttled_then_end(false);
+}
+
+static void test_failure_stops_throttle(void)
+{
+    run_throttled_then_end(true);
 }
 
 static void test_parameters(void)
@@ -178,6 +201,8 @@ int main(int argc, char **argv)
     g_test_add_func("/migration/auto-converge/converges", test_converges);
     g_test_add_func("/migration/auto-converge/cancel-stops-throttle",
                     test_cancel_stops_throttle);
+    g_test_add_func("/migration/auto-converge/failure-stops-throttle",
+                    test_failure_stops_throttle);
     g_test_add_func("/migration/auto-converge/parameters", test_parameters);
     return g_test_run();
 }
