@@ -30,22 +30,6 @@ TRACE_DEFINE(vfio_pci_open);
 /* Changed with the BQL held while the machine is built or torn down. */
 static GPtrArray *vfio_devices;
 
-static bool irq_get(Object *obj, ObjectProperty *prop, PropValue *val,
-                    Error **errp)
-{
-    static const char *const names[] = {
-        [VFIO_PCI_INTX_IRQ_INDEX] = "intx",
-        [VFIO_PCI_MSI_IRQ_INDEX] = "msi",
-        [VFIO_PCI_MSIX_IRQ_INDEX] = "msix",
-    };
-    VFIODevice *vdev = prop->opaque;
-
-    val->str = g_strdup(vdev->irq_fd < 0 ? "none" :
-                        vdev->irq_index < ARRAY_SIZE(names) ?
-                        names[vdev->irq_index] : "other");
-    return true;
-}
-
 static bool irq_count_get(Object *obj, ObjectProperty *prop, PropValue *val,
                           Error **errp)
 {
@@ -62,9 +46,6 @@ bool vfio_device_attach(VFIODevice *vdev, Error **errp)
         g_mutex_clear(&vdev->config_lock);
         return false;
     }
-    object_property_add(vdev->owner, "x-irq", PROP_TYPE_STR,
-                        "the completion interrupt in use: msix, msi, intx "
-                        "or none", irq_get, NULL, vdev);
     object_property_add(vdev->owner, "x-irq-count", PROP_TYPE_U64,
                         "completion interrupts taken so far", irq_count_get,
                         NULL, vdev);
@@ -225,40 +206,81 @@ bool vfio_device_write32(VFIODevice *vdev, uint32_t index, uint64_t offset,
                                     errp);
 }
 
+static const char *const irq_names[] = {
+    [VFIO_PCI_INTX_IRQ_INDEX] = "intx",
+    [VFIO_PCI_MSI_IRQ_INDEX] = "msi",
+    [VFIO_PCI_MSIX_IRQ_INDEX] = "msix",
+};
+
+/* Wire irq @index to a new eventfd; false (errp unset) if it has none. */
+static bool setup_irq_index(VFIODevice *vdev, uint32_t index, Error **errp)
+{
+    struct vfio_irq_info info;
+    int fd;
+
+    if (!vdev->io_ops->irq_info(vdev, index, &info, NULL) ||
+        info.count == 0 || !(info.flags & VFIO_IRQ_INFO_EVENTFD)) {
+        return false;
+    }
+    fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "%s: eventfd", vdev->name);
+        return false;
+    }
+    if (!vdev->io_ops->set_irqs(vdev, index, VFIO_IRQ_SET_DATA_EVENTFD |
+                                VFIO_IRQ_SET_ACTION_TRIGGER, 0, 1, &fd,
+                                errp)) {
+        close(fd);
+        error_prepend(errp, "%s: enabling %s interrupts: ", vdev->name,
+                      irq_names[index]);
+        return false;
+    }
+    vdev->irq_fd = fd;
+    vdev->irq_index = index;
+    return true;
+}
+
 bool vfio_device_setup_irq(VFIODevice *vdev, Error **errp)
 {
     static const uint32_t order[] = {
         VFIO_PCI_MSIX_IRQ_INDEX, VFIO_PCI_MSI_IRQ_INDEX,
         VFIO_PCI_INTX_IRQ_INDEX,
     };
+    const char *want = vdev->irq_name ? vdev->irq_name : "auto";
+    bool any = !strcmp(want, "auto");
 
     vdev->irq_fd = -1;
-    for (unsigned i = 0; i < ARRAY_SIZE(order); i++) {
-        struct vfio_irq_info info;
-        int fd;
+    if (strcmp(want, "none")) {
+        bool known = any;
 
-        if (!vdev->io_ops->irq_info(vdev, order[i], &info, NULL) ||
-            info.count == 0 || !(info.flags & VFIO_IRQ_INFO_EVENTFD)) {
-            continue;
+        for (unsigned i = 0; i < ARRAY_SIZE(order) && vdev->irq_fd < 0;
+             i++) {
+            Error *err = NULL;
+
+            if (!any && strcmp(want, irq_names[order[i]])) {
+                continue;
+            }
+            known = true;
+            if (!setup_irq_index(vdev, order[i], &err) && err) {
+                error_propagate(errp, err);
+                return false;
+            }
         }
-        fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (fd < 0) {
-            error_setg_errno(errp, errno, "%s: eventfd", vdev->name);
+        if (!known) {
+            error_setg(errp, "%s: x-irq=%s: must be auto, msix, msi, intx "
+                       "or none", vdev->name, want);
             return false;
         }
-        if (!vdev->io_ops->set_irqs(vdev, order[i],
-                                    VFIO_IRQ_SET_DATA_EVENTFD |
-                                    VFIO_IRQ_SET_ACTION_TRIGGER, 0, 1, &fd,
-                                    errp)) {
-            close(fd);
-            error_prepend(errp, "%s: enabling interrupts: ", vdev->name);
+        if (!any && vdev->irq_fd < 0) {
+            error_setg(errp, "%s: x-irq=%s, but the device offers no %s "
+                       "interrupt with eventfds", vdev->name, want, want);
             return false;
         }
-        vdev->irq_fd = fd;
-        vdev->irq_index = order[i];
-        return true;
     }
     /* A device without interrupts is still usable by polling. */
+    g_free(vdev->irq_name);
+    vdev->irq_name = g_strdup(vdev->irq_fd < 0 ? "none"
+                                               : irq_names[vdev->irq_index]);
     return true;
 }
 

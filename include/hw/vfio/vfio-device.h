@@ -175,6 +175,7 @@ struct VFIODevice {
     unsigned nr_dma_ranges;
     int irq_fd;                     /* completion eventfd, or -1 */
     uint32_t irq_index;             /* VFIO_PCI_*_IRQ_INDEX of irq_fd */
+    char *irq_name;                 /* x-irq: asked for, then in use */
     uint64_t irq_count;             /* interrupts taken (atomic) */
 
     /*
@@ -230,7 +231,11 @@ struct VFIODevice {
     DEFINE_PROP("x-no-dirty-sync", PROP_TYPE_BOOL, _state, \
                 _vdev.dirty_sync_disabled, "off", \
                 "testing only: never read the device's DMA log, so its " \
-                "writes to guest RAM are lost in a migration")
+                "writes to guest RAM are lost in a migration"), \
+    DEFINE_PROP("x-irq", PROP_TYPE_STR, _state, _vdev.irq_name, "auto", \
+                "the completion interrupt: auto (MSI-X, else MSI, else " \
+                "INTx), msix, msi, intx or none; qom-get says which one " \
+                "is in use")
 
 /*
  * After realize has filled the device in: set up migration and dirty
@@ -279,8 +284,9 @@ bool vfio_device_write32(VFIODevice *vdev, uint32_t index, uint64_t offset,
 
 /*
  * Realize: wire the completion interrupt to an eventfd (vdev->irq_fd),
- * through MSI-X, else MSI, else INTx; none at all leaves irq_fd -1 (the
- * device is polled).  Release closes the eventfd; the transport's
+ * through what x-irq asks for: with auto, MSI-X, else MSI, else INTx,
+ * and none at all leaves irq_fd -1 (the device is polled).  x-irq then
+ * names the one in use.  Release closes the eventfd; the transport's
  * teardown has stopped the device from signalling it.
  */
 bool vfio_device_setup_irq(VFIODevice *vdev, Error **errp);
