@@ -100,10 +100,14 @@ if ! "$here/build-initramfs.sh" "$work/initramfs.gz" $bins 2>"$work/initramfs.er
 fi
 initramfs_s=$(since "$t0")
 
-# tsc=nowatchdog: under TCG the clocksource watchdog may find the TSC
-# unstable against jiffies and fall back to 4 ms ticks, which would make
-# every time that vmig measures inside the guest (arcs, downtime) coarse.
+# The guest's TSC is the host's under TCG.  The guest kernel calibrates it
+# against the PIT, which fails when QEMU is starved of CPU, and its
+# clocksource watchdog may drop it later; either leaves the guest on 4 ms
+# jiffies, which would make every time vmig measures in it (arcs, downtime)
+# coarse.  So: the host's frequency, and no watchdog.
 append="console=ttyS0 panic=-1 quiet tsc=nowatchdog"
+tsc_khz=$("$build/tests/vm/host-tsc-khz" 2>/dev/null || true)
+[ -z "$tsc_khz" ] || append="$append tsc_early_khz=$tsc_khz"
 append="$append vmig.cases=$(echo $cases | tr ' ' ,)"
 [ -z "$shell" ] || append="$append vmig.shell=1"
 append="$append ${VMIG_VM_APPEND:-}"
