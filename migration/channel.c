@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include "qemu/cutils.h"
 #include "qemu/iov.h"
+#include "qemu/main-loop.h"
 #include "qemu/unix-listen.h"
 #include "monitor/qmp.h"
 #include "migration/channel.h"
@@ -23,6 +24,10 @@
 struct MigCancel {
     int eventfd;
     int fired;                  /* atomic */
+    int yanked;                 /* atomic */
+    int timeout_ms;             /* atomic; 0: no bound */
+    GMutex lock;                /* channels */
+    GList *channels;            /* MigChannel: open sockets, for yank */
 };
 
 MigCancel *mig_cancel_new(Error **errp)
@@ -35,6 +40,7 @@ MigCancel *mig_cancel_new(Error **errp)
         g_free(c);
         return NULL;
     }
+    g_mutex_init(&c->lock);
     return c;
 }
 
@@ -56,8 +62,80 @@ bool mig_cancel_fired(const MigCancel *c)
 void mig_cancel_free(MigCancel *c)
 {
     if (c) {
+        /* Every channel is closed first: see the teardown order. */
+        g_assert(!c->channels);
         close(c->eventfd);
+        g_mutex_clear(&c->lock);
         g_free(c);
+    }
+}
+
+void mig_cancel_set_timeout(MigCancel *c, unsigned timeout_ms)
+{
+    __atomic_store_n(&c->timeout_ms, MIN(timeout_ms, INT_MAX),
+                     __ATOMIC_RELAXED);
+}
+
+static int cancel_timeout_ms(const MigCancel *c)
+{
+    return c ? __atomic_load_n(&c->timeout_ms, __ATOMIC_RELAXED) : 0;
+}
+
+void mig_cancel_yank(MigCancel *c)
+{
+    g_mutex_lock(&c->lock);
+    __atomic_store_n(&c->yanked, 1, __ATOMIC_SEQ_CST);
+    for (GList *l = c->channels; l; l = l->next) {
+        MigChannel *ch = l->data;
+
+        trace(migration_yank, "%s", ch->desc);
+        shutdown(ch->fd, SHUT_RDWR);
+    }
+    g_mutex_unlock(&c->lock);
+}
+
+static bool cancel_yanked(const MigCancel *c)
+{
+    return c && __atomic_load_n(&c->yanked, __ATOMIC_SEQ_CST);
+}
+
+/* Sockets are listed on their canceller, so that yank can reach them. */
+static void channel_attach(MigChannel *ch, MigCancel *c)
+{
+    ch->cancel = c;
+    if (c && ch->is_socket) {
+        g_mutex_lock(&c->lock);
+        c->channels = g_list_prepend(c->channels, ch);
+        g_mutex_unlock(&c->lock);
+    }
+}
+
+static void channel_detach(MigChannel *ch)
+{
+    MigCancel *c = ch->cancel;
+
+    if (c && ch->is_socket) {
+        g_mutex_lock(&c->lock);
+        c->channels = g_list_remove(c->channels, ch);
+        g_mutex_unlock(&c->lock);
+    }
+}
+
+void mig_channel_set_cancel(MigChannel *ch, MigCancel *c)
+{
+    channel_detach(ch);
+    channel_attach(ch, c);
+}
+
+/* errno @err of a failed read or write, with the reason yank gave it. */
+static void channel_io_error(MigChannel *ch, int err, const char *what,
+                             Error **errp)
+{
+    if (cancel_yanked(ch->cancel)) {
+        error_setg(errp, "%s: %s failed: the channel was yanked", ch->desc,
+                   what);
+    } else {
+        error_setg_errno(errp, err, "%s: %s failed", ch->desc, what);
     }
 }
 
@@ -70,30 +148,58 @@ static bool channel_check_cancel(MigChannel *ch, Error **errp)
     return true;
 }
 
-/* Wait until @fd is ready for @events, or the canceller fires. */
+/*
+ * Wait until @fd is ready for @events, or the canceller fires.  A wait
+ * for room to write, or a bounded read (ch->read_bounded), fails once
+ * the canceller's timeout passes without progress: the peer is frozen or
+ * gone.  A caller holding the BQL (the switchover) lets go of it while it
+ * waits, so that migrate_cancel, yank and quit still reach it.
+ */
 static bool channel_wait(MigChannel *ch, short events, Error **errp)
 {
     struct pollfd pfd[2] = {
         { .fd = ch->fd, .events = events },
         { .fd = ch->cancel ? ch->cancel->eventfd : -1, .events = POLLIN },
     };
+    bool bounded = (events & POLLOUT) || ch->read_bounded;
+    int timeout_ms = bounded ? cancel_timeout_ms(ch->cancel) : 0;
+    int64_t deadline = g_get_monotonic_time() + (int64_t)timeout_ms * 1000;
+    bool had_bql = bql_locked();
+    bool ok = true;
 
+    if (had_bql) {
+        bql_unlock();
+    }
     for (;;) {
-        int ret = poll(pfd, 2, -1);
+        int wait_ms = -1;
+        int ret;
 
+        if (timeout_ms) {
+            wait_ms = MAX(0, (deadline - g_get_monotonic_time()) / 1000);
+        }
+        ret = poll(pfd, 2, wait_ms);
         if (ret < 0 && errno == EINTR) {
             continue;
         }
         if (ret < 0) {
             error_setg_errno(errp, errno, "%s: poll failed", ch->desc);
-            return false;
-        }
-        if (pfd[1].revents) {
-            return channel_check_cancel(ch, errp);
+            ok = false;
+        } else if (pfd[1].revents) {
+            ok = channel_check_cancel(ch, errp);
+        } else if (ret == 0) {
+            ch->timed_out = true;
+            error_setg(errp, "%s: the peer %s for %d ms", ch->desc,
+                       events & POLLOUT ? "took no data" : "sent nothing",
+                       timeout_ms);
+            ok = false;
         }
         /* POLLHUP / POLLERR: let the read or write report what happened. */
-        return true;
+        break;
     }
+    if (had_bql) {
+        bql_lock();
+    }
+    return ok;
 }
 
 static void fd_set_nonblocking(int fd)
@@ -114,8 +220,8 @@ MigChannel *mig_channel_new_fd(int fd, const char *desc, MigCancel *cancel)
 
     ch->fd = fd;
     ch->desc = g_strdup(desc);
-    ch->cancel = cancel;
     ch->is_socket = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
+    channel_attach(ch, cancel);
     ch->is_regular_file = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
     if (!ch->is_regular_file) {
         fd_set_nonblocking(fd);
@@ -150,6 +256,10 @@ ssize_t mig_channel_read(MigChannel *ch, void *buf, size_t len, Error **errp)
             return -1;
         }
         n = read(ch->fd, buf, len);
+        if (n == 0 && cancel_yanked(ch->cancel)) {
+            channel_io_error(ch, 0, "read", errp);
+            return -1;
+        }
         if (n >= 0) {
             return n;
         }
@@ -162,7 +272,7 @@ ssize_t mig_channel_read(MigChannel *ch, void *buf, size_t len, Error **errp)
             }
             continue;
         }
-        error_setg_errno(errp, errno, "%s: read failed", ch->desc);
+        channel_io_error(ch, errno, "read", errp);
         return -1;
     }
 }
@@ -190,7 +300,7 @@ static int channel_peek(MigChannel *ch, void *buf, size_t len, Error **errp)
             continue;
         }
         if (n < 0 && errno != EAGAIN) {
-            error_setg_errno(errp, errno, "%s: read failed", ch->desc);
+            channel_io_error(ch, errno, "read", errp);
             return -1;
         }
         /* Nothing, or only part of it, yet: wait for more. */
@@ -240,7 +350,7 @@ ssize_t mig_channel_splice_to_pipe(MigChannel *ch, int pipe_wr, size_t len,
         if (errno == EINVAL || errno == ENOSYS) {
             return -2;
         }
-        error_setg_errno(errp, errno, "%s: read failed", ch->desc);
+        channel_io_error(ch, errno, "read", errp);
         return -1;
     }
 }
@@ -269,7 +379,7 @@ static bool channel_writev(MigChannel *ch, struct iovec *iov, int iovcnt,
                 }
                 continue;
             }
-            error_setg_errno(errp, errno, "%s: write failed", ch->desc);
+            channel_io_error(ch, errno, "write", errp);
             return false;
         }
         iov_consume(&iov, &iovcnt, n);
@@ -327,8 +437,7 @@ static bool ref_pipe_drain(MigChannel *ch, size_t n, Error **errp)
             }
             continue;
         }
-        error_setg_errno(errp, w < 0 ? errno : EPIPE, "%s: write failed",
-                         ch->desc);
+        channel_io_error(ch, w < 0 ? errno : EPIPE, "write", errp);
         return false;
     }
     return true;
@@ -377,14 +486,17 @@ bool mig_channel_writev_ref(MigChannel *ch, struct iovec *iov, int iovcnt,
 bool mig_channel_wait_peer_close(MigChannel *ch, Error **errp)
 {
     char scratch[256];
+    bool ok = true;
 
+    ch->read_bounded = true;
     while (ch->sent_by_ref) {
         Error *err = NULL;
         ssize_t n = mig_channel_read(ch, scratch, sizeof(scratch), &err);
 
-        if (n < 0 && mig_cancel_fired(ch->cancel)) {
+        if (n < 0 && (mig_cancel_fired(ch->cancel) || ch->timed_out)) {
             error_propagate(errp, err);
-            return false;
+            ok = false;
+            break;
         }
         error_free(err);
         /* End of stream, or a reset: the peer reads no more either way. */
@@ -392,7 +504,8 @@ bool mig_channel_wait_peer_close(MigChannel *ch, Error **errp)
             ch->sent_by_ref = false;
         }
     }
-    return true;
+    ch->read_bounded = false;
+    return ok;
 }
 
 void mig_channel_shutdown(MigChannel *ch)
@@ -402,11 +515,22 @@ void mig_channel_shutdown(MigChannel *ch)
     }
 }
 
+int mig_channel_steal_fd(MigChannel *ch)
+{
+    int fd = ch->fd;
+
+    channel_detach(ch);
+    g_free(ch->desc);
+    g_free(ch);
+    return fd;
+}
+
 void mig_channel_close(MigChannel *ch)
 {
     if (!ch) {
         return;
     }
+    channel_detach(ch);
     close(ch->fd);
     if (ch->ref_pipe_open) {
         close(ch->ref_pipe[0]);
@@ -468,13 +592,33 @@ static struct addrinfo *tcp_resolve(const MigrationAddress *addr, bool passive,
     return res;
 }
 
-static void socket_tune(int fd, bool tcp)
+static void socket_tune(int fd, bool tcp, MigCancel *cancel)
 {
+    int timeout_ms = cancel_timeout_ms(cancel);
     int one = 1;
 
-    if (tcp) {
-        /* Return-path messages and the final sections are small. */
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (!tcp) {
+        return;
+    }
+    /* Return-path messages and the final sections are small. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (timeout_ms) {
+        /*
+         * A cut link or a dead host: sent data unacknowledged for the
+         * bound fails the socket, and so do three unanswered keepalive
+         * probes on an idle one (the destination's reads), within it.
+         */
+        unsigned user_timeout = timeout_ms;
+        int idle = MAX(1, timeout_ms / 3000);
+        int intvl = MAX(1, timeout_ms / 6000);
+        int cnt = 3;
+
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout,
+                   sizeof(user_timeout));
     }
 }
 
@@ -483,6 +627,7 @@ static int connect_with_cancel(int fd, const struct sockaddr *sa,
                                const char *desc, Error **errp)
 {
     MigChannel tmp = { .fd = fd, .desc = (char *)desc, .cancel = cancel };
+    Error *wait_err = NULL;
     int err = 0;
     socklen_t len = sizeof(err);
 
@@ -494,7 +639,13 @@ static int connect_with_cancel(int fd, const struct sockaddr *sa,
         error_setg_errno(errp, errno, "%s: cannot connect", desc);
         return -1;
     }
-    if (!channel_wait(&tmp, POLLOUT, errp)) {
+    if (!channel_wait(&tmp, POLLOUT, &wait_err)) {
+        if (tmp.timed_out) {
+            error_free(wait_err);
+            error_setg_errno(errp, ETIMEDOUT, "%s: cannot connect", desc);
+        } else {
+            error_propagate(errp, wait_err);
+        }
         return -1;
     }
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) {
@@ -542,7 +693,7 @@ static int tcp_connect(const MigrationAddress *addr, MigCancel *cancel,
         return -1;
     }
     error_free(last_err);
-    socket_tune(fd, true);
+    socket_tune(fd, true, cancel);
     return fd;
 }
 
@@ -845,7 +996,7 @@ MigChannel *mig_listener_accept(MigListener *l, MigCancel *cancel,
     if (l->single) {
         ch = l->single;
         l->single = NULL;
-        ch->cancel = cancel;
+        channel_attach(ch, cancel);
         return ch;
     }
     if (l->listen_fd < 0) {
@@ -874,7 +1025,7 @@ MigChannel *mig_listener_accept(MigListener *l, MigCancel *cancel,
             }
             continue;
         }
-        socket_tune(fd, l->addr.type == MIGRATION_ADDRESS_TCP);
+        socket_tune(fd, l->addr.type == MIGRATION_ADDRESS_TCP, cancel);
         ch = mig_channel_new_fd(fd, desc, cancel);
         /*
          * A peer that hangs up before its first byte is no migration: a

@@ -172,6 +172,11 @@ void migration_incoming_approve_switchover(void)
     g_mutex_unlock(&mis->rp_lock);
 }
 
+MigCancel *migration_incoming_current_cancel(void)
+{
+    return current_incoming ? current_incoming->cancel : NULL;
+}
+
 MigCancel *migration_incoming_cancel(MigrationIncomingState *mis)
 {
     return mis->cancel;
@@ -439,6 +444,7 @@ bool migration_incoming_start_addr(const MigrationAddress *addr,
     if (!mis->cancel) {
         goto fail;
     }
+    mig_cancel_set_timeout(mis->cancel, migrate_channel_timeout());
     mis->listener = mig_listener_new(addr, errp);
     if (!mis->listener) {
         goto fail;

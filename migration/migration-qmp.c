@@ -1,7 +1,7 @@
 /*
  * QMP commands of the migration core: migrate, migrate-incoming,
- * migrate_cancel, migrate-continue and query-migrate.  (Capabilities and
- * parameters are in options.c.)
+ * migrate_cancel, migrate-continue, query-migrate, yank and query-yank.
+ * (Capabilities and parameters are in options.c.)
  */
 #include "qemu/osdep.h"
 #include "qemu/cutils.h"
@@ -340,6 +340,106 @@ static void qmp_query_migrate(JsonObject *args, JsonNode **ret, Error **errp)
     json_node_take_object(*ret, obj);
 }
 
+/*
+ * yank / query-yank, with QEMU's YankInstance union.  The migration is
+ * vmig's only instance (it has no block nodes and no chardevs): it exists
+ * from migrate or migrate-incoming until the migration has ended.
+ */
+static bool yank_instance_check(JsonNode *node, guint i, Error **errp)
+{
+    JsonObject *inst;
+    JsonNode *tnode;
+    const char *type = NULL;
+
+    if (!JSON_NODE_HOLDS_OBJECT(node)) {
+        error_setg(errp, "Invalid parameter type for 'instances[%u]', "
+                   "expected: object", i);
+        return false;
+    }
+    inst = json_node_get_object(node);
+    tnode = json_object_get_member(inst, "type");
+    if (tnode && JSON_NODE_HOLDS_VALUE(tnode) &&
+        json_node_get_value_type(tnode) == G_TYPE_STRING) {
+        type = json_node_get_string(tnode);
+    }
+    if (!type) {
+        error_setg(errp, "Parameter 'instances[%u].type' is missing or not "
+                   "a string", i);
+        return false;
+    }
+    if (!strcmp(type, "migration")) {
+        static const char *const known[] = { "type", NULL };
+
+        if (!qmp_args_check(inst, known, errp)) {
+            error_prepend(errp, "instances[%u]: ", i);
+            return false;
+        }
+        if (!migration_yank_exists()) {
+            error_set(errp, ERROR_CLASS_DEVICE_NOT_FOUND,
+                      "Instance 'migration' not found: no migration is "
+                      "running");
+            return false;
+        }
+        return true;
+    }
+    if (!strcmp(type, "block-node") || !strcmp(type, "chardev")) {
+        error_set(errp, ERROR_CLASS_DEVICE_NOT_FOUND, "Instance of type '%s' "
+                  "not found: vmig has no %ss", type,
+                  !strcmp(type, "chardev") ? "chardev" : "block node");
+        return false;
+    }
+    error_setg(errp, "Parameter 'instances[%u].type' does not accept value "
+               "'%s'", i, type);
+    return false;
+}
+
+static void qmp_yank(JsonObject *args, JsonNode **ret, Error **errp)
+{
+    static const char *const known[] = { "instances", NULL };
+    JsonNode *node;
+    JsonArray *list;
+    guint n;
+
+    if (!qmp_args_check(args, known, errp)) {
+        return;
+    }
+    node = json_object_get_member(args, "instances");
+    if (!node || !JSON_NODE_HOLDS_ARRAY(node)) {
+        error_setg(errp, "Parameter 'instances' expects an array");
+        return;
+    }
+    list = json_node_get_array(node);
+    n = json_array_get_length(list);
+    /* All or nothing: every instance must exist before any is yanked. */
+    for (guint i = 0; i < n; i++) {
+        if (!yank_instance_check(json_array_get_element(list, i), i, errp)) {
+            return;
+        }
+    }
+    if (n) {
+        migration_yank();
+    }
+}
+
+static void qmp_query_yank(JsonObject *args, JsonNode **ret, Error **errp)
+{
+    static const char *const known[] = { NULL };
+    JsonArray *list;
+
+    if (!qmp_args_check(args, known, errp)) {
+        return;
+    }
+    list = json_array_new();
+    if (migration_yank_exists()) {
+        JsonObject *inst = json_object_new();
+
+        json_object_set_string_member(inst, "type", "migration");
+        json_array_add_object_element(list, inst);
+    }
+    *ret = json_node_new(JSON_NODE_ARRAY);
+    json_node_take_array(*ret, list);
+}
+
 static void migration_qmp_init(void)
 {
     qmp_register_command("migrate", qmp_migrate, QMP_CMD_NONE);
@@ -349,5 +449,7 @@ static void migration_qmp_init(void)
     qmp_register_command("migrate-continue", qmp_migrate_continue,
                          QMP_CMD_NONE);
     qmp_register_command("query-migrate", qmp_query_migrate, QMP_CMD_NONE);
+    qmp_register_command("yank", qmp_yank, QMP_CMD_NONE);
+    qmp_register_command("query-yank", qmp_query_yank, QMP_CMD_NONE);
 }
 qmp_init(migration_qmp_init);

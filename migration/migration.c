@@ -368,19 +368,35 @@ static bool rp_start(MigrationState *s, Error **errp)
     return true;
 }
 
-/* Wait until the destination reports the load done (SHUT). */
+/*
+ * Wait until the destination reports the load done (SHUT), for at most
+ * x-channel-timeout: a destination that stays silent longer is taken
+ * for frozen or gone, and the source VM resumes.
+ */
 static bool rp_wait_shut(MigrationState *s, Error **errp)
 {
+    unsigned timeout_ms = migrate_channel_timeout();
+    int64_t deadline = g_get_monotonic_time() + (int64_t)timeout_ms * 1000;
+    bool timed_out = false;
     bool ok;
 
     g_mutex_lock(&s->lock);
     while (!s->rp_shut_received && !s->rp_exited && !s->error &&
-           migration_get_status(s) != MIGRATION_STATUS_CANCELLING) {
-        g_cond_wait(&s->cond, &s->lock);
+           migration_get_status(s) != MIGRATION_STATUS_CANCELLING &&
+           !timed_out) {
+        if (!timeout_ms) {
+            g_cond_wait(&s->cond, &s->lock);
+        } else if (!g_cond_wait_until(&s->cond, &s->lock, deadline)) {
+            timed_out = true;
+        }
     }
     ok = s->rp_shut_received && s->rp_shut_value == 0;
     if (!ok) {
-        if (s->rp_shut_received) {
+        if (timed_out) {
+            error_setg(errp, "return path: the destination did not confirm "
+                       "the load within %u ms (x-channel-timeout)",
+                       timeout_ms);
+        } else if (s->rp_shut_received) {
             error_setg(errp, "the destination failed to load the stream "
                        "(status %u)", s->rp_shut_value);
         } else if (s->error) {
@@ -767,6 +783,7 @@ bool migration_start(const MigrationAddress *addr, Error **errp)
     if (!s->cancel) {
         return false;
     }
+    mig_cancel_set_timeout(s->cancel, migrate_channel_timeout());
     s->addr.type = addr->type;
     s->addr.host = g_strdup(addr->host);
     s->addr.port = g_strdup(addr->port);
@@ -783,9 +800,7 @@ bool migration_start(const MigrationAddress *addr, Error **errp)
             return false;
         }
         g_free(s->addr.fd_name);
-        s->addr.fd_name = g_strdup_printf("%d", ch->fd);
-        g_free(ch->desc);
-        g_free(ch);
+        s->addr.fd_name = g_strdup_printf("%d", mig_channel_steal_fd(ch));
     }
     s->start_ms = get_clock_ms();
     __atomic_store_n(&s->status, MIGRATION_STATUS_SETUP, __ATOMIC_SEQ_CST);
@@ -817,12 +832,13 @@ static void migration_cancel_now(MigrationState *s)
 
 /*
  * migrate_cancel.  In status `device` the migration thread holds the BQL
- * while it writes the final state, so this runs only once the whole
- * stream, EOF included, is out (or writing it failed).  From then on it
- * is too late: the destination may load it and run the VM, and a source
- * that resumed would run it a second time.  The cancel is then ignored
- * and the destination's verdict (SHUT, or the end of the stream without
- * a return path) ends the migration.
+ * while it writes the final state, except while it waits for room on a
+ * channel (see channel_wait()): a cancel gets in then and fails the next
+ * write.  Once the whole stream, EOF included, is out it is too late: the
+ * destination may load it and run the VM, and a source that resumed
+ * would run it a second time.  The cancel is then ignored and the
+ * destination's verdict (SHUT, or the end of the stream without a return
+ * path) ends the migration, or x-channel-timeout without one.
  */
 void migration_cancel(void)
 {
@@ -834,6 +850,24 @@ void migration_cancel(void)
         return;
     }
     migration_cancel_now(s);
+}
+
+/* Main thread, BQL: the cancellers are freed there, in the final bhs. */
+bool migration_yank_exists(void)
+{
+    return current_migration.cancel || migration_incoming_current_cancel();
+}
+
+void migration_yank(void)
+{
+    MigCancel *in = migration_incoming_current_cancel();
+
+    if (current_migration.cancel) {
+        mig_cancel_yank(current_migration.cancel);
+    }
+    if (in) {
+        mig_cancel_yank(in);
+    }
 }
 
 bool migration_continue(const char *state, Error **errp)

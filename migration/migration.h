@@ -133,6 +133,15 @@ bool migration_start(const MigrationAddress *addr, Error **errp);
 void migration_cancel(void);
 bool migration_continue(const char *state, Error **errp);
 /*
+ * Main thread, BQL: yank's "migration" instance exists while either side
+ * has a migration that has not ended; yanking it shuts down every socket
+ * of both sides' migrations at once (see mig_cancel_yank()).
+ */
+bool migration_yank_exists(void);
+void migration_yank(void);
+/* The running incoming migration's canceller, or NULL (BQL). */
+MigCancel *migration_incoming_current_cancel(void);
+/*
  * Destination: a stream is being loaded (capabilities are fixed then;
  * while only listening they may still change).
  */

@@ -43,6 +43,7 @@ static struct {
     uint64_t max_cpu_throttle;
     uint64_t vcpu_dirty_limit_period;
     uint64_t vcpu_dirty_limit;
+    uint64_t channel_timeout;
 } params = {
     .downtime_limit = DEFAULT_DOWNTIME_LIMIT_MS,
     .max_bandwidth = DEFAULT_MAX_BANDWIDTH,
@@ -57,6 +58,7 @@ static struct {
     .max_cpu_throttle = 99,
     .vcpu_dirty_limit_period = 1000,
     .vcpu_dirty_limit = 1,
+    .channel_timeout = DEFAULT_CHANNEL_TIMEOUT_MS,
 };
 
 const char *migration_capability_name(MigrationCapability cap)
@@ -164,6 +166,11 @@ unsigned migrate_max_cpu_throttle(void)
 uint64_t migrate_vcpu_dirty_limit_period(void)
 {
     return __atomic_load_n(&params.vcpu_dirty_limit_period, __ATOMIC_RELAXED);
+}
+
+unsigned migrate_channel_timeout(void)
+{
+    return __atomic_load_n(&params.channel_timeout, __ATOMIC_RELAXED);
 }
 
 uint64_t migrate_vcpu_dirty_limit(void)
@@ -411,6 +418,8 @@ static const ParamDesc param_descs[] = {
       1, 1000, "ms" },
     { "vcpu-dirty-limit", &params.vcpu_dirty_limit, 1, DIRTYLIMIT_MAX_RATE,
       "MB/s" },
+    { "x-channel-timeout", &params.channel_timeout, 0, MAX_CHANNEL_TIMEOUT_MS,
+      "ms" },
 };
 
 static const ParamDesc *param_lookup(const char *name)

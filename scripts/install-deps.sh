@@ -5,7 +5,8 @@
 #   install-deps.sh check    also what `make check` needs: clang for the
 #                            libFuzzer run of the vfio-user decoder, and
 #                            the kernel source, its build tools and QEMU
-#                            for the test VM (tests/vm/)
+#                            for the test VM (tests/vm/), and iproute2 for
+#                            the two-host tests in network namespaces
 set -e
 
 PKGS="build-essential meson ninja-build pkg-config python3
@@ -17,6 +18,8 @@ if [ "${1:-}" = check ]; then
     # of busybox-static packed by cpio, under QEMU).
     PKGS="$PKGS linux-source-6.12 flex bison bc libelf-dev libssl-dev xz-utils
 cpio busybox-static qemu-system-x86"
+    # ip and tc: the two hosts of tests/qtest/migration-net-test.c.
+    PKGS="$PKGS iproute2"
 fi
 # Not needed to build: QEMU is the baseline of make bench (and boots the
 # test VM of make check, which installs it).

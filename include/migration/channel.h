@@ -21,6 +21,18 @@ MigCancel *mig_cancel_new(Error **errp);
 /* Abort every blocked and future I/O of channels using @c (any thread). */
 void mig_cancel_fire(MigCancel *c);
 bool mig_cancel_fired(const MigCancel *c);
+/*
+ * The bound on a stalled peer (x-channel-timeout; 0: none): a write that
+ * finds no room, a connect, or a bounded read (MigChannel.read_bounded)
+ * fails after @timeout_ms without progress, and TCP sockets made from
+ * then on get keepalive probes and a user timeout to match.
+ */
+void mig_cancel_set_timeout(MigCancel *c, unsigned timeout_ms);
+/*
+ * yank: shut down every socket of the channels using @c at once (any
+ * thread); their blocked and later reads and writes fail, "yanked".
+ */
+void mig_cancel_yank(MigCancel *c);
 void mig_cancel_free(MigCancel *c);
 
 typedef struct MigChannel {
@@ -30,6 +42,8 @@ typedef struct MigChannel {
     pid_t child;                /* exec: the command, reaped at close; or 0 */
     char *desc;                 /* "unix:/path", for messages */
     MigCancel *cancel;          /* not owned */
+    bool read_bounded;          /* reads wait at most the cancel's timeout */
+    bool timed_out;             /* a wait outlasted that timeout */
     /* Writer of a socket: guest RAM by reference (mig_channel_writev_ref) */
     int ref_pipe[2];            /* valid while ref_pipe_open */
     bool ref_pipe_open;
@@ -64,6 +78,8 @@ void mig_listener_free(MigListener *l);
 
 /* A channel over an fd the caller owned: used by tests and the return path. */
 MigChannel *mig_channel_new_fd(int fd, const char *desc, MigCancel *cancel);
+/* Use @c (may be NULL) instead of the canceller @ch was made with. */
+void mig_channel_set_cancel(MigChannel *ch, MigCancel *c);
 /* A second channel on the same socket, for the other direction. */
 MigChannel *mig_channel_dup(MigChannel *ch, Error **errp);
 
@@ -113,6 +129,8 @@ ssize_t mig_channel_splice_to_pipe(MigChannel *ch, int pipe_wr, size_t len,
 bool mig_channel_peek(MigChannel *ch, void *buf, size_t len, Error **errp);
 /* Wake any thread blocked on this socket's reads (no-op for others). */
 void mig_channel_shutdown(MigChannel *ch);
+/* Free @ch but keep its fd open, for the caller: returns the fd. */
+int mig_channel_steal_fd(MigChannel *ch);
 /* Close the fd; for exec: wait briefly for the command, then kill it. */
 void mig_channel_close(MigChannel *ch);
 

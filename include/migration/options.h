@@ -94,6 +94,14 @@ uint64_t migrate_vcpu_dirty_limit_period(void);
 /* and the limit of every vCPU in MB/s (default 1). */
 uint64_t migrate_vcpu_dirty_limit(void);
 
+/*
+ * x-channel-timeout: how long a peer may stall a migration channel before
+ * the migration fails, in ms (0: for ever).  See mig_cancel_set_timeout().
+ */
+#define DEFAULT_CHANNEL_TIMEOUT_MS 30000
+#define MAX_CHANNEL_TIMEOUT_MS 3600000
+unsigned migrate_channel_timeout(void);
+
 /* multifd-channels (default 2), -compression, -zlib-level, -zstd-level. */
 unsigned migrate_multifd_channels(void);
 MultiFDCompression migrate_multifd_compression(void);

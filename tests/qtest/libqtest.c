@@ -5,6 +5,7 @@
 #include "libqtest.h"
 
 #include <signal.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -140,9 +141,43 @@ static const char *vmig_binary(void)
     return bin;
 }
 
-static void child_setup(gpointer data)
+/* The network namespace children join (an open /run/netns/NAME), or -1. */
+static int child_netns_fd = -1;
+
+void qtest_set_netns(const char *name)
+{
+    if (child_netns_fd >= 0) {
+        close(child_netns_fd);
+        child_netns_fd = -1;
+    }
+    if (name) {
+        g_autofree char *path = g_strdup_printf("/run/netns/%s", name);
+
+        child_netns_fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (child_netns_fd < 0) {
+            g_error("cannot open %s: %s", path, g_strerror(errno));
+        }
+    }
+}
+
+void qtest_child_setup(gpointer data)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* Between fork and exec: only async-signal-safe calls. */
+    if (child_netns_fd >= 0 && setns(child_netns_fd, CLONE_NEWNET) < 0) {
+        static const char msg[] = "qtest: cannot enter the network "
+                                  "namespace\n";
+
+        if (write(2, msg, sizeof(msg) - 1) < 0) {
+            /* nothing more to say */
+        }
+        _exit(127);
+    }
+}
+
+static void child_setup(gpointer data)
+{
+    qtest_child_setup(data);
 }
 
 /*

@@ -31,6 +31,14 @@ int qtest_wait_exit(QTestState *s, int timeout_ms);
  */
 void qtest_kill_at_exit(pid_t pid);
 void qtest_forget_pid(pid_t pid);
+/*
+ * Processes started from now on (vmig, and helpers spawned with
+ * qtest_child_setup) join the network namespace /run/netns/@name; NULL
+ * goes back to the test's own.
+ */
+void qtest_set_netns(const char *name);
+/* A g_spawn child setup: die with the test, join qtest_set_netns()'s. */
+void qtest_child_setup(gpointer data);
 /* A temporary directory for this test program, removed at exit. */
 const char *qtest_tmpdir(void);
 /* A fresh path inside qtest_tmpdir(), e.g. qtest_tmp_path("mig", "sock"). */

@@ -1179,7 +1179,7 @@ static void test_writev_ref(gconstpointer data)
         g_assert_false(mig_channel_wait_peer_close(w.ch, &err));
         assert_error_contains(err, "cancelled");
         error_free(err);
-        w.ch->cancel = NULL;
+        mig_channel_set_cancel(w.ch, NULL);
         close(rd);
         g_assert_true(mig_channel_wait_peer_close(w.ch, &error_abort));
     } else {

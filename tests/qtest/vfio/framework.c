@@ -6,7 +6,6 @@
 #include "migration/framework.h"
 
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -30,12 +29,6 @@ static char *vfio_dma_binary(void)
     g_error("no vfio-user-dma executable in %s/contrib", dir);
 }
 
-/* A server must not outlive a test that died. */
-static void server_child_setup(gpointer data)
-{
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-}
-
 VfioServer *vfio_server_start(const char *extra)
 {
     VfioServer *srv = g_new0(VfioServer, 1);
@@ -51,7 +44,7 @@ VfioServer *vfio_server_start(const char *extra)
                           g_getenv("VFIO_TEST_SERVER_ARGS") ?: "", extra);
     if (!g_shell_parse_argv(cmd, NULL, &argv, &gerr) ||
         !g_spawn_async(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD |
-                       G_SPAWN_STDOUT_TO_DEV_NULL, server_child_setup, NULL,
+                       G_SPAWN_STDOUT_TO_DEV_NULL, qtest_child_setup, NULL,
                        &srv->pid,
                        &gerr)) {
         g_error("starting '%s': %s", cmd, gerr->message);
