@@ -986,7 +986,8 @@ void vfio_user_disconnect(VFIOUserProxy *proxy)
     }
     if (proxy->fd >= 0) {
         g_mutex_lock(&proxy->lock);
-        proxy->closing = true;
+        /* A connection lost before is still reported as lost. */
+        proxy->closing = !proxy->closed;
         proxy_close_locked(proxy, "the client disconnected");
         g_mutex_unlock(&proxy->lock);
     }
