@@ -17,6 +17,7 @@
 #include "qemu/iov.h"
 #include "qemu/main-loop.h"
 #include "qemu/unix-listen.h"
+#include "crypto/tls.h"
 #include "monitor/qmp.h"
 #include "migration/channel.h"
 #include "migration/trace.h"
@@ -202,6 +203,15 @@ static bool channel_wait(MigChannel *ch, short events, Error **errp)
     return ok;
 }
 
+/*
+ * TLS: wait for the socket the way the session wants it (a read may
+ * need a write first, and the other way round).
+ */
+static bool tls_wait(MigChannel *ch, bool want_write, Error **errp)
+{
+    return channel_wait(ch, want_write ? POLLOUT : POLLIN, errp);
+}
+
 static void fd_set_nonblocking(int fd)
 {
     int flags = fcntl(fd, F_GETFL);
@@ -231,6 +241,7 @@ MigChannel *mig_channel_new_fd(int fd, const char *desc, MigCancel *cancel)
 
 MigChannel *mig_channel_dup(MigChannel *ch, Error **errp)
 {
+    MigChannel *dup;
     int fd;
 
     if (!ch->is_socket) {
@@ -244,11 +255,91 @@ MigChannel *mig_channel_dup(MigChannel *ch, Error **errp)
                          ch->desc);
         return NULL;
     }
-    return mig_channel_new_fd(fd, ch->desc, ch->cancel);
+    dup = mig_channel_new_fd(fd, ch->desc, ch->cancel);
+    if (ch->tls) {
+        /* One TLS connection: both directions share its session. */
+        tls_session_ref(ch->tls);
+        dup->tls = ch->tls;
+        dup->ref_unavailable = true;
+    }
+    return dup;
+}
+
+bool mig_channel_tls_handshake(MigChannel *ch, TLSSession *s, Error **errp)
+{
+    bool ok = false;
+
+    ch->tls = s;
+    ch->ref_unavailable = true;     /* vmsplice would bypass the session */
+    /* A peer that does not answer its hello is a stalled peer. */
+    ch->read_bounded = true;
+    for (;;) {
+        bool want_write = false;
+        int ret = tls_session_handshake(s, &want_write, errp);
+
+        if (ret > 0) {
+            ok = true;
+            break;
+        }
+        if (ret < 0 || !channel_check_cancel(ch, errp) ||
+            !tls_wait(ch, want_write, errp)) {
+            break;
+        }
+    }
+    ch->read_bounded = false;
+    if (!ok) {
+        error_prepend(errp, "%s: ", ch->desc);
+    }
+    trace(migration_tls_handshake, "%s: %s, peer %s", ch->desc,
+          ok ? "done" : "failed",
+          ok && tls_session_peer_identity(s) ? tls_session_peer_identity(s)
+                                             : "-");
+    return ok;
+}
+
+static ssize_t tls_read(MigChannel *ch, void *buf, size_t len, Error **errp)
+{
+    for (;;) {
+        bool want_write = false;
+        ssize_t n;
+
+        if (!channel_check_cancel(ch, errp)) {
+            return -1;
+        }
+        Error *err = NULL;
+
+        n = tls_session_recv(ch->tls, buf, len, &want_write, &err);
+        if (n == -2) {
+            if (!tls_wait(ch, want_write, errp)) {
+                return -1;
+            }
+            continue;
+        }
+        if (n <= 0 && cancel_yanked(ch->cancel)) {
+            error_free(err);
+            channel_io_error(ch, 0, "read", errp);
+            return -1;
+        }
+        if (n < 0) {
+            error_prepend(&err, "%s: ", ch->desc);
+            error_propagate(errp, err);
+        }
+        return n;
+    }
 }
 
 ssize_t mig_channel_read(MigChannel *ch, void *buf, size_t len, Error **errp)
 {
+    if (ch->tls_peeked && ch->tls_peeked->len) {
+        size_t n = MIN(len, ch->tls_peeked->len);
+
+        memcpy(buf, ch->tls_peeked->data, n);
+        g_byte_array_remove_range(ch->tls_peeked, 0, n);
+        return n;
+    }
+    if (ch->tls) {
+        return tls_read(ch, buf, len, errp);
+    }
     for (;;) {
         ssize_t n;
 
@@ -283,6 +374,25 @@ ssize_t mig_channel_read(MigChannel *ch, void *buf, size_t len, Error **errp)
  */
 static int channel_peek(MigChannel *ch, void *buf, size_t len, Error **errp)
 {
+    if (ch->tls) {
+        /* Decrypted bytes cannot be put back: keep them for the reads. */
+        if (!ch->tls_peeked) {
+            ch->tls_peeked = g_byte_array_new();
+        }
+        while (ch->tls_peeked->len < len) {
+            uint8_t chunk[64];
+            ssize_t n = tls_read(ch, chunk, MIN(sizeof(chunk),
+                                                len - ch->tls_peeked->len),
+                                 errp);
+
+            if (n <= 0) {
+                return n < 0 ? -1 : 0;
+            }
+            g_byte_array_append(ch->tls_peeked, chunk, n);
+        }
+        memcpy(buf, ch->tls_peeked->data, len);
+        return 1;
+    }
     for (;;) {
         ssize_t n;
 
@@ -326,6 +436,9 @@ bool mig_channel_peek(MigChannel *ch, void *buf, size_t len, Error **errp)
 ssize_t mig_channel_splice_to_pipe(MigChannel *ch, int pipe_wr, size_t len,
                                    Error **errp)
 {
+    if (ch->tls || (ch->tls_peeked && ch->tls_peeked->len)) {
+        return -2;      /* the kernel sees only ciphertext */
+    }
     for (;;) {
         ssize_t n;
 
@@ -355,10 +468,88 @@ ssize_t mig_channel_splice_to_pipe(MigChannel *ch, int pipe_wr, size_t len,
     }
 }
 
+/* Send all of @buf as TLS records. */
+static bool tls_send_all(MigChannel *ch, const uint8_t *buf, size_t len,
+                         Error **errp)
+{
+    while (len) {
+        bool want_write = false;
+        ssize_t n;
+
+        if (!channel_check_cancel(ch, errp)) {
+            return false;
+        }
+        Error *err = NULL;
+
+        n = tls_session_send(ch->tls, buf, len, &want_write, &err);
+        if (n == -2) {
+            if (!tls_wait(ch, want_write, errp)) {
+                return false;
+            }
+            continue;
+        }
+        if (n < 0) {
+            if (cancel_yanked(ch->cancel)) {
+                error_free(err);
+                channel_io_error(ch, 0, "write", errp);
+            } else {
+                error_prepend(&err, "%s: ", ch->desc);
+                error_propagate(errp, err);
+            }
+            return false;
+        }
+        buf += n;
+        len -= n;
+    }
+    return true;
+}
+
+/*
+ * TLS: gather @iov into records of up to 16 KiB (small pieces, such as
+ * page headers, would otherwise each cost a record).
+ */
+static bool tls_writev(MigChannel *ch, struct iovec *iov, int iovcnt,
+                       Error **errp)
+{
+    enum { RECORD = 16384 };
+
+    if (!ch->tls_out) {
+        ch->tls_out = g_malloc(RECORD);
+    }
+    while (iovcnt > 0) {
+        size_t fill = 0;
+
+        if (iov->iov_len >= RECORD) {
+            /* Large pieces go as they are, without the copy. */
+            size_t n = iov->iov_len;
+
+            if (!tls_send_all(ch, iov->iov_base, n, errp)) {
+                return false;
+            }
+            iov_consume(&iov, &iovcnt, n);
+            continue;
+        }
+        while (iovcnt > 0 && fill < RECORD && iov->iov_len < RECORD) {
+            size_t n = MIN(iov->iov_len, RECORD - fill);
+
+            memcpy(ch->tls_out + fill, iov->iov_base, n);
+            fill += n;
+            iov_consume(&iov, &iovcnt, n);
+        }
+        if (!tls_send_all(ch, ch->tls_out, fill, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* writev() everything; @more: data follows at once (a socket may wait). */
 static bool channel_writev(MigChannel *ch, struct iovec *iov, int iovcnt,
                            bool more, Error **errp)
 {
+    if (ch->tls) {
+        return tls_writev(ch, iov, iovcnt, errp);
+    }
     while (iovcnt > 0) {
         struct msghdr msg = { .msg_iov = iov, .msg_iovlen = MIN(iovcnt,
                                                                  IOV_MAX) };
@@ -531,6 +722,11 @@ void mig_channel_close(MigChannel *ch)
         return;
     }
     channel_detach(ch);
+    tls_session_unref(ch->tls);
+    if (ch->tls_peeked) {
+        g_byte_array_free(ch->tls_peeked, TRUE);
+    }
+    g_free(ch->tls_out);
     close(ch->fd);
     if (ch->ref_pipe_open) {
         close(ch->ref_pipe[0]);

@@ -9,6 +9,7 @@
 #include "system/runstate.h"
 #include "migration/misc.h"
 #include "migration/options.h"
+#include "migration/tls.h"
 #include "migration/multifd.h"
 #include "migration/ram.h"
 #include "migration/migration.h"
@@ -269,6 +270,10 @@ static bool incoming_accept_one(MigrationIncomingState *mis, MigChannel **main,
     if (!ch) {
         return false;
     }
+    if (!migration_tls_server(ch, errp)) {
+        mig_channel_close(ch);
+        return false;
+    }
     /*
      * Capabilities may change while we only listen: they count from the
      * first connection.  RAM is cleared before any channel may write it.
@@ -421,7 +426,8 @@ bool migration_incoming_start_addr(const MigrationAddress *addr,
         error_setg(errp, "'defer' is not an address to listen on");
         return false;
     }
-    if (!migrate_check_address_type(addr->type, errp)) {
+    if (!migrate_check_address_type(addr->type, errp) ||
+        !migration_tls_check_transport(addr, errp)) {
         return false;
     }
     if (runstate_get() != RUN_STATE_INMIGRATE) {

@@ -21,6 +21,7 @@
 #include "system/runstate.h"
 #include "migration/misc.h"
 #include "migration/options.h"
+#include "migration/tls.h"
 #include "migration/multifd.h"
 #include "migration/register.h"
 #include "migration/migration.h"
@@ -696,7 +697,11 @@ static gpointer migration_thread(gpointer opaque)
     if (!ch) {
         goto done;
     }
+    /* On failure the channel goes with to_dst, at cleanup. */
     s->to_dst = qemu_file_new_output(ch);
+    if (!migration_tls_client(ch, &s->addr, &err)) {
+        goto done;
+    }
     migration_new_uuid(s->uuid);
     qemu_savevm_send_header(s->to_dst, migration_config_caps(), s->uuid);
     if (migrate_return_path() && !rp_start(s, &err)) {
@@ -775,7 +780,8 @@ bool migration_start(const MigrationAddress *addr, Error **errp)
                    "is one-way", migration_address_type_name(addr->type));
         return false;
     }
-    if (!qemu_savevm_state_prepare(errp)) {
+    if (!migration_tls_check_transport(addr, errp) ||
+        !qemu_savevm_state_prepare(errp)) {
         return false;
     }
     migration_state_reset(s);

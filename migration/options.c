@@ -61,6 +61,35 @@ static struct {
     .channel_timeout = DEFAULT_CHANNEL_TIMEOUT_MS,
 };
 
+/* tls-creds, tls-hostname, tls-authz: "" (unset) is kept as NULL. */
+static const char *const tls_param_names[MIGRATE_TLS__MAX] = {
+    [MIGRATE_TLS_CREDS] = "tls-creds",
+    [MIGRATE_TLS_HOSTNAME] = "tls-hostname",
+    [MIGRATE_TLS_AUTHZ] = "tls-authz",
+};
+static char *tls_params[MIGRATE_TLS__MAX];
+static GMutex tls_params_lock;
+
+char *migrate_tls_param(MigrateTLSParam p)
+{
+    char *v;
+
+    g_mutex_lock(&tls_params_lock);
+    v = g_strdup(tls_params[p]);
+    g_mutex_unlock(&tls_params_lock);
+    return v;
+}
+
+static int tls_param_lookup(const char *name)
+{
+    for (int i = 0; i < MIGRATE_TLS__MAX; i++) {
+        if (!strcmp(name, tls_param_names[i])) {
+            return i;
+        }
+    }
+    return -1;
+}
+
 const char *migration_capability_name(MigrationCapability cap)
 {
     return cap < MIGRATION_CAPABILITY__MAX ? capability_names[cap] : "?";
@@ -439,7 +468,7 @@ static bool params_args_check(JsonObject *args, Error **errp)
     const char *unknown = NULL;
 
     for (GList *m = names; m && !unknown; m = m->next) {
-        if (!param_lookup(m->data)) {
+        if (!param_lookup(m->data) && tls_param_lookup(m->data) < 0) {
             unknown = m->data;
         }
     }
@@ -455,6 +484,7 @@ static void qmp_migrate_set_parameters(JsonObject *args, JsonNode **ret,
                                        Error **errp)
 {
     int64_t values[ARRAY_SIZE(param_descs)];
+    const char *tls_values[MIGRATE_TLS__MAX] = { NULL };
     bool fixed = false;
 
     if (!params_args_check(args, errp)) {
@@ -499,6 +529,25 @@ static void qmp_migrate_set_parameters(JsonObject *args, JsonNode **ret,
             return;
         }
     }
+    /* A string, or null for "" as in QEMU. */
+    for (int i = 0; i < MIGRATE_TLS__MAX; i++) {
+        JsonNode *n = json_object_get_member(args, tls_param_names[i]);
+
+        if (!n) {
+            continue;
+        }
+        fixed = true;
+        if (JSON_NODE_HOLDS_NULL(n)) {
+            tls_values[i] = "";
+        } else if (JSON_NODE_HOLDS_VALUE(n) &&
+                   json_node_get_value_type(n) == G_TYPE_STRING) {
+            tls_values[i] = json_node_get_string(n);
+        } else {
+            error_setg(errp, "Invalid parameter type for '%s', expected: "
+                       "string", tls_param_names[i]);
+            return;
+        }
+    }
     /* The channels and the method shape the stream: not while it runs. */
     if (fixed && migration_busy(errp)) {
         return;
@@ -509,6 +558,14 @@ static void qmp_migrate_set_parameters(JsonObject *args, JsonNode **ret,
                              __ATOMIC_RELAXED);
         }
     }
+    g_mutex_lock(&tls_params_lock);
+    for (int i = 0; i < MIGRATE_TLS__MAX; i++) {
+        if (tls_values[i]) {
+            g_free(tls_params[i]);
+            tls_params[i] = *tls_values[i] ? g_strdup(tls_values[i]) : NULL;
+        }
+    }
+    g_mutex_unlock(&tls_params_lock);
 }
 
 static void qmp_query_migrate_parameters(JsonObject *args, JsonNode **ret,
@@ -532,6 +589,11 @@ static void qmp_query_migrate_parameters(JsonObject *args, JsonNode **ret,
         } else {
             json_object_set_int_member(obj, param_descs[i].name, v);
         }
+    }
+    for (int i = 0; i < MIGRATE_TLS__MAX; i++) {
+        g_autofree char *v = migrate_tls_param(i);
+
+        json_object_set_string_member(obj, tls_param_names[i], v ? v : "");
     }
     *ret = json_node_new(JSON_NODE_OBJECT);
     json_node_take_object(*ret, obj);

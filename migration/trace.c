@@ -11,6 +11,7 @@ TRACE_DEFINE(migration_rp_message);
 TRACE_DEFINE(incoming_set_state);
 TRACE_DEFINE(migration_probe_ignored);
 TRACE_DEFINE(migration_yank);
+TRACE_DEFINE(migration_tls_handshake);
 TRACE_DEFINE(savevm_send_command);
 TRACE_DEFINE(loadvm_command);
 TRACE_DEFINE(loadvm_section);

@@ -13,6 +13,7 @@ TRACE_DECLARE(migration_rp_message);
 TRACE_DECLARE(incoming_set_state);
 TRACE_DECLARE(migration_probe_ignored);
 TRACE_DECLARE(migration_yank);
+TRACE_DECLARE(migration_tls_handshake);
 TRACE_DECLARE(savevm_send_command);
 TRACE_DECLARE(loadvm_command);
 TRACE_DECLARE(loadvm_section);

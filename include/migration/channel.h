@@ -35,6 +35,8 @@ void mig_cancel_set_timeout(MigCancel *c, unsigned timeout_ms);
 void mig_cancel_yank(MigCancel *c);
 void mig_cancel_free(MigCancel *c);
 
+typedef struct TLSSession TLSSession;
+
 typedef struct MigChannel {
     int fd;
     bool is_socket;             /* shutdown() works, data may go both ways */
@@ -49,6 +51,10 @@ typedef struct MigChannel {
     bool ref_pipe_open;
     bool ref_unavailable;       /* vmsplice refused here: copy instead */
     bool sent_by_ref;           /* the peer may still read our memory */
+    /* TLS (mig_channel_tls_handshake): every byte goes through it */
+    TLSSession *tls;            /* shared with a dup; or NULL */
+    GByteArray *tls_peeked;     /* decrypted by a peek, not yet read */
+    uint8_t *tls_out;           /* a record being gathered */
 } MigChannel;
 
 /*
@@ -78,6 +84,12 @@ void mig_listener_free(MigListener *l);
 
 /* A channel over an fd the caller owned: used by tests and the return path. */
 MigChannel *mig_channel_new_fd(int fd, const char *desc, MigCancel *cancel);
+/*
+ * Run the TLS handshake of @s (a session over ch->fd) and send every
+ * later byte of @ch through it; @ch owns @s even when this fails.
+ * Bounded like a read by the canceller's timeout.
+ */
+bool mig_channel_tls_handshake(MigChannel *ch, TLSSession *s, Error **errp);
 /* Use @c (may be NULL) instead of the canceller @ch was made with. */
 void mig_channel_set_cancel(MigChannel *ch, MigCancel *c);
 /* A second channel on the same socket, for the other direction. */

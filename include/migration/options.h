@@ -98,6 +98,15 @@ uint64_t migrate_vcpu_dirty_limit(void);
  * x-channel-timeout: how long a peer may stall a migration channel before
  * the migration fails, in ms (0: for ever).  See mig_cancel_set_timeout().
  */
+typedef enum MigrateTLSParam {
+    MIGRATE_TLS_CREDS,          /* the id of a tls-creds-* object */
+    MIGRATE_TLS_HOSTNAME,       /* the name the server's certificate shows */
+    MIGRATE_TLS_AUTHZ,          /* the id of an authz-* object */
+    MIGRATE_TLS__MAX,
+} MigrateTLSParam;
+/* A copy of tls-creds, tls-hostname or tls-authz; NULL when unset. */
+char *migrate_tls_param(MigrateTLSParam p);
+
 #define DEFAULT_CHANNEL_TIMEOUT_MS 30000
 #define MAX_CHANNEL_TIMEOUT_MS 3600000
 unsigned migrate_channel_timeout(void);

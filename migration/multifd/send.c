@@ -12,6 +12,7 @@
  */
 #include "qemu/osdep.h"
 #include "qemu/trace.h"
+#include "migration/tls.h"
 #include "migration/mapped-ram.h"
 #include "multifd-internal.h"
 
@@ -491,7 +492,8 @@ static bool multifd_send_channel_start(MultiFDSendState *s,
         c->ch = mig_channel_new_fd(fd, dest->path, s->cancel);
     } else {
         c->ch = mig_channel_connect(dest, s->cancel, errp);
-        if (!c->ch || !multifd_send_hello(c, uuid, errp)) {
+        if (!c->ch || !migration_tls_client(c->ch, dest, errp) ||
+            !multifd_send_hello(c, uuid, errp)) {
             return false;
         }
     }

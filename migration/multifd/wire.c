@@ -211,7 +211,15 @@ int multifd_readv_full(MigChannel *ch, struct iovec *iov, int iovcnt,
             return -1;
         }
         /* The fd is non-blocking: data that is there arrives in one call. */
-        n = readv(ch->fd, iov, MIN(iovcnt, IOV_MAX));
+        if (ch->tls || ch->tls_peeked) {
+            /* Decrypted bytes: through the channel, a piece at a time. */
+            n = mig_channel_read(ch, iov->iov_base, iov->iov_len, errp);
+            if (n < 0) {
+                return -1;
+            }
+        } else {
+            n = readv(ch->fd, iov, MIN(iovcnt, IOV_MAX));
+        }
         if (n < 0 && errno == EINTR) {
             continue;
         }
