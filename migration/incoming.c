@@ -13,6 +13,7 @@
 #include "migration/ram.h"
 #include "migration/migration.h"
 #include "migration/savevm.h"
+#include "migration/postcopy-ram.h"
 #include "migration/trace.h"
 
 /*
@@ -37,6 +38,7 @@ struct MigrationIncomingState {
     bool load_ended;            /* rp_lock: later multifd failures are noise */
     bool prepared;              /* incoming thread: RAM cleared, layer set */
     bool multifd;               /* incoming thread: the layer is set up */
+    bool postcopy_ran;          /* atomic: the VM was started at RUN */
     GThread *accept_thread;     /* multifd channels after the main one */
     bool accept_done;           /* atomic */
     int64_t start_ms;
@@ -63,8 +65,14 @@ bool migration_incoming_is_loading(void)
 {
     MigrationIncomingState *mis = current_incoming;
 
-    return mis && __atomic_load_n(&mis->status, __ATOMIC_SEQ_CST) ==
-                  MIGRATION_STATUS_ACTIVE;
+    MigrationStatus st;
+
+    if (!mis) {
+        return false;
+    }
+    st = __atomic_load_n(&mis->status, __ATOMIC_SEQ_CST);
+    return st == MIGRATION_STATUS_ACTIVE ||
+           st == MIGRATION_STATUS_POSTCOPY_ACTIVE;
 }
 
 static void incoming_set_state(MigrationIncomingState *mis,
@@ -184,6 +192,29 @@ void migration_incoming_load_ended(MigrationIncomingState *mis)
     g_mutex_unlock(&mis->rp_lock);
 }
 
+/* ---- postcopy ---- */
+
+void migration_incoming_postcopy_listen(MigrationIncomingState *mis)
+{
+    incoming_set_state(mis, MIGRATION_STATUS_POSTCOPY_ACTIVE);
+}
+
+/* Main thread: the package is loaded, the VM runs while RAM arrives. */
+static void incoming_postcopy_run_bh(void *opaque)
+{
+    if (incoming_autostart && global_state_source_was_running()) {
+        vm_start();
+    } else {
+        runstate_set(RUN_STATE_PAUSED);
+    }
+}
+
+void migration_incoming_postcopy_run(MigrationIncomingState *mis)
+{
+    __atomic_store_n(&mis->postcopy_ran, true, __ATOMIC_SEQ_CST);
+    main_loop_call(incoming_postcopy_run_bh, mis);
+}
+
 /* ---- the incoming thread ---- */
 
 static void incoming_finish_bh(void *opaque)
@@ -199,6 +230,16 @@ static void incoming_finish_bh(void *opaque)
     mis->cancel = NULL;
     mis->total_time_ms = get_clock_ms() - mis->start_ms;
     if (!ok) {
+        /*
+         * After RUN the guest ran here with part of its RAM: vCPUs that
+         * touch a missing page wait for good (RAM stays registered).
+         */
+        if (mis->postcopy_ran) {
+            error_prepend(&mis->error, "postcopy failed after the switch: "
+                          "the guest cannot go on without the pages still "
+                          "on the source (%" PRIu64 " arrived since): ",
+                          postcopy_pages_received());
+        }
         error_report("incoming migration failed: %s",
                      error_get_pretty(mis->error));
         incoming_set_state(mis, MIGRATION_STATUS_FAILED);
@@ -208,6 +249,9 @@ static void incoming_finish_bh(void *opaque)
         return;
     }
     incoming_set_state(mis, MIGRATION_STATUS_COMPLETED);
+    if (mis->postcopy_ran) {
+        return;     /* running (or paused) since RUN */
+    }
     if (incoming_autostart && global_state_source_was_running()) {
         vm_start();
     } else {
@@ -403,6 +447,8 @@ void migration_incoming_shutdown(void)
         bql_lock();
         mis->thread = NULL;
     }
+    /* vCPUs still waiting for pages after a failed postcopy wake up. */
+    postcopy_incoming_cleanup();
     current_incoming = NULL;
     incoming_free(mis);
 }
@@ -503,4 +549,5 @@ void migration_incoming_query(JsonObject *obj)
         json_object_set_string_member(obj, "error-desc",
                                       error_get_pretty(mis->error));
     }
+    postcopy_blocktime_query(obj);
 }

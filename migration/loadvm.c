@@ -6,6 +6,7 @@
  * migration/savevm.h; the handler registry in savevm.c.
  */
 #include "qemu/osdep.h"
+#include <sys/mman.h>
 #include "qemu/cutils.h"
 #include "qemu/main-loop.h"
 #include "qemu/uuid.h"
@@ -20,6 +21,8 @@
 #include "migration/migration.h"
 #include "migration/savevm.h"
 #include "migration/savevm-internal.h"
+#include "migration/postcopy-ram.h"
+#include "migration/ram.h"
 #include "migration/trace.h"
 
 /* Bound on the number of sections a stream may open. */
@@ -261,7 +264,18 @@ typedef struct LoadvmState {
     GHashTable *by_id;          /* section id -> LoadSection (owned) */
     GHashTable *by_se;          /* SaveStateEntry -> its LoadSection */
     bool switchover_started;    /* SWITCHOVER_START loaded */
+    /* postcopy-ram: the commands seen so far, in their order */
+    bool postcopy_advised;
+    bool postcopy_listening;
+    bool in_package;            /* f is the package's, not the stream's */
+    bool postcopy_ran;          /* POSTCOPY_RUN: the VM runs here */
 } LoadvmState;
+
+static bool se_has_postcopy(const SaveStateEntry *se)
+{
+    return se->ops && se->ops->has_postcopy &&
+           se->ops->has_postcopy(se->opaque);
+}
 
 /* Every iterative section is in: handlers load what comes by other ways. */
 static int load_switchover_start(LoadvmState *lv, Error **errp)
@@ -279,6 +293,131 @@ static int load_switchover_start(LoadvmState *lv, Error **errp)
             return -EINVAL;
         }
     }
+    return 0;
+}
+
+/* POSTCOPY_RAM_DISCARD: str block, then (be64 offset, be64 length)s. */
+static int load_postcopy_discard(LoadvmState *lv, const uint8_t *data,
+                                 uint16_t len, Error **errp)
+{
+    char id[256];
+    uint8_t idlen = len ? data[0] : 0;
+    RAMBlock *rb;
+
+    if (!lv->postcopy_advised || lv->postcopy_listening) {
+        error_setg(errp, "postcopy: a RAM discard %s",
+                   lv->postcopy_listening ? "after LISTEN" : "without ADVISE");
+        return -EINVAL;
+    }
+    if (len < 1 + idlen || (len - 1 - idlen) % 16) {
+        error_setg(errp, "postcopy: a RAM discard of %u bytes", len);
+        return -EINVAL;
+    }
+    memcpy(id, data + 1, idlen);
+    id[idlen] = '\0';
+    rb = ram_block_find(id);
+    if (!rb) {
+        g_autofree char *name = qemu_escape_bytes(data + 1, idlen);
+
+        error_setg(errp, "postcopy: a RAM discard for unknown block '%s'",
+                   name);
+        return -EINVAL;
+    }
+    for (const uint8_t *p = data + 1 + idlen; p < data + len; p += 16) {
+        uint64_t offset = (uint64_t)ldl_be(p) << 32 | ldl_be(p + 4);
+        uint64_t size = (uint64_t)ldl_be(p + 8) << 32 | ldl_be(p + 12);
+
+        if (!ram_load_discard(rb, offset, size, errp)) {
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int load_postcopy_listen(LoadvmState *lv, Error **errp)
+{
+    if (!lv->postcopy_advised || lv->postcopy_listening || lv->in_package ||
+        lv->switchover_started) {
+        error_setg(errp, "postcopy: LISTEN out of place");
+        return -EINVAL;
+    }
+    if (!postcopy_incoming_listen(lv->mis, errp) ||
+        !ram_load_postcopy_listen()) {
+        if (errp && !*errp) {
+            error_setg(errp, "postcopy: no memory for the page buffer");
+        }
+        return -EINVAL;
+    }
+    lv->postcopy_listening = true;
+    migration_incoming_postcopy_listen(lv->mis);
+    return 0;
+}
+
+static int loadvm_sections(LoadvmState *lv, Error **errp);
+
+/*
+ * PACKAGED: be32 length, then the device state of a postcopy switch,
+ * loaded whole from memory before anything else of the stream is read;
+ * it ends with POSTCOPY_RUN.
+ */
+static int load_package(QEMUFile *f, LoadvmState *lv, const uint8_t *data,
+                        uint16_t len, Error **errp)
+{
+    g_autofree uint8_t *buf = NULL;
+    uint32_t size;
+    QEMUFile *pkg;
+    int fd, ret;
+
+    if (len != 4 || lv->in_package || !lv->postcopy_listening ||
+        lv->postcopy_ran) {
+        error_setg(errp, "postcopy: a package out of place (%u bytes of "
+                   "header)", len);
+        return -EINVAL;
+    }
+    size = ldl_be(data);
+    if (size > MIG_PACKAGE_MAX_LEN) {
+        error_setg(errp, "postcopy: a package of %u bytes exceeds the limit "
+                   "of %u", size, MIG_PACKAGE_MAX_LEN);
+        return -EINVAL;
+    }
+    buf = g_malloc(size);
+    if (!qemu_get_buffer(f, buf, size)) {
+        qemu_file_check(f, errp);
+        error_prepend(errp, "postcopy: package: ");
+        return -EIO;
+    }
+    fd = memfd_create("vmig-postcopy-package", MFD_CLOEXEC);
+    if (fd < 0 || write(fd, buf, size) != size || lseek(fd, 0, SEEK_SET)) {
+        error_setg_errno(errp, errno, "postcopy: cannot keep the package");
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -EIO;
+    }
+    trace(loadvm_command, "package of %u bytes", size);
+    pkg = qemu_file_new_input(mig_channel_new_fd(fd, "postcopy package",
+                                                 NULL));
+    lv->f = pkg;
+    lv->in_package = true;
+    ret = loadvm_sections(lv, errp);
+    lv->in_package = false;
+    lv->f = f;
+    qemu_fclose(pkg);
+    if (ret == 0 && !lv->postcopy_ran) {
+        error_setg(errp, "postcopy: the package ends without POSTCOPY_RUN");
+        ret = -EINVAL;
+    }
+    return ret;
+}
+
+static int load_postcopy_run(LoadvmState *lv, Error **errp)
+{
+    if (!lv->in_package || lv->postcopy_ran) {
+        error_setg(errp, "postcopy: RUN out of place");
+        return -EINVAL;
+    }
+    lv->postcopy_ran = true;
+    migration_incoming_postcopy_run(lv->mis);
     return 0;
 }
 
@@ -318,6 +457,30 @@ static int load_command(QEMUFile *f, LoadvmState *lv, Error **errp)
             break;
         }
         return load_switchover_start(lv, errp);
+    case MIG_CMD_POSTCOPY_ADVISE:
+        if (len != 0) {
+            break;
+        }
+        if (lv->postcopy_advised || lv->in_package) {
+            error_setg(errp, "postcopy: ADVISE out of place");
+            return -EINVAL;
+        }
+        lv->postcopy_advised = true;
+        return postcopy_incoming_advise(errp) ? 0 : -EINVAL;
+    case MIG_CMD_POSTCOPY_RAM_DISCARD:
+        return load_postcopy_discard(lv, data, len, errp);
+    case MIG_CMD_POSTCOPY_LISTEN:
+        if (len != 0) {
+            break;
+        }
+        return load_postcopy_listen(lv, errp);
+    case MIG_CMD_POSTCOPY_RUN:
+        if (len != 0) {
+            break;
+        }
+        return load_postcopy_run(lv, errp);
+    case MIG_CMD_PACKAGED:
+        return load_package(f, lv, data, len, errp);
     default:
         error_setg(errp, "unknown command %u", cmd);
         return -EINVAL;
@@ -547,7 +710,10 @@ static LoadSection *loadvm_section_continue(LoadvmState *lv, uint8_t type,
                    ls->se->idstr, section_id, section_type_name(type));
         return NULL;
     }
-    if ((type == MIG_SECTION_PART) == lv->switchover_started) {
+    /* After a postcopy switch, RAM goes on in PART sections. */
+    if ((type == MIG_SECTION_PART) == lv->switchover_started &&
+        !(type == MIG_SECTION_PART && lv->postcopy_listening &&
+          !lv->in_package && se_has_postcopy(ls->se))) {
         error_setg(errp, "section '%s' (id %u): %s %s SWITCHOVER_START",
                    ls->se->idstr, section_id, section_type_name(type),
                    lv->switchover_started ? "after" : "before");
@@ -615,7 +781,12 @@ static int loadvm_sections(LoadvmState *lv, Error **errp)
         int ret;
 
         if (qemu_file_at_eof(f)) {
-            g_autofree char *end = g_strdup_printf(
+            g_autofree char *end = NULL;
+
+            if (lv->in_package) {
+                return 0;   /* its end; load_package checks the RUN */
+            }
+            end = g_strdup_printf(
                 "truncated after %" PRIu64 " bytes", qemu_file_transferred(f));
 
             if (loadvm_check_complete(lv, end, errp)) {
@@ -630,7 +801,14 @@ static int loadvm_sections(LoadvmState *lv, Error **errp)
         }
         switch (type) {
         case MIG_SECTION_EOF: {
-            g_autofree char *end = g_strdup_printf(
+            g_autofree char *end = NULL;
+
+            if (lv->in_package) {
+                error_setg(errp, "postcopy: an EOF marker inside the "
+                           "package");
+                return -EINVAL;
+            }
+            end = g_strdup_printf(
                 "an EOF marker at byte %" PRIu64, qemu_file_transferred(f) - 1);
 
             return loadvm_check_complete(lv, end, errp) ? 0 : -EINVAL;
@@ -861,6 +1039,16 @@ int qemu_loadvm_state(QEMUFile *f, MigrationIncomingState *mis, Error **errp)
     ret = loadvm_setup(f, mis, errp);
     if (ret == 0) {
         ret = loadvm_sections(&lv, errp);
+    }
+    /*
+     * Postcopy: on success every page that never came is zero on the
+     * source; RAM is unregistered.  A failure after RUN leaves it
+     * registered, so that no vCPU goes on with a page that is not its
+     * own (see migration_incoming_shutdown()); before RUN the VM never
+     * ran here and RAM is simply let go.
+     */
+    if (lv.postcopy_advised && (ret == 0 || !lv.postcopy_ran)) {
+        postcopy_incoming_end();
     }
     /* Load threads use the handlers' state: join before load_cleanup. */
     ret = loadvm_load_threads_finish(ret, errp);

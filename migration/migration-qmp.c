@@ -196,7 +196,8 @@ static void qmp_migrate(JsonObject *args, JsonNode **ret, Error **errp)
         return;
     }
     if (resume) {
-        error_setg(errp, "'resume' is for postcopy, which vmig does not do");
+        error_setg(errp, "'resume' (postcopy recovery) is not supported by "
+                   "vmig: a postcopy migration that loses its channel fails");
         return;
     }
     if (!migrate_args_address(args, &addr, errp)) {
@@ -228,7 +229,17 @@ static void qmp_migrate_cancel(JsonObject *args, JsonNode **ret, Error **errp)
     static const char *const known[] = { NULL };
 
     if (qmp_args_check(args, known, errp)) {
-        migration_cancel();
+        migration_cancel(errp);
+    }
+}
+
+static void qmp_migrate_start_postcopy(JsonObject *args, JsonNode **ret,
+                                       Error **errp)
+{
+    static const char *const known[] = { NULL };
+
+    if (qmp_args_check(args, known, errp)) {
+        migration_start_postcopy(errp);
     }
 }
 
@@ -293,6 +304,10 @@ static void query_ram(JsonObject *obj, MigrationState *s)
                                stat_get(&ram_stats.precopy_bytes));
     json_object_set_int_member(ram, "downtime-bytes",
                                stat_get(&ram_stats.downtime_bytes));
+    json_object_set_int_member(ram, "postcopy-requests",
+                               stat_get(&ram_stats.postcopy_requests));
+    json_object_set_int_member(ram, "postcopy-bytes",
+                               stat_get(&ram_stats.postcopy_bytes));
     json_object_set_object_member(obj, "ram", ram);
 }
 
@@ -346,6 +361,8 @@ static void migration_qmp_init(void)
     qmp_register_command("migrate-incoming", qmp_migrate_incoming,
                          QMP_CMD_NONE);
     qmp_register_command("migrate_cancel", qmp_migrate_cancel, QMP_CMD_NONE);
+    qmp_register_command("migrate-start-postcopy", qmp_migrate_start_postcopy,
+                         QMP_CMD_NONE);
     qmp_register_command("migrate-continue", qmp_migrate_continue,
                          QMP_CMD_NONE);
     qmp_register_command("query-migrate", qmp_query_migrate, QMP_CMD_NONE);

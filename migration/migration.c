@@ -48,6 +48,7 @@ static const char *const status_names[MIGRATION_STATUS__MAX] = {
     [MIGRATION_STATUS_DEVICE] = "device",
     [MIGRATION_STATUS_COMPLETED] = "completed",
     [MIGRATION_STATUS_FAILED] = "failed",
+    [MIGRATION_STATUS_POSTCOPY_ACTIVE] = "postcopy-active",
 };
 
 const char *migration_status_name(MigrationStatus s)
@@ -152,16 +153,30 @@ uint64_t migration_transferred_bytes(void)
     return migration_bytes_sent(&current_migration);
 }
 
+bool migration_in_postcopy(void)
+{
+    return __atomic_load_n(&current_migration.in_postcopy, __ATOMIC_SEQ_CST);
+}
+
+/* The bandwidth limit of the current phase (0: none). */
+static uint64_t migration_bandwidth_limit(MigrationState *s)
+{
+    return migration_in_postcopy() ? migrate_max_postcopy_bandwidth()
+                                   : migrate_max_bandwidth();
+}
+
 bool migration_rate_limit_exceeded(void)
 {
     MigrationState *s = &current_migration;
-    uint64_t limit = migrate_max_bandwidth();
+    uint64_t limit = migration_bandwidth_limit(s);
     uint64_t budget;
+    MigrationStatus st = migration_get_status(s);
 
     if (!s->to_dst || s->in_downtime || !limit) {
         return false;
     }
-    if (migration_get_status(s) != MIGRATION_STATUS_ACTIVE) {
+    if (st != MIGRATION_STATUS_ACTIVE &&
+        st != MIGRATION_STATUS_POSTCOPY_ACTIVE) {
         return true;    /* cancelling: stop sending at once */
     }
     budget = limit * RATE_WINDOW_MS / 1000;
@@ -238,7 +253,7 @@ static void rate_window_update(MigrationState *s, bool starved)
     int64_t now = get_clock_ms();
     int64_t elapsed = now - s->window_start_ms;
     uint64_t bytes = migration_bytes_sent(s) - s->window_start_bytes;
-    uint64_t limit = migrate_max_bandwidth();
+    uint64_t limit = migration_bandwidth_limit(s);
 
     s->window_starved |= starved;
     if (elapsed < RATE_WINDOW_MS &&
@@ -279,6 +294,97 @@ static uint64_t switchover_threshold(MigrationState *s)
 }
 
 /* ---- return path (source side) ---- */
+
+typedef struct PageRequest {
+    RAMBlock *rb;
+    uint64_t offset;
+    uint64_t len;
+} PageRequest;
+
+/* Largest run of pages one request may ask for. */
+#define MIG_PAGE_REQUEST_MAX (1 * MiB)
+
+/* REQ_PAGES: str block, be64 offset, be32 length.  rp thread. */
+static bool rp_req_pages(MigrationState *s, const uint8_t *buf, uint16_t len,
+                         Error **errp)
+{
+    char id[256];
+    uint8_t idlen = len ? buf[0] : 0;
+    PageRequest *req;
+    uint64_t offset;
+    uint32_t size;
+    RAMBlock *rb;
+
+    if (len != 1 + idlen + 12) {
+        error_setg(errp, "return path: page request of %u bytes", len);
+        return false;
+    }
+    if (!migration_in_postcopy()) {
+        error_setg(errp, "return path: a page request before the postcopy "
+                   "switch");
+        return false;
+    }
+    memcpy(id, buf + 1, idlen);
+    id[idlen] = '\0';
+    offset = (uint64_t)ldl_be(buf + 1 + idlen) << 32 |
+             ldl_be(buf + 5 + idlen);
+    size = ldl_be(buf + 9 + idlen);
+    rb = ram_block_find(id);
+    if (!rb) {
+        g_autofree char *name = qemu_escape_bytes((const uint8_t *)id, idlen);
+
+        error_setg(errp, "return path: page request for unknown RAM block "
+                   "'%s'", name);
+        return false;
+    }
+    if ((offset | size) & ~TARGET_PAGE_MASK || !size ||
+        size > MIG_PAGE_REQUEST_MAX || offset >= rb->size ||
+        size > rb->size - offset) {
+        error_setg(errp, "return path: page request for 0x%x bytes at 0x%"
+                   PRIx64 " of RAM block '%s' (0x%" PRIx64 " bytes)", size,
+                   offset, id, rb->size);
+        return false;
+    }
+    req = g_new(PageRequest, 1);
+    req->rb = rb;
+    req->offset = offset;
+    req->len = size;
+    __atomic_fetch_add(&ram_stats.postcopy_requests, 1, __ATOMIC_RELAXED);
+    g_mutex_lock(&s->lock);
+    g_queue_push_tail(&s->page_requests, req);
+    g_cond_broadcast(&s->cond);
+    g_mutex_unlock(&s->lock);
+    return true;
+}
+
+bool migration_postcopy_take_request(RAMBlock **rb, uint64_t *offset,
+                                     uint64_t *len)
+{
+    MigrationState *s = &current_migration;
+    PageRequest *req;
+
+    g_mutex_lock(&s->lock);
+    req = g_queue_pop_head(&s->page_requests);
+    g_mutex_unlock(&s->lock);
+    if (!req) {
+        return false;
+    }
+    *rb = req->rb;
+    *offset = req->offset;
+    *len = req->len;
+    g_free(req);
+    return true;
+}
+
+static bool migration_has_page_requests(MigrationState *s)
+{
+    bool ret;
+
+    g_mutex_lock(&s->lock);
+    ret = !g_queue_is_empty(&s->page_requests);
+    g_mutex_unlock(&s->lock);
+    return ret;
+}
 
 static gpointer rp_thread_fn(gpointer opaque)
 {
@@ -328,6 +434,10 @@ static gpointer rp_thread_fn(gpointer opaque)
             s->rp_pong = ldl_be(buf);
             g_cond_broadcast(&s->cond);
             g_mutex_unlock(&s->lock);
+        } else if (type == MIG_RP_MSG_REQ_PAGES) {
+            if (!rp_req_pages(s, buf, len, &err)) {
+                break;
+            }
         } else if (type == MIG_RP_MSG_SWITCHOVER_ACK && len == 0) {
             g_mutex_lock(&s->lock);
             __atomic_store_n(&s->switchover_acked, true, __ATOMIC_SEQ_CST);
@@ -415,6 +525,8 @@ static void migration_state_reset(MigrationState *s)
     s->rp_shut_value = s->rp_pong = 0;
     s->downtime_start_ns = s->downtime_end_ns = 0;
     s->switchover_acked = s->stream_complete = false;
+    s->start_postcopy = s->in_postcopy = false;
+    g_queue_clear_full(&s->page_requests, g_free);
     s->expected_downtime_ms = s->mbps_x1000 = s->pages_per_second = 0;
     s->setup_time_ms = s->total_time_ms = s->downtime_ms = 0;
     memset(&ram_stats, 0, sizeof(ram_stats));
@@ -477,6 +589,9 @@ static void migration_thread_cleanup(MigrationState *s, bool ok)
         s->savevm_setup_done = false;
     }
     if (ok) {
+        runstate_set(RUN_STATE_POSTMIGRATE);
+    } else if (migration_in_postcopy()) {
+        /* The destination may have run the guest: it must not run here. */
         runstate_set(RUN_STATE_POSTMIGRATE);
     } else if (s->vm_stopped) {
         if (s->vm_was_running) {
@@ -622,7 +737,109 @@ static bool migration_completion(MigrationState *s, Error **errp)
     return true;
 }
 
-static bool migration_iterate_until_ready(MigrationState *s, Error **errp)
+/*
+ * postcopy-ram: stop the VM, drop on the destination the pages dirtied
+ * since it got them, and send the device state as one package that ends
+ * with POSTCOPY_RUN.  The destination runs the VM from there on, and RAM
+ * follows.  From the moment the status is postcopy-active there is no way
+ * back: migrate_cancel is refused, and a failure leaves this VM stopped.
+ * Downtime ends once the package is out.
+ */
+static bool migration_postcopy_switch(MigrationState *s, Error **errp)
+{
+    int ret;
+
+    bql_lock();
+    trace(migration_switchover, "postcopy");
+    s->vm_was_running = runstate_is_running();
+    s->prev_runstate = runstate_get();
+    global_state_store();
+    s->downtime_start_ns = get_clock_ns();
+    s->in_downtime = true;
+    ret = vm_stop_err(RUN_STATE_FINISH_MIGRATE, errp);
+    s->vm_stopped = true;
+    if (ret < 0) {
+        bql_unlock();
+        error_prepend(errp, "stopping the VM for the postcopy switch: ");
+        return false;
+    }
+    /* migrate_cancel needs the BQL: it sees both or neither. */
+    if (!migrate_set_state(s, MIGRATION_STATUS_ACTIVE,
+                           MIGRATION_STATUS_POSTCOPY_ACTIVE)) {
+        bql_unlock();
+        error_setg(errp, "cancelled at the postcopy switch");
+        return false;
+    }
+    __atomic_store_n(&s->in_postcopy, true, __ATOMIC_SEQ_CST);
+    if (!ram_postcopy_send_discard(s->to_dst, errp)) {
+        bql_unlock();
+        error_prepend(errp, "postcopy: ");
+        return false;
+    }
+    qemu_savevm_send_command(s->to_dst, MIG_CMD_POSTCOPY_LISTEN, 0, NULL);
+    ret = qemu_savevm_send_postcopy_package(s->to_dst, errp);
+    bql_unlock();
+    if (ret < 0) {
+        return false;
+    }
+    if (qemu_fflush(s->to_dst) < 0) {
+        qemu_file_check(s->to_dst, errp);
+        return false;
+    }
+    s->in_downtime = false;
+    s->downtime_ms = (get_clock_ns() - s->downtime_start_ns) / 1000000;
+    return true;
+}
+
+/*
+ * After the switch: push the rest of RAM, pages the destination asks for
+ * first (RAM's iterator takes them from the queue), then the END and the
+ * EOF, and wait for the destination's SHUT.
+ */
+static bool migration_postcopy_run(MigrationState *s, Error **errp)
+{
+    rate_window_start(s);
+    for (;;) {
+        int ret;
+
+        if (migration_get_status(s) != MIGRATION_STATUS_POSTCOPY_ACTIVE) {
+            error_setg(errp, "postcopy: migration stopped");
+            return false;
+        }
+        if (migration_has_error(s)) {
+            g_mutex_lock(&s->lock);
+            *errp = error_copy(s->error);
+            g_mutex_unlock(&s->lock);
+            return false;
+        }
+        ret = qemu_savevm_state_iterate(s->to_dst, true, errp);
+        if (ret < 0) {
+            return false;
+        }
+        if (qemu_fflush(s->to_dst) < 0) {
+            qemu_file_check(s->to_dst, errp);
+            return false;
+        }
+        if (ret > 0 && !migration_has_page_requests(s)) {
+            break;
+        }
+        rate_window_update(s, false);
+    }
+    if (qemu_savevm_state_complete_postcopy(s->to_dst, errp) < 0) {
+        return false;
+    }
+    __atomic_store_n(&s->stream_complete, true, __ATOMIC_SEQ_CST);
+    return rp_wait_shut(s, errp);
+}
+
+typedef enum IterateResult {
+    ITERATE_FAILED,
+    ITERATE_COMPLETE,           /* precopy may switch over */
+    ITERATE_POSTCOPY,           /* migrate-start-postcopy */
+} IterateResult;
+
+static IterateResult migration_iterate_until_ready(MigrationState *s,
+                                                   Error **errp)
 {
     rate_window_start(s);
     for (;;) {
@@ -635,13 +852,13 @@ static bool migration_iterate_until_ready(MigrationState *s, Error **errp)
 
         if (migration_get_status(s) != MIGRATION_STATUS_ACTIVE) {
             error_setg(errp, "migration cancelled");
-            return false;
+            return ITERATE_FAILED;
         }
         if (migration_has_error(s)) {
             g_mutex_lock(&s->lock);
             *errp = error_copy(s->error);
             g_mutex_unlock(&s->lock);
-            return false;
+            return ITERATE_FAILED;
         }
         if (pending <= threshold) {
             pending = qemu_savevm_pending_exact();
@@ -654,15 +871,19 @@ static bool migration_iterate_until_ready(MigrationState *s, Error **errp)
         trace(migration_iteration, "pending %" PRIu64 " threshold %" PRIu64
               " acked %d", pending, threshold, acked);
         if (pending <= threshold && acked && !migration_has_error(s)) {
-            return true;
+            return ITERATE_COMPLETE;
         }
-        ret = qemu_savevm_state_iterate(s->to_dst, errp);
+        /* As in QEMU: precopy ends by itself when it can. */
+        if (__atomic_load_n(&s->start_postcopy, __ATOMIC_SEQ_CST)) {
+            return ITERATE_POSTCOPY;
+        }
+        ret = qemu_savevm_state_iterate(s->to_dst, false, errp);
         if (ret < 0) {
-            return false;
+            return ITERATE_FAILED;
         }
         if (qemu_fflush(s->to_dst) < 0) {
             qemu_file_check(s->to_dst, errp);
-            return false;
+            return ITERATE_FAILED;
         }
         /* Every iterator sent all that the exact figure counted. */
         rate_window_update(s, synced && ret > 0);
@@ -674,6 +895,7 @@ static gpointer migration_thread(gpointer opaque)
     MigrationState *s = opaque;
     MigChannel *ch;
     Error *err = NULL;
+    IterateResult ready;
     bool ok = false;
 
     ch = mig_channel_connect(&s->addr, s->cancel, &err);
@@ -688,6 +910,10 @@ static gpointer migration_thread(gpointer opaque)
     }
     if (migrate_multifd() && !migration_multifd_start(s, &err)) {
         goto done;
+    }
+    if (migrate_postcopy_ram()) {
+        /* The destination checks that it can, before anything else. */
+        qemu_savevm_send_command(s->to_dst, MIG_CMD_POSTCOPY_ADVISE, 0, NULL);
     }
     bql_lock();
     s->savevm_setup_done = true;
@@ -707,10 +933,13 @@ static gpointer migration_thread(gpointer opaque)
         error_setg(&err, "migration cancelled during setup");
         goto done;
     }
-    if (!migration_iterate_until_ready(s, &err)) {
-        goto done;
+    ready = migration_iterate_until_ready(s, &err);
+    if (ready == ITERATE_POSTCOPY) {
+        ok = migration_postcopy_switch(s, &err) &&
+             migration_postcopy_run(s, &err);
+    } else if (ready == ITERATE_COMPLETE) {
+        ok = migration_completion(s, &err);
     }
-    ok = migration_completion(s, &err);
 
 done:
     s->total_time_ms = get_clock_ms() - s->start_ms;
@@ -824,16 +1053,49 @@ static void migration_cancel_now(MigrationState *s)
  * and the destination's verdict (SHUT, or the end of the stream without
  * a return path) ends the migration.
  */
-void migration_cancel(void)
+bool migration_cancel(Error **errp)
 {
     MigrationState *s = &current_migration;
 
+    /* As in QEMU: the destination runs the VM, this side cannot take over. */
+    if (migration_in_postcopy() &&
+        !migration_status_is_terminal(migration_get_status(s))) {
+        error_setg(errp, "postcopy migration in progress: it cannot be "
+                   "cancelled, the destination runs the VM");
+        return false;
+    }
     if (__atomic_load_n(&s->stream_complete, __ATOMIC_SEQ_CST)) {
         warn_report("migrate_cancel: too late, the whole stream has been "
                     "sent; the destination decides the outcome");
-        return;
+        return true;
     }
     migration_cancel_now(s);
+    return true;
+}
+
+bool migration_start_postcopy(Error **errp)
+{
+    MigrationState *s = &current_migration;
+    MigrationStatus st = migration_get_status(s);
+
+    if (!migrate_postcopy_ram()) {
+        error_setg(errp, "Enable postcopy with migrate-set-capabilities "
+                   "(capability 'postcopy-ram') before the start of "
+                   "migration");
+        return false;
+    }
+    if (st != MIGRATION_STATUS_SETUP && st != MIGRATION_STATUS_ACTIVE) {
+        error_setg(errp, st == MIGRATION_STATUS_POSTCOPY_ACTIVE ?
+                   "postcopy has started already" :
+                   "Postcopy must be started after migration has been "
+                   "started");
+        return false;
+    }
+    g_mutex_lock(&s->lock);
+    __atomic_store_n(&s->start_postcopy, true, __ATOMIC_SEQ_CST);
+    g_cond_broadcast(&s->cond);
+    g_mutex_unlock(&s->lock);
+    return true;
 }
 
 bool migration_continue(const char *state, Error **errp)

@@ -9,6 +9,7 @@
 #include "migration/channel.h"
 #include "migration/qemu-file.h"
 #include "migration/misc.h"
+#include "system/ramblock.h"
 #include <json-glib/json-glib.h>
 
 typedef enum MigrationStatus {
@@ -21,6 +22,7 @@ typedef enum MigrationStatus {
     MIGRATION_STATUS_DEVICE,
     MIGRATION_STATUS_COMPLETED,
     MIGRATION_STATUS_FAILED,
+    MIGRATION_STATUS_POSTCOPY_ACTIVE,
     MIGRATION_STATUS__MAX,
 } MigrationStatus;
 
@@ -33,6 +35,7 @@ typedef enum MigRpMessage {
     MIG_RP_MSG_SHUT = 1,            /* be32: 0 loaded fine, else failure */
     MIG_RP_MSG_PONG = 2,            /* be32: the PING's value */
     MIG_RP_MSG_SWITCHOVER_ACK = 3,  /* no payload */
+    MIG_RP_MSG_REQ_PAGES = 4,       /* str block, be64 offset, be32 length */
     MIG_RP_MSG__MAX,
 } MigRpMessage;
 #define MIG_RP_MAX_LEN 256
@@ -47,6 +50,8 @@ typedef struct RamStats {
     uint64_t remaining;         /* bytes still dirty */
     uint64_t precopy_bytes;     /* bytes sent while the VM ran */
     uint64_t downtime_bytes;    /* bytes sent during the downtime */
+    uint64_t postcopy_bytes;    /* bytes sent after a postcopy switch */
+    uint64_t postcopy_requests; /* pages the destination asked for */
 } RamStats;
 
 extern RamStats ram_stats;
@@ -71,10 +76,10 @@ static inline void stl_be(uint8_t *p, uint32_t v)
  *     migration runs.
  *   migration thread: to_dst, the window and bandwidth fields, vm_*,
  *     in_downtime, savevm_setup_done, timings until the thread ends.
- *   lock: error, rp_*, continue_requested, downtime_end_ns; cond signals
- *     any change of them, and cancel.
+ *   lock: error, rp_*, continue_requested, downtime_end_ns,
+ *     page_requests; cond signals any change of them, and cancel.
  *   atomics: status, switchover_acked, stream_complete (set with the
- *     BQL), and the figures query-migrate reads
+ *     BQL), start_postcopy, in_postcopy, and the figures query-migrate reads
  *     while the thread runs (expected_downtime_ms, mbps_x1000,
  *     pages_per_second).
  */
@@ -114,6 +119,10 @@ typedef struct MigrationState {
     bool continue_requested;
     int64_t downtime_start_ns;
     int64_t downtime_end_ns;
+    GQueue page_requests;           /* PageRequest, from the return path */
+
+    bool start_postcopy;            /* migrate-start-postcopy was asked */
+    bool in_postcopy;               /* the switch has begun: no way back */
 
     bool switchover_acked;
     bool stream_complete;           /* EOF is out: too late to cancel */
@@ -130,7 +139,12 @@ MigrationStatus migration_get_status(MigrationState *s);
 void migration_emit_status(MigrationStatus status);
 /* Main thread, BQL: start an outgoing migration to @addr. */
 bool migration_start(const MigrationAddress *addr, Error **errp);
-void migration_cancel(void);
+/* migrate_cancel: false with errp set when it is refused (postcopy). */
+bool migration_cancel(Error **errp);
+/* migrate-start-postcopy.  Main thread, BQL. */
+bool migration_start_postcopy(Error **errp);
+/* Whether the source is past its postcopy switch (any thread). */
+bool migration_in_postcopy(void);
 bool migration_continue(const char *state, Error **errp);
 /*
  * Destination: a stream is being loaded (capabilities are fixed then;
@@ -158,6 +172,9 @@ bool migration_incoming_rp_send(MigrationIncomingState *mis, MigRpMessage type,
 void migration_incoming_set_ack_needed(MigrationIncomingState *mis,
                                        unsigned count);
 void migration_incoming_approve_switchover(void);
+/* postcopy-ram: LISTEN (status postcopy-active), and RUN: start the VM. */
+void migration_incoming_postcopy_listen(MigrationIncomingState *mis);
+void migration_incoming_postcopy_run(MigrationIncomingState *mis);
 /* Fired when the load must stop (a multifd failure, exit). */
 MigCancel *migration_incoming_cancel(MigrationIncomingState *mis);
 /*
@@ -165,6 +182,13 @@ MigCancel *migration_incoming_cancel(MigrationIncomingState *mis);
  * failures from now on are caused by the teardown and are not reported.
  */
 void migration_incoming_load_ended(MigrationIncomingState *mis);
+
+/*
+ * Source, postcopy: the next page request of the destination, already
+ * checked (a block, page aligned, inside it).  Migration thread.
+ */
+bool migration_postcopy_take_request(RAMBlock **rb, uint64_t *offset,
+                                     uint64_t *len);
 
 /* Migration thread: every byte sent so far, main stream and multifd. */
 uint64_t migration_transferred_bytes(void);

@@ -48,6 +48,7 @@
 #include "migration/migration.h"
 #include "migration/ram.h"
 #include "migration/mapped-ram.h"
+#include "migration/postcopy-ram.h"
 #include "migration/trace.h"
 
 #define RAM_FLAG_PAGES 0x02
@@ -82,6 +83,7 @@ typedef struct RAMState {
     RAMBlock *last_sent_block;
     int64_t last_sync_ns;
     bool in_completion;
+    bool postcopy;              /* after the switch: every page is placed */
     bool multifd;               /* pages go on the multifd channels */
     bool multifd_unflushed;     /* pages queued since the last flush */
     uint64_t max_run;           /* pages per run */
@@ -96,6 +98,8 @@ RamStats ram_stats;
 /* Destination: the block of the previous record (incoming thread). */
 static RAMBlock *load_last_block;
 static RamPrefault *load_prefault;
+/* Destination, postcopy: pages go through this buffer to their place. */
+static uint8_t *load_postcopy_buf;
 /* Destination, mapped-ram: the blocks loaded from their regions. */
 static GHashTable *load_mapped_blocks;
 
@@ -240,7 +244,7 @@ static bool ram_sync(RAMState *rs, Error **errp)
         newly += ram_block_dirty_sync(rs->blocks[i].rb, rs->blocks[i].bmap);
     }
     rs->dirty_pages += newly;
-    if (!rs->in_completion) {
+    if (!rs->in_completion && !rs->postcopy) {
         migration_throttle_after_sync(newly);
     }
     if (now > rs->last_sync_ns) {
@@ -370,8 +374,11 @@ static uint64_t send_run(QEMUFile *f, RAMState *rs, RamBlockState *bs,
             for (uint64_t k = i; k < j; k++) {
                 need += test_and_clear_bit(page + k, bs->sent);
             }
-            /* Only pages the destination holds data for need clearing. */
-            if (need) {
+            /*
+             * Only pages the destination holds data for need clearing;
+             * after a postcopy switch every page must be placed.
+             */
+            if (need || rs->postcopy) {
                 put_record_header(f, rs, bs->rb, (page + i) << TARGET_PAGE_BITS,
                                   RAM_FLAG_ZERO);
                 qemu_put_be32(f, j - i);
@@ -388,7 +395,8 @@ static uint64_t send_run(QEMUFile *f, RAMState *rs, RamBlockState *bs,
     }
     bytes = qemu_file_transferred(f) - bytes;
     stat_add(&ram_stats.transferred, bytes);
-    stat_add(rs->in_completion ? &ram_stats.downtime_bytes
+    stat_add(rs->postcopy ? &ram_stats.postcopy_bytes :
+             rs->in_completion ? &ram_stats.downtime_bytes
                                : &ram_stats.precopy_bytes, bytes);
     return bytes;
 }
@@ -481,6 +489,44 @@ static int ram_save_setup(QEMUFile *f, void *opaque, Error **errp)
     return 0;
 }
 
+static RamBlockState *block_state(RAMState *rs, RAMBlock *rb)
+{
+    for (unsigned i = 0; i < rs->nblocks; i++) {
+        if (rs->blocks[i].rb == rb) {
+            return &rs->blocks[i];
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Postcopy: send the pages the destination asked for first, whatever
+ * they hold and whatever the rate limit says; they leave the bitmap, so
+ * the background push does not send them again.
+ */
+static void ram_serve_requests(QEMUFile *f, RAMState *rs)
+{
+    RAMBlock *rb;
+    uint64_t offset, len;
+
+    while (!qemu_file_get_error(f) &&
+           migration_postcopy_take_request(&rb, &offset, &len)) {
+        RamBlockState *bs = block_state(rs, rb);
+        uint64_t page = offset >> TARGET_PAGE_BITS;
+        uint64_t n = len >> TARGET_PAGE_BITS;
+
+        if (!bs) {
+            continue;
+        }
+        for (uint64_t i = 0; i < n; i++) {
+            if (test_and_clear_bit(page + i, bs->bmap)) {
+                rs->dirty_pages--;
+            }
+        }
+        send_run(f, rs, bs, page, n);
+    }
+}
+
 static int ram_save_iterate(QEMUFile *f, void *opaque)
 {
     RAMState *rs = ram_state;
@@ -490,6 +536,9 @@ static int ram_save_iterate(QEMUFile *f, void *opaque)
 
     rs->last_sent_block = NULL;
     for (;;) {
+        if (rs->postcopy) {
+            ram_serve_requests(f, rs);
+        }
         if (migration_rate_limit_exceeded()) {
             break;
         }
@@ -529,6 +578,77 @@ static void ram_pending_exact(void *opaque, uint64_t *must_precopy)
         return;
     }
     *must_precopy += ram_state->dirty_pages * TARGET_PAGE_SIZE;
+}
+
+bool ram_postcopy_send_discard(QEMUFile *f, Error **errp)
+{
+    RAMState *rs = ram_state;
+
+    rs->postcopy = true;
+    if (!ram_sync(rs, errp)) {
+        return false;
+    }
+    rs->cur_block = 0;
+    rs->cur_page = 0;
+    for (unsigned i = 0; i < rs->nblocks; i++) {
+        RamBlockState *bs = &rs->blocks[i];
+        uint8_t cmd[MIG_CMD_MAX_LEN];
+        size_t idlen = strlen(bs->rb->idstr);
+        size_t head = 1 + idlen, len = head;
+        uint64_t page = 0;
+
+        cmd[0] = idlen;
+        memcpy(cmd + 1, bs->rb->idstr, idlen);
+        /* Dirty pages the destination holds an older copy of. */
+        for (;;) {
+            uint64_t end;
+
+            while (page < bs->pages &&
+                   !(test_bit(page, bs->bmap) && test_bit(page, bs->sent))) {
+                page++;
+            }
+            if (page >= bs->pages) {
+                break;
+            }
+            end = page + 1;
+            while (end < bs->pages && test_bit(end, bs->bmap) &&
+                   test_bit(end, bs->sent)) {
+                end++;
+            }
+            if (len + 16 > sizeof(cmd)) {
+                qemu_savevm_send_command(f, MIG_CMD_POSTCOPY_RAM_DISCARD, len,
+                                         cmd);
+                len = head;
+            }
+            stl_be(cmd + len, (page << TARGET_PAGE_BITS) >> 32);
+            stl_be(cmd + len + 4, page << TARGET_PAGE_BITS);
+            stl_be(cmd + len + 8, ((end - page) << TARGET_PAGE_BITS) >> 32);
+            stl_be(cmd + len + 12, (end - page) << TARGET_PAGE_BITS);
+            len += 16;
+            bitmap_clear(bs->sent, page, end - page);
+            page = end;
+        }
+        if (len > head) {
+            qemu_savevm_send_command(f, MIG_CMD_POSTCOPY_RAM_DISCARD, len,
+                                     cmd);
+        }
+    }
+    trace(ram_sync, "postcopy: %" PRIu64 " pages left to send",
+          rs->dirty_pages);
+    return qemu_file_check(f, errp);
+}
+
+static bool ram_has_postcopy(void *opaque)
+{
+    return migrate_postcopy_ram();
+}
+
+/* Everything was sent (iterate returned 1 with no request left). */
+static int ram_save_complete_postcopy(QEMUFile *f, void *opaque)
+{
+    stat_set(&ram_stats.remaining, 0);
+    qemu_put_be64(f, RAM_FLAG_EOS);
+    return qemu_file_get_error(f);
 }
 
 static int ram_save_complete(QEMUFile *f, void *opaque)
@@ -679,6 +799,43 @@ bool ram_load_prepare(Error **errp)
     return true;
 }
 
+bool ram_load_discard(RAMBlock *rb, uint64_t offset, uint64_t len,
+                      Error **errp)
+{
+    if ((offset | len) & ~TARGET_PAGE_MASK || offset >= rb->size ||
+        len > rb->size - offset || !len) {
+        error_setg(errp, "postcopy: discard of 0x%" PRIx64 " bytes at 0x%"
+                   PRIx64 " does not fit RAM block '%s' (0x%" PRIx64
+                   " bytes) in whole pages", len, offset, rb->idstr, rb->size);
+        return false;
+    }
+    if (rb->fd >= 0 && rb->shared) {
+        if (fallocate(rb->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                      rb->fd_offset + offset, len) == 0) {
+            return true;
+        }
+    } else if (madvise(rb->host + offset, len, MADV_DONTNEED) == 0) {
+        return true;
+    }
+    error_setg_errno(errp, errno, "postcopy: RAM block '%s': cannot drop "
+                     "0x%" PRIx64 " bytes at 0x%" PRIx64, rb->idstr, len,
+                     offset);
+    return false;
+}
+
+bool ram_load_postcopy_listen(void)
+{
+    /* Its faults would come to the fault thread: RAM fills by placing. */
+    ram_prefault_stop(load_prefault);
+    load_prefault = NULL;
+    /* UFFDIO_COPY takes whole pages from a page-aligned source. */
+    if (posix_memalign((void **)&load_postcopy_buf, TARGET_PAGE_SIZE,
+                       RAM_MAX_RUN_PAGES * TARGET_PAGE_SIZE)) {
+        return false;
+    }
+    return true;
+}
+
 static int ram_load_setup(QEMUFile *f, void *opaque, Error **errp)
 {
     load_last_block = NULL;
@@ -696,6 +853,8 @@ static int ram_load_cleanup(void *opaque)
 {
     ram_prefault_stop(load_prefault);
     load_prefault = NULL;
+    free(load_postcopy_buf);
+    load_postcopy_buf = NULL;
     g_clear_pointer(&load_mapped_blocks, g_hash_table_destroy);
     return 0;
 }
@@ -795,6 +954,22 @@ static bool ram_load_mapped_complete(Error **errp)
     return true;
 }
 
+/* After LISTEN: through the buffer into place, never written in place. */
+static bool ram_load_postcopy_run(QEMUFile *f, RAMBlock *rb, uint64_t offset,
+                                  uint32_t count, bool data, Error **errp)
+{
+    if (!data) {
+        return postcopy_place_zero(rb, offset, count, errp);
+    }
+    if (!qemu_get_buffer(f, load_postcopy_buf,
+                         (size_t)count << TARGET_PAGE_BITS)) {
+        qemu_file_check(f, errp);
+        error_prepend(errp, "RAM: block '%s': ", rb->idstr);
+        return false;
+    }
+    return postcopy_place_pages(rb, offset, load_postcopy_buf, count, errp);
+}
+
 static int ram_load_state(QEMUFile *f, void *opaque, int version_id,
                           Error **errp)
 {
@@ -872,7 +1047,12 @@ static int ram_load_state(QEMUFile *f, void *opaque, int version_id,
             return -EINVAL;
         }
         host = rb->host + offset;
-        if (flags & RAM_FLAG_PAGES) {
+        if (load_postcopy_buf) {
+            if (!ram_load_postcopy_run(f, rb, offset, count,
+                                       flags & RAM_FLAG_PAGES, errp)) {
+                return -EIO;
+            }
+        } else if (flags & RAM_FLAG_PAGES) {
             bool by_fd = rb->fd >= 0 && rb->shared && qemu_file_can_splice(f);
 
             /* Into the backing file's page cache, or fault RAM in ahead. */
@@ -906,6 +1086,8 @@ static const SaveVMHandlers ram_handlers = {
     .state_pending_estimate = ram_pending_estimate,
     .state_pending_exact = ram_pending_exact,
     .save_live_complete_precopy = ram_save_complete,
+    .has_postcopy = ram_has_postcopy,
+    .save_live_complete_postcopy = ram_save_complete_postcopy,
     .save_cleanup = ram_save_cleanup,
     .load_setup = ram_load_setup,
     .load_state = ram_load_state,

@@ -3,6 +3,8 @@
  * destination's loader is in loadvm.c; the layout in migration/savevm.h.
  */
 #include "qemu/osdep.h"
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include "qemu/cutils.h"
 #include "qemu/main-loop.h"
 #include "qemu/uuid.h"
@@ -199,7 +201,13 @@ int qemu_savevm_state_setup(QEMUFile *f, Error **errp)
     return 0;
 }
 
-int qemu_savevm_state_iterate(QEMUFile *f, Error **errp)
+static bool se_has_postcopy(const SaveStateEntry *se)
+{
+    return se->ops && se->ops->has_postcopy &&
+           se->ops->has_postcopy(se->opaque);
+}
+
+int qemu_savevm_state_iterate(QEMUFile *f, bool postcopy, Error **errp)
 {
     int all_done = 1;
 
@@ -207,7 +215,8 @@ int qemu_savevm_state_iterate(QEMUFile *f, Error **errp)
         int ret;
 
         if (!se->active || !se_is_iterative(se) ||
-            !se->ops->save_live_iterate) {
+            !se->ops->save_live_iterate ||
+            (postcopy && !se_has_postcopy(se))) {
             continue;
         }
         if (se->ops->is_active_iterate &&
@@ -338,7 +347,7 @@ static bool complete_threads_join(GPtrArray *threads, Error **errp)
     return !migrate_multifd() || multifd_send_sync(errp);
 }
 
-static int qemu_savevm_state_complete_sections(QEMUFile *f, Error **errp);
+static int complete_sections(QEMUFile *f, bool postcopy, Error **errp);
 
 int qemu_savevm_state_complete(QEMUFile *f, Error **errp)
 {
@@ -349,7 +358,7 @@ int qemu_savevm_state_complete(QEMUFile *f, Error **errp)
     /* Every PART is out: destinations may start loading side channels. */
     qemu_savevm_send_command(f, MIG_CMD_SWITCHOVER_START, 0, NULL);
     threads = complete_threads_start();
-    ret = qemu_savevm_state_complete_sections(f, errp);
+    ret = complete_sections(f, false, errp);
     /* Join even after a failure: the threads use the handlers' state. */
     if (!complete_threads_join(threads, ret < 0 ? &local_err : errp)) {
         error_free(local_err);
@@ -366,13 +375,18 @@ int qemu_savevm_state_complete(QEMUFile *f, Error **errp)
     return 0;
 }
 
-static int qemu_savevm_state_complete_sections(QEMUFile *f, Error **errp)
+/*
+ * Every END section (in @postcopy, except those of the handlers that go
+ * on after the switch), then every FULL section.
+ */
+static int complete_sections(QEMUFile *f, bool postcopy, Error **errp)
 {
     for (SaveStateEntry *se = savevm_handlers; se; se = se->next) {
         int ret;
 
         if (!se->active || !se->setup_called ||
-            !se->ops->save_live_complete_precopy) {
+            !se->ops->save_live_complete_precopy ||
+            (postcopy && se_has_postcopy(se))) {
             continue;
         }
         put_section_header(f, se, MIG_SECTION_END);
@@ -422,6 +436,96 @@ static int qemu_savevm_state_complete_sections(QEMUFile *f, Error **errp)
     return 0;
 }
 
+int qemu_savevm_send_postcopy_package(QEMUFile *f, Error **errp)
+{
+    int fd = memfd_create("vmig-postcopy-package", MFD_CLOEXEC);
+    g_autofree uint8_t *buf = NULL;
+    QEMUFile *pkg;
+    struct stat st;
+    int ret;
+
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "postcopy: cannot create the package");
+        return -errno;
+    }
+    /* A file, so that the writer never blocks and the size is known. */
+    pkg = qemu_file_new_output(mig_channel_new_fd(fd, "postcopy package",
+                                                  NULL));
+    qemu_savevm_send_command(pkg, MIG_CMD_SWITCHOVER_START, 0, NULL);
+    ret = complete_sections(pkg, true, errp);
+    if (ret == 0) {
+        qemu_savevm_send_command(pkg, MIG_CMD_POSTCOPY_RUN, 0, NULL);
+        if (qemu_fflush(pkg) < 0) {
+            qemu_file_check(pkg, errp);
+            ret = -EIO;
+        }
+    }
+    if (ret == 0 && fstat(fd, &st) < 0) {
+        error_setg_errno(errp, errno, "postcopy: cannot size the package");
+        ret = -EIO;
+    }
+    if (ret == 0 && st.st_size > MIG_PACKAGE_MAX_LEN) {
+        error_setg(errp, "postcopy: the device state (%" PRId64 " bytes) "
+                   "exceeds the package limit of %u bytes",
+                   (int64_t)st.st_size, MIG_PACKAGE_MAX_LEN);
+        ret = -E2BIG;
+    }
+    if (ret == 0) {
+        buf = g_malloc(st.st_size);
+        if (pread(fd, buf, st.st_size, 0) != st.st_size) {
+            error_setg_errno(errp, errno, "postcopy: cannot read the package");
+            ret = -EIO;
+        }
+    }
+    if (ret == 0) {
+        uint8_t len[4];
+
+        trace(savevm_send_command, "package of %" PRId64 " bytes",
+              (int64_t)st.st_size);
+        stl_be(len, st.st_size);
+        qemu_put_byte(f, MIG_SECTION_COMMAND);
+        qemu_put_be16(f, MIG_CMD_PACKAGED);
+        qemu_put_be16(f, sizeof(len));
+        qemu_put_buffer(f, len, sizeof(len));
+        qemu_put_buffer(f, buf, st.st_size);
+        if (!qemu_file_check(f, errp)) {
+            ret = -EIO;
+        }
+    }
+    qemu_fclose(pkg);
+    return ret;
+}
+
+int qemu_savevm_state_complete_postcopy(QEMUFile *f, Error **errp)
+{
+    for (SaveStateEntry *se = savevm_handlers; se; se = se->next) {
+        int ret;
+
+        if (!se->active || !se->setup_called || !se_has_postcopy(se) ||
+            !se->ops->save_live_complete_postcopy) {
+            continue;
+        }
+        put_section_header(f, se, MIG_SECTION_END);
+        ret = se->ops->save_live_complete_postcopy(f, se->opaque);
+        put_section_footer(f, se);
+        if (!qemu_file_check(f, errp)) {
+            error_prepend(errp, "section '%s': ", se->idstr);
+            return ret < 0 ? ret : -EIO;
+        }
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "section '%s': postcopy completion "
+                             "failed", se->idstr);
+            return ret;
+        }
+    }
+    qemu_put_byte(f, MIG_SECTION_EOF);
+    if (qemu_fflush(f) < 0) {
+        qemu_file_check(f, errp);
+        return -EIO;
+    }
+    return 0;
+}
+
 void qemu_savevm_state_cleanup(void)
 {
     for (SaveStateEntry *se = savevm_handlers; se; se = se->next) {
@@ -449,6 +553,8 @@ static const struct {
       true },
     { MIG_CONFIG_CAP_MULTIFD, "multifd", migrate_multifd, true },
     { MIG_CONFIG_CAP_MAPPED_RAM, "mapped-ram", migrate_mapped_ram, true },
+    { MIG_CONFIG_CAP_POSTCOPY_RAM, "postcopy-ram", migrate_postcopy_ram,
+      true },
     { MIG_CONFIG_FLAG_VM_UUID, "validate-uuid", migrate_validate_uuid, false },
 };
 

@@ -27,6 +27,8 @@ typedef enum MigrationCapability {
     MIGRATION_CAPABILITY_MAPPED_RAM,
     MIGRATION_CAPABILITY_AUTO_CONVERGE,
     MIGRATION_CAPABILITY_DIRTY_LIMIT,
+    MIGRATION_CAPABILITY_POSTCOPY_RAM,
+    MIGRATION_CAPABILITY_POSTCOPY_BLOCKTIME,
     MIGRATION_CAPABILITY__MAX,
 } MigrationCapability;
 
@@ -93,6 +95,18 @@ unsigned migrate_max_cpu_throttle(void);
 uint64_t migrate_vcpu_dirty_limit_period(void);
 /* and the limit of every vCPU in MB/s (default 1). */
 uint64_t migrate_vcpu_dirty_limit(void);
+
+/*
+ * postcopy-ram (both sides; needs return-path): after
+ * migrate-start-postcopy the destination runs the VM while RAM still
+ * arrives, fetching the pages its vCPUs touch first (postcopy-ram.c).
+ */
+bool migrate_postcopy_ram(void);
+/* postcopy-blocktime (destination): measure how long vCPUs wait for pages. */
+bool migrate_postcopy_blocktime(void);
+/* Bytes per second of the background page push after the switch (0: no
+ * limit, the default); pages the destination asks for are never held. */
+uint64_t migrate_max_postcopy_bandwidth(void);
 
 /* multifd-channels (default 2), -compression, -zlib-level, -zstd-level. */
 unsigned migrate_multifd_channels(void);
