@@ -34,7 +34,8 @@ struct MigrationIncomingState {
     unsigned ack_pending;
     bool ack_sent;
     Error *error;
-    Error *multifd_error;       /* rp_lock: the first multifd failure */
+    Error *multifd_error;       /* rp_lock: the first failure of a channel
+                                 * besides the main one (multifd, preempt) */
     bool load_ended;            /* rp_lock: later multifd failures are noise */
     bool prepared;              /* incoming thread: RAM cleared, layer set */
     bool multifd;               /* incoming thread: the layer is set up */
@@ -193,6 +194,22 @@ void migration_incoming_load_ended(MigrationIncomingState *mis)
 }
 
 /* ---- postcopy ---- */
+
+MigListener *migration_incoming_listener(MigrationIncomingState *mis)
+{
+    return mis->listener;
+}
+
+void migration_incoming_channel_error(MigrationIncomingState *mis,
+                                      const Error *err)
+{
+    g_mutex_lock(&mis->rp_lock);
+    if (!mis->multifd_error && !mis->load_ended) {
+        mis->multifd_error = error_copy(err);
+    }
+    g_mutex_unlock(&mis->rp_lock);
+    mig_cancel_fire(mis->cancel);
+}
 
 void migration_incoming_postcopy_listen(MigrationIncomingState *mis)
 {

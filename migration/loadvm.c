@@ -1049,6 +1049,8 @@ int qemu_loadvm_state(QEMUFile *f, MigrationIncomingState *mis, Error **errp)
      */
     if (lv.postcopy_advised && (ret == 0 || !lv.postcopy_ran)) {
         postcopy_incoming_end();
+    } else if (lv.postcopy_advised) {
+        postcopy_incoming_failed();
     }
     /* Load threads use the handlers' state: join before load_cleanup. */
     ret = loadvm_load_threads_finish(ret, errp);

@@ -15,6 +15,7 @@
  */
 #include "qemu/osdep.h"
 #include <signal.h>
+#include "qemu/buffer-is-zero.h"
 #include "qemu/cutils.h"
 #include "qemu/main-loop.h"
 #include "monitor/qmp.h"
@@ -304,6 +305,39 @@ typedef struct PageRequest {
 /* Largest run of pages one request may ask for. */
 #define MIG_PAGE_REQUEST_MAX (1 * MiB)
 
+/*
+ * postcopy-preempt: send the pages asked for at once, on their own
+ * channel, from the return-path thread (the VM is stopped: the pages no
+ * longer change).  They may go again in the background push, which the
+ * destination ignores.  rp thread.
+ */
+static bool preempt_send_pages(MigrationState *s, RAMBlock *rb,
+                               uint64_t offset, uint64_t len, Error **errp)
+{
+    QEMUFile *f = s->preempt;
+    uint64_t before = qemu_file_transferred(f);
+
+    for (uint64_t off = offset; off < offset + len; off += TARGET_PAGE_SIZE) {
+        const uint8_t *page = rb->host + off;
+        bool zero = buffer_is_zero(page, TARGET_PAGE_SIZE);
+
+        qemu_put_byte(f, zero ? MIG_PREEMPT_ZERO : MIG_PREEMPT_PAGE);
+        qemu_put_counted_string(f, rb->idstr);
+        qemu_put_be64(f, off);
+        if (!zero) {
+            qemu_put_buffer(f, page, TARGET_PAGE_SIZE);
+        }
+    }
+    if (qemu_fflush(f) < 0) {
+        qemu_file_check(f, errp);
+        error_prepend(errp, "postcopy-preempt: ");
+        return false;
+    }
+    __atomic_fetch_add(&ram_stats.postcopy_bytes,
+                       qemu_file_transferred(f) - before, __ATOMIC_RELAXED);
+    return true;
+}
+
 /* REQ_PAGES: str block, be64 offset, be32 length.  rp thread. */
 static bool rp_req_pages(MigrationState *s, const uint8_t *buf, uint16_t len,
                          Error **errp)
@@ -344,6 +378,10 @@ static bool rp_req_pages(MigrationState *s, const uint8_t *buf, uint16_t len,
                    PRIx64 " of RAM block '%s' (0x%" PRIx64 " bytes)", size,
                    offset, id, rb->size);
         return false;
+    }
+    if (__atomic_load_n(&s->preempt, __ATOMIC_ACQUIRE)) {
+        __atomic_fetch_add(&ram_stats.postcopy_requests, 1, __ATOMIC_RELAXED);
+        return preempt_send_pages(s, rb, offset, size, errp);
     }
     req = g_new(PageRequest, 1);
     req->rb = rb;
@@ -514,7 +552,7 @@ static void migration_state_reset(MigrationState *s)
     migration_address_clear(&s->addr);
     mig_cancel_free(s->cancel);
     s->cancel = NULL;
-    s->to_dst = s->from_dst = NULL;
+    s->to_dst = s->from_dst = s->preempt = NULL;
     s->rp_thread = NULL;
     s->savevm_setup_done = s->vm_was_running = s->vm_stopped = false;
     s->multifd_started = false;
@@ -610,6 +648,10 @@ static void migration_thread_cleanup(MigrationState *s, bool ok)
     }
     qemu_fclose(s->from_dst);
     s->from_dst = NULL;
+    if (s->preempt) {
+        qemu_fclose(s->preempt);
+        s->preempt = NULL;
+    }
     qemu_fclose(s->to_dst);
     s->to_dst = NULL;
     s->succeeded = ok;
@@ -745,10 +787,37 @@ static bool migration_completion(MigrationState *s, Error **errp)
  * back: migrate_cancel is refused, and a failure leaves this VM stopped.
  * Downtime ends once the package is out.
  */
+/* postcopy-preempt: the page channel, before the destination listens. */
+static bool postcopy_preempt_connect(MigrationState *s, Error **errp)
+{
+    MigChannel *ch = mig_channel_connect(&s->addr, s->cancel, errp);
+    QEMUFile *f;
+
+    if (!ch) {
+        error_prepend(errp, "postcopy-preempt: ");
+        return false;
+    }
+    f = qemu_file_new_output(ch);
+    qemu_put_be32(f, MIG_PREEMPT_MAGIC);
+    qemu_put_buffer(f, s->uuid, sizeof(s->uuid));
+    if (qemu_fflush(f) < 0) {
+        qemu_file_check(f, errp);
+        error_prepend(errp, "postcopy-preempt: ");
+        qemu_fclose(f);
+        return false;
+    }
+    /* The rp thread uses it for the requests that follow LISTEN. */
+    __atomic_store_n(&s->preempt, f, __ATOMIC_RELEASE);
+    return true;
+}
+
 static bool migration_postcopy_switch(MigrationState *s, Error **errp)
 {
     int ret;
 
+    if (migrate_postcopy_preempt() && !postcopy_preempt_connect(s, errp)) {
+        return false;
+    }
     bql_lock();
     trace(migration_switchover, "postcopy");
     s->vm_was_running = runstate_is_running();

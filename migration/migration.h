@@ -92,6 +92,7 @@ typedef struct MigrationState {
 
     QEMUFile *to_dst;
     QEMUFile *from_dst;
+    QEMUFile *preempt;              /* postcopy-preempt: the rp thread's */
     uint8_t uuid[16];
     bool multifd_started;
     GThread *rp_thread;
@@ -172,6 +173,14 @@ bool migration_incoming_rp_send(MigrationIncomingState *mis, MigRpMessage type,
 void migration_incoming_set_ack_needed(MigrationIncomingState *mis,
                                        unsigned count);
 void migration_incoming_approve_switchover(void);
+/* The listener of the incoming migration (for more channels). */
+MigListener *migration_incoming_listener(MigrationIncomingState *mis);
+/*
+ * A channel of the load besides the main stream failed: fail the load
+ * with @err (the first such error wins; copied).  Any thread.
+ */
+void migration_incoming_channel_error(MigrationIncomingState *mis,
+                                      const Error *err);
 /* postcopy-ram: LISTEN (status postcopy-active), and RUN: start the VM. */
 void migration_incoming_postcopy_listen(MigrationIncomingState *mis);
 void migration_incoming_postcopy_run(MigrationIncomingState *mis);

@@ -24,6 +24,7 @@ static const char *const capability_names[MIGRATION_CAPABILITY__MAX] = {
     [MIGRATION_CAPABILITY_DIRTY_LIMIT] = "dirty-limit",
     [MIGRATION_CAPABILITY_POSTCOPY_RAM] = "postcopy-ram",
     [MIGRATION_CAPABILITY_POSTCOPY_BLOCKTIME] = "postcopy-blocktime",
+    [MIGRATION_CAPABILITY_POSTCOPY_PREEMPT] = "postcopy-preempt",
 };
 
 /* Written with the BQL while no migration runs; read from any thread. */
@@ -179,6 +180,11 @@ bool migrate_postcopy_ram(void)
     return cap_get(MIGRATION_CAPABILITY_POSTCOPY_RAM);
 }
 
+bool migrate_postcopy_preempt(void)
+{
+    return cap_get(MIGRATION_CAPABILITY_POSTCOPY_PREEMPT);
+}
+
 bool migrate_postcopy_blocktime(void)
 {
     return cap_get(MIGRATION_CAPABILITY_POSTCOPY_BLOCKTIME);
@@ -211,6 +217,12 @@ bool migrate_check_address_type(MigrationAddressType type, Error **errp)
         error_setg(errp, "capability 'postcopy-ram' needs a socket (tcp:, "
                    "unix: or fd:): the destination asks for pages on the "
                    "way back, and %s: is one-way",
+                   migration_address_type_name(type));
+        return false;
+    }
+    if (migrate_postcopy_preempt() && !socket) {
+        error_setg(errp, "capability 'postcopy-preempt' needs a tcp: or "
+                   "unix: address to open its channel, not %s:",
                    migration_address_type_name(type));
         return false;
     }
@@ -283,6 +295,12 @@ static bool capabilities_check(const bool *new_caps, Error **errp)
         error_setg(errp, "capability 'dirty-limit' cannot be used with "
                    "capability 'auto-converge': both slow the vCPUs down "
                    "when RAM does not converge; turn one of them off");
+        return false;
+    }
+    if (new_caps[MIGRATION_CAPABILITY_POSTCOPY_PREEMPT] &&
+        !new_caps[MIGRATION_CAPABILITY_POSTCOPY_RAM]) {
+        error_setg(errp, "capability 'postcopy-preempt' requires capability "
+                   "'postcopy-ram'");
         return false;
     }
     if (new_caps[MIGRATION_CAPABILITY_POSTCOPY_RAM]) {

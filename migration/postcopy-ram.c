@@ -22,6 +22,7 @@
 #include "migration/options.h"
 #include "migration/migration.h"
 #include "migration/postcopy-ram.h"
+#include "migration/savevm.h"
 #include "migration/trace.h"
 
 TRACE_DEFINE(postcopy_fault);
@@ -68,6 +69,10 @@ typedef struct PostcopyIncoming {
     unsigned nr_blocks;
     bool listening;
     uint64_t pages_received;
+    /* postcopy-preempt: its thread and how to stop it */
+    GThread *preempt_thread;
+    MigCancel *preempt_cancel;
+    bool preempt_stopping;      /* atomic: errors from now on are ours */
 } PostcopyIncoming;
 
 static PostcopyIncoming pc = { .uffd = -1, .quit_fd = -1 };
@@ -341,6 +346,109 @@ static gpointer postcopy_fault_thread(gpointer opaque)
     return NULL;
 }
 
+/* ---- postcopy-preempt ---- */
+
+static bool place(RAMBlock *rb, uint64_t offset, const uint8_t *src,
+                  uint64_t n, Error **errp);
+
+/* One page record of the preempt channel; false at its clean end. */
+static bool preempt_load_page(QEMUFile *f, uint8_t *buf, Error **errp)
+{
+    uint8_t type;
+    char id[256];
+    uint64_t offset;
+    RAMBlock *rb;
+
+    if (qemu_file_at_eof(f)) {
+        return false;
+    }
+    type = qemu_get_byte(f);
+    qemu_get_counted_string(f, id);
+    offset = qemu_get_be64(f);
+    if (!qemu_file_check(f, errp)) {
+        return false;
+    }
+    rb = ram_block_find(id);
+    if ((type != MIG_PREEMPT_PAGE && type != MIG_PREEMPT_ZERO) || !rb ||
+        (offset & ~TARGET_PAGE_MASK) || offset >= rb->size) {
+        error_setg(errp, "a bad page record (type %u, block '%s', offset "
+                   "0x%" PRIx64 ")", type, id, offset);
+        return false;
+    }
+    if (type == MIG_PREEMPT_PAGE &&
+        !qemu_get_buffer(f, buf, TARGET_PAGE_SIZE)) {
+        qemu_file_check(f, errp);
+        return false;
+    }
+    return place(rb, offset, type == MIG_PREEMPT_PAGE ? buf : NULL, 1, errp);
+}
+
+static gpointer preempt_thread_fn(gpointer opaque)
+{
+    MigListener *listener = opaque;
+    uint8_t ours[16], theirs[16];
+    QEMUFile *f = NULL;
+    Error *err = NULL;
+    uint8_t *buf = NULL;
+    MigChannel *ch;
+
+    ch = mig_listener_accept(listener, pc.preempt_cancel, &err);
+    if (!ch) {
+        goto out;
+    }
+    f = qemu_file_new_input(ch);
+    if (qemu_get_be32(f) != MIG_PREEMPT_MAGIC ||
+        !qemu_get_buffer(f, theirs, sizeof(theirs)) ||
+        !qemu_loadvm_stream_uuid(ours) || memcmp(ours, theirs, 16)) {
+        if (qemu_file_check(f, &err)) {
+            error_setg(&err, "not the page channel of this migration");
+        }
+        goto out;
+    }
+    if (posix_memalign((void **)&buf, TARGET_PAGE_SIZE, TARGET_PAGE_SIZE)) {
+        error_setg(&err, "no memory for a page");
+        goto out;
+    }
+    while (preempt_load_page(f, buf, &err)) {
+    }
+
+out:
+    if (err && !__atomic_load_n(&pc.preempt_stopping, __ATOMIC_SEQ_CST)) {
+        error_prepend(&err, "postcopy-preempt: ");
+        migration_incoming_channel_error(pc.mis, err);
+    }
+    error_free(err);
+    free(buf);
+    if (f) {
+        qemu_fclose(f);
+    }
+    return NULL;
+}
+
+static bool preempt_start(MigrationIncomingState *mis, Error **errp)
+{
+    pc.preempt_cancel = mig_cancel_new(errp);
+    if (!pc.preempt_cancel) {
+        return false;
+    }
+    pc.preempt_stopping = false;
+    pc.preempt_thread = g_thread_new("mig/preempt", preempt_thread_fn,
+                                     migration_incoming_listener(mis));
+    return true;
+}
+
+static void preempt_stop(void)
+{
+    if (pc.preempt_thread) {
+        __atomic_store_n(&pc.preempt_stopping, true, __ATOMIC_SEQ_CST);
+        mig_cancel_fire(pc.preempt_cancel);
+        g_thread_join(pc.preempt_thread);
+        pc.preempt_thread = NULL;
+    }
+    mig_cancel_free(pc.preempt_cancel);
+    pc.preempt_cancel = NULL;
+}
+
 /* ---- listen, place, end ---- */
 
 static bool register_block(PostcopyBlock *pb, Error **errp)
@@ -398,6 +506,9 @@ bool postcopy_incoming_listen(MigrationIncomingState *mis, Error **errp)
     pc.quit_fd = eventfd(0, EFD_CLOEXEC);
     if (pc.quit_fd < 0) {
         error_setg_errno(errp, errno, "postcopy: eventfd");
+        return false;
+    }
+    if (migrate_postcopy_preempt() && !preempt_start(mis, errp)) {
         return false;
     }
     pc.fault_thread = g_thread_new("mig/fault", postcopy_fault_thread, NULL);
@@ -526,6 +637,11 @@ static void blocks_free(void)
     pc.nr_blocks = 0;
 }
 
+void postcopy_incoming_failed(void)
+{
+    preempt_stop();
+}
+
 void postcopy_incoming_end(void)
 {
     for (unsigned i = 0; i < pc.nr_blocks; i++) {
@@ -546,6 +662,8 @@ void postcopy_incoming_end(void)
 void postcopy_incoming_cleanup(void)
 {
     __atomic_store_n(&pc.listening, false, __ATOMIC_SEQ_CST);
+    /* It places pages: before the userfaultfd goes. */
+    preempt_stop();
     fault_thread_stop();
     if (pc.uffd >= 0) {
         /* Closing it unregisters everything and wakes every waiter. */

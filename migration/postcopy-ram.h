@@ -49,6 +49,12 @@ bool postcopy_place_zero(RAMBlock *rb, uint64_t offset, uint64_t n,
  */
 void postcopy_incoming_end(void);
 /*
+ * The load failed after RUN: RAM stays registered and the fault thread
+ * runs on, but the preempt channel, which uses the listener, stops.
+ * Incoming thread.
+ */
+void postcopy_incoming_failed(void);
+/*
  * At exit, or before a new load: stop the fault thread and close the
  * userfaultfd even when the load failed after the switch (which leaves
  * RAM registered so that no vCPU runs on pages that never came).  Any

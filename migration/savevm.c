@@ -555,6 +555,8 @@ static const struct {
     { MIG_CONFIG_CAP_MAPPED_RAM, "mapped-ram", migrate_mapped_ram, true },
     { MIG_CONFIG_CAP_POSTCOPY_RAM, "postcopy-ram", migrate_postcopy_ram,
       true },
+    { MIG_CONFIG_CAP_POSTCOPY_PREEMPT, "postcopy-preempt",
+      migrate_postcopy_preempt, true },
     { MIG_CONFIG_FLAG_VM_UUID, "validate-uuid", migrate_validate_uuid, false },
 };
 

@@ -57,7 +57,18 @@ typedef enum MigCommand {
 #define MIG_CONFIG_CAP_MULTIFD (1u << 2)
 #define MIG_CONFIG_CAP_MAPPED_RAM (1u << 3)
 #define MIG_CONFIG_CAP_POSTCOPY_RAM (1u << 4)
-#define MIG_CONFIG_CAP_KNOWN 0x1fu
+#define MIG_CONFIG_CAP_POSTCOPY_PREEMPT (1u << 5)
+#define MIG_CONFIG_CAP_KNOWN 0x3fu
+
+/*
+ * postcopy-preempt's channel, source to destination: be32 magic, the
+ * migration UUID[16], then pages until the source closes it:
+ *   u8 PREEMPT_PAGE, str block, be64 offset, one page of data
+ *   u8 PREEMPT_ZERO, str block, be64 offset
+ */
+#define MIG_PREEMPT_MAGIC 0x564d5050u       /* "VMPP" */
+#define MIG_PREEMPT_PAGE 1
+#define MIG_PREEMPT_ZERO 2
 /*
  * Flags in the same word that describe the stream and need not agree:
  * VM_UUID (validate-uuid on the source) says that the source VM's UUID

@@ -29,6 +29,7 @@ typedef enum MigrationCapability {
     MIGRATION_CAPABILITY_DIRTY_LIMIT,
     MIGRATION_CAPABILITY_POSTCOPY_RAM,
     MIGRATION_CAPABILITY_POSTCOPY_BLOCKTIME,
+    MIGRATION_CAPABILITY_POSTCOPY_PREEMPT,
     MIGRATION_CAPABILITY__MAX,
 } MigrationCapability;
 
@@ -102,6 +103,12 @@ uint64_t migrate_vcpu_dirty_limit(void);
  * arrives, fetching the pages its vCPUs touch first (postcopy-ram.c).
  */
 bool migrate_postcopy_ram(void);
+/*
+ * postcopy-preempt (both sides; needs postcopy-ram, tcp: or unix:): the
+ * pages the destination asks for go on a channel of their own, sent by
+ * the source's return-path thread as soon as it reads the request.
+ */
+bool migrate_postcopy_preempt(void);
 /* postcopy-blocktime (destination): measure how long vCPUs wait for pages. */
 bool migrate_postcopy_blocktime(void);
 /* Bytes per second of the background page push after the switch (0: no

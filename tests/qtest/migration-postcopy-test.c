@@ -37,13 +37,16 @@ static void wait_postcopy_active(QTestState *src)
 
 /*
  * A busy guest and a running migration with postcopy-ram on both sides,
- * past its first pass; @bandwidth is max-postcopy-bandwidth (0: none).
+ * past its first pass; @bandwidth is max-postcopy-bandwidth (0: none),
+ * and with @preempt the pages asked for go on their own channel.
  */
 static void start_busy(QTestState *src, QTestState *dst, const char *uri,
-                       int64_t bandwidth)
+                       int64_t bandwidth, bool preempt)
 {
     set_postcopy(src);
     set_postcopy(dst);
+    mig_set_cap(src, "postcopy-preempt", preempt);
+    mig_set_cap(dst, "postcopy-preempt", preempt);
     mig_set_cap(dst, "postcopy-blocktime", true);
     mig_set_param(src, "max-postcopy-bandwidth", bandwidth);
     mig_wait_guest_progress(src, 256 * MiB);
@@ -52,7 +55,7 @@ static void start_busy(QTestState *src, QTestState *dst, const char *uri,
     mig_wait_sync_count(src, 2, 60000);
 }
 
-static void test_converges(void)
+static void run_converges(bool preempt)
 {
     g_autofree char *uri = mig_sock_uri();
     g_autoptr(QTestState) dst = mig_start_dst(uri, MIG_TEST_BUSY_GUEST);
@@ -63,7 +66,7 @@ static void test_converges(void)
     g_autoptr(JsonNode) dq = NULL;
     JsonArray *per_vcpu;
 
-    start_busy(src, dst, uri, 0);
+    start_busy(src, dst, uri, 0, preempt);
     qtest_qmp_assert_ok(src, "{\"execute\": \"migrate-start-postcopy\"}");
     st = mig_wait_status(src, done, -1);
     q = mig_query(src);
@@ -84,6 +87,25 @@ static void test_converges(void)
     per_vcpu = json_object_get_array_member(qtest_obj(dq),
                                             "postcopy-vcpu-blocktime");
     g_assert_cmpint(json_array_get_length(per_vcpu), ==, 2);
+    g_test_message("%s: %" PRId64 " page requests, vCPUs waited %" PRId64
+                   " / %" PRId64 " ms, all at once %" PRId64 " ms, "
+                   "downtime %" PRId64 " ms", preempt ? "preempt" : "plain",
+                   json_object_get_int_member(ram_of(q), "postcopy-requests"),
+                   json_array_get_int_element(per_vcpu, 0),
+                   json_array_get_int_element(per_vcpu, 1),
+                   qtest_get_int(dq, "postcopy-blocktime"),
+                   qtest_get_int(q, "downtime"));
+}
+
+static void test_converges(void)
+{
+    run_converges(false);
+}
+
+/* The pages asked for go on their own channel, and it all still holds. */
+static void test_preempt(void)
+{
+    run_converges(true);
 }
 
 static void test_refusals(void)
@@ -108,6 +130,11 @@ static void test_refusals(void)
                      "{\"capability\": \"multifd\", \"state\": true}]}",
                      "cannot be used with capability 'multifd'");
     mig_set_cap(src, "postcopy-ram", true);
+    mig_assert_error(src, "migrate-set-capabilities", "{\"capabilities\": "
+                     "[{\"capability\": \"postcopy-ram\", \"state\": false}, "
+                     "{\"capability\": \"postcopy-preempt\", \"state\": true}]}",
+                     "capability 'postcopy-preempt' requires capability "
+                     "'postcopy-ram'");
     /* Nothing to start yet. */
     mig_assert_error(src, "migrate-start-postcopy", "{}",
                      "Postcopy must be started after migration has been "
@@ -159,7 +186,7 @@ static void test_cancel(void)
     g_autofree char *st2 = NULL;
 
     /* Before the switch. */
-    start_busy(src, dst, uri, 0);
+    start_busy(src, dst, uri, 0, false);
     qtest_qmp_assert_ok(src, "{\"execute\": \"migrate_cancel\"}");
     st = mig_wait_status(src, cancelled, 30000);
     mig_assert_runstate(src, "running");
@@ -168,7 +195,7 @@ static void test_cancel(void)
 
     /* After it: slow enough to be seen in postcopy-active. */
     dst = mig_start_dst(uri, MIG_TEST_BUSY_GUEST);
-    start_busy(src, dst, uri, 8 * MiB);
+    start_busy(src, dst, uri, 8 * MiB, false);
     qtest_qmp_assert_ok(src, "{\"execute\": \"migrate-start-postcopy\"}");
     wait_postcopy_active(src);
     mig_assert_error(src, "migrate_cancel", "{}",
@@ -201,7 +228,7 @@ static void test_source_killed(void)
     qtest_qmp_assert_ok(dst, "{\"execute\": \"migrate-incoming\", "
                         "\"arguments\": {\"uri\": \"%s\", "
                         "\"exit-on-error\": false}}", uri);
-    start_busy(src, dst, uri, 4 * MiB);
+    start_busy(src, dst, uri, 4 * MiB, true);
     qtest_qmp_assert_ok(src, "{\"execute\": \"migrate-start-postcopy\"}");
     wait_postcopy_active(src);
     {
@@ -225,6 +252,7 @@ int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/migration/postcopy/converges", test_converges);
+    g_test_add_func("/migration/postcopy/preempt", test_preempt);
     g_test_add_func("/migration/postcopy/refusals", test_refusals);
     g_test_add_func("/migration/postcopy/cancel", test_cancel);
     g_test_add_func("/migration/postcopy/source-killed", test_source_killed);
