@@ -850,6 +850,36 @@ static int loadvm_sections(LoadvmState *lv, Error **errp)
     }
 }
 
+/*
+ * Postcopy recovery: the stream broke after RUN (*@errp says how).
+ * Pause, keeping every page, until a resume of this migration connects
+ * to migrate-recover's address; then tell the source what arrived and go
+ * on loading from the new stream.  Negative with *@errp set when vmig
+ * exits meanwhile or the handshake fails (the caller pauses again, unless
+ * vmig exits).
+ */
+static int loadvm_postcopy_recover(LoadvmState *lv, Error **errp)
+{
+    Error *reason = NULL;
+
+    error_propagate(&reason, *errp);
+    *errp = NULL;
+    /* Its channel went with the stream. */
+    postcopy_incoming_failed();
+    if (!migration_incoming_postcopy_pause(lv->mis, reason)) {
+        error_setg(errp, "postcopy: vmig exits while the migration is "
+                   "paused");
+        return -ECANCELED;
+    }
+    lv->f = migration_incoming_from_src(lv->mis);
+    if (!postcopy_incoming_resume(lv->mis, errp)) {
+        error_prepend(errp, "postcopy recovery: ");
+        return -EIO;
+    }
+    migration_incoming_postcopy_resumed(lv->mis);
+    return 0;
+}
+
 /* ---- Load threads ---- */
 
 /* A load thread's end and its verdict (fired only in this file). */
@@ -1039,6 +1069,13 @@ int qemu_loadvm_state(QEMUFile *f, MigrationIncomingState *mis, Error **errp)
     ret = loadvm_setup(f, mis, errp);
     if (ret == 0) {
         ret = loadvm_sections(&lv, errp);
+    }
+    while (ret < 0 && lv.postcopy_ran && !lv.in_package &&
+           !mig_cancel_fired(migration_incoming_cancel(mis))) {
+        ret = loadvm_postcopy_recover(&lv, errp);
+        if (ret == 0) {
+            ret = loadvm_sections(&lv, errp);
+        }
     }
     /*
      * Postcopy: on success every page that never came is zero on the

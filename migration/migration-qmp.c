@@ -195,15 +195,14 @@ static void qmp_migrate(JsonObject *args, JsonNode **ret, Error **errp)
         !qmp_arg_bool_opt(args, "resume", false, &resume, errp)) {
         return;
     }
-    if (resume) {
-        error_setg(errp, "'resume' (postcopy recovery) is not supported by "
-                   "vmig: a postcopy migration that loses its channel fails");
-        return;
-    }
     if (!migrate_args_address(args, &addr, errp)) {
         return;
     }
-    migration_start(&addr, errp);
+    if (resume) {
+        migration_resume(&addr, errp);
+    } else {
+        migration_start(&addr, errp);
+    }
     migration_address_clear(&addr);
 }
 
@@ -231,6 +230,39 @@ static void qmp_migrate_cancel(JsonObject *args, JsonNode **ret, Error **errp)
     if (qmp_args_check(args, known, errp)) {
         migration_cancel(errp);
     }
+}
+
+/* The source's when it has a migration in postcopy, else the destination's. */
+static void qmp_migrate_pause(JsonObject *args, JsonNode **ret, Error **errp)
+{
+    static const char *const known[] = { NULL };
+
+    if (!qmp_args_check(args, known, errp)) {
+        return;
+    }
+    if (migration_get_status(migrate_get_current()) != MIGRATION_STATUS_NONE) {
+        migration_pause(errp);
+    } else {
+        migration_incoming_pause(errp);
+    }
+}
+
+static void qmp_migrate_recover(JsonObject *args, JsonNode **ret,
+                                Error **errp)
+{
+    static const char *const known[] = { "uri", NULL };
+    MigrationAddress addr;
+    const char *uri;
+
+    if (!qmp_args_check(args, known, errp)) {
+        return;
+    }
+    uri = qmp_arg_str(args, "uri", errp);
+    if (!uri || !migration_address_parse(uri, &addr, errp)) {
+        return;
+    }
+    migration_incoming_recover(&addr, errp);
+    migration_address_clear(&addr);
 }
 
 static void qmp_migrate_start_postcopy(JsonObject *args, JsonNode **ret,
@@ -348,6 +380,7 @@ static void qmp_query_migrate(JsonObject *args, JsonNode **ret, Error **errp)
             json_object_set_string_member(obj, "error-desc",
                                           error_get_pretty(s->error));
         }
+        migration_query_pause(obj);
     } else {
         migration_incoming_query(obj);
     }
@@ -362,6 +395,9 @@ static void migration_qmp_init(void)
                          QMP_CMD_NONE);
     qmp_register_command("migrate_cancel", qmp_migrate_cancel, QMP_CMD_NONE);
     qmp_register_command("migrate-start-postcopy", qmp_migrate_start_postcopy,
+                         QMP_CMD_NONE);
+    qmp_register_command("migrate-pause", qmp_migrate_pause, QMP_CMD_NONE);
+    qmp_register_command("migrate-recover", qmp_migrate_recover,
                          QMP_CMD_NONE);
     qmp_register_command("migrate-continue", qmp_migrate_continue,
                          QMP_CMD_NONE);

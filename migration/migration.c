@@ -50,6 +50,9 @@ static const char *const status_names[MIGRATION_STATUS__MAX] = {
     [MIGRATION_STATUS_COMPLETED] = "completed",
     [MIGRATION_STATUS_FAILED] = "failed",
     [MIGRATION_STATUS_POSTCOPY_ACTIVE] = "postcopy-active",
+    [MIGRATION_STATUS_POSTCOPY_PAUSED] = "postcopy-paused",
+    [MIGRATION_STATUS_POSTCOPY_RECOVER_SETUP] = "postcopy-recover-setup",
+    [MIGRATION_STATUS_POSTCOPY_RECOVER] = "postcopy-recover",
 };
 
 const char *migration_status_name(MigrationStatus s)
@@ -335,6 +338,68 @@ static bool preempt_send_pages(MigrationState *s, RAMBlock *rb,
     }
     __atomic_fetch_add(&ram_stats.postcopy_bytes,
                        qemu_file_transferred(f) - before, __ATOMIC_RELAXED);
+    ram_postcopy_note_preempted(rb, offset, len);
+    return true;
+}
+
+typedef struct RecvBitmap {
+    RAMBlock *rb;
+    unsigned long *bitmap;
+} RecvBitmap;
+
+static void recv_bitmap_free(gpointer p)
+{
+    RecvBitmap *rbm = p;
+
+    g_free(rbm->bitmap);
+    g_free(rbm);
+}
+
+/*
+ * RECV_BITMAP: str block, be64 bits (the block's pages), then the bitmap
+ * as be64 words beyond the message.  Only while recovering.  rp thread.
+ */
+static bool rp_recv_bitmap(MigrationState *s, QEMUFile *f, const uint8_t *buf,
+                           uint16_t len, Error **errp)
+{
+    char id[256];
+    uint8_t idlen = len ? buf[0] : 0;
+    RecvBitmap *rbm;
+    uint64_t bits;
+    RAMBlock *rb;
+
+    if (len != 1 + idlen + 8 ||
+        migration_get_status(s) != MIGRATION_STATUS_POSTCOPY_RECOVER) {
+        error_setg(errp, "return path: a received bitmap out of place (%u "
+                   "bytes)", len);
+        return false;
+    }
+    memcpy(id, buf + 1, idlen);
+    id[idlen] = '\0';
+    bits = (uint64_t)ldl_be(buf + 1 + idlen) << 32 | ldl_be(buf + 5 + idlen);
+    rb = ram_block_find(id);
+    if (!rb || bits != rb->pages) {
+        g_autofree char *name = qemu_escape_bytes((const uint8_t *)id, idlen);
+
+        error_setg(errp, "return path: a received bitmap of %" PRIu64
+                   " pages for RAM block '%s', which %s", bits, name,
+                   rb ? "has another size here" : "does not exist here");
+        return false;
+    }
+    rbm = g_new0(RecvBitmap, 1);
+    rbm->rb = rb;
+    rbm->bitmap = bitmap_new(bits);
+    for (uint64_t w = 0; w < BITS_TO_LONGS(bits); w++) {
+        rbm->bitmap[w] = qemu_get_be64(f);
+    }
+    if (!qemu_file_check(f, errp)) {
+        recv_bitmap_free(rbm);
+        error_prepend(errp, "return path: ");
+        return false;
+    }
+    g_mutex_lock(&s->lock);
+    g_ptr_array_add(s->recv_bitmaps, rbm);
+    g_mutex_unlock(&s->lock);
     return true;
 }
 
@@ -476,6 +541,15 @@ static gpointer rp_thread_fn(gpointer opaque)
             if (!rp_req_pages(s, buf, len, &err)) {
                 break;
             }
+        } else if (type == MIG_RP_MSG_RECV_BITMAP) {
+            if (!rp_recv_bitmap(s, f, buf, len, &err)) {
+                break;
+            }
+        } else if (type == MIG_RP_MSG_RESUME_ACK && len == 0) {
+            g_mutex_lock(&s->lock);
+            s->resume_acked = true;
+            g_cond_broadcast(&s->cond);
+            g_mutex_unlock(&s->lock);
         } else if (type == MIG_RP_MSG_SWITCHOVER_ACK && len == 0) {
             g_mutex_lock(&s->lock);
             __atomic_store_n(&s->switchover_acked, true, __ATOMIC_SEQ_CST);
@@ -565,6 +639,14 @@ static void migration_state_reset(MigrationState *s)
     s->switchover_acked = s->stream_complete = false;
     s->start_postcopy = s->in_postcopy = false;
     g_queue_clear_full(&s->page_requests, g_free);
+    error_free(s->pause_error);
+    s->pause_error = NULL;
+    s->resume_requested = s->resume_acked = s->pause_requested = false;
+    migration_address_clear(&s->resume_addr);
+    if (!s->recv_bitmaps) {
+        s->recv_bitmaps = g_ptr_array_new_with_free_func(recv_bitmap_free);
+    }
+    g_ptr_array_set_size(s->recv_bitmaps, 0);
     s->expected_downtime_ms = s->mbps_x1000 = s->pages_per_second = 0;
     s->setup_time_ms = s->total_time_ms = s->downtime_ms = 0;
     memset(&ram_stats, 0, sizeof(ram_stats));
@@ -865,7 +947,7 @@ static bool migration_postcopy_switch(MigrationState *s, Error **errp)
  * first (RAM's iterator takes them from the queue), then the END and the
  * EOF, and wait for the destination's SHUT.
  */
-static bool migration_postcopy_run(MigrationState *s, Error **errp)
+static bool migration_postcopy_push(MigrationState *s, Error **errp)
 {
     rate_window_start(s);
     for (;;) {
@@ -897,8 +979,213 @@ static bool migration_postcopy_run(MigrationState *s, Error **errp)
     if (qemu_savevm_state_complete_postcopy(s->to_dst, errp) < 0) {
         return false;
     }
-    __atomic_store_n(&s->stream_complete, true, __ATOMIC_SEQ_CST);
     return rp_wait_shut(s, errp);
+}
+
+/*
+ * Postcopy recovery: shut the channels down and close them, with the
+ * return-path thread joined.  Under the lock the pointers go, so that
+ * migrate-pause never shuts down a closed fd.  Migration thread.
+ */
+static void postcopy_channels_close(MigrationState *s)
+{
+    QEMUFile *to, *from, *preempt;
+
+    g_mutex_lock(&s->lock);
+    if (s->to_dst) {
+        mig_channel_shutdown(qemu_file_channel(s->to_dst));
+    }
+    g_mutex_unlock(&s->lock);
+    if (s->rp_thread) {
+        g_thread_join(s->rp_thread);
+        s->rp_thread = NULL;
+    }
+    g_mutex_lock(&s->lock);
+    to = s->to_dst;
+    from = s->from_dst;
+    preempt = s->preempt;
+    s->to_dst = s->from_dst = s->preempt = NULL;
+    s->rp_exited = s->rp_shut_received = s->resume_acked = false;
+    g_queue_clear_full(&s->page_requests, g_free);
+    g_ptr_array_set_size(s->recv_bitmaps, 0);
+    g_mutex_unlock(&s->lock);
+    if (preempt) {
+        qemu_fclose(preempt);
+    }
+    if (from) {
+        qemu_fclose(from);
+    }
+    if (to) {
+        qemu_fclose(to);
+    }
+}
+
+/*
+ * Connect to the destination's recovery address, ask it to resume the
+ * migration of this UUID, take its bitmaps of what it received, and put
+ * what it lacks back into RAM's bitmap.  postcopy-recover-setup, then
+ * postcopy-recover; postcopy-active when it returns true.
+ */
+static bool postcopy_resume(MigrationState *s, MigrationAddress *addr,
+                            Error **errp)
+{
+    MigChannel *ch = mig_channel_connect(addr, s->cancel, errp);
+    QEMUFile *to;
+    bool acked;
+
+    if (!ch) {
+        return false;
+    }
+    to = qemu_file_new_output(ch);
+    qemu_put_be32(to, MIG_RESUME_MAGIC);
+    qemu_put_buffer(to, s->uuid, sizeof(s->uuid));
+    if (qemu_fflush(to) < 0) {
+        qemu_file_check(to, errp);
+        qemu_fclose(to);
+        return false;
+    }
+    ch = mig_channel_dup(ch, errp);
+    if (!ch) {
+        qemu_fclose(to);
+        return false;
+    }
+    g_mutex_lock(&s->lock);
+    s->to_dst = to;
+    s->from_dst = qemu_file_new_input(ch);
+    g_mutex_unlock(&s->lock);
+    if (!migrate_set_state(s, MIGRATION_STATUS_POSTCOPY_RECOVER_SETUP,
+                           MIGRATION_STATUS_POSTCOPY_RECOVER)) {
+        error_setg(errp, "stopped while connecting");
+        return false;
+    }
+    s->rp_thread = g_thread_new("mig/rp", rp_thread_fn, s);
+
+    g_mutex_lock(&s->lock);
+    while (!s->resume_acked && !s->rp_exited && !s->error &&
+           migration_get_status(s) == MIGRATION_STATUS_POSTCOPY_RECOVER) {
+        g_cond_wait(&s->cond, &s->lock);
+    }
+    acked = s->resume_acked && !s->error;
+    if (!acked) {
+        if (s->error) {
+            *errp = error_copy(s->error);
+        } else {
+            error_setg(errp, "the destination did not take the resume");
+        }
+    }
+    g_mutex_unlock(&s->lock);
+    if (!acked) {
+        return false;
+    }
+    for (guint i = 0; i < s->recv_bitmaps->len; i++) {
+        RecvBitmap *rbm = g_ptr_array_index(s->recv_bitmaps, i);
+
+        ram_postcopy_resume_block(rbm->rb, rbm->bitmap);
+    }
+    /* Later channels (preempt) go where the destination listens now. */
+    migration_address_clear(&s->addr);
+    s->addr = *addr;
+    memset(addr, 0, sizeof(*addr));
+    if (migrate_postcopy_preempt() && !postcopy_preempt_connect(s, errp)) {
+        return false;
+    }
+    if (!migrate_set_state(s, MIGRATION_STATUS_POSTCOPY_RECOVER,
+                           MIGRATION_STATUS_POSTCOPY_ACTIVE)) {
+        error_setg(errp, "stopped while resuming");
+        return false;
+    }
+    return true;
+}
+
+/*
+ * The link broke after the switch (@reason): postcopy-paused, keeping
+ * every page on both sides, until migrate resume=true names a new
+ * address (or vmig exits).  true once resumed.  Migration thread.
+ */
+static bool migration_postcopy_pause(MigrationState *s, Error *reason)
+{
+    if (!migrate_set_state(s, MIGRATION_STATUS_POSTCOPY_ACTIVE,
+                           MIGRATION_STATUS_POSTCOPY_PAUSED)) {
+        error_free(reason);
+        return false;
+    }
+    g_mutex_lock(&s->lock);
+    if (s->pause_requested) {
+        /* What the cut caused says less than who cut it. */
+        s->pause_requested = false;
+        error_free(reason);
+        reason = NULL;
+        error_setg(&reason, "migrate-pause");
+    }
+    g_mutex_unlock(&s->lock);
+    for (;;) {
+        MigrationAddress addr = { 0 };
+        Error *err = NULL;
+        MigrationStatus st;
+
+        error_report("postcopy paused: %s", error_get_pretty(reason));
+        postcopy_channels_close(s);
+        g_mutex_lock(&s->lock);
+        error_free(s->pause_error);
+        s->pause_error = reason;
+        error_free(s->error);
+        s->error = NULL;
+        while (!s->resume_requested &&
+               migration_get_status(s) == MIGRATION_STATUS_POSTCOPY_PAUSED) {
+            g_cond_wait(&s->cond, &s->lock);
+        }
+        if (s->resume_requested) {
+            addr = s->resume_addr;
+            memset(&s->resume_addr, 0, sizeof(s->resume_addr));
+            s->resume_requested = false;
+        }
+        g_mutex_unlock(&s->lock);
+        if (migration_get_status(s) !=
+            MIGRATION_STATUS_POSTCOPY_RECOVER_SETUP) {
+            migration_address_clear(&addr);
+            return false;       /* vmig exits */
+        }
+        if (postcopy_resume(s, &addr, &err)) {
+            migration_address_clear(&addr);
+            g_mutex_lock(&s->lock);
+            error_free(s->pause_error);
+            s->pause_error = NULL;
+            g_mutex_unlock(&s->lock);
+            return true;
+        }
+        migration_address_clear(&addr);
+        error_prepend(&err, "postcopy recovery failed: ");
+        reason = err;
+        /* Back to paused, unless vmig exits (cancelling). */
+        st = migration_get_status(s);
+        if ((st != MIGRATION_STATUS_POSTCOPY_RECOVER_SETUP &&
+             st != MIGRATION_STATUS_POSTCOPY_RECOVER) ||
+            !migrate_set_state(s, st, MIGRATION_STATUS_POSTCOPY_PAUSED)) {
+            error_free(reason);
+            return false;
+        }
+    }
+}
+
+/* Push until done; a broken link pauses until resumed. */
+static bool migration_postcopy_run(MigrationState *s, Error **errp)
+{
+    for (;;) {
+        Error *err = NULL;
+
+        if (migration_postcopy_push(s, &err)) {
+            return true;
+        }
+        if (migration_get_status(s) != MIGRATION_STATUS_POSTCOPY_ACTIVE) {
+            error_propagate(errp, err);
+            return false;
+        }
+        if (!migration_postcopy_pause(s, err)) {
+            error_setg(errp, "postcopy: vmig exits while the migration is "
+                       "paused");
+            return false;
+        }
+    }
 }
 
 typedef enum IterateResult {
@@ -1142,6 +1429,68 @@ bool migration_cancel(Error **errp)
     return true;
 }
 
+void migration_query_pause(JsonObject *obj)
+{
+    MigrationState *s = &current_migration;
+
+    g_mutex_lock(&s->lock);
+    if (s->pause_error) {
+        json_object_set_string_member(obj, "error-desc",
+                                      error_get_pretty(s->pause_error));
+    }
+    g_mutex_unlock(&s->lock);
+}
+
+bool migration_pause(Error **errp)
+{
+    MigrationState *s = &current_migration;
+
+    if (migration_get_status(s) != MIGRATION_STATUS_POSTCOPY_ACTIVE) {
+        error_setg(errp, "migrate-pause is for a migration in status "
+                   "postcopy-active (it is '%s')",
+                   migration_status_name(migration_get_status(s)));
+        return false;
+    }
+    /* The migration thread sees the broken link and pauses. */
+    g_mutex_lock(&s->lock);
+    s->pause_requested = true;
+    if (s->to_dst) {
+        mig_channel_shutdown(qemu_file_channel(s->to_dst));
+    }
+    g_mutex_unlock(&s->lock);
+    return true;
+}
+
+bool migration_resume(const MigrationAddress *addr, Error **errp)
+{
+    MigrationState *s = &current_migration;
+
+    if (migration_get_status(s) != MIGRATION_STATUS_POSTCOPY_PAUSED) {
+        error_setg(errp, "migrate with 'resume' needs a migration in status "
+                   "postcopy-paused (it is '%s')",
+                   migration_status_name(migration_get_status(s)));
+        return false;
+    }
+    if (addr->type != MIGRATION_ADDRESS_TCP &&
+        addr->type != MIGRATION_ADDRESS_UNIX) {
+        error_setg(errp, "a postcopy resume needs a tcp: or unix: address, "
+                   "not %s:", migration_address_type_name(addr->type));
+        return false;
+    }
+    g_mutex_lock(&s->lock);
+    migration_address_clear(&s->resume_addr);
+    s->resume_addr.type = addr->type;
+    s->resume_addr.host = g_strdup(addr->host);
+    s->resume_addr.port = g_strdup(addr->port);
+    s->resume_addr.path = g_strdup(addr->path);
+    s->resume_requested = true;
+    migrate_set_state(s, MIGRATION_STATUS_POSTCOPY_PAUSED,
+                      MIGRATION_STATUS_POSTCOPY_RECOVER_SETUP);
+    g_cond_broadcast(&s->cond);
+    g_mutex_unlock(&s->lock);
+    return true;
+}
+
 bool migration_start_postcopy(Error **errp)
 {
     MigrationState *s = &current_migration;
@@ -1207,8 +1556,13 @@ void migration_shutdown(void)
     migration_incoming_shutdown();
     dirtyrate_shutdown();
     migration_address_clear(&s->addr);
+    migration_address_clear(&s->resume_addr);
     error_free(s->error);
     s->error = NULL;
+    error_free(s->pause_error);
+    s->pause_error = NULL;
+    g_queue_clear_full(&s->page_requests, g_free);
+    g_clear_pointer(&s->recv_bitmaps, g_ptr_array_unref);
 }
 
 void migration_init(void)

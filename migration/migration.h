@@ -23,6 +23,9 @@ typedef enum MigrationStatus {
     MIGRATION_STATUS_COMPLETED,
     MIGRATION_STATUS_FAILED,
     MIGRATION_STATUS_POSTCOPY_ACTIVE,
+    MIGRATION_STATUS_POSTCOPY_PAUSED,
+    MIGRATION_STATUS_POSTCOPY_RECOVER_SETUP,
+    MIGRATION_STATUS_POSTCOPY_RECOVER,
     MIGRATION_STATUS__MAX,
 } MigrationStatus;
 
@@ -36,6 +39,12 @@ typedef enum MigRpMessage {
     MIG_RP_MSG_PONG = 2,            /* be32: the PING's value */
     MIG_RP_MSG_SWITCHOVER_ACK = 3,  /* no payload */
     MIG_RP_MSG_REQ_PAGES = 4,       /* str block, be64 offset, be32 length */
+    /*
+     * Postcopy recovery: str block, be64 bits; then, beyond the length,
+     * the block's received bitmap as be64 words (bit N: page N).
+     */
+    MIG_RP_MSG_RECV_BITMAP = 5,
+    MIG_RP_MSG_RESUME_ACK = 6,      /* no payload: every bitmap is out */
     MIG_RP_MSG__MAX,
 } MigRpMessage;
 #define MIG_RP_MAX_LEN 256
@@ -77,7 +86,9 @@ static inline void stl_be(uint8_t *p, uint32_t v)
  *   migration thread: to_dst, the window and bandwidth fields, vm_*,
  *     in_downtime, savevm_setup_done, timings until the thread ends.
  *   lock: error, rp_*, continue_requested, downtime_end_ns,
- *     page_requests; cond signals any change of them, and cancel.
+ *     page_requests, the resume_* and pause fields, and the channel
+ *     pointers while the migration thread replaces them (migrate-pause
+ *     shuts them down); cond signals any change of them, and cancel.
  *   atomics: status, switchover_acked, stream_complete (set with the
  *     BQL), start_postcopy, in_postcopy, and the figures query-migrate reads
  *     while the thread runs (expected_downtime_ms, mbps_x1000,
@@ -124,6 +135,13 @@ typedef struct MigrationState {
 
     bool start_postcopy;            /* migrate-start-postcopy was asked */
     bool in_postcopy;               /* the switch has begun: no way back */
+    /* postcopy recovery */
+    Error *pause_error;             /* why it paused, for error-desc */
+    bool resume_requested;
+    MigrationAddress resume_addr;   /* migrate resume=true's address */
+    GPtrArray *recv_bitmaps;        /* RecvBitmap from the destination */
+    bool resume_acked;
+    bool pause_requested;           /* migrate-pause cut the link */
 
     bool switchover_acked;
     bool stream_complete;           /* EOF is out: too late to cancel */
@@ -144,6 +162,14 @@ bool migration_start(const MigrationAddress *addr, Error **errp);
 bool migration_cancel(Error **errp);
 /* migrate-start-postcopy.  Main thread, BQL. */
 bool migration_start_postcopy(Error **errp);
+/* error-desc while paused or recovering (main thread). */
+void migration_query_pause(JsonObject *obj);
+/* migrate-pause on the source, and migrate resume=true.  Main, BQL. */
+bool migration_pause(Error **errp);
+bool migration_resume(const MigrationAddress *addr, Error **errp);
+/* The same on the destination: migrate-pause, migrate-recover. */
+bool migration_incoming_pause(Error **errp);
+bool migration_incoming_recover(const MigrationAddress *addr, Error **errp);
 /* Whether the source is past its postcopy switch (any thread). */
 bool migration_in_postcopy(void);
 bool migration_continue(const char *state, Error **errp);
@@ -173,14 +199,31 @@ bool migration_incoming_rp_send(MigrationIncomingState *mis, MigRpMessage type,
 void migration_incoming_set_ack_needed(MigrationIncomingState *mis,
                                        unsigned count);
 void migration_incoming_approve_switchover(void);
+/* Postcopy recovery, destination (incoming thread). */
+QEMUFile *migration_incoming_from_src(MigrationIncomingState *mis);
+/*
+ * The stream broke after RUN (@reason, taken): postcopy-paused, until
+ * migrate-recover's listener gets a resume of this migration; then the
+ * new stream is from_src and the return path is open on it (true).
+ * false when vmig exits meanwhile.
+ */
+bool migration_incoming_postcopy_pause(MigrationIncomingState *mis,
+                                       Error *reason);
+/* One block's received bitmap (RECV_BITMAP) on the return path. */
+bool migration_incoming_rp_send_bitmap(MigrationIncomingState *mis,
+                                       const char *idstr, uint64_t bits,
+                                       const unsigned long *map,
+                                       Error **errp);
+/*
+ * A postcopy channel besides the stream broke (@err, reported here):
+ * break the stream too, so that the loader pauses.  Any thread.
+ */
+void migration_incoming_stream_broke(MigrationIncomingState *mis,
+                                     const Error *err);
+/* The handshake is done: postcopy-active again. */
+void migration_incoming_postcopy_resumed(MigrationIncomingState *mis);
 /* The listener of the incoming migration (for more channels). */
 MigListener *migration_incoming_listener(MigrationIncomingState *mis);
-/*
- * A channel of the load besides the main stream failed: fail the load
- * with @err (the first such error wins; copied).  Any thread.
- */
-void migration_incoming_channel_error(MigrationIncomingState *mis,
-                                      const Error *err);
 /* postcopy-ram: LISTEN (status postcopy-active), and RUN: start the VM. */
 void migration_incoming_postcopy_listen(MigrationIncomingState *mis);
 void migration_incoming_postcopy_run(MigrationIncomingState *mis);

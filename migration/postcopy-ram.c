@@ -58,7 +58,7 @@ typedef struct PostcopyBlocktime {
 /*
  * Fields by owner: the incoming thread sets up and tears down (uffd,
  * blocks, fault_thread) while the fault thread is not running, or after
- * joining it; listening and pages_received are atomics.
+ * joining it; listening is atomic.
  */
 typedef struct PostcopyIncoming {
     int uffd;
@@ -68,7 +68,6 @@ typedef struct PostcopyIncoming {
     PostcopyBlock *blocks;
     unsigned nr_blocks;
     bool listening;
-    uint64_t pages_received;
     /* postcopy-preempt: its thread and how to stop it */
     GThread *preempt_thread;
     MigCancel *preempt_cancel;
@@ -413,9 +412,10 @@ static gpointer preempt_thread_fn(gpointer opaque)
     }
 
 out:
+    /* The loader pauses (recovery reopens this channel too). */
     if (err && !__atomic_load_n(&pc.preempt_stopping, __ATOMIC_SEQ_CST)) {
         error_prepend(&err, "postcopy-preempt: ");
-        migration_incoming_channel_error(pc.mis, err);
+        migration_incoming_stream_broke(pc.mis, err);
     }
     error_free(err);
     free(buf);
@@ -490,7 +490,6 @@ bool postcopy_incoming_listen(MigrationIncomingState *mis, Error **errp)
     pc.blocks = g_new0(PostcopyBlock, n);
     pc.nr_blocks = n;
     pc.mis = mis;
-    pc.pages_received = 0;
     n = 0;
     RAMBLOCK_FOREACH(rb) {
         PostcopyBlock *pb = &pc.blocks[n++];
@@ -520,11 +519,6 @@ bool postcopy_incoming_listen(MigrationIncomingState *mis, Error **errp)
 bool postcopy_incoming_listening(void)
 {
     return __atomic_load_n(&pc.listening, __ATOMIC_SEQ_CST);
-}
-
-uint64_t postcopy_pages_received(void)
-{
-    return __atomic_load_n(&pc.pages_received, __ATOMIC_RELAXED);
 }
 
 static PostcopyBlock *block_of(RAMBlock *rb)
@@ -589,7 +583,6 @@ static bool place(RAMBlock *rb, uint64_t offset, const uint8_t *src,
         }
     }
     bitmap_set_atomic(pb->received, offset >> TARGET_PAGE_BITS, n);
-    __atomic_fetch_add(&pc.pages_received, n, __ATOMIC_RELAXED);
     if (migrate_postcopy_blocktime()) {
         blocktime_placed(start, start + len);
     }
@@ -640,6 +633,40 @@ static void blocks_free(void)
 void postcopy_incoming_failed(void)
 {
     preempt_stop();
+}
+
+bool postcopy_incoming_resume(MigrationIncomingState *mis, Error **errp)
+{
+    for (unsigned i = 0; i < pc.nr_blocks; i++) {
+        PostcopyBlock *pb = &pc.blocks[i];
+
+        if (!migration_incoming_rp_send_bitmap(mis, pb->rb->idstr,
+                                               pb->rb->pages, pb->received,
+                                               errp)) {
+            return false;
+        }
+    }
+    if (migrate_postcopy_preempt() && !preempt_start(mis, errp)) {
+        return false;
+    }
+    /*
+     * Threads that wait for a page asked for before the break would wait
+     * for ever: ask again.  The fault thread skips pages it has asked
+     * for, so this runs while it can only add requests of its own.
+     */
+    for (unsigned i = 0; i < pc.nr_blocks; i++) {
+        PostcopyBlock *pb = &pc.blocks[i];
+
+        for (uint64_t page = 0; page < pb->rb->pages; page++) {
+            if (test_bit(page, pb->requested) &&
+                !test_bit(page, pb->received) &&
+                !request_page(pb, page << TARGET_PAGE_BITS, errp)) {
+                return false;
+            }
+        }
+    }
+    return migration_incoming_rp_send(mis, MIG_RP_MSG_RESUME_ACK, NULL, 0,
+                                      errp);
 }
 
 void postcopy_incoming_end(void)

@@ -55,14 +55,19 @@ void postcopy_incoming_end(void);
  */
 void postcopy_incoming_failed(void);
 /*
+ * Postcopy recovery, on the new stream's return path: the received
+ * bitmap of every block, a request again for every page asked for and
+ * not received, the preempt channel again, and RESUME_ACK.  Incoming
+ * thread.
+ */
+bool postcopy_incoming_resume(MigrationIncomingState *mis, Error **errp);
+/*
  * At exit, or before a new load: stop the fault thread and close the
  * userfaultfd even when the load failed after the switch (which leaves
  * RAM registered so that no vCPU runs on pages that never came).  Any
  * thread, once the incoming thread is gone.
  */
 void postcopy_incoming_cleanup(void);
-/* Pages placed since listen, for messages (any thread). */
-uint64_t postcopy_pages_received(void);
 
 /*
  * postcopy-blocktime, destination's query-migrate: postcopy-blocktime

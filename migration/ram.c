@@ -71,6 +71,13 @@ typedef struct RamBlockState {
     uint64_t pages;
     unsigned long *bmap;        /* pages to send */
     unsigned long *sent;        /* pages the destination holds data for */
+    unsigned long *postcopy_sent;   /* pages pushed since the switch */
+    /*
+     * postcopy-preempt: pages the return-path thread sent on the preempt
+     * channel (it sets bits atomically under preempted_lock; the push
+     * skips them).
+     */
+    unsigned long *preempted;
 } RamBlockState;
 
 /* Migration thread only, between save_setup and save_cleanup. */
@@ -94,6 +101,8 @@ typedef struct RAMState {
 
 static RAMState *ram_state;
 RamStats ram_stats;
+/* Keeps ram_state's preempted bitmaps alive for the return-path thread. */
+static GMutex preempted_lock;
 
 /* Destination: the block of the previous record (incoming thread). */
 static RAMBlock *load_last_block;
@@ -395,10 +404,19 @@ static uint64_t send_run(QEMUFile *f, RAMState *rs, RamBlockState *bs,
     }
     bytes = qemu_file_transferred(f) - bytes;
     stat_add(&ram_stats.transferred, bytes);
+    if (rs->postcopy) {
+        bitmap_set(bs->postcopy_sent, page, n);
+    }
     stat_add(rs->postcopy ? &ram_stats.postcopy_bytes :
              rs->in_completion ? &ram_stats.downtime_bytes
                                : &ram_stats.precopy_bytes, bytes);
     return bytes;
+}
+
+static bool test_bit_relaxed(uint64_t nr, const unsigned long *map)
+{
+    return __atomic_load_n(&map[BIT_WORD(nr)], __ATOMIC_RELAXED) &
+           BIT_MASK(nr);
 }
 
 /* Find the next run of dirty pages from the scan position and send it. */
@@ -420,7 +438,21 @@ static bool send_next_run(QEMUFile *f, RAMState *rs)
         bitmap_clear(bs->bmap, start, end - start);
         rs->dirty_pages -= end - start;
         rs->cur_page = end;
-        send_run(f, rs, bs, start, end - start);
+        if (!bs->preempted) {
+            send_run(f, rs, bs, start, end - start);
+            return true;
+        }
+        /* The pages sent on the preempt channel need not go again. */
+        for (uint64_t p = start, q; p < end; p = q) {
+            bool skip = test_bit_relaxed(p, bs->preempted);
+
+            for (q = p + 1; q < end &&
+                 test_bit_relaxed(q, bs->preempted) == skip; q++) {
+            }
+            if (!skip) {
+                send_run(f, rs, bs, p, q - p);
+            }
+        }
         return true;
     }
     return false;
@@ -585,6 +617,14 @@ bool ram_postcopy_send_discard(QEMUFile *f, Error **errp)
     RAMState *rs = ram_state;
 
     rs->postcopy = true;
+    g_mutex_lock(&preempted_lock);
+    for (unsigned i = 0; i < rs->nblocks; i++) {
+        rs->blocks[i].postcopy_sent = bitmap_new(rs->blocks[i].pages);
+        if (migrate_postcopy_preempt()) {
+            rs->blocks[i].preempted = bitmap_new(rs->blocks[i].pages);
+        }
+    }
+    g_mutex_unlock(&preempted_lock);
     if (!ram_sync(rs, errp)) {
         return false;
     }
@@ -636,6 +676,52 @@ bool ram_postcopy_send_discard(QEMUFile *f, Error **errp)
     trace(ram_sync, "postcopy: %" PRIu64 " pages left to send",
           rs->dirty_pages);
     return qemu_file_check(f, errp);
+}
+
+void ram_postcopy_resume_block(RAMBlock *rb, const unsigned long *received)
+{
+    RAMState *rs = ram_state;
+    RamBlockState *bs = block_state(rs, rb);
+    uint64_t again = 0;
+
+    if (!bs || !bs->postcopy_sent) {
+        return;
+    }
+    /* The return-path thread sends nothing on the preempt channel now. */
+    for (uint64_t page = 0; page < bs->pages; page++) {
+        bool pushed = test_bit(page, bs->postcopy_sent) ||
+                      (bs->preempted && test_bit(page, bs->preempted));
+
+        if (pushed && !test_bit(page, received)) {
+            if (bs->preempted) {
+                clear_bit(page, bs->preempted);
+            }
+            if (!test_bit(page, bs->bmap)) {
+                set_bit(page, bs->bmap);
+                again++;
+            }
+        }
+    }
+    rs->dirty_pages += again;
+    rs->cur_block = 0;
+    rs->cur_page = 0;
+    stat_set(&ram_stats.remaining, rs->dirty_pages * TARGET_PAGE_SIZE);
+    trace(ram_sync, "postcopy resume: '%s': %" PRIu64 " pages lost on the "
+          "way go again, %" PRIu64 " pages left in all", rb->idstr, again,
+          rs->dirty_pages);
+}
+
+void ram_postcopy_note_preempted(RAMBlock *rb, uint64_t offset, uint64_t len)
+{
+    RamBlockState *bs;
+
+    g_mutex_lock(&preempted_lock);
+    bs = ram_state ? block_state(ram_state, rb) : NULL;
+    if (bs && bs->preempted) {
+        bitmap_set_atomic(bs->preempted, offset >> TARGET_PAGE_BITS,
+                          len >> TARGET_PAGE_BITS);
+    }
+    g_mutex_unlock(&preempted_lock);
 }
 
 static bool ram_has_postcopy(void *opaque)
@@ -700,9 +786,14 @@ static void ram_save_cleanup(void *opaque)
     if (!rs) {
         return;
     }
+    g_mutex_lock(&preempted_lock);
+    ram_state = NULL;
+    g_mutex_unlock(&preempted_lock);
     for (unsigned i = 0; i < rs->nblocks; i++) {
         g_free(rs->blocks[i].bmap);
         g_free(rs->blocks[i].sent);
+        g_free(rs->blocks[i].postcopy_sent);
+        g_free(rs->blocks[i].preempted);
         if (rs->mapped) {
             g_free(rs->mapped[i].bitmap);
         }

@@ -27,6 +27,18 @@ bool ram_load_prepare(Error **errp);
  * one the destination places (zero pages too).
  */
 bool ram_postcopy_send_discard(QEMUFile *f, Error **errp);
+/*
+ * Postcopy recovery, source (migration thread): @received is the
+ * destination's bitmap of @rb (the pages it placed since the switch);
+ * pages pushed since the switch that it lacks go again, and nothing else.
+ */
+void ram_postcopy_resume_block(RAMBlock *rb, const unsigned long *received);
+/*
+ * postcopy-preempt, source: the return-path thread sent [offset, offset +
+ * len) of @rb on the preempt channel; the push leaves those pages out
+ * (a recovery sends them again if they got lost).  Any thread.
+ */
+void ram_postcopy_note_preempted(RAMBlock *rb, uint64_t offset, uint64_t len);
 /* Destination: drop [offset, offset + len) of @rb (checked here). */
 bool ram_load_discard(RAMBlock *rb, uint64_t offset, uint64_t len,
                       Error **errp);

@@ -67,6 +67,12 @@ typedef enum MigCommand {
  *   u8 PREEMPT_ZERO, str block, be64 offset
  */
 #define MIG_PREEMPT_MAGIC 0x564d5050u       /* "VMPP" */
+/*
+ * Postcopy recovery: a resumed stream starts with be32 magic and the
+ * migration UUID[16] of the paused migration, then goes on with PART and
+ * END sections of the postcopy handlers and the EOF.
+ */
+#define MIG_RESUME_MAGIC 0x564d5253u        /* "VMRS" */
 #define MIG_PREEMPT_PAGE 1
 #define MIG_PREEMPT_ZERO 2
 /*
