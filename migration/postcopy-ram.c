@@ -516,11 +516,6 @@ bool postcopy_incoming_listen(MigrationIncomingState *mis, Error **errp)
     return true;
 }
 
-bool postcopy_incoming_listening(void)
-{
-    return __atomic_load_n(&pc.listening, __ATOMIC_SEQ_CST);
-}
-
 static PostcopyBlock *block_of(RAMBlock *rb)
 {
     for (unsigned i = 0; i < pc.nr_blocks; i++) {

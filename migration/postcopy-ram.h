@@ -30,8 +30,6 @@ bool postcopy_incoming_advise(Error **errp);
  * postcopy_place_*().  Incoming thread.
  */
 bool postcopy_incoming_listen(MigrationIncomingState *mis, Error **errp);
-/* Whether listen has run and the end has not. */
-bool postcopy_incoming_listening(void);
 /*
  * Place @n pages at @offset of @rb, from @src or zero-filled: every
  * thread waiting for one of them runs again.  Pages already there are
