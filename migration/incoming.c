@@ -14,13 +14,16 @@
 #include "migration/ram.h"
 #include "migration/migration.h"
 #include "migration/savevm.h"
+#include "migration/postcopy-ram.h"
 #include "migration/trace.h"
 
 /*
  * Fields by owner: the main thread (BQL) creates and frees the struct
  * and owns listener, thread, exit_on_error; the incoming thread owns
- * from_src; rp_lock guards to_src and the switchover-ack fields; status
- * and the times are atomics read by query-migrate.
+ * from_src (replaced under rp_lock, which migrate-pause takes);
+ * rp_lock guards to_src, the switchover-ack fields and the recovery
+ * fields (recover_cond signals them); status and the times are atomics
+ * read by query-migrate.
  */
 struct MigrationIncomingState {
     int status;
@@ -38,6 +41,11 @@ struct MigrationIncomingState {
     bool load_ended;            /* rp_lock: later multifd failures are noise */
     bool prepared;              /* incoming thread: RAM cleared, layer set */
     bool multifd;               /* incoming thread: the layer is set up */
+    bool postcopy_ran;          /* atomic: the VM was started at RUN */
+    GCond recover_cond;
+    MigListener *recover_listener;  /* migrate-recover's */
+    Error *pause_error;         /* why postcopy paused, for error-desc */
+    bool stopping;              /* vmig exits: stop waiting for recovery */
     GThread *accept_thread;     /* multifd channels after the main one */
     bool accept_done;           /* atomic */
     int64_t start_ms;
@@ -64,8 +72,13 @@ bool migration_incoming_is_loading(void)
 {
     MigrationIncomingState *mis = current_incoming;
 
-    return mis && __atomic_load_n(&mis->status, __ATOMIC_SEQ_CST) ==
-                  MIGRATION_STATUS_ACTIVE;
+    MigrationStatus st;
+
+    if (!mis) {
+        return false;
+    }
+    st = __atomic_load_n(&mis->status, __ATOMIC_SEQ_CST);
+    return st != MIGRATION_STATUS_SETUP && !migration_status_is_terminal(st);
 }
 
 static void incoming_set_state(MigrationIncomingState *mis,
@@ -190,6 +203,233 @@ void migration_incoming_load_ended(MigrationIncomingState *mis)
     g_mutex_unlock(&mis->rp_lock);
 }
 
+/* ---- postcopy ---- */
+
+MigListener *migration_incoming_listener(MigrationIncomingState *mis)
+{
+    return mis->recover_listener ? mis->recover_listener : mis->listener;
+}
+
+QEMUFile *migration_incoming_from_src(MigrationIncomingState *mis)
+{
+    return mis->from_src;
+}
+
+bool migration_incoming_rp_send_bitmap(MigrationIncomingState *mis,
+                                       const char *idstr, uint64_t bits,
+                                       const unsigned long *map, Error **errp)
+{
+    uint8_t hdr[1 + 255 + 8];
+    size_t idlen = strlen(idstr);
+    bool ok = false;
+
+    hdr[0] = idlen;
+    memcpy(hdr + 1, idstr, idlen);
+    stl_be(hdr + 1 + idlen, bits >> 32);
+    stl_be(hdr + 5 + idlen, bits);
+    g_mutex_lock(&mis->rp_lock);
+    if (!mis->to_src) {
+        error_setg(errp, "return path: not open");
+    } else {
+        /* The length covers the header; the bitmap's words follow. */
+        qemu_put_be16(mis->to_src, MIG_RP_MSG_RECV_BITMAP);
+        qemu_put_be16(mis->to_src, 1 + idlen + 8);
+        qemu_put_buffer(mis->to_src, hdr, 1 + idlen + 8);
+        for (uint64_t w = 0; w < BITS_TO_LONGS(bits); w++) {
+            qemu_put_be64(mis->to_src, map[w]);
+        }
+        ok = qemu_fflush(mis->to_src) == 0;
+        if (!ok) {
+            qemu_file_check(mis->to_src, errp);
+            error_prepend(errp, "return path: ");
+        }
+    }
+    g_mutex_unlock(&mis->rp_lock);
+    return ok;
+}
+
+/* Main thread: error-desc while paused or recovering. */
+static void incoming_query_pause(MigrationIncomingState *mis,
+                                 JsonObject *obj)
+{
+    g_mutex_lock(&mis->rp_lock);
+    if (mis->pause_error) {
+        json_object_set_string_member(obj, "error-desc",
+                                      error_get_pretty(mis->pause_error));
+    }
+    g_mutex_unlock(&mis->rp_lock);
+}
+
+bool migration_incoming_postcopy_pause(MigrationIncomingState *mis,
+                                       Error *reason)
+{
+    QEMUFile *old;
+
+    error_report("postcopy paused: %s", error_get_pretty(reason));
+    g_mutex_lock(&mis->rp_lock);
+    error_free(mis->pause_error);
+    mis->pause_error = reason;
+    if (mis->to_src) {
+        qemu_fclose(mis->to_src);
+        mis->to_src = NULL;
+    }
+    old = mis->from_src;
+    mis->from_src = NULL;
+    g_mutex_unlock(&mis->rp_lock);
+    qemu_fclose(old);
+    incoming_set_state(mis, MIGRATION_STATUS_POSTCOPY_PAUSED);
+
+    for (;;) {
+        MigChannel *ch;
+        QEMUFile *f;
+        uint8_t theirs[16], ours[16];
+        Error *err = NULL;
+
+        g_mutex_lock(&mis->rp_lock);
+        while (!mis->recover_listener && !mis->stopping) {
+            g_cond_wait(&mis->recover_cond, &mis->rp_lock);
+        }
+        g_mutex_unlock(&mis->rp_lock);
+        if (mis->stopping) {
+            return false;
+        }
+        ch = mig_listener_accept(mis->recover_listener, mis->cancel, &err);
+        if (!ch) {
+            error_free(err);
+            return false;       /* cancelled: vmig exits */
+        }
+        f = qemu_file_new_input(ch);
+        if (!migration_tls_server(ch, &err)) {
+            error_report("postcopy recovery: %s", error_get_pretty(err));
+            error_free(err);
+            qemu_fclose(f);
+            continue;
+        }
+        if (qemu_get_be32(f) != MIG_RESUME_MAGIC ||
+            !qemu_get_buffer(f, theirs, sizeof(theirs)) ||
+            !qemu_loadvm_stream_uuid(ours) || memcmp(ours, theirs, 16)) {
+            if (qemu_file_check(f, &err)) {
+                error_setg(&err, "not a resume of this migration");
+            }
+            error_report("postcopy recovery: %s", error_get_pretty(err));
+            error_free(err);
+            qemu_fclose(f);
+            continue;
+        }
+        ch = mig_channel_dup(ch, &err);
+        if (!ch) {
+            error_report("postcopy recovery: %s", error_get_pretty(err));
+            error_free(err);
+            qemu_fclose(f);
+            continue;
+        }
+        incoming_set_state(mis, MIGRATION_STATUS_POSTCOPY_RECOVER);
+        g_mutex_lock(&mis->rp_lock);
+        mis->from_src = f;
+        mis->to_src = qemu_file_new_output(ch);
+        g_mutex_unlock(&mis->rp_lock);
+        return true;
+    }
+}
+
+void migration_incoming_postcopy_resumed(MigrationIncomingState *mis)
+{
+    g_mutex_lock(&mis->rp_lock);
+    error_free(mis->pause_error);
+    mis->pause_error = NULL;
+    g_mutex_unlock(&mis->rp_lock);
+    incoming_set_state(mis, MIGRATION_STATUS_POSTCOPY_ACTIVE);
+}
+
+void migration_incoming_stream_broke(MigrationIncomingState *mis,
+                                     const Error *err)
+{
+    error_report("%s", error_get_pretty(err));
+    g_mutex_lock(&mis->rp_lock);
+    if (mis->from_src) {
+        mig_channel_shutdown(qemu_file_channel(mis->from_src));
+    }
+    g_mutex_unlock(&mis->rp_lock);
+}
+
+bool migration_incoming_pause(Error **errp)
+{
+    MigrationIncomingState *mis = current_incoming;
+    MigrationStatus st = mis ? __atomic_load_n(&mis->status, __ATOMIC_SEQ_CST)
+                             : MIGRATION_STATUS_NONE;
+
+    if (st != MIGRATION_STATUS_POSTCOPY_ACTIVE) {
+        error_setg(errp, "migrate-pause is for a migration in status "
+                   "postcopy-active (it is '%s')", migration_status_name(st));
+        return false;
+    }
+    /* The loader sees the broken link and pauses. */
+    g_mutex_lock(&mis->rp_lock);
+    if (mis->from_src) {
+        mig_channel_shutdown(qemu_file_channel(mis->from_src));
+    }
+    g_mutex_unlock(&mis->rp_lock);
+    return true;
+}
+
+bool migration_incoming_recover(const MigrationAddress *addr, Error **errp)
+{
+    MigrationIncomingState *mis = current_incoming;
+    MigrationStatus st = mis ? __atomic_load_n(&mis->status, __ATOMIC_SEQ_CST)
+                             : MIGRATION_STATUS_NONE;
+    MigListener *l;
+
+    if (st != MIGRATION_STATUS_POSTCOPY_PAUSED) {
+        error_setg(errp, "migrate-recover is for an incoming migration in "
+                   "status postcopy-paused (it is '%s')",
+                   migration_status_name(st));
+        return false;
+    }
+    if (addr->type != MIGRATION_ADDRESS_TCP &&
+        addr->type != MIGRATION_ADDRESS_UNIX) {
+        error_setg(errp, "migrate-recover needs a tcp: or unix: address, "
+                   "not %s:", migration_address_type_name(addr->type));
+        return false;
+    }
+    if (mis->recover_listener) {
+        g_autofree char *where = mig_listener_describe(mis->recover_listener);
+
+        error_setg(errp, "migrate-recover: already listening on %s", where);
+        return false;
+    }
+    l = mig_listener_new(addr, errp);
+    if (!l) {
+        return false;
+    }
+    g_mutex_lock(&mis->rp_lock);
+    mis->recover_listener = l;
+    g_cond_broadcast(&mis->recover_cond);
+    g_mutex_unlock(&mis->rp_lock);
+    incoming_set_state(mis, MIGRATION_STATUS_POSTCOPY_RECOVER_SETUP);
+    return true;
+}
+
+void migration_incoming_postcopy_listen(MigrationIncomingState *mis)
+{
+    incoming_set_state(mis, MIGRATION_STATUS_POSTCOPY_ACTIVE);
+}
+
+/* Main thread: the package is loaded, the VM runs while RAM arrives. */
+static void incoming_postcopy_run_bh(void *opaque)
+{
+    if (incoming_autostart && global_state_source_was_running()) {
+        vm_start();
+    } else {
+        runstate_set(RUN_STATE_PAUSED);
+    }
+}
+
+void migration_incoming_postcopy_run(MigrationIncomingState *mis)
+{
+    __atomic_store_n(&mis->postcopy_ran, true, __ATOMIC_SEQ_CST);
+    main_loop_call(incoming_postcopy_run_bh, mis);
+}
+
 /* ---- the incoming thread ---- */
 
 static void incoming_finish_bh(void *opaque)
@@ -214,6 +454,9 @@ static void incoming_finish_bh(void *opaque)
         return;
     }
     incoming_set_state(mis, MIGRATION_STATUS_COMPLETED);
+    if (mis->postcopy_ran) {
+        return;     /* running (or paused) since RUN */
+    }
     if (incoming_autostart && global_state_source_was_running()) {
         vm_start();
     } else {
@@ -391,9 +634,12 @@ static void incoming_free(MigrationIncomingState *mis)
         return;
     }
     mig_listener_free(mis->listener);
+    mig_listener_free(mis->recover_listener);
     mig_cancel_free(mis->cancel);
     error_free(mis->error);
     error_free(mis->multifd_error);
+    error_free(mis->pause_error);
+    g_cond_clear(&mis->recover_cond);
     g_mutex_clear(&mis->rp_lock);
     g_free(mis);
 }
@@ -406,6 +652,10 @@ void migration_incoming_shutdown(void)
         return;
     }
     if (mis->thread) {
+        g_mutex_lock(&mis->rp_lock);
+        mis->stopping = true;
+        g_cond_broadcast(&mis->recover_cond);
+        g_mutex_unlock(&mis->rp_lock);
         mig_cancel_fire(mis->cancel);
         /* load_cleanup takes the BQL; the final bh never runs. */
         bql_unlock();
@@ -413,6 +663,8 @@ void migration_incoming_shutdown(void)
         bql_lock();
         mis->thread = NULL;
     }
+    /* vCPUs still waiting for pages after a failed postcopy wake up. */
+    postcopy_incoming_cleanup();
     current_incoming = NULL;
     incoming_free(mis);
 }
@@ -445,6 +697,7 @@ bool migration_incoming_start_addr(const MigrationAddress *addr,
     }
     mis = g_new0(MigrationIncomingState, 1);
     g_mutex_init(&mis->rp_lock);
+    g_cond_init(&mis->recover_cond);
     mis->exit_on_error = exit_on_error;
     mis->cancel = mig_cancel_new(errp);
     if (!mis->cancel) {
@@ -515,4 +768,6 @@ void migration_incoming_query(JsonObject *obj)
         json_object_set_string_member(obj, "error-desc",
                                       error_get_pretty(mis->error));
     }
+    incoming_query_pause(mis, obj);
+    postcopy_blocktime_query(obj);
 }

@@ -195,14 +195,14 @@ static void qmp_migrate(JsonObject *args, JsonNode **ret, Error **errp)
         !qmp_arg_bool_opt(args, "resume", false, &resume, errp)) {
         return;
     }
-    if (resume) {
-        error_setg(errp, "'resume' is for postcopy, which vmig does not do");
-        return;
-    }
     if (!migrate_args_address(args, &addr, errp)) {
         return;
     }
-    migration_start(&addr, errp);
+    if (resume) {
+        migration_resume(&addr, errp);
+    } else {
+        migration_start(&addr, errp);
+    }
     migration_address_clear(&addr);
 }
 
@@ -228,7 +228,50 @@ static void qmp_migrate_cancel(JsonObject *args, JsonNode **ret, Error **errp)
     static const char *const known[] = { NULL };
 
     if (qmp_args_check(args, known, errp)) {
-        migration_cancel();
+        migration_cancel(errp);
+    }
+}
+
+/* The source's when it has a migration in postcopy, else the destination's. */
+static void qmp_migrate_pause(JsonObject *args, JsonNode **ret, Error **errp)
+{
+    static const char *const known[] = { NULL };
+
+    if (!qmp_args_check(args, known, errp)) {
+        return;
+    }
+    if (migration_get_status(migrate_get_current()) != MIGRATION_STATUS_NONE) {
+        migration_pause(errp);
+    } else {
+        migration_incoming_pause(errp);
+    }
+}
+
+static void qmp_migrate_recover(JsonObject *args, JsonNode **ret,
+                                Error **errp)
+{
+    static const char *const known[] = { "uri", NULL };
+    MigrationAddress addr;
+    const char *uri;
+
+    if (!qmp_args_check(args, known, errp)) {
+        return;
+    }
+    uri = qmp_arg_str(args, "uri", errp);
+    if (!uri || !migration_address_parse(uri, &addr, errp)) {
+        return;
+    }
+    migration_incoming_recover(&addr, errp);
+    migration_address_clear(&addr);
+}
+
+static void qmp_migrate_start_postcopy(JsonObject *args, JsonNode **ret,
+                                       Error **errp)
+{
+    static const char *const known[] = { NULL };
+
+    if (qmp_args_check(args, known, errp)) {
+        migration_start_postcopy(errp);
     }
 }
 
@@ -293,6 +336,10 @@ static void query_ram(JsonObject *obj, MigrationState *s)
                                stat_get(&ram_stats.precopy_bytes));
     json_object_set_int_member(ram, "downtime-bytes",
                                stat_get(&ram_stats.downtime_bytes));
+    json_object_set_int_member(ram, "postcopy-requests",
+                               stat_get(&ram_stats.postcopy_requests));
+    json_object_set_int_member(ram, "postcopy-bytes",
+                               stat_get(&ram_stats.postcopy_bytes));
     json_object_set_object_member(obj, "ram", ram);
 }
 
@@ -333,6 +380,7 @@ static void qmp_query_migrate(JsonObject *args, JsonNode **ret, Error **errp)
             json_object_set_string_member(obj, "error-desc",
                                           error_get_pretty(s->error));
         }
+        migration_query_pause(obj);
     } else {
         migration_incoming_query(obj);
     }
@@ -446,6 +494,11 @@ static void migration_qmp_init(void)
     qmp_register_command("migrate-incoming", qmp_migrate_incoming,
                          QMP_CMD_NONE);
     qmp_register_command("migrate_cancel", qmp_migrate_cancel, QMP_CMD_NONE);
+    qmp_register_command("migrate-start-postcopy", qmp_migrate_start_postcopy,
+                         QMP_CMD_NONE);
+    qmp_register_command("migrate-pause", qmp_migrate_pause, QMP_CMD_NONE);
+    qmp_register_command("migrate-recover", qmp_migrate_recover,
+                         QMP_CMD_NONE);
     qmp_register_command("migrate-continue", qmp_migrate_continue,
                          QMP_CMD_NONE);
     qmp_register_command("query-migrate", qmp_query_migrate, QMP_CMD_NONE);

@@ -15,6 +15,7 @@
  */
 #include "qemu/osdep.h"
 #include <signal.h>
+#include "qemu/buffer-is-zero.h"
 #include "qemu/cutils.h"
 #include "qemu/main-loop.h"
 #include "monitor/qmp.h"
@@ -49,6 +50,10 @@ static const char *const status_names[MIGRATION_STATUS__MAX] = {
     [MIGRATION_STATUS_DEVICE] = "device",
     [MIGRATION_STATUS_COMPLETED] = "completed",
     [MIGRATION_STATUS_FAILED] = "failed",
+    [MIGRATION_STATUS_POSTCOPY_ACTIVE] = "postcopy-active",
+    [MIGRATION_STATUS_POSTCOPY_PAUSED] = "postcopy-paused",
+    [MIGRATION_STATUS_POSTCOPY_RECOVER_SETUP] = "postcopy-recover-setup",
+    [MIGRATION_STATUS_POSTCOPY_RECOVER] = "postcopy-recover",
 };
 
 const char *migration_status_name(MigrationStatus s)
@@ -153,16 +158,30 @@ uint64_t migration_transferred_bytes(void)
     return migration_bytes_sent(&current_migration);
 }
 
+bool migration_in_postcopy(void)
+{
+    return __atomic_load_n(&current_migration.in_postcopy, __ATOMIC_SEQ_CST);
+}
+
+/* The bandwidth limit of the current phase (0: none). */
+static uint64_t migration_bandwidth_limit(MigrationState *s)
+{
+    return migration_in_postcopy() ? migrate_max_postcopy_bandwidth()
+                                   : migrate_max_bandwidth();
+}
+
 bool migration_rate_limit_exceeded(void)
 {
     MigrationState *s = &current_migration;
-    uint64_t limit = migrate_max_bandwidth();
+    uint64_t limit = migration_bandwidth_limit(s);
     uint64_t budget;
+    MigrationStatus st = migration_get_status(s);
 
     if (!s->to_dst || s->in_downtime || !limit) {
         return false;
     }
-    if (migration_get_status(s) != MIGRATION_STATUS_ACTIVE) {
+    if (st != MIGRATION_STATUS_ACTIVE &&
+        st != MIGRATION_STATUS_POSTCOPY_ACTIVE) {
         return true;    /* cancelling: stop sending at once */
     }
     budget = limit * RATE_WINDOW_MS / 1000;
@@ -239,7 +258,7 @@ static void rate_window_update(MigrationState *s, bool starved)
     int64_t now = get_clock_ms();
     int64_t elapsed = now - s->window_start_ms;
     uint64_t bytes = migration_bytes_sent(s) - s->window_start_bytes;
-    uint64_t limit = migrate_max_bandwidth();
+    uint64_t limit = migration_bandwidth_limit(s);
 
     s->window_starved |= starved;
     if (elapsed < RATE_WINDOW_MS &&
@@ -280,6 +299,196 @@ static uint64_t switchover_threshold(MigrationState *s)
 }
 
 /* ---- return path (source side) ---- */
+
+typedef struct PageRequest {
+    RAMBlock *rb;
+    uint64_t offset;
+    uint64_t len;
+} PageRequest;
+
+/* Largest run of pages one request may ask for. */
+#define MIG_PAGE_REQUEST_MAX (1 * MiB)
+
+/*
+ * postcopy-preempt: send the pages asked for at once, on their own
+ * channel, from the return-path thread (the VM is stopped: the pages no
+ * longer change).  They may go again in the background push, which the
+ * destination ignores.  rp thread.
+ */
+static bool preempt_send_pages(MigrationState *s, RAMBlock *rb,
+                               uint64_t offset, uint64_t len, Error **errp)
+{
+    QEMUFile *f = s->preempt;
+    uint64_t before = qemu_file_transferred(f);
+
+    for (uint64_t off = offset; off < offset + len; off += TARGET_PAGE_SIZE) {
+        const uint8_t *page = rb->host + off;
+        bool zero = buffer_is_zero(page, TARGET_PAGE_SIZE);
+
+        qemu_put_byte(f, zero ? MIG_PREEMPT_ZERO : MIG_PREEMPT_PAGE);
+        qemu_put_counted_string(f, rb->idstr);
+        qemu_put_be64(f, off);
+        if (!zero) {
+            qemu_put_buffer(f, page, TARGET_PAGE_SIZE);
+        }
+    }
+    if (qemu_fflush(f) < 0) {
+        qemu_file_check(f, errp);
+        error_prepend(errp, "postcopy-preempt: ");
+        return false;
+    }
+    __atomic_fetch_add(&ram_stats.postcopy_bytes,
+                       qemu_file_transferred(f) - before, __ATOMIC_RELAXED);
+    ram_postcopy_note_preempted(rb, offset, len);
+    return true;
+}
+
+typedef struct RecvBitmap {
+    RAMBlock *rb;
+    unsigned long *bitmap;
+} RecvBitmap;
+
+static void recv_bitmap_free(gpointer p)
+{
+    RecvBitmap *rbm = p;
+
+    g_free(rbm->bitmap);
+    g_free(rbm);
+}
+
+/*
+ * RECV_BITMAP: str block, be64 bits (the block's pages), then the bitmap
+ * as be64 words beyond the message.  Only while recovering.  rp thread.
+ */
+static bool rp_recv_bitmap(MigrationState *s, QEMUFile *f, const uint8_t *buf,
+                           uint16_t len, Error **errp)
+{
+    char id[256];
+    uint8_t idlen = len ? buf[0] : 0;
+    RecvBitmap *rbm;
+    uint64_t bits;
+    RAMBlock *rb;
+
+    if (len != 1 + idlen + 8 ||
+        migration_get_status(s) != MIGRATION_STATUS_POSTCOPY_RECOVER) {
+        error_setg(errp, "return path: a received bitmap out of place (%u "
+                   "bytes)", len);
+        return false;
+    }
+    memcpy(id, buf + 1, idlen);
+    id[idlen] = '\0';
+    bits = (uint64_t)ldl_be(buf + 1 + idlen) << 32 | ldl_be(buf + 5 + idlen);
+    rb = ram_block_find(id);
+    if (!rb || bits != rb->pages) {
+        g_autofree char *name = qemu_escape_bytes((const uint8_t *)id, idlen);
+
+        error_setg(errp, "return path: a received bitmap of %" PRIu64
+                   " pages for RAM block '%s', which %s", bits, name,
+                   rb ? "has another size here" : "does not exist here");
+        return false;
+    }
+    rbm = g_new0(RecvBitmap, 1);
+    rbm->rb = rb;
+    rbm->bitmap = bitmap_new(bits);
+    for (uint64_t w = 0; w < BITS_TO_LONGS(bits); w++) {
+        rbm->bitmap[w] = qemu_get_be64(f);
+    }
+    if (!qemu_file_check(f, errp)) {
+        recv_bitmap_free(rbm);
+        error_prepend(errp, "return path: ");
+        return false;
+    }
+    g_mutex_lock(&s->lock);
+    g_ptr_array_add(s->recv_bitmaps, rbm);
+    g_mutex_unlock(&s->lock);
+    return true;
+}
+
+/* REQ_PAGES: str block, be64 offset, be32 length.  rp thread. */
+static bool rp_req_pages(MigrationState *s, const uint8_t *buf, uint16_t len,
+                         Error **errp)
+{
+    char id[256];
+    uint8_t idlen = len ? buf[0] : 0;
+    PageRequest *req;
+    uint64_t offset;
+    uint32_t size;
+    RAMBlock *rb;
+
+    if (len != 1 + idlen + 12) {
+        error_setg(errp, "return path: page request of %u bytes", len);
+        return false;
+    }
+    if (!migration_in_postcopy()) {
+        error_setg(errp, "return path: a page request before the postcopy "
+                   "switch");
+        return false;
+    }
+    memcpy(id, buf + 1, idlen);
+    id[idlen] = '\0';
+    offset = (uint64_t)ldl_be(buf + 1 + idlen) << 32 |
+             ldl_be(buf + 5 + idlen);
+    size = ldl_be(buf + 9 + idlen);
+    rb = ram_block_find(id);
+    if (!rb) {
+        g_autofree char *name = qemu_escape_bytes((const uint8_t *)id, idlen);
+
+        error_setg(errp, "return path: page request for unknown RAM block "
+                   "'%s'", name);
+        return false;
+    }
+    if ((offset | size) & ~TARGET_PAGE_MASK || !size ||
+        size > MIG_PAGE_REQUEST_MAX || offset >= rb->size ||
+        size > rb->size - offset) {
+        error_setg(errp, "return path: page request for 0x%x bytes at 0x%"
+                   PRIx64 " of RAM block '%s' (0x%" PRIx64 " bytes)", size,
+                   offset, id, rb->size);
+        return false;
+    }
+    if (__atomic_load_n(&s->preempt, __ATOMIC_ACQUIRE)) {
+        __atomic_fetch_add(&ram_stats.postcopy_requests, 1, __ATOMIC_RELAXED);
+        return preempt_send_pages(s, rb, offset, size, errp);
+    }
+    req = g_new(PageRequest, 1);
+    req->rb = rb;
+    req->offset = offset;
+    req->len = size;
+    __atomic_fetch_add(&ram_stats.postcopy_requests, 1, __ATOMIC_RELAXED);
+    g_mutex_lock(&s->lock);
+    g_queue_push_tail(&s->page_requests, req);
+    g_cond_broadcast(&s->cond);
+    g_mutex_unlock(&s->lock);
+    return true;
+}
+
+bool migration_postcopy_take_request(RAMBlock **rb, uint64_t *offset,
+                                     uint64_t *len)
+{
+    MigrationState *s = &current_migration;
+    PageRequest *req;
+
+    g_mutex_lock(&s->lock);
+    req = g_queue_pop_head(&s->page_requests);
+    g_mutex_unlock(&s->lock);
+    if (!req) {
+        return false;
+    }
+    *rb = req->rb;
+    *offset = req->offset;
+    *len = req->len;
+    g_free(req);
+    return true;
+}
+
+static bool migration_has_page_requests(MigrationState *s)
+{
+    bool ret;
+
+    g_mutex_lock(&s->lock);
+    ret = !g_queue_is_empty(&s->page_requests);
+    g_mutex_unlock(&s->lock);
+    return ret;
+}
 
 static gpointer rp_thread_fn(gpointer opaque)
 {
@@ -327,6 +536,19 @@ static gpointer rp_thread_fn(gpointer opaque)
         } else if (type == MIG_RP_MSG_PONG && len == 4) {
             g_mutex_lock(&s->lock);
             s->rp_pong = ldl_be(buf);
+            g_cond_broadcast(&s->cond);
+            g_mutex_unlock(&s->lock);
+        } else if (type == MIG_RP_MSG_REQ_PAGES) {
+            if (!rp_req_pages(s, buf, len, &err)) {
+                break;
+            }
+        } else if (type == MIG_RP_MSG_RECV_BITMAP) {
+            if (!rp_recv_bitmap(s, f, buf, len, &err)) {
+                break;
+            }
+        } else if (type == MIG_RP_MSG_RESUME_ACK && len == 0) {
+            g_mutex_lock(&s->lock);
+            s->resume_acked = true;
             g_cond_broadcast(&s->cond);
             g_mutex_unlock(&s->lock);
         } else if (type == MIG_RP_MSG_SWITCHOVER_ACK && len == 0) {
@@ -421,7 +643,7 @@ static void migration_state_reset(MigrationState *s)
     migration_address_clear(&s->addr);
     mig_cancel_free(s->cancel);
     s->cancel = NULL;
-    s->to_dst = s->from_dst = NULL;
+    s->to_dst = s->from_dst = s->preempt = NULL;
     s->rp_thread = NULL;
     s->savevm_setup_done = s->vm_was_running = s->vm_stopped = false;
     s->multifd_started = false;
@@ -432,6 +654,16 @@ static void migration_state_reset(MigrationState *s)
     s->rp_shut_value = s->rp_pong = 0;
     s->downtime_start_ns = s->downtime_end_ns = 0;
     s->switchover_acked = s->stream_complete = false;
+    s->start_postcopy = s->in_postcopy = false;
+    g_queue_clear_full(&s->page_requests, g_free);
+    error_free(s->pause_error);
+    s->pause_error = NULL;
+    s->resume_requested = s->resume_acked = s->pause_requested = false;
+    migration_address_clear(&s->resume_addr);
+    if (!s->recv_bitmaps) {
+        s->recv_bitmaps = g_ptr_array_new_with_free_func(recv_bitmap_free);
+    }
+    g_ptr_array_set_size(s->recv_bitmaps, 0);
     s->expected_downtime_ms = s->mbps_x1000 = s->pages_per_second = 0;
     s->setup_time_ms = s->total_time_ms = s->downtime_ms = 0;
     memset(&ram_stats, 0, sizeof(ram_stats));
@@ -495,6 +727,9 @@ static void migration_thread_cleanup(MigrationState *s, bool ok)
     }
     if (ok) {
         runstate_set(RUN_STATE_POSTMIGRATE);
+    } else if (migration_in_postcopy()) {
+        /* The destination may have run the guest: it must not run here. */
+        runstate_set(RUN_STATE_POSTMIGRATE);
     } else if (s->vm_stopped) {
         if (s->vm_was_running) {
             vm_start();
@@ -512,6 +747,10 @@ static void migration_thread_cleanup(MigrationState *s, bool ok)
     }
     qemu_fclose(s->from_dst);
     s->from_dst = NULL;
+    if (s->preempt) {
+        qemu_fclose(s->preempt);
+        s->preempt = NULL;
+    }
     qemu_fclose(s->to_dst);
     s->to_dst = NULL;
     s->succeeded = ok;
@@ -639,7 +878,355 @@ static bool migration_completion(MigrationState *s, Error **errp)
     return true;
 }
 
-static bool migration_iterate_until_ready(MigrationState *s, Error **errp)
+/*
+ * postcopy-ram: stop the VM, drop on the destination the pages dirtied
+ * since it got them, and send the device state as one package that ends
+ * with POSTCOPY_RUN.  The destination runs the VM from there on, and RAM
+ * follows.  From the moment the status is postcopy-active there is no way
+ * back: migrate_cancel is refused, and a failure leaves this VM stopped.
+ * Downtime ends once the package is out.
+ */
+/* postcopy-preempt: the page channel (the destination accepts it). */
+static bool postcopy_preempt_connect(MigrationState *s, Error **errp)
+{
+    MigChannel *ch = mig_channel_connect(&s->addr, s->cancel, errp);
+    QEMUFile *f;
+
+    if (!ch) {
+        error_prepend(errp, "postcopy-preempt: ");
+        return false;
+    }
+    f = qemu_file_new_output(ch);
+    if (!migration_tls_client(ch, &s->addr, errp)) {
+        error_prepend(errp, "postcopy-preempt: ");
+        qemu_fclose(f);
+        return false;
+    }
+    qemu_put_be32(f, MIG_PREEMPT_MAGIC);
+    qemu_put_buffer(f, s->uuid, sizeof(s->uuid));
+    if (qemu_fflush(f) < 0) {
+        qemu_file_check(f, errp);
+        error_prepend(errp, "postcopy-preempt: ");
+        qemu_fclose(f);
+        return false;
+    }
+    /* The rp thread uses it for the requests that follow LISTEN. */
+    __atomic_store_n(&s->preempt, f, __ATOMIC_RELEASE);
+    return true;
+}
+
+static bool migration_postcopy_switch(MigrationState *s, Error **errp)
+{
+    int ret;
+
+    bql_lock();
+    trace(migration_switchover, "postcopy");
+    s->vm_was_running = runstate_is_running();
+    s->prev_runstate = runstate_get();
+    global_state_store();
+    s->downtime_start_ns = get_clock_ns();
+    s->in_downtime = true;
+    ret = vm_stop_err(RUN_STATE_FINISH_MIGRATE, errp);
+    s->vm_stopped = true;
+    if (ret < 0) {
+        bql_unlock();
+        error_prepend(errp, "stopping the VM for the postcopy switch: ");
+        return false;
+    }
+    /* migrate_cancel needs the BQL: it sees both or neither. */
+    if (!migrate_set_state(s, MIGRATION_STATUS_ACTIVE,
+                           MIGRATION_STATUS_POSTCOPY_ACTIVE)) {
+        bql_unlock();
+        error_setg(errp, "cancelled at the postcopy switch");
+        return false;
+    }
+    __atomic_store_n(&s->in_postcopy, true, __ATOMIC_SEQ_CST);
+    if (!ram_postcopy_send_discard(s->to_dst, errp)) {
+        bql_unlock();
+        error_prepend(errp, "postcopy: ");
+        return false;
+    }
+    qemu_savevm_send_command(s->to_dst, MIG_CMD_POSTCOPY_LISTEN, 0, NULL);
+    ret = qemu_savevm_send_postcopy_package(s->to_dst, errp);
+    bql_unlock();
+    if (ret < 0) {
+        return false;
+    }
+    if (qemu_fflush(s->to_dst) < 0) {
+        qemu_file_check(s->to_dst, errp);
+        return false;
+    }
+    s->in_downtime = false;
+    s->downtime_ms = (get_clock_ns() - s->downtime_start_ns) / 1000000;
+    /*
+     * The destination accepts the page channel once it has read LISTEN
+     * (a TLS handshake needs it to answer); until the channel is up,
+     * requested pages go first on the main stream.
+     */
+    if (migrate_postcopy_preempt() && !postcopy_preempt_connect(s, errp)) {
+        return false;
+    }
+    return true;
+}
+
+/*
+ * After the switch: push the rest of RAM, pages the destination asks for
+ * first (RAM's iterator takes them from the queue), then the END and the
+ * EOF, and wait for the destination's SHUT.
+ */
+static bool migration_postcopy_push(MigrationState *s, Error **errp)
+{
+    rate_window_start(s);
+    for (;;) {
+        int ret;
+
+        if (migration_get_status(s) != MIGRATION_STATUS_POSTCOPY_ACTIVE) {
+            error_setg(errp, "postcopy: migration stopped");
+            return false;
+        }
+        if (migration_has_error(s)) {
+            g_mutex_lock(&s->lock);
+            *errp = error_copy(s->error);
+            g_mutex_unlock(&s->lock);
+            return false;
+        }
+        ret = qemu_savevm_state_iterate(s->to_dst, true, errp);
+        if (ret < 0) {
+            return false;
+        }
+        if (qemu_fflush(s->to_dst) < 0) {
+            qemu_file_check(s->to_dst, errp);
+            return false;
+        }
+        if (ret > 0 && !migration_has_page_requests(s)) {
+            break;
+        }
+        rate_window_update(s, false);
+    }
+    if (qemu_savevm_state_complete_postcopy(s->to_dst, errp) < 0) {
+        return false;
+    }
+    return rp_wait_shut(s, errp);
+}
+
+/*
+ * Postcopy recovery: shut the channels down and close them, with the
+ * return-path thread joined.  Under the lock the pointers go, so that
+ * migrate-pause never shuts down a closed fd.  Migration thread.
+ */
+static void postcopy_channels_close(MigrationState *s)
+{
+    QEMUFile *to, *from, *preempt;
+
+    g_mutex_lock(&s->lock);
+    if (s->to_dst) {
+        mig_channel_shutdown(qemu_file_channel(s->to_dst));
+    }
+    g_mutex_unlock(&s->lock);
+    if (s->rp_thread) {
+        g_thread_join(s->rp_thread);
+        s->rp_thread = NULL;
+    }
+    g_mutex_lock(&s->lock);
+    to = s->to_dst;
+    from = s->from_dst;
+    preempt = s->preempt;
+    s->to_dst = s->from_dst = s->preempt = NULL;
+    s->rp_exited = s->rp_shut_received = s->resume_acked = false;
+    g_queue_clear_full(&s->page_requests, g_free);
+    g_ptr_array_set_size(s->recv_bitmaps, 0);
+    g_mutex_unlock(&s->lock);
+    if (preempt) {
+        qemu_fclose(preempt);
+    }
+    if (from) {
+        qemu_fclose(from);
+    }
+    if (to) {
+        qemu_fclose(to);
+    }
+}
+
+/*
+ * Connect to the destination's recovery address, ask it to resume the
+ * migration of this UUID, take its bitmaps of what it received, and put
+ * what it lacks back into RAM's bitmap.  postcopy-recover-setup, then
+ * postcopy-recover; postcopy-active when it returns true.
+ */
+static bool postcopy_resume(MigrationState *s, MigrationAddress *addr,
+                            Error **errp)
+{
+    MigChannel *ch = mig_channel_connect(addr, s->cancel, errp);
+    QEMUFile *to;
+    bool acked;
+
+    if (!ch) {
+        return false;
+    }
+    to = qemu_file_new_output(ch);
+    if (!migration_tls_client(ch, addr, errp)) {
+        qemu_fclose(to);
+        return false;
+    }
+    qemu_put_be32(to, MIG_RESUME_MAGIC);
+    qemu_put_buffer(to, s->uuid, sizeof(s->uuid));
+    if (qemu_fflush(to) < 0) {
+        qemu_file_check(to, errp);
+        qemu_fclose(to);
+        return false;
+    }
+    ch = mig_channel_dup(ch, errp);
+    if (!ch) {
+        qemu_fclose(to);
+        return false;
+    }
+    g_mutex_lock(&s->lock);
+    s->to_dst = to;
+    s->from_dst = qemu_file_new_input(ch);
+    g_mutex_unlock(&s->lock);
+    if (!migrate_set_state(s, MIGRATION_STATUS_POSTCOPY_RECOVER_SETUP,
+                           MIGRATION_STATUS_POSTCOPY_RECOVER)) {
+        error_setg(errp, "stopped while connecting");
+        return false;
+    }
+    s->rp_thread = g_thread_new("mig/rp", rp_thread_fn, s);
+
+    g_mutex_lock(&s->lock);
+    while (!s->resume_acked && !s->rp_exited && !s->error &&
+           migration_get_status(s) == MIGRATION_STATUS_POSTCOPY_RECOVER) {
+        g_cond_wait(&s->cond, &s->lock);
+    }
+    acked = s->resume_acked && !s->error;
+    if (!acked) {
+        if (s->error) {
+            *errp = error_copy(s->error);
+        } else {
+            error_setg(errp, "the destination did not take the resume");
+        }
+    }
+    g_mutex_unlock(&s->lock);
+    if (!acked) {
+        return false;
+    }
+    for (guint i = 0; i < s->recv_bitmaps->len; i++) {
+        RecvBitmap *rbm = g_ptr_array_index(s->recv_bitmaps, i);
+
+        ram_postcopy_resume_block(rbm->rb, rbm->bitmap);
+    }
+    /* Later channels (preempt) go where the destination listens now. */
+    migration_address_clear(&s->addr);
+    s->addr = *addr;
+    memset(addr, 0, sizeof(*addr));
+    if (migrate_postcopy_preempt() && !postcopy_preempt_connect(s, errp)) {
+        return false;
+    }
+    if (!migrate_set_state(s, MIGRATION_STATUS_POSTCOPY_RECOVER,
+                           MIGRATION_STATUS_POSTCOPY_ACTIVE)) {
+        error_setg(errp, "stopped while resuming");
+        return false;
+    }
+    return true;
+}
+
+/*
+ * The link broke after the switch (@reason): postcopy-paused, keeping
+ * every page on both sides, until migrate resume=true names a new
+ * address (or vmig exits).  true once resumed.  Migration thread.
+ */
+static bool migration_postcopy_pause(MigrationState *s, Error *reason)
+{
+    if (!migrate_set_state(s, MIGRATION_STATUS_POSTCOPY_ACTIVE,
+                           MIGRATION_STATUS_POSTCOPY_PAUSED)) {
+        error_free(reason);
+        return false;
+    }
+    g_mutex_lock(&s->lock);
+    if (s->pause_requested) {
+        /* What the cut caused says less than who cut it. */
+        s->pause_requested = false;
+        error_free(reason);
+        reason = NULL;
+        error_setg(&reason, "migrate-pause");
+    }
+    g_mutex_unlock(&s->lock);
+    for (;;) {
+        MigrationAddress addr = { 0 };
+        Error *err = NULL;
+        MigrationStatus st;
+
+        error_report("postcopy paused: %s", error_get_pretty(reason));
+        postcopy_channels_close(s);
+        g_mutex_lock(&s->lock);
+        error_free(s->pause_error);
+        s->pause_error = reason;
+        error_free(s->error);
+        s->error = NULL;
+        while (!s->resume_requested &&
+               migration_get_status(s) == MIGRATION_STATUS_POSTCOPY_PAUSED) {
+            g_cond_wait(&s->cond, &s->lock);
+        }
+        if (s->resume_requested) {
+            addr = s->resume_addr;
+            memset(&s->resume_addr, 0, sizeof(s->resume_addr));
+            s->resume_requested = false;
+        }
+        g_mutex_unlock(&s->lock);
+        if (migration_get_status(s) !=
+            MIGRATION_STATUS_POSTCOPY_RECOVER_SETUP) {
+            migration_address_clear(&addr);
+            return false;       /* vmig exits */
+        }
+        if (postcopy_resume(s, &addr, &err)) {
+            migration_address_clear(&addr);
+            g_mutex_lock(&s->lock);
+            error_free(s->pause_error);
+            s->pause_error = NULL;
+            g_mutex_unlock(&s->lock);
+            return true;
+        }
+        migration_address_clear(&addr);
+        error_prepend(&err, "postcopy recovery failed: ");
+        reason = err;
+        /* Back to paused, unless vmig exits (cancelling). */
+        st = migration_get_status(s);
+        if ((st != MIGRATION_STATUS_POSTCOPY_RECOVER_SETUP &&
+             st != MIGRATION_STATUS_POSTCOPY_RECOVER) ||
+            !migrate_set_state(s, st, MIGRATION_STATUS_POSTCOPY_PAUSED)) {
+            error_free(reason);
+            return false;
+        }
+    }
+}
+
+/* Push until done; a broken link pauses until resumed. */
+static bool migration_postcopy_run(MigrationState *s, Error **errp)
+{
+    for (;;) {
+        Error *err = NULL;
+
+        if (migration_postcopy_push(s, &err)) {
+            return true;
+        }
+        if (migration_get_status(s) != MIGRATION_STATUS_POSTCOPY_ACTIVE) {
+            error_propagate(errp, err);
+            return false;
+        }
+        if (!migration_postcopy_pause(s, err)) {
+            error_setg(errp, "postcopy: vmig exits while the migration is "
+                       "paused");
+            return false;
+        }
+    }
+}
+
+typedef enum IterateResult {
+    ITERATE_FAILED,
+    ITERATE_COMPLETE,           /* precopy may switch over */
+    ITERATE_POSTCOPY,           /* migrate-start-postcopy */
+} IterateResult;
+
+static IterateResult migration_iterate_until_ready(MigrationState *s,
+                                                   Error **errp)
 {
     rate_window_start(s);
     for (;;) {
@@ -652,13 +1239,13 @@ static bool migration_iterate_until_ready(MigrationState *s, Error **errp)
 
         if (migration_get_status(s) != MIGRATION_STATUS_ACTIVE) {
             error_setg(errp, "migration cancelled");
-            return false;
+            return ITERATE_FAILED;
         }
         if (migration_has_error(s)) {
             g_mutex_lock(&s->lock);
             *errp = error_copy(s->error);
             g_mutex_unlock(&s->lock);
-            return false;
+            return ITERATE_FAILED;
         }
         if (pending <= threshold) {
             pending = qemu_savevm_pending_exact();
@@ -671,15 +1258,19 @@ static bool migration_iterate_until_ready(MigrationState *s, Error **errp)
         trace(migration_iteration, "pending %" PRIu64 " threshold %" PRIu64
               " acked %d", pending, threshold, acked);
         if (pending <= threshold && acked && !migration_has_error(s)) {
-            return true;
+            return ITERATE_COMPLETE;
         }
-        ret = qemu_savevm_state_iterate(s->to_dst, errp);
+        /* As in QEMU: precopy ends by itself when it can. */
+        if (__atomic_load_n(&s->start_postcopy, __ATOMIC_SEQ_CST)) {
+            return ITERATE_POSTCOPY;
+        }
+        ret = qemu_savevm_state_iterate(s->to_dst, false, errp);
         if (ret < 0) {
-            return false;
+            return ITERATE_FAILED;
         }
         if (qemu_fflush(s->to_dst) < 0) {
             qemu_file_check(s->to_dst, errp);
-            return false;
+            return ITERATE_FAILED;
         }
         /* Every iterator sent all that the exact figure counted. */
         rate_window_update(s, synced && ret > 0);
@@ -691,6 +1282,7 @@ static gpointer migration_thread(gpointer opaque)
     MigrationState *s = opaque;
     MigChannel *ch;
     Error *err = NULL;
+    IterateResult ready;
     bool ok = false;
 
     ch = mig_channel_connect(&s->addr, s->cancel, &err);
@@ -710,6 +1302,10 @@ static gpointer migration_thread(gpointer opaque)
     if (migrate_multifd() && !migration_multifd_start(s, &err)) {
         goto done;
     }
+    if (migrate_postcopy_ram()) {
+        /* The destination checks that it can, before anything else. */
+        qemu_savevm_send_command(s->to_dst, MIG_CMD_POSTCOPY_ADVISE, 0, NULL);
+    }
     bql_lock();
     s->savevm_setup_done = true;
     if (qemu_savevm_state_setup(s->to_dst, &err) < 0) {
@@ -728,10 +1324,13 @@ static gpointer migration_thread(gpointer opaque)
         error_setg(&err, "migration cancelled during setup");
         goto done;
     }
-    if (!migration_iterate_until_ready(s, &err)) {
-        goto done;
+    ready = migration_iterate_until_ready(s, &err);
+    if (ready == ITERATE_POSTCOPY) {
+        ok = migration_postcopy_switch(s, &err) &&
+             migration_postcopy_run(s, &err);
+    } else if (ready == ITERATE_COMPLETE) {
+        ok = migration_completion(s, &err);
     }
-    ok = migration_completion(s, &err);
 
 done:
     s->total_time_ms = get_clock_ms() - s->start_ms;
@@ -846,16 +1445,111 @@ static void migration_cancel_now(MigrationState *s)
  * destination's verdict (SHUT, or the end of the stream without a return
  * path) ends the migration, or x-channel-timeout without one.
  */
-void migration_cancel(void)
+bool migration_cancel(Error **errp)
 {
     MigrationState *s = &current_migration;
 
+    /* As in QEMU: the destination runs the VM, this side cannot take over. */
+    if (migration_in_postcopy() &&
+        !migration_status_is_terminal(migration_get_status(s))) {
+        error_setg(errp, "postcopy migration in progress: it cannot be "
+                   "cancelled, the destination runs the VM");
+        return false;
+    }
     if (__atomic_load_n(&s->stream_complete, __ATOMIC_SEQ_CST)) {
         warn_report("migrate_cancel: too late, the whole stream has been "
                     "sent; the destination decides the outcome");
-        return;
+        return true;
     }
     migration_cancel_now(s);
+    return true;
+}
+
+void migration_query_pause(JsonObject *obj)
+{
+    MigrationState *s = &current_migration;
+
+    g_mutex_lock(&s->lock);
+    if (s->pause_error) {
+        json_object_set_string_member(obj, "error-desc",
+                                      error_get_pretty(s->pause_error));
+    }
+    g_mutex_unlock(&s->lock);
+}
+
+bool migration_pause(Error **errp)
+{
+    MigrationState *s = &current_migration;
+
+    if (migration_get_status(s) != MIGRATION_STATUS_POSTCOPY_ACTIVE) {
+        error_setg(errp, "migrate-pause is for a migration in status "
+                   "postcopy-active (it is '%s')",
+                   migration_status_name(migration_get_status(s)));
+        return false;
+    }
+    /* The migration thread sees the broken link and pauses. */
+    g_mutex_lock(&s->lock);
+    s->pause_requested = true;
+    if (s->to_dst) {
+        mig_channel_shutdown(qemu_file_channel(s->to_dst));
+    }
+    g_mutex_unlock(&s->lock);
+    return true;
+}
+
+bool migration_resume(const MigrationAddress *addr, Error **errp)
+{
+    MigrationState *s = &current_migration;
+
+    if (migration_get_status(s) != MIGRATION_STATUS_POSTCOPY_PAUSED) {
+        error_setg(errp, "migrate with 'resume' needs a migration in status "
+                   "postcopy-paused (it is '%s')",
+                   migration_status_name(migration_get_status(s)));
+        return false;
+    }
+    if (addr->type != MIGRATION_ADDRESS_TCP &&
+        addr->type != MIGRATION_ADDRESS_UNIX) {
+        error_setg(errp, "a postcopy resume needs a tcp: or unix: address, "
+                   "not %s:", migration_address_type_name(addr->type));
+        return false;
+    }
+    g_mutex_lock(&s->lock);
+    migration_address_clear(&s->resume_addr);
+    s->resume_addr.type = addr->type;
+    s->resume_addr.host = g_strdup(addr->host);
+    s->resume_addr.port = g_strdup(addr->port);
+    s->resume_addr.path = g_strdup(addr->path);
+    s->resume_requested = true;
+    migrate_set_state(s, MIGRATION_STATUS_POSTCOPY_PAUSED,
+                      MIGRATION_STATUS_POSTCOPY_RECOVER_SETUP);
+    g_cond_broadcast(&s->cond);
+    g_mutex_unlock(&s->lock);
+    return true;
+}
+
+bool migration_start_postcopy(Error **errp)
+{
+    MigrationState *s = &current_migration;
+    MigrationStatus st = migration_get_status(s);
+
+    if (!migrate_postcopy_ram()) {
+        error_setg(errp, "Enable postcopy with migrate-set-capabilities "
+                   "(capability 'postcopy-ram') before the start of "
+                   "migration");
+        return false;
+    }
+    if (st != MIGRATION_STATUS_SETUP && st != MIGRATION_STATUS_ACTIVE) {
+        error_setg(errp, st == MIGRATION_STATUS_POSTCOPY_ACTIVE ?
+                   "postcopy has started already" :
+                   "Postcopy must be started after migration has been "
+                   "started");
+        return false;
+    }
+    g_mutex_lock(&s->lock);
+    __atomic_store_n(&s->start_postcopy, true, __ATOMIC_SEQ_CST);
+    g_cond_broadcast(&s->cond);
+    g_mutex_unlock(&s->lock);
+    return true;
 }
 
 /* Main thread, BQL: the cancellers are freed there, in the final bhs. */
@@ -916,8 +1610,13 @@ void migration_shutdown(void)
     migration_incoming_shutdown();
     dirtyrate_shutdown();
     migration_address_clear(&s->addr);
+    migration_address_clear(&s->resume_addr);
     error_free(s->error);
     s->error = NULL;
+    error_free(s->pause_error);
+    s->pause_error = NULL;
+    g_queue_clear_full(&s->page_requests, g_free);
+    g_clear_pointer(&s->recv_bitmaps, g_ptr_array_unref);
 }
 
 void migration_init(void)

@@ -9,6 +9,7 @@
 #include "migration/channel.h"
 #include "migration/qemu-file.h"
 #include "migration/misc.h"
+#include "system/ramblock.h"
 #include <json-glib/json-glib.h>
 
 typedef enum MigrationStatus {
@@ -21,6 +22,10 @@ typedef enum MigrationStatus {
     MIGRATION_STATUS_DEVICE,
     MIGRATION_STATUS_COMPLETED,
     MIGRATION_STATUS_FAILED,
+    MIGRATION_STATUS_POSTCOPY_ACTIVE,
+    MIGRATION_STATUS_POSTCOPY_PAUSED,
+    MIGRATION_STATUS_POSTCOPY_RECOVER_SETUP,
+    MIGRATION_STATUS_POSTCOPY_RECOVER,
     MIGRATION_STATUS__MAX,
 } MigrationStatus;
 
@@ -33,6 +38,13 @@ typedef enum MigRpMessage {
     MIG_RP_MSG_SHUT = 1,            /* be32: 0 loaded fine, else failure */
     MIG_RP_MSG_PONG = 2,            /* be32: the PING's value */
     MIG_RP_MSG_SWITCHOVER_ACK = 3,  /* no payload */
+    MIG_RP_MSG_REQ_PAGES = 4,       /* str block, be64 offset, be32 length */
+    /*
+     * Postcopy recovery: str block, be64 bits; then, beyond the length,
+     * the block's received bitmap as be64 words (bit N: page N).
+     */
+    MIG_RP_MSG_RECV_BITMAP = 5,
+    MIG_RP_MSG_RESUME_ACK = 6,      /* no payload: every bitmap is out */
     MIG_RP_MSG__MAX,
 } MigRpMessage;
 #define MIG_RP_MAX_LEN 256
@@ -47,6 +59,8 @@ typedef struct RamStats {
     uint64_t remaining;         /* bytes still dirty */
     uint64_t precopy_bytes;     /* bytes sent while the VM ran */
     uint64_t downtime_bytes;    /* bytes sent during the downtime */
+    uint64_t postcopy_bytes;    /* bytes sent after a postcopy switch */
+    uint64_t postcopy_requests; /* pages the destination asked for */
 } RamStats;
 
 extern RamStats ram_stats;
@@ -71,10 +85,12 @@ static inline void stl_be(uint8_t *p, uint32_t v)
  *     migration runs.
  *   migration thread: to_dst, the window and bandwidth fields, vm_*,
  *     in_downtime, savevm_setup_done, timings until the thread ends.
- *   lock: error, rp_*, continue_requested, downtime_end_ns; cond signals
- *     any change of them, and cancel.
+ *   lock: error, rp_*, continue_requested, downtime_end_ns,
+ *     page_requests, the resume_* and pause fields, and the channel
+ *     pointers while the migration thread replaces them (migrate-pause
+ *     shuts them down); cond signals any change of them, and cancel.
  *   atomics: status, switchover_acked, stream_complete (set with the
- *     BQL), and the figures query-migrate reads
+ *     BQL), start_postcopy, in_postcopy, and the figures query-migrate reads
  *     while the thread runs (expected_downtime_ms, mbps_x1000,
  *     pages_per_second).
  */
@@ -87,6 +103,7 @@ typedef struct MigrationState {
 
     QEMUFile *to_dst;
     QEMUFile *from_dst;
+    QEMUFile *preempt;              /* postcopy-preempt: the rp thread's */
     uint8_t uuid[16];
     bool multifd_started;
     GThread *rp_thread;
@@ -114,6 +131,17 @@ typedef struct MigrationState {
     bool continue_requested;
     int64_t downtime_start_ns;
     int64_t downtime_end_ns;
+    GQueue page_requests;           /* PageRequest, from the return path */
+
+    bool start_postcopy;            /* migrate-start-postcopy was asked */
+    bool in_postcopy;               /* the switch has begun: no way back */
+    /* postcopy recovery */
+    Error *pause_error;             /* why it paused, for error-desc */
+    bool resume_requested;
+    MigrationAddress resume_addr;   /* migrate resume=true's address */
+    GPtrArray *recv_bitmaps;        /* RecvBitmap from the destination */
+    bool resume_acked;
+    bool pause_requested;           /* migrate-pause cut the link */
 
     bool switchover_acked;
     bool stream_complete;           /* EOF is out: too late to cancel */
@@ -130,7 +158,20 @@ MigrationStatus migration_get_status(MigrationState *s);
 void migration_emit_status(MigrationStatus status);
 /* Main thread, BQL: start an outgoing migration to @addr. */
 bool migration_start(const MigrationAddress *addr, Error **errp);
-void migration_cancel(void);
+/* migrate_cancel: false with errp set when it is refused (postcopy). */
+bool migration_cancel(Error **errp);
+/* migrate-start-postcopy.  Main thread, BQL. */
+bool migration_start_postcopy(Error **errp);
+/* error-desc while paused or recovering (main thread). */
+void migration_query_pause(JsonObject *obj);
+/* migrate-pause on the source, and migrate resume=true.  Main, BQL. */
+bool migration_pause(Error **errp);
+bool migration_resume(const MigrationAddress *addr, Error **errp);
+/* The same on the destination: migrate-pause, migrate-recover. */
+bool migration_incoming_pause(Error **errp);
+bool migration_incoming_recover(const MigrationAddress *addr, Error **errp);
+/* Whether the source is past its postcopy switch (any thread). */
+bool migration_in_postcopy(void);
 bool migration_continue(const char *state, Error **errp);
 /*
  * Main thread, BQL: yank's "migration" instance exists while either side
@@ -167,6 +208,34 @@ bool migration_incoming_rp_send(MigrationIncomingState *mis, MigRpMessage type,
 void migration_incoming_set_ack_needed(MigrationIncomingState *mis,
                                        unsigned count);
 void migration_incoming_approve_switchover(void);
+/* Postcopy recovery, destination (incoming thread). */
+QEMUFile *migration_incoming_from_src(MigrationIncomingState *mis);
+/*
+ * The stream broke after RUN (@reason, taken): postcopy-paused, until
+ * migrate-recover's listener gets a resume of this migration; then the
+ * new stream is from_src and the return path is open on it (true).
+ * false when vmig exits meanwhile.
+ */
+bool migration_incoming_postcopy_pause(MigrationIncomingState *mis,
+                                       Error *reason);
+/* One block's received bitmap (RECV_BITMAP) on the return path. */
+bool migration_incoming_rp_send_bitmap(MigrationIncomingState *mis,
+                                       const char *idstr, uint64_t bits,
+                                       const unsigned long *map,
+                                       Error **errp);
+/*
+ * A postcopy channel besides the stream broke (@err, reported here):
+ * break the stream too, so that the loader pauses.  Any thread.
+ */
+void migration_incoming_stream_broke(MigrationIncomingState *mis,
+                                     const Error *err);
+/* The handshake is done: postcopy-active again. */
+void migration_incoming_postcopy_resumed(MigrationIncomingState *mis);
+/* The listener of the incoming migration (for more channels). */
+MigListener *migration_incoming_listener(MigrationIncomingState *mis);
+/* postcopy-ram: LISTEN (status postcopy-active), and RUN: start the VM. */
+void migration_incoming_postcopy_listen(MigrationIncomingState *mis);
+void migration_incoming_postcopy_run(MigrationIncomingState *mis);
 /* Fired when the load must stop (a multifd failure, exit). */
 MigCancel *migration_incoming_cancel(MigrationIncomingState *mis);
 /*
@@ -174,6 +243,13 @@ MigCancel *migration_incoming_cancel(MigrationIncomingState *mis);
  * failures from now on are caused by the teardown and are not reported.
  */
 void migration_incoming_load_ended(MigrationIncomingState *mis);
+
+/*
+ * Source, postcopy: the next page request of the destination, already
+ * checked (a block, page aligned, inside it).  Migration thread.
+ */
+bool migration_postcopy_take_request(RAMBlock **rb, uint64_t *offset,
+                                     uint64_t *len);
 
 /* Migration thread: every byte sent so far, main stream and multifd. */
 uint64_t migration_transferred_bytes(void);

@@ -22,6 +22,9 @@ static const char *const capability_names[MIGRATION_CAPABILITY__MAX] = {
     [MIGRATION_CAPABILITY_MAPPED_RAM] = "mapped-ram",
     [MIGRATION_CAPABILITY_AUTO_CONVERGE] = "auto-converge",
     [MIGRATION_CAPABILITY_DIRTY_LIMIT] = "dirty-limit",
+    [MIGRATION_CAPABILITY_POSTCOPY_RAM] = "postcopy-ram",
+    [MIGRATION_CAPABILITY_POSTCOPY_BLOCKTIME] = "postcopy-blocktime",
+    [MIGRATION_CAPABILITY_POSTCOPY_PREEMPT] = "postcopy-preempt",
 };
 
 /* Written with the BQL while no migration runs; read from any thread. */
@@ -44,6 +47,7 @@ static struct {
     uint64_t vcpu_dirty_limit_period;
     uint64_t vcpu_dirty_limit;
     uint64_t channel_timeout;
+    uint64_t max_postcopy_bandwidth;
 } params = {
     .downtime_limit = DEFAULT_DOWNTIME_LIMIT_MS,
     .max_bandwidth = DEFAULT_MAX_BANDWIDTH,
@@ -207,6 +211,26 @@ uint64_t migrate_vcpu_dirty_limit(void)
     return __atomic_load_n(&params.vcpu_dirty_limit, __ATOMIC_RELAXED);
 }
 
+bool migrate_postcopy_ram(void)
+{
+    return cap_get(MIGRATION_CAPABILITY_POSTCOPY_RAM);
+}
+
+bool migrate_postcopy_preempt(void)
+{
+    return cap_get(MIGRATION_CAPABILITY_POSTCOPY_PREEMPT);
+}
+
+bool migrate_postcopy_blocktime(void)
+{
+    return cap_get(MIGRATION_CAPABILITY_POSTCOPY_BLOCKTIME);
+}
+
+uint64_t migrate_max_postcopy_bandwidth(void)
+{
+    return __atomic_load_n(&params.max_postcopy_bandwidth, __ATOMIC_RELAXED);
+}
+
 bool migrate_check_address_type(MigrationAddressType type, Error **errp)
 {
     bool socket = type == MIGRATION_ADDRESS_TCP ||
@@ -222,6 +246,20 @@ bool migrate_check_address_type(MigrationAddressType type, Error **errp)
         error_setg(errp, "capability 'multifd' needs a tcp: or unix: "
                    "address to open its channels, or file: with "
                    "capability 'mapped-ram'");
+        return false;
+    }
+    if (migrate_postcopy_ram() && !socket &&
+        type != MIGRATION_ADDRESS_FD) {
+        error_setg(errp, "capability 'postcopy-ram' needs a socket (tcp:, "
+                   "unix: or fd:): the destination asks for pages on the "
+                   "way back, and %s: is one-way",
+                   migration_address_type_name(type));
+        return false;
+    }
+    if (migrate_postcopy_preempt() && !socket) {
+        error_setg(errp, "capability 'postcopy-preempt' needs a tcp: or "
+                   "unix: address to open its channel, not %s:",
+                   migration_address_type_name(type));
         return false;
     }
     if (migrate_mapped_ram() && migrate_multifd() &&
@@ -294,6 +332,29 @@ static bool capabilities_check(const bool *new_caps, Error **errp)
                    "capability 'auto-converge': both slow the vCPUs down "
                    "when RAM does not converge; turn one of them off");
         return false;
+    }
+    if (new_caps[MIGRATION_CAPABILITY_POSTCOPY_PREEMPT] &&
+        !new_caps[MIGRATION_CAPABILITY_POSTCOPY_RAM]) {
+        error_setg(errp, "capability 'postcopy-preempt' requires capability "
+                   "'postcopy-ram'");
+        return false;
+    }
+    if (new_caps[MIGRATION_CAPABILITY_POSTCOPY_RAM]) {
+        if (!new_caps[MIGRATION_CAPABILITY_RETURN_PATH]) {
+            error_setg(errp, "capability 'postcopy-ram' requires capability "
+                       "'return-path': the destination asks the source for "
+                       "the pages its vCPUs touch over it");
+            return false;
+        }
+        /* Not yet: both carry pages on other channels than the main one. */
+        if (new_caps[MIGRATION_CAPABILITY_MULTIFD] ||
+            new_caps[MIGRATION_CAPABILITY_MAPPED_RAM]) {
+            error_setg(errp, "capability 'postcopy-ram' cannot be used with "
+                       "capability '%s' in vmig",
+                       new_caps[MIGRATION_CAPABILITY_MULTIFD] ? "multifd"
+                                                              : "mapped-ram");
+            return false;
+        }
     }
     return true;
 }
@@ -449,6 +510,8 @@ static const ParamDesc param_descs[] = {
       "MB/s" },
     { "x-channel-timeout", &params.channel_timeout, 0, MAX_CHANNEL_TIMEOUT_MS,
       "ms" },
+    { "max-postcopy-bandwidth", &params.max_postcopy_bandwidth, 0, INT64_MAX,
+      "bytes/s" },
 };
 
 static const ParamDesc *param_lookup(const char *name)

@@ -48,6 +48,7 @@
 #include "migration/migration.h"
 #include "migration/ram.h"
 #include "migration/mapped-ram.h"
+#include "migration/postcopy-ram.h"
 #include "migration/trace.h"
 
 #define RAM_FLAG_PAGES 0x02
@@ -70,6 +71,13 @@ typedef struct RamBlockState {
     uint64_t pages;
     unsigned long *bmap;        /* pages to send */
     unsigned long *sent;        /* pages the destination holds data for */
+    unsigned long *postcopy_sent;   /* pages pushed since the switch */
+    /*
+     * postcopy-preempt: pages the return-path thread sent on the preempt
+     * channel (it sets bits atomically under preempted_lock; the push
+     * skips them).
+     */
+    unsigned long *preempted;
 } RamBlockState;
 
 /* Migration thread only, between save_setup and save_cleanup. */
@@ -82,6 +90,7 @@ typedef struct RAMState {
     RAMBlock *last_sent_block;
     int64_t last_sync_ns;
     bool in_completion;
+    bool postcopy;              /* after the switch: every page is placed */
     bool multifd;               /* pages go on the multifd channels */
     bool multifd_unflushed;     /* pages queued since the last flush */
     uint64_t max_run;           /* pages per run */
@@ -92,10 +101,14 @@ typedef struct RAMState {
 
 static RAMState *ram_state;
 RamStats ram_stats;
+/* Keeps ram_state's preempted bitmaps alive for the return-path thread. */
+static GMutex preempted_lock;
 
 /* Destination: the block of the previous record (incoming thread). */
 static RAMBlock *load_last_block;
 static RamPrefault *load_prefault;
+/* Destination, postcopy: pages go through this buffer to their place. */
+static uint8_t *load_postcopy_buf;
 /* Destination, mapped-ram: the blocks loaded from their regions. */
 static GHashTable *load_mapped_blocks;
 
@@ -240,7 +253,7 @@ static bool ram_sync(RAMState *rs, Error **errp)
         newly += ram_block_dirty_sync(rs->blocks[i].rb, rs->blocks[i].bmap);
     }
     rs->dirty_pages += newly;
-    if (!rs->in_completion) {
+    if (!rs->in_completion && !rs->postcopy) {
         migration_throttle_after_sync(newly);
     }
     if (now > rs->last_sync_ns) {
@@ -370,8 +383,11 @@ static uint64_t send_run(QEMUFile *f, RAMState *rs, RamBlockState *bs,
             for (uint64_t k = i; k < j; k++) {
                 need += test_and_clear_bit(page + k, bs->sent);
             }
-            /* Only pages the destination holds data for need clearing. */
-            if (need) {
+            /*
+             * Only pages the destination holds data for need clearing;
+             * after a postcopy switch every page must be placed.
+             */
+            if (need || rs->postcopy) {
                 put_record_header(f, rs, bs->rb, (page + i) << TARGET_PAGE_BITS,
                                   RAM_FLAG_ZERO);
                 qemu_put_be32(f, j - i);
@@ -388,9 +404,19 @@ static uint64_t send_run(QEMUFile *f, RAMState *rs, RamBlockState *bs,
     }
     bytes = qemu_file_transferred(f) - bytes;
     stat_add(&ram_stats.transferred, bytes);
-    stat_add(rs->in_completion ? &ram_stats.downtime_bytes
+    if (rs->postcopy) {
+        bitmap_set(bs->postcopy_sent, page, n);
+    }
+    stat_add(rs->postcopy ? &ram_stats.postcopy_bytes :
+             rs->in_completion ? &ram_stats.downtime_bytes
                                : &ram_stats.precopy_bytes, bytes);
     return bytes;
+}
+
+static bool test_bit_relaxed(uint64_t nr, const unsigned long *map)
+{
+    return __atomic_load_n(&map[BIT_WORD(nr)], __ATOMIC_RELAXED) &
+           BIT_MASK(nr);
 }
 
 /* Find the next run of dirty pages from the scan position and send it. */
@@ -412,7 +438,21 @@ static bool send_next_run(QEMUFile *f, RAMState *rs)
         bitmap_clear(bs->bmap, start, end - start);
         rs->dirty_pages -= end - start;
         rs->cur_page = end;
-        send_run(f, rs, bs, start, end - start);
+        if (!bs->preempted) {
+            send_run(f, rs, bs, start, end - start);
+            return true;
+        }
+        /* The pages sent on the preempt channel need not go again. */
+        for (uint64_t p = start, q; p < end; p = q) {
+            bool skip = test_bit_relaxed(p, bs->preempted);
+
+            for (q = p + 1; q < end &&
+                 test_bit_relaxed(q, bs->preempted) == skip; q++) {
+            }
+            if (!skip) {
+                send_run(f, rs, bs, p, q - p);
+            }
+        }
         return true;
     }
     return false;
@@ -481,6 +521,44 @@ static int ram_save_setup(QEMUFile *f, void *opaque, Error **errp)
     return 0;
 }
 
+static RamBlockState *block_state(RAMState *rs, RAMBlock *rb)
+{
+    for (unsigned i = 0; i < rs->nblocks; i++) {
+        if (rs->blocks[i].rb == rb) {
+            return &rs->blocks[i];
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Postcopy: send the pages the destination asked for first, whatever
+ * they hold and whatever the rate limit says; they leave the bitmap, so
+ * the background push does not send them again.
+ */
+static void ram_serve_requests(QEMUFile *f, RAMState *rs)
+{
+    RAMBlock *rb;
+    uint64_t offset, len;
+
+    while (!qemu_file_get_error(f) &&
+           migration_postcopy_take_request(&rb, &offset, &len)) {
+        RamBlockState *bs = block_state(rs, rb);
+        uint64_t page = offset >> TARGET_PAGE_BITS;
+        uint64_t n = len >> TARGET_PAGE_BITS;
+
+        if (!bs) {
+            continue;
+        }
+        for (uint64_t i = 0; i < n; i++) {
+            if (test_and_clear_bit(page + i, bs->bmap)) {
+                rs->dirty_pages--;
+            }
+        }
+        send_run(f, rs, bs, page, n);
+    }
+}
+
 static int ram_save_iterate(QEMUFile *f, void *opaque)
 {
     RAMState *rs = ram_state;
@@ -490,6 +568,9 @@ static int ram_save_iterate(QEMUFile *f, void *opaque)
 
     rs->last_sent_block = NULL;
     for (;;) {
+        if (rs->postcopy) {
+            ram_serve_requests(f, rs);
+        }
         if (migration_rate_limit_exceeded()) {
             break;
         }
@@ -529,6 +610,131 @@ static void ram_pending_exact(void *opaque, uint64_t *must_precopy)
         return;
     }
     *must_precopy += ram_state->dirty_pages * TARGET_PAGE_SIZE;
+}
+
+bool ram_postcopy_send_discard(QEMUFile *f, Error **errp)
+{
+    RAMState *rs = ram_state;
+
+    rs->postcopy = true;
+    g_mutex_lock(&preempted_lock);
+    for (unsigned i = 0; i < rs->nblocks; i++) {
+        rs->blocks[i].postcopy_sent = bitmap_new(rs->blocks[i].pages);
+        if (migrate_postcopy_preempt()) {
+            rs->blocks[i].preempted = bitmap_new(rs->blocks[i].pages);
+        }
+    }
+    g_mutex_unlock(&preempted_lock);
+    if (!ram_sync(rs, errp)) {
+        return false;
+    }
+    rs->cur_block = 0;
+    rs->cur_page = 0;
+    for (unsigned i = 0; i < rs->nblocks; i++) {
+        RamBlockState *bs = &rs->blocks[i];
+        uint8_t cmd[MIG_CMD_MAX_LEN];
+        size_t idlen = strlen(bs->rb->idstr);
+        size_t head = 1 + idlen, len = head;
+        uint64_t page = 0;
+
+        cmd[0] = idlen;
+        memcpy(cmd + 1, bs->rb->idstr, idlen);
+        /* Dirty pages the destination holds an older copy of. */
+        for (;;) {
+            uint64_t end;
+
+            while (page < bs->pages &&
+                   !(test_bit(page, bs->bmap) && test_bit(page, bs->sent))) {
+                page++;
+            }
+            if (page >= bs->pages) {
+                break;
+            }
+            end = page + 1;
+            while (end < bs->pages && test_bit(end, bs->bmap) &&
+                   test_bit(end, bs->sent)) {
+                end++;
+            }
+            if (len + 16 > sizeof(cmd)) {
+                qemu_savevm_send_command(f, MIG_CMD_POSTCOPY_RAM_DISCARD, len,
+                                         cmd);
+                len = head;
+            }
+            stl_be(cmd + len, (page << TARGET_PAGE_BITS) >> 32);
+            stl_be(cmd + len + 4, page << TARGET_PAGE_BITS);
+            stl_be(cmd + len + 8, ((end - page) << TARGET_PAGE_BITS) >> 32);
+            stl_be(cmd + len + 12, (end - page) << TARGET_PAGE_BITS);
+            len += 16;
+            bitmap_clear(bs->sent, page, end - page);
+            page = end;
+        }
+        if (len > head) {
+            qemu_savevm_send_command(f, MIG_CMD_POSTCOPY_RAM_DISCARD, len,
+                                     cmd);
+        }
+    }
+    trace(ram_sync, "postcopy: %" PRIu64 " pages left to send",
+          rs->dirty_pages);
+    return qemu_file_check(f, errp);
+}
+
+void ram_postcopy_resume_block(RAMBlock *rb, const unsigned long *received)
+{
+    RAMState *rs = ram_state;
+    RamBlockState *bs = block_state(rs, rb);
+    uint64_t again = 0;
+
+    if (!bs || !bs->postcopy_sent) {
+        return;
+    }
+    /* The return-path thread sends nothing on the preempt channel now. */
+    for (uint64_t page = 0; page < bs->pages; page++) {
+        bool pushed = test_bit(page, bs->postcopy_sent) ||
+                      (bs->preempted && test_bit(page, bs->preempted));
+
+        if (pushed && !test_bit(page, received)) {
+            if (bs->preempted) {
+                clear_bit(page, bs->preempted);
+            }
+            if (!test_bit(page, bs->bmap)) {
+                set_bit(page, bs->bmap);
+                again++;
+            }
+        }
+    }
+    rs->dirty_pages += again;
+    rs->cur_block = 0;
+    rs->cur_page = 0;
+    stat_set(&ram_stats.remaining, rs->dirty_pages * TARGET_PAGE_SIZE);
+    trace(ram_sync, "postcopy resume: '%s': %" PRIu64 " pages lost on the "
+          "way go again, %" PRIu64 " pages left in all", rb->idstr, again,
+          rs->dirty_pages);
+}
+
+void ram_postcopy_note_preempted(RAMBlock *rb, uint64_t offset, uint64_t len)
+{
+    RamBlockState *bs;
+
+    g_mutex_lock(&preempted_lock);
+    bs = ram_state ? block_state(ram_state, rb) : NULL;
+    if (bs && bs->preempted) {
+        bitmap_set_atomic(bs->preempted, offset >> TARGET_PAGE_BITS,
+                          len >> TARGET_PAGE_BITS);
+    }
+    g_mutex_unlock(&preempted_lock);
+}
+
+static bool ram_has_postcopy(void *opaque)
+{
+    return migrate_postcopy_ram();
+}
+
+/* Everything was sent (iterate returned 1 with no request left). */
+static int ram_save_complete_postcopy(QEMUFile *f, void *opaque)
+{
+    stat_set(&ram_stats.remaining, 0);
+    qemu_put_be64(f, RAM_FLAG_EOS);
+    return qemu_file_get_error(f);
 }
 
 static int ram_save_complete(QEMUFile *f, void *opaque)
@@ -580,9 +786,14 @@ static void ram_save_cleanup(void *opaque)
     if (!rs) {
         return;
     }
+    g_mutex_lock(&preempted_lock);
+    ram_state = NULL;
+    g_mutex_unlock(&preempted_lock);
     for (unsigned i = 0; i < rs->nblocks; i++) {
         g_free(rs->blocks[i].bmap);
         g_free(rs->blocks[i].sent);
+        g_free(rs->blocks[i].postcopy_sent);
+        g_free(rs->blocks[i].preempted);
         if (rs->mapped) {
             g_free(rs->mapped[i].bitmap);
         }
@@ -679,6 +890,43 @@ bool ram_load_prepare(Error **errp)
     return true;
 }
 
+bool ram_load_discard(RAMBlock *rb, uint64_t offset, uint64_t len,
+                      Error **errp)
+{
+    if ((offset | len) & ~TARGET_PAGE_MASK || offset >= rb->size ||
+        len > rb->size - offset || !len) {
+        error_setg(errp, "postcopy: discard of 0x%" PRIx64 " bytes at 0x%"
+                   PRIx64 " does not fit RAM block '%s' (0x%" PRIx64
+                   " bytes) in whole pages", len, offset, rb->idstr, rb->size);
+        return false;
+    }
+    if (rb->fd >= 0 && rb->shared) {
+        if (fallocate(rb->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                      rb->fd_offset + offset, len) == 0) {
+            return true;
+        }
+    } else if (madvise(rb->host + offset, len, MADV_DONTNEED) == 0) {
+        return true;
+    }
+    error_setg_errno(errp, errno, "postcopy: RAM block '%s': cannot drop "
+                     "0x%" PRIx64 " bytes at 0x%" PRIx64, rb->idstr, len,
+                     offset);
+    return false;
+}
+
+bool ram_load_postcopy_listen(void)
+{
+    /* Its faults would come to the fault thread: RAM fills by placing. */
+    ram_prefault_stop(load_prefault);
+    load_prefault = NULL;
+    /* UFFDIO_COPY takes whole pages from a page-aligned source. */
+    if (posix_memalign((void **)&load_postcopy_buf, TARGET_PAGE_SIZE,
+                       RAM_MAX_RUN_PAGES * TARGET_PAGE_SIZE)) {
+        return false;
+    }
+    return true;
+}
+
 static int ram_load_setup(QEMUFile *f, void *opaque, Error **errp)
 {
     load_last_block = NULL;
@@ -696,6 +944,8 @@ static int ram_load_cleanup(void *opaque)
 {
     ram_prefault_stop(load_prefault);
     load_prefault = NULL;
+    free(load_postcopy_buf);
+    load_postcopy_buf = NULL;
     g_clear_pointer(&load_mapped_blocks, g_hash_table_destroy);
     return 0;
 }
@@ -795,6 +1045,22 @@ static bool ram_load_mapped_complete(Error **errp)
     return true;
 }
 
+/* After LISTEN: through the buffer into place, never written in place. */
+static bool ram_load_postcopy_run(QEMUFile *f, RAMBlock *rb, uint64_t offset,
+                                  uint32_t count, bool data, Error **errp)
+{
+    if (!data) {
+        return postcopy_place_zero(rb, offset, count, errp);
+    }
+    if (!qemu_get_buffer(f, load_postcopy_buf,
+                         (size_t)count << TARGET_PAGE_BITS)) {
+        qemu_file_check(f, errp);
+        error_prepend(errp, "RAM: block '%s': ", rb->idstr);
+        return false;
+    }
+    return postcopy_place_pages(rb, offset, load_postcopy_buf, count, errp);
+}
+
 static int ram_load_state(QEMUFile *f, void *opaque, int version_id,
                           Error **errp)
 {
@@ -872,7 +1138,12 @@ static int ram_load_state(QEMUFile *f, void *opaque, int version_id,
             return -EINVAL;
         }
         host = rb->host + offset;
-        if (flags & RAM_FLAG_PAGES) {
+        if (load_postcopy_buf) {
+            if (!ram_load_postcopy_run(f, rb, offset, count,
+                                       flags & RAM_FLAG_PAGES, errp)) {
+                return -EIO;
+            }
+        } else if (flags & RAM_FLAG_PAGES) {
             bool by_fd = rb->fd >= 0 && rb->shared && qemu_file_can_splice(f);
 
             /* Into the backing file's page cache, or fault RAM in ahead. */
@@ -906,6 +1177,8 @@ static const SaveVMHandlers ram_handlers = {
     .state_pending_estimate = ram_pending_estimate,
     .state_pending_exact = ram_pending_exact,
     .save_live_complete_precopy = ram_save_complete,
+    .has_postcopy = ram_has_postcopy,
+    .save_live_complete_postcopy = ram_save_complete_postcopy,
     .save_cleanup = ram_save_cleanup,
     .load_setup = ram_load_setup,
     .load_state = ram_load_state,

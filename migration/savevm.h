@@ -42,6 +42,12 @@ typedef enum MigCommand {
     MIG_CMD_OPEN_RETURN_PATH = 1,   /* no payload: reply on the same socket */
     MIG_CMD_PING = 2,               /* be32 value, answered with PONG */
     MIG_CMD_SWITCHOVER_START = 3,   /* no payload: iterative data is all sent */
+    /* postcopy-ram (payloads in docs/devel/migration.rst, "Postcopy") */
+    MIG_CMD_POSTCOPY_ADVISE = 4,    /* no payload: check userfaultfd now */
+    MIG_CMD_POSTCOPY_RAM_DISCARD = 5, /* str block, n x (be64 off, be64 len) */
+    MIG_CMD_POSTCOPY_LISTEN = 6,    /* no payload: RAM faults from now on */
+    MIG_CMD_POSTCOPY_RUN = 7,       /* no payload, in a package: start the VM */
+    MIG_CMD_PACKAGED = 8,           /* be32 length, then that many bytes */
     MIG_CMD__MAX,
 } MigCommand;
 
@@ -50,7 +56,25 @@ typedef enum MigCommand {
 #define MIG_CONFIG_CAP_SWITCHOVER_ACK (1u << 1)
 #define MIG_CONFIG_CAP_MULTIFD (1u << 2)
 #define MIG_CONFIG_CAP_MAPPED_RAM (1u << 3)
-#define MIG_CONFIG_CAP_KNOWN 0xfu
+#define MIG_CONFIG_CAP_POSTCOPY_RAM (1u << 4)
+#define MIG_CONFIG_CAP_POSTCOPY_PREEMPT (1u << 5)
+#define MIG_CONFIG_CAP_KNOWN 0x3fu
+
+/*
+ * postcopy-preempt's channel, source to destination: be32 magic, the
+ * migration UUID[16], then pages until the source closes it:
+ *   u8 PREEMPT_PAGE, str block, be64 offset, one page of data
+ *   u8 PREEMPT_ZERO, str block, be64 offset
+ */
+#define MIG_PREEMPT_MAGIC 0x564d5050u       /* "VMPP" */
+/*
+ * Postcopy recovery: a resumed stream starts with be32 magic and the
+ * migration UUID[16] of the paused migration, then goes on with PART and
+ * END sections of the postcopy handlers and the EOF.
+ */
+#define MIG_RESUME_MAGIC 0x564d5253u        /* "VMRS" */
+#define MIG_PREEMPT_PAGE 1
+#define MIG_PREEMPT_ZERO 2
 /*
  * Flags in the same word that describe the stream and need not agree:
  * VM_UUID (validate-uuid on the source) says that the source VM's UUID
@@ -64,6 +88,8 @@ uint32_t migration_config_caps(void);
 
 /* Largest command payload the destination accepts. */
 #define MIG_CMD_MAX_LEN 4096
+/* Largest package (MIG_CMD_PACKAGED): the device state at the switch. */
+#define MIG_PACKAGE_MAX_LEN (16u << 20)
 
 typedef struct MigrationIncomingState MigrationIncomingState;
 
@@ -74,13 +100,24 @@ void qemu_savevm_send_header(QEMUFile *f, uint32_t caps,
 void qemu_savevm_send_command(QEMUFile *f, MigCommand cmd, uint16_t len,
                               const void *data);
 int qemu_savevm_state_setup(QEMUFile *f, Error **errp);       /* BQL */
-/* 1: every iterator finished its pass, 0: more, negative: failure. */
-int qemu_savevm_state_iterate(QEMUFile *f, Error **errp);
+/*
+ * 1: every iterator finished its pass, 0: more, negative: failure.  In
+ * @postcopy only the handlers whose state goes on after the switch (RAM).
+ */
+int qemu_savevm_state_iterate(QEMUFile *f, bool postcopy, Error **errp);
 uint64_t qemu_savevm_pending_estimate(void);
 uint64_t qemu_savevm_pending_exact(void);
 /* END and FULL sections, then EOF.  BQL held, VM stopped. */
 int qemu_savevm_state_complete(QEMUFile *f, Error **errp);
 void qemu_savevm_state_cleanup(void);                          /* BQL */
+/*
+ * postcopy-ram, at the switch (BQL held, VM stopped): the package of
+ * everything but the postcopy handlers' state (SWITCHOVER_START, their
+ * END and every FULL section, then POSTCOPY_RUN) as one MIG_CMD_PACKAGED.
+ */
+int qemu_savevm_send_postcopy_package(QEMUFile *f, Error **errp);
+/* The END of every postcopy handler, then EOF, once it has sent all. */
+int qemu_savevm_state_complete_postcopy(QEMUFile *f, Error **errp);
 
 /* Destination: the UUID of the stream's configuration (false before). */
 bool qemu_loadvm_stream_uuid(uint8_t uuid[16]);

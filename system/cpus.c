@@ -33,6 +33,7 @@ typedef struct VCPU {
     unsigned index;
     pthread_t thread;
     bool started;
+    pid_t tid;                      /* set by the thread before its loop */
 
     /* vCPU thread only. */
     int64_t last_step_end_ns;       /* 0 before its first step */
@@ -125,6 +126,7 @@ static void *vcpu_thread_fn(void *opaque)
 
     snprintf(name, sizeof(name), "CPU %u/vmig", cpu->index);
     pthread_setname_np(pthread_self(), name);
+    __atomic_store_n(&cpu->tid, gettid(), __ATOMIC_RELEASE);
     vcpu_dirty_counter = &cpu->dirty_pages;
 
     for (;;) {
@@ -143,6 +145,16 @@ static void *vcpu_thread_fn(void *opaque)
     }
     vcpu_dirty_counter = NULL;
     return NULL;
+}
+
+int cpus_index_of_tid(pid_t tid)
+{
+    for (unsigned i = 0; i < nr_vcpus; i++) {
+        if (__atomic_load_n(&vcpus[i].tid, __ATOMIC_ACQUIRE) == tid) {
+            return i;
+        }
+    }
+    return -1;
 }
 
 void vcpu_sleep_ns(unsigned cpu, int64_t ns)

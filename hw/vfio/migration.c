@@ -359,6 +359,13 @@ static bool vfio_save_prepare(void *opaque, Error **errp)
         error_setg(errp, "%s", error_get_pretty(vdev->migration_blocker));
         return false;
     }
+    /* As in QEMU: after the switch a device could DMA into missing RAM. */
+    if (migrate_postcopy_ram()) {
+        error_setg(errp, "%s: VFIO migration is not supported with postcopy "
+                   "(capability 'postcopy-ram'): the device could DMA into "
+                   "guest RAM that has not arrived yet", vdev->name);
+        return false;
+    }
     if (!vfio_multifd_transfer_check(vdev, errp)) {
         return false;
     }

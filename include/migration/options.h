@@ -27,6 +27,9 @@ typedef enum MigrationCapability {
     MIGRATION_CAPABILITY_MAPPED_RAM,
     MIGRATION_CAPABILITY_AUTO_CONVERGE,
     MIGRATION_CAPABILITY_DIRTY_LIMIT,
+    MIGRATION_CAPABILITY_POSTCOPY_RAM,
+    MIGRATION_CAPABILITY_POSTCOPY_BLOCKTIME,
+    MIGRATION_CAPABILITY_POSTCOPY_PREEMPT,
     MIGRATION_CAPABILITY__MAX,
 } MigrationCapability;
 
@@ -94,10 +97,6 @@ uint64_t migrate_vcpu_dirty_limit_period(void);
 /* and the limit of every vCPU in MB/s (default 1). */
 uint64_t migrate_vcpu_dirty_limit(void);
 
-/*
- * x-channel-timeout: how long a peer may stall a migration channel before
- * the migration fails, in ms (0: for ever).  See mig_cancel_set_timeout().
- */
 typedef enum MigrateTLSParam {
     MIGRATE_TLS_CREDS,          /* the id of a tls-creds-* object */
     MIGRATE_TLS_HOSTNAME,       /* the name the server's certificate shows */
@@ -107,9 +106,31 @@ typedef enum MigrateTLSParam {
 /* A copy of tls-creds, tls-hostname or tls-authz; NULL when unset. */
 char *migrate_tls_param(MigrateTLSParam p);
 
+/*
+ * x-channel-timeout: how long a peer may stall a migration channel before
+ * the migration fails, in ms (0: for ever).  See mig_cancel_set_timeout().
+ */
 #define DEFAULT_CHANNEL_TIMEOUT_MS 30000
 #define MAX_CHANNEL_TIMEOUT_MS 3600000
 unsigned migrate_channel_timeout(void);
+
+/*
+ * postcopy-ram (both sides; needs return-path): after
+ * migrate-start-postcopy the destination runs the VM while RAM still
+ * arrives, fetching the pages its vCPUs touch first (postcopy-ram.c).
+ */
+bool migrate_postcopy_ram(void);
+/*
+ * postcopy-preempt (both sides; needs postcopy-ram, tcp: or unix:): the
+ * pages the destination asks for go on a channel of their own, sent by
+ * the source's return-path thread as soon as it reads the request.
+ */
+bool migrate_postcopy_preempt(void);
+/* postcopy-blocktime (destination): measure how long vCPUs wait for pages. */
+bool migrate_postcopy_blocktime(void);
+/* Bytes per second of the background page push after the switch (0: no
+ * limit, the default); pages the destination asks for are never held. */
+uint64_t migrate_max_postcopy_bandwidth(void);
 
 /* multifd-channels (default 2), -compression, -zlib-level, -zstd-level. */
 unsigned migrate_multifd_channels(void);

@@ -103,6 +103,22 @@ typedef struct SaveVMHandlers {
     int (*save_live_complete_precopy)(QEMUFile *f, void *opaque);
 
     /*
+     * postcopy-ram: whether this handler's iterative state goes on after
+     * the switch (RAM).  Both sides, any thread; it must not change
+     * during a migration.  Such a handler gets PART sections after the
+     * package (save_live_iterate, asked for its pages) and ends with
+     * save_live_complete_postcopy instead of save_live_complete_precopy.
+     */
+    bool (*has_postcopy)(void *opaque);
+
+    /*
+     * postcopy-ram: the END section once everything has been sent, VM
+     * stopped here and running on the destination.  Migration thread,
+     * no BQL.  0 / negative errno.
+     */
+    int (*save_live_complete_postcopy)(QEMUFile *f, void *opaque);
+
+    /*
      * Send the rest of the state over multifd channels from a thread of
      * its own (multifd_queue_device_state()), in parallel with the main
      * channel's END and FULL sections (VFIO device state).  With multifd
@@ -218,7 +234,8 @@ void qemu_loadvm_start_load_thread(const char *name,
 
 /*
  * Source: whether the bytes sent in this rate-limit window reached the
- * max-bandwidth budget (iterators stop and return 0 then).
+ * max-bandwidth budget (max-postcopy-bandwidth after a postcopy switch;
+ * iterators stop and return 0 then).
  */
 bool migration_rate_limit_exceeded(void);
 

@@ -36,6 +36,11 @@ void pause_all_vcpus(void);
 void resume_all_vcpus(void);
 /* True when every vCPU is parked (also before the VM first starts). */
 bool all_vcpus_paused(void);
+/*
+ * The index of the vCPU whose thread is @tid (a kernel thread id, as
+ * userfaultfd reports the thread that faulted), or -1.  Any thread.
+ */
+int cpus_index_of_tid(pid_t tid);
 /* Stop and join the vCPU threads (at exit). */
 void cpus_cleanup(void);
 

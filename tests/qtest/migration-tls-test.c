@@ -193,6 +193,44 @@ static const TLSCase plain_server = {
     .src_error = "TLS handshake failed",
 };
 
+/* postcopy-ram with preempt: the page channel is encrypted too. */
+static void test_postcopy_preempt(void)
+{
+    static const char *const done[] = { "completed", NULL };
+    g_autofree char *src_creds = x509("tls0", "client", "client", NULL);
+    g_autofree char *dst_creds = x509("tls0", "server", "server", NULL);
+    g_autofree char *src_args = g_strdup_printf("%s %s", MIG_TEST_BUSY_GUEST,
+                                                src_creds);
+    g_autofree char *dst_args = g_strdup_printf("%s %s", MIG_TEST_BUSY_GUEST,
+                                                dst_creds);
+    g_autoptr(QTestState) src = mig_start_vm(src_args);
+    g_autoptr(QTestState) dst = mig_start_dst("defer", dst_args);
+    g_autofree char *uri = NULL, *st = NULL;
+    g_autoptr(JsonNode) q = NULL;
+
+    set_str(src, "tls-creds", "tls0");
+    set_str(src, "tls-hostname", TLS_TEST_HOSTNAME);
+    set_str(dst, "tls-creds", "tls0");
+    for (int i = 0; i < 2; i++) {
+        QTestState *s = i ? dst : src;
+
+        mig_set_cap(s, "return-path", true);
+        mig_set_cap(s, "postcopy-ram", true);
+        mig_set_cap(s, "postcopy-preempt", true);
+    }
+    uri = listen_tcp(dst);
+    mig_wait_guest_progress(src, 64 * MiB);
+    mig_migrate(src, uri);
+    mig_wait_sync_count(src, 2, 60000);
+    qtest_qmp_assert_ok(src, "{\"execute\": \"migrate-start-postcopy\"}");
+    st = mig_wait_status(src, done, -1);
+    q = mig_query(src);
+    g_assert_cmpint(json_object_get_int_member(
+                        json_object_get_object_member(qtest_obj(q), "ram"),
+                        "postcopy-bytes"), >, 0);
+    mig_check_success(src, dst);
+}
+
 static void test_refused(void)
 {
     g_autofree char *creds = x509("tls0", "client", "client", NULL);
@@ -296,6 +334,7 @@ int main(int argc, char **argv)
                          run_case);
     g_test_add_data_func("/migration/tls/plain-server", &plain_server,
                          run_case);
+    g_test_add_func("/migration/tls/postcopy-preempt", test_postcopy_preempt);
     g_test_add_func("/migration/tls/refused", test_refused);
     g_test_add_func("/migration/tls/bad-objects", test_bad_objects);
     ret = g_test_run();

@@ -534,6 +534,32 @@ static void test_blocker_disabled(void)
     g_assert_cmpstr(st, ==, "none");
 }
 
+/*
+ * postcopy-ram with a VFIO device: refused when the migration starts (as
+ * in QEMU), naming the device and why, so migrate-start-postcopy never
+ * has a migration to switch; the source runs on.
+ */
+static void test_blocker_postcopy(void)
+{
+    g_autoptr(VfioServer) a = vfio_server_start("");
+    g_autofree char *args = vfio_vm_args(&a, 1, "");
+    g_autoptr(QTestState) src = mig_start_vm(args);
+    g_autofree char *path = qtest_tmp_path("mig", "sock");
+    g_autofree char *uri = g_strdup_printf("unix:%s", path);
+    g_autofree char *err = NULL;
+
+    mig_set_cap(src, "return-path", true);
+    mig_set_cap(src, "postcopy-ram", true);
+    err = mig_migrate_expect_error(src, uri);
+    g_assert_nonnull(strstr(err, "dev0"));
+    g_assert_nonnull(strstr(err, "VFIO migration is not supported with "
+                                 "postcopy"));
+    mig_assert_error(src, "migrate-start-postcopy", "{}",
+                     "Postcopy must be started after migration has been "
+                     "started");
+    mig_assert_runstate(src, "running");
+}
+
 static void test_no_server(void)
 {
     g_autofree char *path = qtest_tmp_path("absent", "sock");
@@ -871,6 +897,7 @@ int main(int argc, char **argv)
     g_test_add_func("/vfio/blocker/mixed-p2p", test_blocker_mixed_p2p);
     g_test_add_func("/vfio/blocker/enable-migration-off",
                     test_blocker_disabled);
+    g_test_add_func("/vfio/blocker/postcopy", test_blocker_postcopy);
     g_test_add_func("/vfio/realize/no-server", test_no_server);
     g_test_add_func("/vfio/dirty-tracking/device-writes", test_dirty_tracking);
     g_test_add_func("/vfio/dirty-tracking/always-dirty", test_always_dirty);
