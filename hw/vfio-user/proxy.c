@@ -164,6 +164,10 @@ static const char *stream_error(int err)
         return "the server closed the connection (reset)";
     case ETIMEDOUT:
         return "the server stopped in the middle of a message";
+    case EAGAIN:
+        /* Only a send gets here: the receive path says ETIMEDOUT. */
+        return "the server stopped reading (a message could not be sent "
+               "within the timeout)";
     case EMSGSIZE:
         return "the server passed too many fds";
     default:
