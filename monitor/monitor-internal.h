@@ -100,8 +100,17 @@ void monitor_listeners_cleanup(void);
 unsigned monitor_qmp_client_count(void);
 /* The local port of the most recent -qmp tcp: listener, or -1 (tests). */
 int monitor_listener_tcp_port(void);
-/* Attach an accepted connection; @can_pass_fds for AF_UNIX. */
+/*
+ * Attach an accepted connection; @can_pass_fds for AF_UNIX.  A client
+ * that has not sent qmp_capabilities after @negotiation_timeout_ms (0:
+ * never) is told so and disconnected.  When the client cannot be taken
+ * (too many), it gets an error line before the caller closes @fd.
+ */
 bool monitor_qmp_attach(int fd, bool can_pass_fds, const char *peer,
-                        Error **errp);
+                        unsigned negotiation_timeout_ms, Error **errp);
+/* The default of -qmp ...,x-negotiation-timeout=MS. */
+#define QMP_NEGOTIATION_TIMEOUT_MS 60000
+/* Clients connected at once, over all listeners. */
+#define QMP_MAX_CLIENTS 64
 
 #endif

@@ -25,6 +25,7 @@ typedef struct QmpListener {
     bool is_unix;
     char *unix_path;            /* unlinked at cleanup */
     char *what;                 /* "-qmp unix:/tmp/q.sock,..." for messages */
+    unsigned negotiation_timeout_ms;
     guint watch;
     guint retry_timer;
 } QmpListener;
@@ -36,6 +37,7 @@ typedef struct QmpListenOpts {
     bool server;
     bool wait;
     bool wait_given;
+    unsigned negotiation_timeout_ms;
 } QmpListenOpts;
 
 /* ---- Option parsing ---- */
@@ -84,6 +86,7 @@ static bool parse_listen_opts(const char *optarg, const char *what,
 {
     g_autoptr(GPtrArray) parts = split_option(optarg);
 
+    opts->negotiation_timeout_ms = QMP_NEGOTIATION_TIMEOUT_MS;
     opts->address = g_strdup(g_ptr_array_index(parts, 0));
     if (!*opts->address) {
         error_setg(errp, "%s: missing address (unix:PATH or tcp:HOST:PORT)",
@@ -108,12 +111,24 @@ static bool parse_listen_opts(const char *optarg, const char *what,
                 return false;
             }
             opts->wait_given = true;
+        } else if (!strcmp(key, "x-negotiation-timeout")) {
+            guint64 ms;
+
+            if (!value || !g_ascii_string_to_unsigned(value, 10, 0,
+                                                      24 * 3600 * 1000,
+                                                      &ms, NULL)) {
+                error_setg(errp, "%s: x-negotiation-timeout='%s' is not a "
+                           "number of milliseconds (0 to %u; 0: none)",
+                           what, value ? value : "", 24 * 3600 * 1000);
+                return false;
+            }
+            opts->negotiation_timeout_ms = ms;
         } else if (!strcmp(key, "nowait") && !value) {
             opts->wait = false;
             opts->wait_given = true;
         } else {
             error_setg(errp, "%s: unknown option '%s' (expected server=on, "
-                       "wait=off)", what, key);
+                       "wait=off, x-negotiation-timeout=MS)", what, key);
             return false;
         }
     }
@@ -187,7 +202,8 @@ static gboolean listener_readable(gint fd, GIOCondition cond, gpointer opaque)
         setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
     peer = describe_peer(l, cfd);
-    if (!monitor_qmp_attach(cfd, l->is_unix, peer, &err)) {
+    if (!monitor_qmp_attach(cfd, l->is_unix, peer, l->negotiation_timeout_ms,
+                            &err)) {
         warn_report("%s", error_get_pretty(err));
         error_free(err);
         close(cfd);
@@ -196,10 +212,11 @@ static gboolean listener_readable(gint fd, GIOCondition cond, gpointer opaque)
 }
 
 static void listener_add(int fd, bool is_unix, const char *unix_path,
-                         const char *what)
+                         const char *what, unsigned negotiation_timeout_ms)
 {
     QmpListener *l = g_new0(QmpListener, 1);
 
+    l->negotiation_timeout_ms = negotiation_timeout_ms;
     l->fd = fd;
     l->is_unix = is_unix;
     l->unix_path = g_strdup(unix_path);
@@ -210,7 +227,8 @@ static void listener_add(int fd, bool is_unix, const char *unix_path,
 
 /* ---- Binding ---- */
 
-static bool listen_unix(const char *path, const char *what, Error **errp)
+static bool listen_unix(const char *path, const char *what,
+                        unsigned negotiation_timeout_ms, Error **errp)
 {
     char why[UNIX_LISTEN_MSG_SIZE];
     int fd = unix_listen_private(path, QMP_LISTEN_BACKLOG, SOCK_NONBLOCK,
@@ -220,7 +238,7 @@ static bool listen_unix(const char *path, const char *what, Error **errp)
         error_setg(errp, "%s: %s", what, why);
         return false;
     }
-    listener_add(fd, true, path, what);
+    listener_add(fd, true, path, what, negotiation_timeout_ms);
     return true;
 }
 
@@ -273,7 +291,8 @@ static int bind_inet(const struct addrinfo *ai, int *bind_errno)
  * Hence an empty host means the loopback address rather than every
  * address, and every TCP listener gets a warning.
  */
-static bool listen_tcp(const char *hostport, const char *what, Error **errp)
+static bool listen_tcp(const char *hostport, const char *what,
+                       unsigned negotiation_timeout_ms, Error **errp)
 {
     g_autofree char *host = NULL;
     const char *colon = strrchr(hostport, ':');
@@ -311,7 +330,7 @@ static bool listen_tcp(const char *hostport, const char *what, Error **errp)
         if (fd < 0) {
             continue;
         }
-        listener_add(fd, false, NULL, what);
+        listener_add(fd, false, NULL, what, negotiation_timeout_ms);
         if (first_fd < 0) {
             first_fd = fd;
         }
@@ -368,9 +387,11 @@ bool monitor_qmp_add(const char *optarg, Error **errp)
         goto out;
     }
     if (g_str_has_prefix(opts.address, "unix:")) {
-        ok = listen_unix(opts.address + strlen("unix:"), what, errp);
+        ok = listen_unix(opts.address + strlen("unix:"), what,
+                         opts.negotiation_timeout_ms, errp);
     } else {
-        ok = listen_tcp(opts.address + strlen("tcp:"), what, errp);
+        ok = listen_tcp(opts.address + strlen("tcp:"), what,
+                        opts.negotiation_timeout_ms, errp);
     }
 out:
     g_free(opts.address);

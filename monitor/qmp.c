@@ -28,7 +28,6 @@
 #define QMP_MAX_PENDING_FDS 32
 /* Fds accepted in one recvmsg(). */
 #define QMP_MAX_FDS_PER_READ 16
-#define QMP_MAX_CLIENTS 64
 /* How long monitor_cleanup() waits for the last replies to go out. */
 #define QMP_FINAL_FLUSH_MS 1000
 
@@ -43,6 +42,8 @@ typedef struct QmpClient {
     size_t out_pos;             /* bytes of outbuf already sent */
     JsonSplitter *splitter;
     GQueue pending_fds;         /* GINT_TO_POINTER(fd + 1), oldest first */
+    guint negotiation_timer;    /* until qmp_capabilities, or 0 */
+    unsigned negotiation_timeout_ms;
     bool dead;                  /* write failed: free at the next chance */
     bool input_closed;          /* EOF read; freed once output drains */
 } QmpClient;
@@ -264,6 +265,9 @@ static void client_free(QmpClient *client)
     if (client->write_watch) {
         g_source_remove(client->write_watch);
     }
+    if (client->negotiation_timer) {
+        g_source_remove(client->negotiation_timer);
+    }
     client_close_pending_fds(client);
     qmp_session_cleanup(&client->session);
     json_splitter_free(client->splitter);
@@ -342,15 +346,58 @@ static gboolean client_readable(gint fd, GIOCondition cond, gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
+/*
+ * A client that never negotiates would hold one of the QMP_MAX_CLIENTS
+ * places for good: tell it, then drop it.  Negotiated clients may stay
+ * idle as long as they like (a management tool waits for events).
+ */
+static gboolean client_negotiation_expired(gpointer opaque)
+{
+    QmpClient *client = opaque;
+    g_autofree char *reply = NULL;
+    g_autofree char *desc = NULL;
+
+    client->negotiation_timer = 0;
+    if (client->session.negotiated || client->dead) {
+        return G_SOURCE_REMOVE;
+    }
+    desc = g_strdup_printf("no qmp_capabilities within %u ms of connecting; "
+                           "closing the connection",
+                           client->negotiation_timeout_ms);
+    warn_report("QMP client %s sent no qmp_capabilities within %u ms; "
+                "disconnecting", client->peer,
+                client->negotiation_timeout_ms);
+    reply = qmp_error_reply_text(ERROR_CLASS_GENERIC_ERROR, desc);
+    client_send(client, reply);
+    client_mark_dead(client);
+    return G_SOURCE_REMOVE;
+}
+
+/* Best effort: the refused client learns why before its socket closes. */
+static void refuse_client(int fd, const char *desc)
+{
+    g_autofree char *reply = qmp_error_reply_text(ERROR_CLASS_GENERIC_ERROR,
+                                                  desc);
+
+    if (send(fd, reply, strlen(reply), MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+        /* It is going away anyway. */
+    }
+}
+
 bool monitor_qmp_attach(int fd, bool can_pass_fds, const char *peer,
-                        Error **errp)
+                        unsigned negotiation_timeout_ms, Error **errp)
 {
     g_autofree char *greeting = NULL;
     QmpClient *client;
 
     if (g_list_length(clients) >= QMP_MAX_CLIENTS) {
-        error_setg(errp, "QMP: too many clients (at most %d); refusing %s",
-                   QMP_MAX_CLIENTS, peer);
+        g_autofree char *desc = g_strdup_printf(
+            "too many QMP clients: %d are connected, the most vmig takes; "
+            "connection refused", QMP_MAX_CLIENTS);
+
+        refuse_client(fd, desc);
+        error_setg(errp, "QMP: refusing %s: %d clients are connected, the "
+                   "most vmig takes", peer, QMP_MAX_CLIENTS);
         return false;
     }
     if (!g_unix_set_fd_nonblocking(fd, TRUE, NULL)) {
@@ -370,6 +417,12 @@ bool monitor_qmp_attach(int fd, bool can_pass_fds, const char *peer,
     client->read_watch = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR,
                                        client_readable, client);
     clients = g_list_append(clients, client);
+    client->negotiation_timeout_ms = negotiation_timeout_ms;
+    if (negotiation_timeout_ms) {
+        client->negotiation_timer = g_timeout_add(negotiation_timeout_ms,
+                                                  client_negotiation_expired,
+                                                  client);
+    }
 
     greeting = qmp_greeting_text();
     client_send(client, greeting);
@@ -392,7 +445,8 @@ bool monitor_qmp_add_fd(int fd, Error **errp)
         return false;
     }
     g_autofree char *peer = g_strdup_printf("fd:%d", fd);
-    return monitor_qmp_attach(fd, domain == AF_UNIX, peer, errp);
+    return monitor_qmp_attach(fd, domain == AF_UNIX, peer,
+                              QMP_NEGOTIATION_TIMEOUT_MS, errp);
 }
 
 /* Give the last replies (say, to quit) a bounded chance to go out. */

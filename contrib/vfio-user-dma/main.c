@@ -469,6 +469,53 @@ static int vdma_setup_irqs(VdmaDevice *d, bool no_msix)
     return vus_setup_irqs(d->ctx, VFIO_PCI_MSIX_IRQ_INDEX, VDMA_MSIX_VECTORS);
 }
 
+/* A count from @min to @max for option --@opt, or false. */
+static bool parse_count(const char *opt, const char *arg, guint64 min,
+                        guint64 max, guint64 *out, Error **errp)
+{
+    if (!g_ascii_string_to_unsigned(arg, 10, min, max, out, NULL)) {
+        error_setg(errp, "--%s '%s': expected a number from %" PRIu64
+                   " to %" PRIu64, opt, arg, (uint64_t)min, (uint64_t)max);
+        return false;
+    }
+    return true;
+}
+
+/* The per-client limits; options not given keep the library's defaults. */
+static bool parse_limits(VdmaDevice *d, const char *maps, const char *bytes,
+                         const char *requests, const char *timeout,
+                         Error **errp)
+{
+    guint64 v;
+
+    if (maps) {
+        if (!parse_count("max-dma-maps", maps, 1, VFIO_USER_DEF_MAX_DMA_MAPS,
+                         &v, errp)) {
+            return false;
+        }
+        d->limits.max_dma_maps = v;
+    }
+    if (bytes && (qemu_strtosz(bytes, &d->limits.max_dma_bytes) < 0 ||
+                  d->limits.max_dma_bytes < VDMA_PAGE_SIZE)) {
+        error_setg(errp, "--max-dma-bytes '%s': expected a size of at "
+                   "least 4K", bytes);
+        return false;
+    }
+    if (requests) {
+        if (!parse_count("max-dma-requests", requests, 1, 1024, &v, errp)) {
+            return false;
+        }
+        d->limits.max_dma_requests = v;
+    }
+    if (timeout) {
+        if (!parse_count("msg-timeout", timeout, 1, 3600 * 1000, &v, errp)) {
+            return false;
+        }
+        d->limits.msg_timeout_ms = v;
+    }
+    return true;
+}
+
 /* --strict-regions: the states in which a running device takes accesses. */
 #define VDMA_STRICT_STATES (1u << VFIO_DEVICE_STATE_RUNNING | \
                             1u << VFIO_DEVICE_STATE_RUNNING_P2P | \
@@ -510,6 +557,7 @@ static bool vdma_setup(VdmaDevice *d, const char *socket_path,
     }
     vus_ctx_set_log(d->ctx, vdma_log, VUS_LOG_WARN);
     if ((ret = vus_ctx_set_max_data_xfer_size(d->ctx, max_xfer)) < 0 ||
+        (ret = vus_ctx_set_client_limits(d->ctx, &d->limits)) < 0 ||
         (d->strict_regions &&
          (ret = vus_ctx_set_region_states(d->ctx, VDMA_STRICT_STATES)) < 0) ||
         (ret = vus_pci_setup(d->ctx, &ids)) < 0 ||
@@ -572,6 +620,10 @@ int main(int argc, char **argv)
     g_autofree char *state_rate = NULL;
     g_autofree char *max_xfer_str = NULL;
     g_autofree char *name = NULL;
+    g_autofree char *max_dma_maps = NULL;
+    g_autofree char *max_dma_bytes = NULL;
+    g_autofree char *max_dma_requests = NULL;
+    g_autofree char *msg_timeout = NULL;
     g_auto(GStrv) fail_arcs = NULL;
     g_auto(GStrv) delay_arcs = NULL;
     gint64 seed = 1;
@@ -611,6 +663,17 @@ int main(int argc, char **argv)
           "races in tests (repeatable)", "FROM:TO:MS" },
         { "max-xfer", 0, 0, G_OPTION_ARG_STRING, &max_xfer_str,
           "largest data payload per message (default 1M)", "SIZE" },
+        { "max-dma-maps", 0, 0, G_OPTION_ARG_STRING, &max_dma_maps,
+          "DMA regions a client may map at once (default 1024, at most "
+          "65535)", "N" },
+        { "max-dma-bytes", 0, 0, G_OPTION_ARG_STRING, &max_dma_bytes,
+          "bytes a client may map in all (default 1T)", "SIZE" },
+        { "max-dma-requests", 0, 0, G_OPTION_ARG_STRING, &max_dma_requests,
+          "DMA_READ/DMA_WRITE requests to the client outstanding at once "
+          "(default 16)", "N" },
+        { "msg-timeout", 0, 0, G_OPTION_ARG_STRING, &msg_timeout,
+          "drop a client that stalls this long in the middle of a message "
+          "or leaves a reply unread (default 10000)", "MS" },
         { "name", 'n', 0, G_OPTION_ARG_STRING, &name,
           "device name in messages (default vfio-user-dma)", "NAME" },
         { NULL }
@@ -663,6 +726,11 @@ int main(int argc, char **argv)
                          max_xfer > VFIO_USER_MAX_MAX_XFER)) {
         error_report("--max-xfer '%s': expected a size from 4K to %dM",
                      max_xfer_str, VFIO_USER_MAX_MAX_XFER >> 20);
+        goto out;
+    }
+    if (!parse_limits(d, max_dma_maps, max_dma_bytes, max_dma_requests,
+                      msg_timeout, &err)) {
+        error_report_err(err);
         goto out;
     }
     if (state_rate && (qemu_strtosz(state_rate, &d->state_rate) < 0 ||

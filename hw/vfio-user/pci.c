@@ -341,6 +341,18 @@ static bool vup_map_ram(VFIOUserPCIDevice *d, Error **errp)
 
 static void vup_finalize(Object *obj);
 
+/*
+ * The connection ended under us (receive thread): say so at once, with
+ * the device and the reason, rather than only at the next request.
+ */
+static void vup_closed_cb(void *opaque, const char *reason)
+{
+    VFIOUserPCIDevice *d = opaque;
+
+    warn_report("%s: lost the connection to the vfio-user server: %s",
+                d->vdev.name, reason);
+}
+
 static bool vup_realize(Object *obj, Error **errp)
 {
     VFIOUserPCIDevice *d = (VFIOUserPCIDevice *)obj;
@@ -350,6 +362,8 @@ static bool vup_realize(Object *obj, Error **errp)
         .dma_write = vup_dma_write_cb,
         .dma_opaque = d,
         .no_extensions = d->x_no_extensions,
+        .closed = vup_closed_cb,
+        .closed_opaque = d,
     };
     struct vfio_user_device_info info;
     const VFIOUserPeerCaps *caps;

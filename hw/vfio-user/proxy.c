@@ -164,6 +164,10 @@ static const char *stream_error(int err)
         return "the server closed the connection (reset)";
     case ETIMEDOUT:
         return "the server stopped in the middle of a message";
+    case EAGAIN:
+        /* Only a send gets here: the receive path says ETIMEDOUT. */
+        return "the server stopped reading (a message could not be sent "
+               "within the timeout)";
     case EMSGSIZE:
         return "the server passed too many fds";
     default:
@@ -882,9 +886,19 @@ static bool proxy_negotiate(VFIOUserProxy *proxy,
         .reply_data = json,
         .reply_data_size = 64 * KiB,
     };
+    Error *local_err = NULL;
     size_t json_len;
 
-    if (!vfio_user_request(proxy, &req, errp)) {
+    if (!vfio_user_request(proxy, &req, &local_err)) {
+        if (req.error_no == EBUSY) {
+            /* A server serves one client at a time: say who is in the way. */
+            error_free(local_err);
+            error_setg(errp, "vfio-user %s: the server is serving another "
+                       "client (one client per device at a time)",
+                       proxy->path);
+            return false;
+        }
+        error_propagate(errp, local_err);
         error_prepend(errp, "version negotiation: ");
         return false;
     }

@@ -292,6 +292,120 @@ static void test_queries(void)
     g_assert_true(json_object_has_member(qtest_obj(ver), "qemu"));
 }
 
+/* True when the peer closed (EOF) within 30 s; drops anything before. */
+static bool raw_wait_eof(RawConn *c)
+{
+    for (;;) {
+        struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+        char tmp[4096];
+        ssize_t n;
+
+        g_assert_cmpint(poll(&pfd, 1, 30000), ==, 1);
+        n = read(c->fd, tmp, sizeof(tmp));
+        if (n <= 0) {
+            return true;
+        }
+    }
+}
+
+/* The 65th client is told why before it is closed; a free place is taken. */
+static void test_client_limit(void)
+{
+    g_autofree char *path = NULL;
+    g_autoptr(QTestState) s = start_with_second_qmp(&path, NULL);
+    g_autoptr(GPtrArray) conns = g_ptr_array_new();
+    RawConn *c = NULL;
+    JsonNode *first = NULL;
+
+    /* libqtest's own connection holds one place. */
+    for (int i = 0; i < 70; i++) {
+        c = raw_connect(path);
+        first = raw_read(c);
+        if (json_object_has_member(qtest_obj(first), "error")) {
+            break;
+        }
+        g_assert_true(json_object_has_member(qtest_obj(first), "QMP"));
+        json_node_unref(first);
+        first = NULL;
+        g_ptr_array_add(conns, c);
+    }
+    g_assert_nonnull(first);
+    g_assert_cmpuint(conns->len, ==, 63);
+    g_assert_cmpstr(error_class(first), ==, "GenericError");
+    g_test_message("%s", error_desc(first));
+    g_assert_nonnull(strstr(error_desc(first), "too many QMP clients: 64 are "
+                            "connected, the most vmig takes; connection "
+                            "refused"));
+    json_node_unref(first);
+    g_assert_true(raw_wait_eof(c));
+    raw_close(c);
+    /* The others were not disturbed. */
+    qtest_qmp_assert_ok(s, "{\"execute\": \"query-status\"}");
+
+    /* Once one leaves, a new client gets its place. */
+    raw_close(g_ptr_array_steal_index(conns, 0));
+    for (int tries = 0;; tries++) {
+        g_autoptr(JsonNode) greet = NULL;
+
+        g_assert_cmpint(tries, <, 500);
+        c = raw_connect(path);
+        greet = raw_read(c);
+        if (json_object_has_member(qtest_obj(greet), "QMP")) {
+            break;
+        }
+        /* Its close not yet seen: try again. */
+        raw_close(c);
+        g_usleep(10 * 1000);
+    }
+    raw_close(c);
+    for (guint i = 0; i < conns->len; i++) {
+        raw_close(conns->pdata[i]);
+    }
+}
+
+/*
+ * A client that never negotiates is told so and closed after the
+ * negotiation timeout; a negotiated one may stay idle.
+ */
+static void test_negotiation_timeout(void)
+{
+    g_autofree char *path = qtest_tmp_path("qmp2", "sock");
+    g_autoptr(QTestState) s = qtest_initf(
+        "-m 32M -qmp unix:%s,server=on,wait=off,x-negotiation-timeout=300",
+        path);
+    RawConn *idle = raw_connect(path), *quiet = raw_connect(path);
+    g_autoptr(JsonNode) g1 = raw_read(idle);
+    g_autoptr(JsonNode) g2 = raw_read(quiet);
+    g_autoptr(JsonNode) r = NULL;
+    g_autoptr(JsonNode) err = NULL;
+    g_autofree char *out = NULL, *errs = NULL;
+
+    raw_send(quiet, "{\"execute\": \"qmp_capabilities\"}");
+    r = raw_read(quiet);
+    g_assert_true(json_object_has_member(qtest_obj(r), "return"));
+
+    err = raw_read(idle);
+    g_assert_cmpstr(error_class(err), ==, "GenericError");
+    g_assert_nonnull(strstr(error_desc(err), "no qmp_capabilities within "
+                            "300 ms of connecting; closing the connection"));
+    g_assert_true(raw_wait_eof(idle));
+    raw_close(idle);
+
+    /* Idle far longer than the timeout, but negotiated: still served. */
+    g_usleep(900 * 1000);
+    raw_send(quiet, "{\"execute\": \"query-status\", \"id\": 7}");
+    json_node_unref(g_steal_pointer(&r));
+    r = raw_read(quiet);
+    g_assert_cmpint(qtest_get_int(r, "id"), ==, 7);
+    raw_close(quiet);
+
+    g_assert_cmpint(qtest_run("-qmp unix:/tmp/x.sock,server=on,wait=off,"
+                              "x-negotiation-timeout=soon", &out, &errs),
+                    ==, 1);
+    g_assert_nonnull(strstr(errs, "x-negotiation-timeout='soon' is not a "
+                            "number of milliseconds"));
+}
+
 static void test_quit(void)
 {
     QTestState *s = qtest_init("-m 32M -guest stress,ws=4M");
@@ -317,5 +431,7 @@ int main(int argc, char **argv)
     g_test_add_func("/qmp/qom", test_qom);
     g_test_add_func("/qmp/queries", test_queries);
     g_test_add_func("/qmp/quit", test_quit);
+    g_test_add_func("/qmp/client-limit", test_client_limit);
+    g_test_add_func("/qmp/negotiation-timeout", test_negotiation_timeout);
     return g_test_run();
 }

@@ -646,6 +646,7 @@ typedef enum FakeCase {
     FAKE_DMA_WRITE_LIES,
     FAKE_MIG_READ,
     FAKE_TOO_MANY_FDS,
+    FAKE_DMA_FLOOD,
     FAKE_CLOSE,
 } FakeCase;
 
@@ -850,6 +851,29 @@ static gpointer fake_thread(gpointer opaque)
         }
         break;
     }
+    case FAKE_DMA_FLOOD: {
+        /*
+         * DMA_READs worth far more reply bytes than the socket buffers
+         * hold, and never a reply read: the client must give up on us.
+         */
+        struct {
+            struct vfio_user_header hdr;
+            struct vfio_user_dma_access acc;
+        } msg = {
+            .hdr = { .cmd = VFIO_USER_DMA_READ, .msg_size = sizeof(msg),
+                     .flags = VFIO_USER_F_TYPE_COMMAND },
+            .acc = { .addr = 0, .count = 64 * KiB },
+        };
+        struct pollfd pfd = { .fd = fd, .events = POLLRDHUP };
+
+        fake_version(fd, &req, 0, good);
+        for (int i = 0; i < 400; i++) {
+            msg.hdr.msg_id = i;
+            g_assert_cmpint(write(fd, &msg, sizeof(msg)), ==, sizeof(msg));
+        }
+        g_assert_cmpint(poll(&pfd, 1, 10000), ==, 1);
+        goto out;
+    }
     case FAKE_CLOSE:
         goto out;
     }
@@ -966,6 +990,172 @@ static void test_bad_server_replies(void)
     fake_stop(f);
 }
 
+/* Wait (10 s at most) until the server has logged @needle. */
+static void assert_server_log(VusServer *s, const char *needle)
+{
+    g_autofree char *log = NULL;
+
+    for (int i = 0; i < 1000; i++) {
+        g_free(log);
+        log = NULL;
+        if (g_file_get_contents(s->log, &log, NULL, NULL) &&
+            strstr(log, needle)) {
+            return;
+        }
+        g_usleep(10 * 1000);
+    }
+    g_error("the server never logged '%s'; it logged:\n%s", needle,
+            log ? log : "");
+}
+
+/* One client per device: another gets a clear refusal, at once. */
+static void test_second_client(void)
+{
+    VusServer *s = vus_server_start("--mem-size", MEM, NULL);
+    VFIOUserConnectOptions opts = { .timeout_ms = 20000 };
+    VFIOUserProxy *p = vus_connect(s, NULL);
+    gint64 start = g_get_monotonic_time();
+    Error *err = NULL;
+
+    g_assert_null(vfio_user_connect(s->socket, &opts, &err));
+    g_test_message("%s", error_get_pretty(err));
+    g_assert_nonnull(strstr(error_get_pretty(err), "the server is serving "
+                            "another client (one client per device at a "
+                            "time)"));
+    error_free(err);
+    /* Well before the reply timeout: the server did not make it wait. */
+    g_assert_cmpint(g_get_monotonic_time() - start, <, 10 * G_USEC_PER_SEC);
+    assert_server_log(s, "refusing a new client: another client is being "
+                      "served");
+    /* The first client goes on; once it leaves, the next is served. */
+    g_assert_cmphex(vus_reg_read(p, VDMA_REG_ID) & 0xffffffff, ==,
+                    VDMA_ID_VALUE);
+    vfio_user_disconnect(p);
+    p = vus_connect(s, NULL);
+    g_assert_cmphex(vus_reg_read(p, VDMA_REG_ID) & 0xffffffff, ==,
+                    VDMA_ID_VALUE);
+    vfio_user_disconnect(p);
+    vus_server_stop(s);
+}
+
+/* vfio-user-dma's limit options reach the library, with clear errors. */
+static void test_server_limits(void)
+{
+    VusServer *s = vus_server_start("--mem-size", MEM, "--max-dma-maps", "2",
+                                    "--max-dma-bytes", "64K", NULL);
+    VFIOUserProxy *p = vus_connect(s, NULL);
+    const uint32_t rw = VFIO_USER_F_DMA_REGION_READ |
+                        VFIO_USER_F_DMA_REGION_WRITE;
+    Error *err = NULL;
+
+    g_assert_cmpuint(vfio_user_peer_caps(p)->max_dma_maps, ==, 2);
+    g_assert_false(vfio_user_dma_map(p, 0x100000, 128 * KiB, -1, 0, rw,
+                                     &err));
+    g_assert_nonnull(strstr(error_get_pretty(err), "server refused DMA_MAP"));
+    error_free(err);
+    err = NULL;
+    assert_server_log(s, "would pass the limit of 0x10000 bytes");
+    g_assert_true(vfio_user_dma_map(p, 0x100000, 16 * KiB, -1, 0, rw,
+                                    &error_abort));
+    g_assert_true(vfio_user_dma_map(p, 0x200000, 16 * KiB, -1, 0, rw,
+                                    &error_abort));
+    g_assert_false(vfio_user_dma_map(p, 0x300000, 16 * KiB, -1, 0, rw,
+                                     &err));
+    g_assert_nonnull(strstr(error_get_pretty(err), g_strerror(ENOSPC)));
+    error_free(err);
+    assert_server_log(s, "the client already has 2 DMA regions, the limit");
+    vfio_user_disconnect(p);
+    vus_server_stop(s);
+
+    /* Bad values are refused at start. */
+    {
+        g_autofree char *out = NULL, *errs = NULL;
+
+        g_assert_cmpint(vus_run(&out, &errs, vus_test_bin("VUS_DMA_BIN"),
+                                "--socket", "/nonexistent/x.sock",
+                                "--max-dma-maps", "70000", NULL), !=, 0);
+        g_assert_nonnull(strstr(errs, "--max-dma-maps '70000': expected a "
+                                "number from 1 to 65535"));
+    }
+}
+
+/*
+ * A client that stalls mid-message keeps vmig's client out only until
+ * the server's message timeout drops it.
+ */
+static void test_stalled_client(void)
+{
+    VusServer *s = vus_server_start("--mem-size", MEM, "--msg-timeout", "300",
+                                    NULL);
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    struct vfio_user_header h = { .msg_id = 1, .cmd = VFIO_USER_VERSION,
+                                  .msg_size = 64 };
+    VFIOUserConnectOptions opts = { .timeout_ms = 20000 };
+    Error *err = NULL;
+    VFIOUserProxy *p;
+    char c;
+    int fd;
+
+    g_strlcpy(addr.sun_path, s->socket, sizeof(addr.sun_path));
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    g_assert_cmpint(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), ==,
+                    0);
+    g_assert_cmpint(write(fd, &h, 8), ==, 8);
+    /* While it stalls, another client is refused, not kept waiting. */
+    g_assert_null(vfio_user_connect(s->socket, &opts, &err));
+    g_assert_nonnull(strstr(error_get_pretty(err), "serving another client"));
+    error_free(err);
+    /* The stalled one is dropped after the timeout... */
+    g_assert_cmpint(read(fd, &c, 1), ==, 0);
+    close(fd);
+    assert_server_log(s, "dropping the client: it stopped after 8 of the 16 "
+                      "header bytes of a message and sent nothing more for "
+                      "300 ms");
+    /* ...and the device serves the next client. */
+    p = vus_connect(s, NULL);
+    g_assert_cmphex(vus_reg_read(p, VDMA_REG_ID) & 0xffffffff, ==,
+                    VDMA_ID_VALUE);
+    vfio_user_disconnect(p);
+    vus_server_stop(s);
+}
+
+static int zero_dma_read(void *opaque, uint64_t iova, void *buf, uint64_t len)
+{
+    memset(buf, 0, len);
+    return 0;
+}
+
+/*
+ * A server that floods DMA requests and does not read the replies: the
+ * client serves one at a time, so it holds no more than one, and drops
+ * the connection, saying why, once a reply cannot go out in time.
+ */
+static void test_server_floods(void)
+{
+    Fake *f = fake_start(FAKE_DMA_FLOOD);
+    CloseNote note = { 0 };
+    VFIOUserConnectOptions opts = {
+        .timeout_ms = 300,
+        .dma_read = zero_dma_read,
+        .closed = note_closed,
+        .closed_opaque = &note,
+    };
+    VFIOUserProxy *p = vfio_user_connect(f->path, &opts, &error_abort);
+
+    for (int i = 0; i < 1000 && !__atomic_load_n(&note.calls, __ATOMIC_SEQ_CST);
+         i++) {
+        g_usleep(10 * 1000);
+    }
+    g_assert_cmpuint(__atomic_load_n(&note.calls, __ATOMIC_SEQ_CST), ==, 1);
+    g_test_message("%s", note.reason);
+    g_assert_nonnull(strstr(note.reason, "serving the server's DMA_READ "
+                            "failed: the server stopped reading"));
+    g_assert_false(vfio_user_proxy_alive(p));
+    vfio_user_disconnect(p);
+    fake_stop(f);
+    g_free(note.reason);
+}
+
 int main(int argc, char **argv)
 {
     vus_test_init(&argc, &argv);
@@ -982,5 +1172,9 @@ int main(int argc, char **argv)
     g_test_add_func("/vus/client/server-hung", test_server_hung);
     g_test_add_func("/vus/client/bad-server", test_bad_server);
     g_test_add_func("/vus/client/bad-server-replies", test_bad_server_replies);
+    g_test_add_func("/vus/client/second-client", test_second_client);
+    g_test_add_func("/vus/client/server-limits", test_server_limits);
+    g_test_add_func("/vus/client/stalled-client", test_stalled_client);
+    g_test_add_func("/vus/client/server-floods", test_server_floods);
     return g_test_run();
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "private.h"
@@ -42,7 +43,16 @@ VusCtx *vus_ctx_new(const char *name, void *opaque)
     ctx->log_level = VUS_LOG_WARN;
     ctx->max_xfer = VFIO_USER_DEF_MAX_XFER;
     ctx->region_states = UINT32_MAX;
+    ctx->limits = (VusClientLimits) {
+        .max_dma_maps = VUS_DEF_MAX_DMA_MAPS,
+        .max_dma_bytes = VUS_DEF_MAX_DMA_BYTES,
+        .max_dma_requests = VUS_DEF_MAX_DMA_REQUESTS,
+        .msg_timeout_ms = VUS_DEF_MSG_TIMEOUT_MS,
+    };
     ctx->listen_fd = -1;
+    for (int i = 0; i < VUS_MAX_WAITING; i++) {
+        ctx->waiting[i].fd = -1;
+    }
     for (int i = 0; i < VUS_MAX_REGIONS; i++) {
         ctx->regions[i].mmap_fd = -1;
     }
@@ -67,6 +77,11 @@ void vus_ctx_free(VusCtx *ctx)
     }
     if (ctx->conn) {
         vus_conn_close(ctx, ctx->conn);
+    }
+    for (int i = 0; i < VUS_MAX_WAITING; i++) {
+        if (ctx->waiting[i].fd >= 0) {
+            close(ctx->waiting[i].fd);
+        }
     }
     vus_dma_unmap_all(ctx);
     vus_irq_detach_all(ctx);
@@ -156,6 +171,32 @@ int vus_ctx_set_region_states(VusCtx *ctx, uint32_t states)
         return -EINVAL;
     }
     ctx->region_states = states;
+    return 0;
+}
+
+int vus_ctx_set_client_limits(VusCtx *ctx, const VusClientLimits *limits)
+{
+    VusClientLimits l = *limits;
+
+    if (ctx->realized) {
+        vus_err(ctx, "client limits set after realize");
+        return -EINVAL;
+    }
+    if (l.max_dma_maps > VFIO_USER_DEF_MAX_DMA_MAPS) {
+        vus_err(ctx, "max_dma_maps %u is over the protocol's %u",
+                l.max_dma_maps, VFIO_USER_DEF_MAX_DMA_MAPS);
+        return -EINVAL;
+    }
+    if (l.msg_timeout_ms > INT32_MAX / 2) {
+        vus_err(ctx, "msg_timeout_ms %u is too large", l.msg_timeout_ms);
+        return -EINVAL;
+    }
+    ctx->limits = (VusClientLimits) {
+        .max_dma_maps = l.max_dma_maps ?: VUS_DEF_MAX_DMA_MAPS,
+        .max_dma_bytes = l.max_dma_bytes ?: VUS_DEF_MAX_DMA_BYTES,
+        .max_dma_requests = l.max_dma_requests ?: VUS_DEF_MAX_DMA_REQUESTS,
+        .msg_timeout_ms = l.msg_timeout_ms ?: VUS_DEF_MSG_TIMEOUT_MS,
+    };
     return 0;
 }
 
@@ -445,6 +486,186 @@ static bool stop_requested(VusCtx *ctx)
     return false;
 }
 
+int64_t vus_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void waiting_close(VusCtx *ctx, int slot)
+{
+    close(ctx->waiting[slot].fd);
+    ctx->waiting[slot].fd = -1;
+}
+
+/*
+ * A client that connected while another is served: take it off the
+ * listening socket (where it would wait unanswered) and keep it until
+ * its first request can be refused or the served client leaves.
+ */
+static void waiting_add(VusCtx *ctx)
+{
+    int fd = accept4(ctx->listen_fd, NULL, NULL,
+                     SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+    if (fd < 0) {
+        return;     /* EAGAIN, ECONNABORTED, out of fds: try again later */
+    }
+    for (int i = 0; i < VUS_MAX_WAITING; i++) {
+        if (ctx->waiting[i].fd < 0) {
+            ctx->waiting[i].fd = fd;
+            ctx->waiting[i].since_ms = vus_now_ms();
+            return;
+        }
+    }
+    vus_warn(ctx, "refusing a new client: another client is being served "
+             "and %d more are waiting; closed at once", VUS_MAX_WAITING);
+    close(fd);
+}
+
+/*
+ * The waiting client in @slot sent something while another client is
+ * served: answer its first request (VERSION, normally) with EBUSY, so
+ * that it can say why, and close.
+ */
+static void waiting_refuse(VusCtx *ctx, int slot)
+{
+    int fd = ctx->waiting[slot].fd;
+    struct vfio_user_header req, reply;
+    uint8_t scratch[4096];
+    size_t left;
+    ssize_t n;
+
+    n = recv(fd, &req, sizeof(req), MSG_DONTWAIT | MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        return;
+    }
+    if (n > 0 && (size_t)n < sizeof(req)) {
+        return;     /* the rest of the header is on its way */
+    }
+    if (n != sizeof(req) || req.msg_size < sizeof(req) ||
+        (req.flags & VFIO_USER_F_TYPE_MASK) != VFIO_USER_F_TYPE_COMMAND) {
+        waiting_close(ctx, slot);   /* it went away, or sent garbage */
+        return;
+    }
+    vus_warn(ctx, "refusing a new client: another client is being served "
+             "(one client at a time); its %s gets EBUSY",
+             vfio_user_command_name(req.cmd) ?
+             vfio_user_command_name(req.cmd) : "request");
+    /* Take what came of the request, so that closing sends no reset. */
+    left = req.msg_size;
+    while (left && (n = recv(fd, scratch, MIN(left, sizeof(scratch)),
+                             MSG_DONTWAIT)) > 0) {
+        left -= n;
+    }
+    reply = (struct vfio_user_header) {
+        .msg_id = req.msg_id,
+        .cmd = req.cmd,
+        .msg_size = sizeof(reply),
+        .flags = VFIO_USER_F_TYPE_REPLY | VFIO_USER_F_ERROR,
+        .error_no = EBUSY,
+    };
+    if (!(req.flags & VFIO_USER_F_NO_REPLY) &&
+        send(fd, &reply, sizeof(reply), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+        vus_debug(ctx, "cannot refuse a client: %s", strerror(errno));
+    }
+    waiting_close(ctx, slot);
+}
+
+/* The oldest waiting client, taken out of the list, or -1. */
+static int waiting_take_oldest(VusCtx *ctx)
+{
+    int best = -1, fd;
+
+    for (int i = 0; i < VUS_MAX_WAITING; i++) {
+        if (ctx->waiting[i].fd >= 0 &&
+            (best < 0 ||
+             ctx->waiting[i].since_ms < ctx->waiting[best].since_ms)) {
+            best = i;
+        }
+    }
+    if (best < 0) {
+        return -1;
+    }
+    fd = ctx->waiting[best].fd;
+    ctx->waiting[best].fd = -1;
+    return fd;
+}
+
+int vus_wait_fd(VusCtx *ctx, int fd, short events, int64_t deadline_ms)
+{
+    bool guard = vus_on_service_thread(ctx) && ctx->conn &&
+                 fd == ctx->conn->fd && ctx->listen_fd >= 0;
+
+    for (;;) {
+        struct pollfd pfd[3 + VUS_MAX_WAITING];
+        int slots[VUS_MAX_WAITING];
+        int64_t wake = deadline_ms, now = vus_now_ms();
+        int n = 0, nr_waiting = 0, timeout, ret;
+
+        pfd[n++] = (struct pollfd) { .fd = fd, .events = events };
+        pfd[n++] = (struct pollfd) { .fd = ctx->stop_fd, .events = POLLIN };
+        if (guard) {
+            pfd[n++] = (struct pollfd) { .fd = ctx->listen_fd,
+                                         .events = POLLIN };
+            for (int i = 0; i < VUS_MAX_WAITING; i++) {
+                int64_t until;
+
+                if (ctx->waiting[i].fd < 0) {
+                    continue;
+                }
+                until = ctx->waiting[i].since_ms + ctx->limits.msg_timeout_ms;
+                if (now >= until) {
+                    vus_warn(ctx, "closing a client that waited %u ms to be "
+                             "served without sending a request",
+                             ctx->limits.msg_timeout_ms);
+                    waiting_close(ctx, i);
+                    continue;
+                }
+                if (wake < 0 || until < wake) {
+                    wake = until;
+                }
+                slots[nr_waiting++] = i;
+                pfd[n++] = (struct pollfd) { .fd = ctx->waiting[i].fd,
+                                             .events = POLLIN };
+            }
+        }
+        if (deadline_ms >= 0 && now >= deadline_ms) {
+            return -ETIMEDOUT;
+        }
+        timeout = wake < 0 ? -1 : (int)MIN(wake - now, INT32_MAX);
+        ret = poll(pfd, n, timeout);
+        if (ret < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return -errno;
+        }
+        if (pfd[1].revents & POLLIN) {
+            return -ECANCELED;
+        }
+        /*
+         * The served client first: if it is leaving, a client that
+         * connected meanwhile is served next rather than refused.
+         */
+        if (pfd[0].revents) {
+            return 0;
+        }
+        if (guard) {
+            for (int i = 0; i < nr_waiting; i++) {
+                if (pfd[3 + i].revents) {
+                    waiting_refuse(ctx, slots[i]);
+                }
+            }
+            if (pfd[2].revents & POLLIN) {
+                waiting_add(ctx);
+            }
+        }
+    }
+}
+
 /* Handles one client until it goes away or a stop is requested. */
 static int serve_client(VusCtx *ctx, int fd)
 {
@@ -487,6 +708,12 @@ static int serve_client(VusCtx *ctx, int fd)
         if (ret == -ECONNRESET || ret == -ECANCELED) {
             vus_msg_release(&msg);
             ret = ret == -ECANCELED ? ret : 0;
+            break;
+        }
+        if (ret == -ETIMEDOUT) {
+            /* vus_recv_msg() said how far the message got. */
+            vus_msg_release(&msg);
+            ret = 0;
             break;
         }
         if (ret == -EMSGSIZE || ret == -EBADMSG) {
@@ -535,6 +762,16 @@ int vus_ctx_serve_one(VusCtx *ctx, int timeout_ms)
     if (!ctx->realized) {
         vus_err(ctx, "serving before vus_ctx_realize()");
         return -EINVAL;
+    }
+    /* A client that connected while the last one was served goes first. */
+    fd = waiting_take_oldest(ctx);
+    if (fd >= 0) {
+        if (stop_requested(ctx)) {
+            close(fd);
+            return -ECANCELED;
+        }
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+        return serve_client(ctx, fd);
     }
     for (;;) {
         pfd[0] = (struct pollfd) { .fd = ctx->listen_fd, .events = POLLIN };

@@ -27,8 +27,9 @@ VusConn *vus_conn_new(VusCtx *ctx, int fd)
         }
     }
     conn->xfer_buf = ctx->xfer_buf;
+    conn->ctx = ctx;
     conn->fd = fd;
-    conn->stop_fd = ctx->stop_fd;
+    conn->msg_timeout_ms = ctx->limits.msg_timeout_ms;
     conn->twin_fd = -1;
     conn->client_max_fds = VFIO_USER_DEF_MAX_FDS;
     conn->max_xfer = MIN(ctx->max_xfer, VFIO_USER_DEF_MAX_XFER);

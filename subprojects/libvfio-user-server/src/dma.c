@@ -173,11 +173,18 @@ int vus_handle_dma_map(VusCtx *ctx, VusConn *conn, VusMsg *msg)
     }
 
     pthread_rwlock_wrlock(&ctx->dma_lock);
-    if (ctx->nr_dma >= VUS_MAX_DMA_MAPS ||
-        m.r.size > VUS_MAX_DMA_TOTAL - ctx->dma_total) {
-        vus_warn(ctx, "DMA_MAP: already %u mappings of 0x%" PRIx64 " bytes, "
-                 "the limits are %u and 0x%llx", ctx->nr_dma, ctx->dma_total,
-                 VUS_MAX_DMA_MAPS, VUS_MAX_DMA_TOTAL);
+    if (ctx->nr_dma >= ctx->limits.max_dma_maps) {
+        vus_warn(ctx, "DMA_MAP [0x%" PRIx64 ", +0x%" PRIx64 ") refused: the "
+                 "client already has %u DMA regions, the limit",
+                 m.r.iova, m.r.size, ctx->nr_dma);
+        ret = -ENOSPC;
+        goto fail_unlock;
+    }
+    if (m.r.size > ctx->limits.max_dma_bytes - ctx->dma_total) {
+        vus_warn(ctx, "DMA_MAP [0x%" PRIx64 ", +0x%" PRIx64 ") refused: with "
+                 "the 0x%" PRIx64 " bytes already mapped it would pass the "
+                 "limit of 0x%" PRIx64 " bytes", m.r.iova, m.r.size,
+                 ctx->dma_total, ctx->limits.max_dma_bytes);
         ret = -ENOSPC;
         goto fail_unlock;
     }

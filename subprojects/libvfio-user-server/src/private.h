@@ -34,13 +34,13 @@
 
 #define VUS_PAGE_SIZE        4096u
 #define VUS_SERVER_MAX_FDS   8u
-#define VUS_MAX_DMA_MAPS     1024u
 #define VUS_MAX_LOG_RANGES   1024u
 /*
- * All DMA mappings together, in bytes: bounds the dirty log (at most
- * 32 MiB of bitmap at 4 KiB pages) and what a client can make us map.
+ * Clients that connected while another is served: their first request
+ * is refused with EBUSY, unless the served client leaves before it comes
+ * (then the oldest is served next).  More are closed at once.
  */
-#define VUS_MAX_DMA_TOTAL    (1ull << 40)
+#define VUS_MAX_WAITING      4
 /* Slack on top of max_data_xfer_size for the fixed part of a message. */
 #define VUS_MSG_OVERHEAD     4096u
 /* How long a device thread waits for the client's DMA_READ/WRITE reply. */
@@ -108,11 +108,12 @@ typedef struct VusS2cWait {
 } VusS2cWait;
 
 typedef struct VusConn {
+    VusCtx *ctx;
     int fd;
-    int stop_fd;                /* the context's, to abandon a blocked send */
     int twin_fd;                /* -1 unless twin_socket was negotiated */
     bool versioned;             /* VERSION done */
     bool discard_replies;       /* fuzzing: decode only, send nothing */
+    int msg_timeout_ms;         /* the context's limit */
     uint32_t client_max_fds;    /* fds we may send in one message */
     uint32_t max_xfer;          /* negotiated max_data_xfer_size */
     bool write_multiple;
@@ -128,6 +129,7 @@ struct VusCtx {
     VusLogLevel log_level;
     uint32_t max_xfer;
     uint32_t region_states;     /* 1 << state: region access allowed */
+    VusClientLimits limits;     /* every field set (defaults filled in) */
     VusClientFn client_fn;
     bool is_pci;
     VusPciIds ids;
@@ -165,7 +167,7 @@ struct VusCtx {
     pthread_rwlock_t dma_lock;
     VusDmaMapping *dma;         /* sorted by iova, no overlaps */
     uint32_t nr_dma;
-    uint64_t dma_total;         /* bytes mapped, <= VUS_MAX_DMA_TOTAL */
+    uint64_t dma_total;         /* bytes mapped, <= limits.max_dma_bytes */
     bool log_active;
     uint64_t log_pgsize;
     struct vfio_device_feature_dma_logging_range *log_ranges;
@@ -177,6 +179,7 @@ struct VusCtx {
     pthread_mutex_t s2c_wait_lock;
     VusS2cWait *s2c_wait;       /* set while a device thread waits */
     uint16_t s2c_next_id;
+    _Atomic uint32_t s2c_requests;  /* callers in vus_s2c_request() */
 
     /* service */
     uint8_t *xfer_buf;          /* max_xfer bytes, for the one client */
@@ -184,6 +187,10 @@ struct VusCtx {
     pthread_t service_thread;
     _Atomic bool in_service;
     uint64_t client_log_pgsize; /* migration.pgsize from the client */
+    struct {
+        int fd;                 /* -1: free slot */
+        int64_t since_ms;       /* accepted at; the oldest is served first */
+    } waiting[VUS_MAX_WAITING];
 
     /* atomics */
     _Atomic uint32_t mig_state;
@@ -199,6 +206,14 @@ void vus_logv(VusCtx *ctx, VusLogLevel level, const char *fmt, va_list ap);
 #define vus_info(ctx, ...)  vus_log(ctx, VUS_LOG_INFO, __VA_ARGS__)
 #define vus_debug(ctx, ...) vus_log(ctx, VUS_LOG_DEBUG, __VA_ARGS__)
 bool vus_on_service_thread(VusCtx *ctx);
+int64_t vus_now_ms(void);
+/*
+ * Waits until @fd is ready for @events, a stop is requested (-ECANCELED)
+ * or @deadline_ms (vus_now_ms() time, -1: none) passes (-ETIMEDOUT).  On
+ * the service thread, waiting on the client's socket, it also refuses
+ * clients that connect meanwhile.
+ */
+int vus_wait_fd(VusCtx *ctx, int fd, short events, int64_t deadline_ms);
 /* The part of realize that needs no socket (the fuzzer uses it). */
 int vus_ctx_finish_setup(VusCtx *ctx);
 

@@ -33,21 +33,21 @@ void vus_msg_release(VusMsg *msg)
 
 /*
  * Reads exactly @len bytes (or discards them when @buf is NULL),
- * collecting passed fds into @msg.  Returns 0, -ECONNRESET on EOF,
- * -EBADMSG if fds were lost or too many came (after reading all), or
- * another negative errno.
+ * collecting passed fds into @msg.  *@deadline_ms is -1 while nothing
+ * of the message has come (the client may be idle as long as it
+ * likes); the first byte sets it, and the rest must come before it.
+ * Returns 0, -ECONNRESET on EOF, -ETIMEDOUT, -ECANCELED on a stop, or
+ * another negative errno; *@done says how much came.  fds that were
+ * lost or too many set *@fds_bad.
  */
-static int recv_full(int fd, int stop_fd, void *buf, size_t len, VusMsg *msg,
-                     bool *fds_bad)
+static int recv_full(VusCtx *ctx, int fd, void *buf, size_t len, VusMsg *msg,
+                     bool *fds_bad, int64_t *deadline_ms, size_t *done_out)
 {
     uint8_t scratch[4096];
     size_t done = 0;
 
+    *done_out = 0;
     while (done < len) {
-        struct pollfd pfd[2] = {
-            { .fd = fd, .events = POLLIN },
-            { .fd = stop_fd, .events = POLLIN },
-        };
         union {
             struct cmsghdr align;
             char buf[CMSG_SPACE(sizeof(int) * VFIO_USER_MAX_MAX_FDS)];
@@ -75,12 +75,14 @@ static int recv_full(int fd, int stop_fd, void *buf, size_t len, VusMsg *msg,
          */
         n = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
         if (n < 0 && errno == EAGAIN) {
-            /* A client stalling mid-message must not block vus_ctx_stop(). */
-            if (poll(pfd, stop_fd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR) {
-                return -errno;
-            }
-            if (pfd[1].revents & POLLIN) {
-                return -ECANCELED;
+            /*
+             * A client stalling mid-message must neither block
+             * vus_ctx_stop() nor keep the device from other clients.
+             */
+            int ret = vus_wait_fd(ctx, fd, POLLIN, *deadline_ms);
+
+            if (ret < 0) {
+                return ret;
             }
             continue;
         }
@@ -92,6 +94,9 @@ static int recv_full(int fd, int stop_fd, void *buf, size_t len, VusMsg *msg,
         }
         if (n == 0) {
             return -ECONNRESET;
+        }
+        if (*deadline_ms < 0) {
+            *deadline_ms = vus_now_ms() + ctx->limits.msg_timeout_ms;
         }
         if (mh.msg_flags & MSG_CTRUNC) {
             *fds_bad = true;
@@ -120,17 +125,39 @@ static int recv_full(int fd, int stop_fd, void *buf, size_t len, VusMsg *msg,
             }
         }
         done += n;
+        *done_out = done;
     }
     return 0;
 }
 
+static void warn_stalled(VusCtx *ctx, const VusMsg *msg, size_t got,
+                         size_t total, bool header)
+{
+    if (header) {
+        vus_warn(ctx, "dropping the client: it stopped after %zu of the 16 "
+                 "header bytes of a message and sent nothing more for "
+                 "%u ms", got, ctx->limits.msg_timeout_ms);
+        return;
+    }
+    vus_warn(ctx, "dropping the client: message %u (%s) stopped after "
+             "%zu of %zu bytes, nothing more for %u ms", msg->hdr.msg_id,
+             vfio_user_command_name(msg->hdr.cmd) ?
+             vfio_user_command_name(msg->hdr.cmd) : "unknown command",
+             got, total, ctx->limits.msg_timeout_ms);
+}
+
 int vus_recv_msg(VusCtx *ctx, int fd, VusMsg *msg, uint32_t max_payload)
 {
+    int64_t deadline_ms = -1;
     bool fds_bad = false;
+    size_t got;
     int ret;
 
-    ret = recv_full(fd, ctx->stop_fd, &msg->hdr, sizeof(msg->hdr), msg,
-                    &fds_bad);
+    ret = recv_full(ctx, fd, &msg->hdr, sizeof(msg->hdr), msg, &fds_bad,
+                    &deadline_ms, &got);
+    if (ret == -ETIMEDOUT) {
+        warn_stalled(ctx, msg, got, sizeof(msg->hdr), true);
+    }
     if (ret < 0) {
         return ret;
     }
@@ -144,7 +171,12 @@ int vus_recv_msg(VusCtx *ctx, int fd, VusMsg *msg, uint32_t max_payload)
         vus_warn(ctx, "message %u (cmd %u): payload of %zu bytes exceeds "
                  "the limit of %u", msg->hdr.msg_id, msg->hdr.cmd, msg->len,
                  max_payload);
-        ret = recv_full(fd, ctx->stop_fd, NULL, msg->len, msg, &fds_bad);
+        ret = recv_full(ctx, fd, NULL, msg->len, msg, &fds_bad, &deadline_ms,
+                        &got);
+        if (ret == -ETIMEDOUT) {
+            warn_stalled(ctx, msg, VFIO_USER_HDR_SIZE + got,
+                         msg->hdr.msg_size, false);
+        }
         msg->len = 0;
         return ret < 0 ? ret : -EMSGSIZE;
     }
@@ -153,8 +185,12 @@ int vus_recv_msg(VusCtx *ctx, int fd, VusMsg *msg, uint32_t max_payload)
     if (!msg->payload) {
         return -ENOMEM;
     }
-    ret = recv_full(fd, ctx->stop_fd, msg->payload, msg->len, msg,
-                    &fds_bad);
+    ret = recv_full(ctx, fd, msg->payload, msg->len, msg, &fds_bad,
+                    &deadline_ms, &got);
+    if (ret == -ETIMEDOUT) {
+        warn_stalled(ctx, msg, VFIO_USER_HDR_SIZE + got, msg->hdr.msg_size,
+                     false);
+    }
     if (ret < 0) {
         return ret;
     }
@@ -181,6 +217,7 @@ int vus_send_msg(VusConn *conn, int fd, const struct vfio_user_header *hdr,
     };
     struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 3 };
     size_t left = sizeof(*hdr) + len1 + len2;
+    int64_t deadline_ms = -1;
     int ret = 0;
 
     if (conn->discard_replies) {
@@ -207,18 +244,15 @@ int vus_send_msg(VusConn *conn, int fd, const struct vfio_user_header *hdr,
         ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 
         if (n < 0 && errno == EAGAIN) {
-            /* A client that stops reading must not block vus_ctx_stop(). */
-            struct pollfd pfd[2] = {
-                { .fd = fd, .events = POLLOUT },
-                { .fd = conn->stop_fd, .events = POLLIN },
-            };
-
-            if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
-                ret = -errno;
-                break;
+            /*
+             * A client that stops reading must block neither
+             * vus_ctx_stop() nor the device for long.
+             */
+            if (deadline_ms < 0) {
+                deadline_ms = vus_now_ms() + conn->msg_timeout_ms;
             }
-            if (pfd[1].revents & POLLIN) {
-                ret = -ECANCELED;
+            ret = vus_wait_fd(conn->ctx, fd, POLLOUT, deadline_ms);
+            if (ret < 0) {
                 break;
             }
             continue;
@@ -266,7 +300,11 @@ int vus_reply(VusCtx *ctx, VusConn *conn, const VusMsg *req,
         return 0;
     }
     ret = vus_send_msg(conn, conn->fd, &hdr, p1, len1, p2, len2, fds, nfds);
-    if (ret < 0) {
+    if (ret == -ETIMEDOUT) {
+        vus_warn(ctx, "the client took none of the reply to message %u "
+                 "(cmd %u) for %d ms: it stopped reading", req->hdr.msg_id,
+                 req->hdr.cmd, conn->msg_timeout_ms);
+    } else if (ret < 0) {
         vus_warn(ctx, "cannot send the reply to message %u (cmd %u): %s",
                  req->hdr.msg_id, req->hdr.cmd, strerror(-ret));
     }
@@ -285,10 +323,18 @@ int vus_reply_error(VusCtx *ctx, VusConn *conn, const VusMsg *req, int err)
 
     vus_debug(ctx, "message %u (cmd %u) failed: %s", req->hdr.msg_id,
               req->hdr.cmd, strerror(err));
+    int ret;
+
     if (req->hdr.flags & VFIO_USER_F_NO_REPLY) {
         return 0;
     }
-    return vus_send_msg(conn, conn->fd, &hdr, NULL, 0, NULL, 0, NULL, 0);
+    ret = vus_send_msg(conn, conn->fd, &hdr, NULL, 0, NULL, 0, NULL, 0);
+    if (ret == -ETIMEDOUT) {
+        vus_warn(ctx, "the client took none of the error reply to message "
+                 "%u (cmd %u) for %d ms: it stopped reading",
+                 req->hdr.msg_id, req->hdr.cmd, conn->msg_timeout_ms);
+    }
+    return ret;
 }
 
 /*
@@ -299,15 +345,13 @@ int vus_reply_error(VusCtx *ctx, VusConn *conn, const VusMsg *req, int err)
 static int s2c_wait_inline(VusCtx *ctx, VusConn *conn, int fd,
                            uint16_t msg_id, VusMsg *reply)
 {
-    for (;;) {
-        struct pollfd pfd = { .fd = fd, .events = POLLIN };
-        int ret = poll(&pfd, 1, VUS_S2C_TIMEOUT_MS);
+    int64_t deadline_ms = vus_now_ms() + VUS_S2C_TIMEOUT_MS;
 
-        if (ret < 0 && errno == EINTR) {
-            continue;
-        }
-        if (ret <= 0) {
-            return ret == 0 ? -ETIMEDOUT : -errno;
+    for (;;) {
+        int ret = vus_wait_fd(ctx, fd, POLLIN, deadline_ms);
+
+        if (ret < 0) {
+            return ret;
         }
         vus_msg_init(reply);
         ret = vus_recv_msg(ctx, fd, reply, conn->max_xfer + VUS_MSG_OVERHEAD);
@@ -339,9 +383,19 @@ int vus_s2c_request(VusCtx *ctx, uint16_t cmd, const void *p1, size_t len1,
     };
     VusS2cWait wait = { 0 };
     VusConn *conn;
+    uint32_t waiting;
     int ret;
 
     vus_msg_init(reply);
+    /* Each caller holds a device thread: bound how many wait their turn. */
+    waiting = atomic_fetch_add(&ctx->s2c_requests, 1);
+    if (waiting >= ctx->limits.max_dma_requests) {
+        atomic_fetch_sub(&ctx->s2c_requests, 1);
+        vus_warn(ctx, "%s refused: the limit of %u outstanding requests "
+                 "to the client is reached", vfio_user_command_name(cmd),
+                 waiting);
+        return -EBUSY;
+    }
     pthread_mutex_lock(&ctx->s2c_lock);
     conn = ctx->conn;
     if (!conn || !conn->versioned || conn->discard_replies) {
@@ -407,6 +461,7 @@ int vus_s2c_request(VusCtx *ctx, uint16_t cmd, const void *p1, size_t len1,
     }
 out:
     pthread_mutex_unlock(&ctx->s2c_lock);
+    atomic_fetch_sub(&ctx->s2c_requests, 1);
     return ret;
 }
 

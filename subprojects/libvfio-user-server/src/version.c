@@ -141,7 +141,7 @@ static int build_server_caps(VusCtx *ctx, VusConn *conn, char *buf,
                  VFIO_USER_CAP_MAX_MSG_FDS, VUS_SERVER_MAX_FDS,
                  VFIO_USER_CAP_MAX_DATA_XFER_SIZE, conn->max_xfer,
                  VFIO_USER_CAP_PGSIZES, VUS_PAGE_SIZE,
-                 VFIO_USER_CAP_MAX_DMA_MAPS, VUS_MAX_DMA_MAPS,
+                 VFIO_USER_CAP_MAX_DMA_MAPS, ctx->limits.max_dma_maps,
                  VFIO_USER_CAP_WRITE_MULTIPLE, VFIO_USER_CAP_TWIN_SOCKET,
                  mig);
     if (n < 0 || (size_t)n >= size) {

@@ -239,10 +239,42 @@ static void td_client(void *opaque, bool connected)
 
 static void td_log(void *opaque, VusLogLevel level, const char *msg)
 {
+    TestDev *td = opaque;
+
     g_test_message("[server] %s", msg);
+    g_mutex_lock(&td->lock);
+    g_string_append_printf(td->log, "%s\n", msg);
+    g_mutex_unlock(&td->lock);
 }
 
-TestDev *td_new_full(uint64_t mig_flags, uint32_t max_xfer, bool zero_copy)
+bool td_wait_log(TestDev *td, const char *needle)
+{
+    for (int i = 0; i < VC_TIMEOUT_SEC * 200; i++) {
+        bool found;
+
+        g_mutex_lock(&td->lock);
+        found = strstr(td->log->str, needle) != NULL;
+        g_mutex_unlock(&td->lock);
+        if (found) {
+            return true;
+        }
+        g_usleep(5 * 1000);
+    }
+    return false;
+}
+
+int td_clients_seen(TestDev *td)
+{
+    int n;
+
+    g_mutex_lock(&td->lock);
+    n = td->clients_seen;
+    g_mutex_unlock(&td->lock);
+    return n;
+}
+
+static TestDev *td_create(uint64_t mig_flags, uint32_t max_xfer,
+                          bool zero_copy, const VusClientLimits *limits)
 {
     static const VusMmapArea areas[] = {
         { .offset = 0, .size = 4096 },
@@ -276,6 +308,7 @@ TestDev *td_new_full(uint64_t mig_flags, uint32_t max_xfer, bool zero_copy)
     TestDev *td = g_new0(TestDev, 1);
 
     g_mutex_init(&td->lock);
+    td->log = g_string_new(NULL);
     td->arcs = g_array_new(false, false, sizeof(TestArc));
     td->incoming = g_byte_array_new();
     td->mig_flags = mig_flags;
@@ -294,6 +327,9 @@ TestDev *td_new_full(uint64_t mig_flags, uint32_t max_xfer, bool zero_copy)
     if (max_xfer) {
         g_assert_cmpint(vus_ctx_set_max_data_xfer_size(td->ctx, max_xfer),
                         ==, 0);
+    }
+    if (limits) {
+        g_assert_cmpint(vus_ctx_set_client_limits(td->ctx, limits), ==, 0);
     }
     g_assert_cmpint(vus_pci_setup(td->ctx, &ids), ==, 0);
     g_assert_cmpint(vus_setup_region(td->ctx, VFIO_PCI_BAR0_REGION_INDEX,
@@ -319,6 +355,16 @@ TestDev *td_new_full(uint64_t mig_flags, uint32_t max_xfer, bool zero_copy)
     return td;
 }
 
+TestDev *td_new_full(uint64_t mig_flags, uint32_t max_xfer, bool zero_copy)
+{
+    return td_create(mig_flags, max_xfer, zero_copy, NULL);
+}
+
+TestDev *td_new_limits(uint64_t mig_flags, const VusClientLimits *limits)
+{
+    return td_create(mig_flags, 0, false, limits);
+}
+
 TestDev *td_new(uint64_t mig_flags)
 {
     return td_new_full(mig_flags, 0, false);
@@ -333,6 +379,7 @@ void td_free(TestDev *td)
     close(td->bar2_fd);
     g_array_unref(td->arcs);
     g_byte_array_unref(td->incoming);
+    g_string_free(td->log, TRUE);
     g_mutex_clear(&td->lock);
     g_free(td->path);
     g_free(td->dir);

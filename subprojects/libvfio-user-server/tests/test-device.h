@@ -42,6 +42,7 @@ typedef struct TestDev {
     int maps, unmaps;
     int clients_seen;
     bool connected;
+    GString *log;               /* every line the library logged */
 
     /* Source side of the stream. */
     uint8_t state[TD_STATE_SIZE];
@@ -59,7 +60,16 @@ TestDev *td_new(uint64_t mig_flags);
 /* Same, with @max_xfer as the server's max_data_xfer_size (0: default)
  * and, with @zero_copy, the stream served through read_data_zc. */
 TestDev *td_new_full(uint64_t mig_flags, uint32_t max_xfer, bool zero_copy);
+/* Same, with per-client limits set before realize. */
+TestDev *td_new_limits(uint64_t mig_flags, const VusClientLimits *limits);
 void td_free(TestDev *td);
+/*
+ * Waits (bounded by VC_TIMEOUT_SEC) until the library logged a line
+ * containing @needle; true if it did.
+ */
+bool td_wait_log(TestDev *td, const char *needle);
+/* Clients the library has accepted and served so far. */
+int td_clients_seen(TestDev *td);
 
 /* Arcs recorded since the last call; the caller g_array_unrefs. */
 GArray *td_take_arcs(TestDev *td);

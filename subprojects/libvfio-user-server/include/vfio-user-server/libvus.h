@@ -5,7 +5,9 @@
  * identity, regions, interrupts, migration support), then listens on a
  * UNIX socket and serves one vfio-user client (a VMM, vfio-user-cli, a
  * test) at a time.  When the client goes away the device stays as it is
- * (its migration state included) and the next client can connect.
+ * (its migration state included) and the next client can connect.  A
+ * client that connects while another is served is refused at once: its
+ * first request gets an EBUSY error reply and the connection is closed.
  *
  * Dependencies: libc and pthreads only.  Link vus_dep (meson) or
  * -lvfio-user-server -lpthread.
@@ -163,6 +165,55 @@ int vus_ctx_set_max_data_xfer_size(VusCtx *ctx, uint32_t size);
  * is not affected.  Before vus_ctx_realize().
  */
 int vus_ctx_set_region_states(VusCtx *ctx, uint32_t states);
+
+/*
+ * What one client may hold and how long it may make the server wait.
+ * A zero field keeps its default.
+ *
+ * The library reads one request and answers it before it reads the
+ * next, so requests a client pipelines wait in its socket (bounded by
+ * the socket buffer), never in the library's memory.
+ */
+typedef struct VusClientLimits {
+    /*
+     * DMA regions mapped at once (offered as max_dma_maps in VERSION).
+     * Default VUS_DEF_MAX_DMA_MAPS; DMA_MAP beyond it fails with ENOSPC.
+     */
+    uint32_t max_dma_maps;
+    /*
+     * Bytes mapped in all the client's DMA regions.  Default
+     * VUS_DEF_MAX_DMA_BYTES; DMA_MAP beyond it fails with ENOSPC.
+     */
+    uint64_t max_dma_bytes;
+    /*
+     * Server-to-client requests (DMA_READ / DMA_WRITE from device
+     * threads) outstanding at once, the one on the wire included: the
+     * others wait their turn.  Beyond it vus_dma_read() and
+     * vus_dma_write() fail at once with -EBUSY.  Default
+     * VUS_DEF_MAX_DMA_REQUESTS.
+     */
+    uint32_t max_dma_requests;
+    /*
+     * A message the client has begun to send must arrive whole within
+     * this many ms, and a reply the library sends must be taken by the
+     * client within it; otherwise the client is dropped (with a log line
+     * saying why) and the next one is served.  A client idle between
+     * messages is kept.  Default VUS_DEF_MSG_TIMEOUT_MS.
+     */
+    uint32_t msg_timeout_ms;
+} VusClientLimits;
+
+#define VUS_DEF_MAX_DMA_MAPS     1024u
+#define VUS_DEF_MAX_DMA_BYTES    (1ull << 40)
+#define VUS_DEF_MAX_DMA_REQUESTS 16u
+#define VUS_DEF_MSG_TIMEOUT_MS   10000u
+
+/**
+ * vus_ctx_set_client_limits: set the per-client limits (see
+ * VusClientLimits) before vus_ctx_realize().  max_dma_maps is at most
+ * 65535 (the protocol's own bound).  Returns 0 or -EINVAL.
+ */
+int vus_ctx_set_client_limits(VusCtx *ctx, const VusClientLimits *limits);
 
 /**
  * Client connect/disconnect notification.  @connected is true after a
@@ -584,7 +635,9 @@ int vus_ctx_realize(VusCtx *ctx, const char *socket_path);
  * service thread): accept one client, handle its messages until it
  * disconnects, accept the next, until vus_ctx_stop().  A client that
  * sends garbage gets error replies, or is disconnected when framing is
- * lost; either way the device survives.  Returns 0 after vus_ctx_stop(),
+ * lost or it stalls (VusClientLimits.msg_timeout_ms); either way the
+ * device survives.  Clients that connect meanwhile are refused with
+ * EBUSY (see the top of this file).  Returns 0 after vus_ctx_stop(),
  * a negative errno if the listening socket fails.
  */
 int vus_ctx_run(VusCtx *ctx);
