@@ -100,6 +100,11 @@ static bool cancel_yanked(const MigCancel *c)
     return c && __atomic_load_n(&c->yanked, __ATOMIC_SEQ_CST);
 }
 
+bool mig_channel_yanked(const MigChannel *ch)
+{
+    return cancel_yanked(ch->cancel);
+}
+
 /* Sockets are listed on their canceller, so that yank can reach them. */
 static void channel_attach(MigChannel *ch, MigCancel *c)
 {
@@ -447,6 +452,10 @@ ssize_t mig_channel_splice_to_pipe(MigChannel *ch, int pipe_wr, size_t len,
         }
         n = splice(ch->fd, NULL, pipe_wr, NULL, len,
                    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n == 0 && cancel_yanked(ch->cancel)) {
+            channel_io_error(ch, 0, "read", errp);
+            return -1;
+        }
         if (n >= 0) {
             return n;
         }

@@ -139,6 +139,8 @@ ssize_t mig_channel_splice_to_pipe(MigChannel *ch, int pipe_wr, size_t len,
  * failure, cancel, or when the peer closes first.
  */
 bool mig_channel_peek(MigChannel *ch, void *buf, size_t len, Error **errp);
+/* Whether @ch's sockets were yanked (an end of stream is then an error). */
+bool mig_channel_yanked(const MigChannel *ch);
 /* Wake any thread blocked on this socket's reads (no-op for others). */
 void mig_channel_shutdown(MigChannel *ch);
 /* Free @ch but keep its fd open, for the caller: returns the fd. */

@@ -233,6 +233,11 @@ int multifd_readv_full(MigChannel *ch, struct iovec *iov, int iovcnt,
             error_setg_errno(errp, errno, "%s: read failed", ch->desc);
             return -1;
         }
+        if (n == 0 && mig_channel_yanked(ch)) {
+            error_setg(errp, "%s: read failed: the channel was yanked",
+                       ch->desc);
+            return -1;
+        }
         if (n == 0) {
             if (done == 0 && eof_ok) {
                 return 0;
