@@ -9,7 +9,7 @@
    seconds of both sides, and TLS as a share of plain.
 2. Two hosts (network namespaces joined by a veth pair, root only): the
    link shaped by a TBF qdisc to 1 Gbit/s and 10 Gbit/s; migration
-   throughput as a share of the link rate.
+   throughput (one channel, and multifd 2) as a share of the link rate.
 3. The time from a cut link (the destination's end down) to `failed` on
    the source, at the default x-channel-timeout, during an active
    migration.
@@ -166,7 +166,8 @@ def main():
             f.flush()
             os.fsync(f.fileno())
         print(f'TLS on loopback TCP: {size / GIB:g} GiB, paused VM, '
-              f'{os.cpu_count()} CPUs; plain and TLS runs interleaved, '
+              f'{os.cpu_count()} CPUs (load average '
+              f'{os.getloadavg()[0]:.1f}); plain and TLS runs interleaved, '
               f'median [min-max] of {runs}')
         print(f'loopback TCP limit (one stream): '
               f'{bm.loopback_limit(args.build, 1):.2f} GiB/s')
@@ -203,29 +204,33 @@ def main():
             print('shaped links: skipped (needs root, ip and tc)')
             return
         print('Shaped links between two network namespaces (TBF, no added '
-              'delay): vmig, one channel')
-        hdr = f"{'link':8} {'size':6} {'GiB/s':>20} {'% of link':>10}"
+              'delay): vmig')
+        hdr = (f"{'link':8} {'size':6} {'channels':9} {'GiB/s':>20} "
+               f"{'% of link':>10}")
         print(hdr)
         print('-' * len(hdr))
         for rate, lsize in (('1gbit', min(size, 256 << 20)),
                             ('10gbit', size)):
-            results = []
-            for _ in range(runs):
-                hosts = Hosts(rate)
-                try:
-                    dst = start(vmig, 'vmig', workdir, 'dest', lsize,
-                                incoming='defer', netns=hosts.ns[1])
-                    src = start(vmig, 'vmig', workdir, rand, lsize,
-                                netns=hosts.ns[0])
-                    results.append(migrate(src, dst, 'tcp:198.18.0.2:4444',
-                                           lsize))
-                finally:
-                    hosts.close()
-            g = summary(results)
-            link = int(rate[:-4]) * 10**9 / 8 / GIB
-            print(f"{rate:8} {lsize >> 20:4}M "
-                  f"{g[0]:7.3f} [{g[1]:.3f}-{g[2]:.3f}] "
-                  f"{g[0] / link * 100:9.0f}%", flush=True)
+            for channels in (1, 2):
+                results = []
+                for _ in range(runs):
+                    hosts = Hosts(rate)
+                    try:
+                        dst = start(vmig, 'vmig', workdir, 'dest', lsize,
+                                    incoming='defer', netns=hosts.ns[1])
+                        src = start(vmig, 'vmig', workdir, rand, lsize,
+                                    netns=hosts.ns[0])
+                        results.append(migrate(src, dst,
+                                               'tcp:198.18.0.2:4444', lsize,
+                                               channels))
+                    finally:
+                        hosts.close()
+                g = summary(results)
+                link = int(rate[:-4]) * 10**9 / 8 / GIB
+                label = 'tcp' if channels == 1 else f'multifd x{channels}'
+                print(f"{rate:8} {lsize >> 20:4}M {label:9} "
+                      f"{g[0]:7.3f} [{g[1]:.3f}-{g[2]:.3f}] "
+                      f"{g[0] / link * 100:9.0f}%", flush=True)
         print()
         hosts = Hosts('1gbit')
         try:
@@ -256,6 +261,7 @@ def main():
                 dst.stop()
         finally:
             hosts.close()
+        print(f'load average at the end: {os.getloadavg()[0]:.1f}')
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
