@@ -1133,13 +1133,16 @@ static bool postcopy_resume(MigrationState *s, MigrationAddress *addr,
  * every page on both sides, until migrate resume=true names a new
  * address (or vmig exits).  true once resumed.  Migration thread.
  */
+static void pause_error_publish(MigrationState *s, const Error *reason)
+{
+    g_mutex_lock(&s->lock);
+    error_free(s->pause_error);
+    s->pause_error = error_copy(reason);
+    g_mutex_unlock(&s->lock);
+}
+
 static bool migration_postcopy_pause(MigrationState *s, Error *reason)
 {
-    if (!migrate_set_state(s, MIGRATION_STATUS_POSTCOPY_ACTIVE,
-                           MIGRATION_STATUS_POSTCOPY_PAUSED)) {
-        error_free(reason);
-        return false;
-    }
     g_mutex_lock(&s->lock);
     if (s->pause_requested) {
         /* What the cut caused says less than who cut it. */
@@ -1149,6 +1152,13 @@ static bool migration_postcopy_pause(MigrationState *s, Error *reason)
         error_setg(&reason, "migrate-pause");
     }
     g_mutex_unlock(&s->lock);
+    /* The reason is there as soon as query-migrate says paused. */
+    pause_error_publish(s, reason);
+    if (!migrate_set_state(s, MIGRATION_STATUS_POSTCOPY_ACTIVE,
+                           MIGRATION_STATUS_POSTCOPY_PAUSED)) {
+        error_free(reason);
+        return false;
+    }
     for (;;) {
         MigrationAddress addr = { 0 };
         Error *err = NULL;
@@ -1189,6 +1199,7 @@ static bool migration_postcopy_pause(MigrationState *s, Error *reason)
         reason = err;
         /* Back to paused, unless vmig exits (cancelling). */
         st = migration_get_status(s);
+        pause_error_publish(s, reason);
         if ((st != MIGRATION_STATUS_POSTCOPY_RECOVER_SETUP &&
              st != MIGRATION_STATUS_POSTCOPY_RECOVER) ||
             !migrate_set_state(s, st, MIGRATION_STATUS_POSTCOPY_PAUSED)) {

@@ -6,7 +6,9 @@
 #include "migration/framework.h"
 
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 static char *vfio_dma_binary(void)
@@ -27,6 +29,25 @@ static char *vfio_dma_binary(void)
         g_free(bin);
     }
     g_error("no vfio-user-dma executable in %s/contrib", dir);
+}
+
+/*
+ * Whether the server accepts connections: its socket file appears at
+ * bind(), a moment before listen(), when a connect is still refused.
+ */
+static bool server_listening(const char *path)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool ok;
+
+    g_strlcpy(addr.sun_path, path, sizeof(addr.sun_path));
+    ok = fd >= 0 &&
+         connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0;
+    if (fd >= 0) {
+        close(fd);
+    }
+    return ok;
 }
 
 VfioServer *vfio_server_start(const char *extra)
@@ -50,7 +71,8 @@ VfioServer *vfio_server_start(const char *extra)
         g_error("starting '%s': %s", cmd, gerr->message);
     }
     for (int i = 0; i < 500; i++) {
-        if (stat(srv->socket, &st) == 0 && S_ISSOCK(st.st_mode)) {
+        if (stat(srv->socket, &st) == 0 && S_ISSOCK(st.st_mode) &&
+            server_listening(srv->socket)) {
             return srv;
         }
         g_usleep(10 * 1000);
