@@ -296,7 +296,7 @@ static bool vup_setup_bars(VFIOUserPCIDevice *d, Error **errp)
             continue;
         }
         /* Map only a region that is mappable as a whole. */
-        nr_areas = vfio_user_region_sparse_areas(info, &areas, NULL);
+        nr_areas = vfio_region_sparse_areas(info, &areas, NULL);
         if ((info->flags & VFIO_REGION_INFO_FLAG_MMAP) && nr_areas == 0 &&
             info->size) {
             int prot = PROT_READ |
