@@ -9,12 +9,15 @@
 
 int vfio_region_sparse_areas(const struct vfio_region_info *info,
                              struct vfio_region_sparse_mmap_area **areas,
-                             Error **errp)
+                             bool *listed, Error **errp)
 {
     uint32_t off = info->cap_offset;
     unsigned hops = 0;
 
     *areas = NULL;
+    if (listed) {
+        *listed = false;
+    }
     if (!(info->flags & VFIO_REGION_INFO_FLAG_CAPS)) {
         return 0;
     }
@@ -52,6 +55,9 @@ int vfio_region_sparse_areas(const struct vfio_region_info *info,
                 }
             }
             *areas = g_memdup2(sp->areas, sizeof(sp->areas[0]) * sp->nr_areas);
+            if (listed) {
+                *listed = true;
+            }
             return sp->nr_areas;
         }
         off = cap->next;

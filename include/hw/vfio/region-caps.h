@@ -13,11 +13,12 @@
 /*
  * The sparse mmap areas of a region info (its capability chain), checked
  * against the region size and against info->argsz.  Returns the number of
- * areas (0: none listed) or -1 for a malformed chain; *@areas is
- * g_malloc'ed.
+ * areas or -1 for a malformed chain; *@areas is g_malloc'ed.  *@listed
+ * (may be NULL) tells a chain without the capability (the whole region
+ * may be mapped) from one that lists no area (nothing may be), both 0.
  */
 int vfio_region_sparse_areas(const struct vfio_region_info *info,
                              struct vfio_region_sparse_mmap_area **areas,
-                             Error **errp);
+                             bool *listed, Error **errp);
 
 #endif
