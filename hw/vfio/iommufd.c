@@ -343,8 +343,8 @@ static bool device_logs_dma(int cdev_fd)
 }
 
 VFIOIOMMU *vfio_iommufd_attach(int cdev_fd, const char *id,
-                               bool use_device_logging, bool *dirty,
-                               char **hw_info, Error **errp)
+                               bool use_device_logging, OnOffAuto dirty_hwpt,
+                               bool *dirty, char **hw_info, Error **errp)
 {
     IOMMUFDBackend *be = iommufd_find(id, errp);
     struct vfio_device_bind_iommufd bind = { .argsz = sizeof(bind) };
@@ -380,7 +380,16 @@ VFIOIOMMU *vfio_iommufd_attach(int cdev_fd, const char *id,
     }
     *hw_info = hw_info_describe(be, bind.out_devid, &caps);
     device_logging = use_device_logging && device_logs_dma(cdev_fd);
-    if (!device_logging && (caps & IOMMU_HW_CAP_DIRTY_TRACKING)) {
+    if (dirty_hwpt == ON_OFF_AUTO_ON) {
+        /* Asked for whatever GET_HW_INFO says: the kernel has the word. */
+        *dirty = attach_dirty_hwpt(be, cdev_fd, bind.out_devid, errp);
+        if (!*dirty) {
+            error_prepend(errp, "x-iommufd-dirty-hwpt=on, IOMMU %s: ",
+                          *hw_info);
+            goto fail;
+        }
+    } else if (dirty_hwpt == ON_OFF_AUTO_AUTO && !device_logging &&
+               (caps & IOMMU_HW_CAP_DIRTY_TRACKING)) {
         *dirty = attach_dirty_hwpt(be, cdev_fd, bind.out_devid, &err);
         if (!*dirty) {
             warn_report("%s; the device's writes are not tracked",

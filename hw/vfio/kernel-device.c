@@ -301,10 +301,20 @@ static bool kernel_mig_get_flags(VFIODevice *vdev, uint64_t *flags,
                                  Error **errp)
 {
     struct vfio_device_feature_migration mig;
+    uint32_t dev_errno = 0;
+    Error *err = NULL;
 
     if (!kernel_device_feature(vdev, VFIO_DEVICE_FEATURE_GET |
                                VFIO_DEVICE_FEATURE_MIGRATION, NULL, 0, &mig,
-                               sizeof(mig), NULL, errp)) {
+                               sizeof(mig), &dev_errno, &err)) {
+        /* What the VFIO core answers for a driver without migration. */
+        if (dev_errno == ENOTTY) {
+            error_free(err);
+            error_setg(errp, "its kernel driver has no VFIO migration "
+                       "support (no MIGRATION device feature)");
+        } else {
+            error_propagate(errp, err);
+        }
         return false;
     }
     *flags = mig.flags;

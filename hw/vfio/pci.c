@@ -32,6 +32,7 @@ typedef struct VFIOPCIDevice {
     char *iommufd;
     char *backend;              /* auto, iommufd, legacy; realize resolves */
     bool no_mmap;
+    OnOffAuto dirty_hwpt;
 
     /* Set by realize */
     char *sysfs_path;
@@ -156,7 +157,8 @@ static int open_device(VFIOPCIDevice *d, VFIOIOMMU **iommu, Error **errp)
         }
         *iommu = vfio_iommufd_attach(fd, d->iommufd,
                                      vdev->device_dirty_page_tracking !=
-                                     ON_OFF_AUTO_OFF, &d->kdev.iommu_dirty,
+                                     ON_OFF_AUTO_OFF, d->dirty_hwpt,
+                                     &d->kdev.iommu_dirty,
                                      &d->iommu_hw_info, errp);
         if (!*iommu) {
             close(fd);
@@ -366,6 +368,12 @@ static const Property vfio_pci_props[] = {
     DEFINE_PROP("x-no-mmap", PROP_TYPE_BOOL, VFIOPCIDevice, no_mmap, "off",
                 "never map the device's regions: every BAR access takes "
                 "pread/pwrite on the device fd"),
+    DEFINE_PROP("x-iommufd-dirty-hwpt", PROP_TYPE_ONOFFAUTO, VFIOPCIDevice,
+                dirty_hwpt, "auto",
+                "iommufd: attach the device to a HWPT with dirty tracking "
+                "(auto: when it does not log its own DMA and "
+                "IOMMU_GET_HW_INFO offers it; on: always, failing if the "
+                "kernel refuses; off: never)"),
     VFIO_DEVICE_PROPS(VFIOPCIDevice, kdev.vdev),
     { 0 }
 };

@@ -133,12 +133,13 @@ int vfio_container_get_device(int group, const char *name,
  * IOAS: directly, or, when the device will not log its own DMA (it
  * cannot, or !@use_device_logging) and IOMMU_GET_HW_INFO says its IOMMU
  * can track dirty pages, through a HWPT allocated with dirty tracking
- * (*@dirty true).
+ * (*@dirty true).  @dirty_hwpt (x-iommufd-dirty-hwpt) off never tries
+ * that; on always does, and fails if the kernel refuses.
  * *@hw_info (g_free it) says what GET_HW_INFO reported.  Returns the
  * back-end.
  */
 VFIOIOMMU *vfio_iommufd_attach(int cdev_fd, const char *id,
-                               bool use_device_logging, bool *dirty,
-                               char **hw_info, Error **errp);
+                               bool use_device_logging, OnOffAuto dirty_hwpt,
+                               bool *dirty, char **hw_info, Error **errp);
 
 #endif
