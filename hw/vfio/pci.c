@@ -146,6 +146,12 @@ static int open_device(VFIOPCIDevice *d, VFIOIOMMU **iommu, Error **errp)
                    "offers none (CONFIG_VFIO_DEVICE_CDEV)", vdev->name);
         return -1;
     }
+    if (legacy && d->dirty_hwpt == ON_OFF_AUTO_ON) {
+        error_setg(errp, "%s: x-iommufd-dirty-hwpt=on needs the iommufd "
+                   "back-end, and the device uses the legacy one",
+                   vdev->name);
+        return -1;
+    }
     g_free(d->backend);
     d->backend = g_strdup(legacy ? "legacy" : "iommufd");
     if (!legacy) {

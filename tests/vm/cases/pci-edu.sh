@@ -8,7 +8,8 @@
 # has no VFIO migration: migrate is refused, naming that.
 # IOMMU_GET_HW_INFO names the IOMMU; a dirty-tracking HWPT is used only
 # where it offers dirty tracking, and one asked for anyway
-# (x-iommufd-dirty-hwpt=on) is refused by the kernel where it does not.
+# (x-iommufd-dirty-hwpt=on) is refused by the kernel where it does not,
+# and by vmig on the legacy back-end.
 . /vmig/lib.sh
 
 [ -n "${VMIG_EDU:-}" ] || fail "/init found no edu device to bind to vfio-pci"
@@ -90,6 +91,16 @@ else
         fail "edu over iommufd: the IOMMU offers dirty tracking, no HWPT has it"
     hwpt="a dirty-tracking HWPT is used"
 fi
+
+# shellcheck disable=SC2086 # $EDU_VM is a list of words
+if timeout 30 vmig $EDU_VM -device \
+    "vfio-pci,host=$VMIG_EDU,id=dev0,x-iommu-backend=legacy,x-iommufd-dirty-hwpt=on" \
+    >"$RUN/hwpt-legacy.log" 2>&1 </dev/null; then
+    fail "x-iommufd-dirty-hwpt=on: accepted with the legacy back-end"
+fi
+grep -q "x-iommufd-dirty-hwpt=on needs the iommufd back-end" \
+    "$RUN/hwpt-legacy.log" ||
+    fail "x-iommufd-dirty-hwpt=on, legacy: $(tail -n 1 "$RUN/hwpt-legacy.log")"
 
 # An mdev sits behind no IOMMU of its own: nothing to report.
 # shellcheck disable=SC2086 # $MTTY_VM is a list of words
