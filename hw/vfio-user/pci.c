@@ -284,6 +284,7 @@ static bool vup_setup_bars(VFIOUserPCIDevice *d, Error **errp)
         g_autofree struct vfio_region_sparse_mmap_area *areas = NULL;
         VFIOUserPCIBar *bar = &d->bars[i];
         int fd = -1, nr_areas;
+        bool listed;
 
         info = vfio_user_get_region_info(d->proxy, i, &fd, errp);
         if (!info) {
@@ -295,10 +296,13 @@ static bool vup_setup_bars(VFIOUserPCIDevice *d, Error **errp)
         if (fd < 0) {
             continue;
         }
-        /* Map only a region that is mappable as a whole. */
-        nr_areas = vfio_user_region_sparse_areas(info, &areas, NULL);
+        /*
+         * Map only a region that is mappable as a whole (a sparse list,
+         * even an empty one, says it is not).
+         */
+        nr_areas = vfio_region_sparse_areas(info, &areas, &listed, NULL);
         if ((info->flags & VFIO_REGION_INFO_FLAG_MMAP) && nr_areas == 0 &&
-            info->size) {
+            !listed && info->size) {
             int prot = PROT_READ |
                        (info->flags & VFIO_REGION_INFO_FLAG_WRITE ?
                         PROT_WRITE : 0);

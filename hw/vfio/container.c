@@ -151,6 +151,7 @@ static void container_release(VFIOIOMMU *io)
 
 static const VFIOIOMMUOps container_ops = {
     .name = "legacy",
+    .dirty_name = "iommu",
     .dma_map = container_dma_map,
     .dma_unmap = container_dma_unmap,
     .dirty_start = container_dirty_start,
@@ -227,7 +228,6 @@ static void container_probe(VFIOContainer *c)
 
             c->dirty_supported = true;
             c->dirty_pgsizes = mig->pgsize_bitmap;
-            c->io.dirty_capable = true;
         }
         if (hdr->next <= off) {
             break;
@@ -285,7 +285,7 @@ fail:
 }
 
 int vfio_container_get_device(int group, const char *name,
-                              VFIOIOMMU **iommu, Error **errp)
+                              VFIOIOMMU **iommu, bool *dirty, Error **errp)
 {
     VFIOContainer *c = container_get(errp);
     int group_fd, fd;
@@ -299,6 +299,7 @@ int vfio_container_get_device(int group, const char *name,
         fd = ioctl(group_fd, VFIO_GROUP_GET_DEVICE_FD, name);
         if (fd >= 0) {
             *iommu = &c->io;
+            *dirty = c->dirty_supported;
             return fd;
         }
         error_setg_errno(errp, errno, "/dev/vfio/%d: no device '%s'", group,

@@ -10,8 +10,9 @@
  * (seed 003, QEMU's order):
  *   - the device's own DMA logging (DMA_LOGGING_START/REPORT/STOP),
  *     unless x-device-dirty-page-tracking=off;
- *   - the IOMMU's dirty tracking (the type1 container's dirty pages), for
- *     the kernel transport when the IOMMU has it;
+ *   - the IOMMU's dirty tracking, for the kernel transport when the IOMMU
+ *     has it: the type1 container's dirty pages, or an iommufd HWPT
+ *     allocated with dirty tracking;
  *   - none: every DMA-able page counts as dirty at every sync.  That
  *     blocks migration under enable-migration=auto (the stop-and-copy
  *     would carry all of RAM); enable-migration=on accepts it.
@@ -46,9 +47,13 @@ static const char *const mode_names[] = {
     [VFIO_DIRTY_ALL] = "all-dirty",
 };
 
-const char *vfio_dirty_mode_name(VFIODirtyMode mode)
+const char *vfio_dirty_mode_name(VFIODevice *vdev)
 {
-    return mode_names[mode];
+    if (vdev->dirty_mode == VFIO_DIRTY_IOMMU &&
+        vdev->io_ops->iommu_dirty_name) {
+        return vdev->io_ops->iommu_dirty_name;
+    }
+    return mode_names[vdev->dirty_mode];
 }
 
 static bool vfio_dirty_log_start(DirtyLogListener *l, Error **errp)
@@ -95,7 +100,7 @@ static bool vfio_dirty_log_start(DirtyLogListener *l, Error **errp)
                        DIV_ROUND_UP(DIV_ROUND_UP(largest, t->page_size), 64));
     t->logging = true;
     trace(vfio_dirty_log_start, "%s: %s, %u ranges, pages of %" PRIu64,
-          vdev->name, vfio_dirty_mode_name(vdev->dirty_mode),
+          vdev->name, vfio_dirty_mode_name(vdev),
           vdev->nr_dma_ranges, t->page_size);
     return true;
 }
@@ -178,8 +183,11 @@ static bool vfio_dirty_log_sync(DirtyLogListener *l, Error **errp)
     for (unsigned i = 0; i < vdev->nr_dma_ranges; i++) {
         const VFIODMARange *r = &vdev->dma_ranges[i];
         uint64_t pages = DIV_ROUND_UP(r->size, t->page_size);
+        bool ok;
 
-        bool ok = vdev->dirty_mode == VFIO_DIRTY_IOMMU ?
+        /* Kernel reports only set bits: no stale bit may be merged again. */
+        memset(t->bitmap, 0, DIV_ROUND_UP(pages, 64) * sizeof(uint64_t));
+        ok = vdev->dirty_mode == VFIO_DIRTY_IOMMU ?
             vdev->io_ops->iommu_dirty_report(vdev, r->iova, r->size,
                                              t->page_size, t->bitmap, errp) :
             vdev->io_ops->dma_logging_report(vdev, r->iova, r->size,
@@ -187,7 +195,7 @@ static bool vfio_dirty_log_sync(DirtyLogListener *l, Error **errp)
 
         if (!ok) {
             error_prepend(errp, "%s: reading the %s log: ", vdev->name,
-                          vfio_dirty_mode_name(vdev->dirty_mode));
+                          vfio_dirty_mode_name(vdev));
             return false;
         }
         dirty += merge_bitmap(t->bitmap, pages, r->iova, t->page_size);

@@ -18,7 +18,6 @@ void vfio_iommu_init(VFIOIOMMU *io, const VFIOIOMMUOps *ops)
 {
     io->ops = ops;
     io->refs = 0;
-    io->dirty_capable = false;
     io->dirty_users = 0;
     io->mappings = g_array_new(false, true, sizeof(VFIOIOMMUMapping));
 }

@@ -13,11 +13,21 @@
  *   - each arc that starts a session returns a new data fd, and the old
  *     one is dead from then on (ENODEV): only the current one is used.
  *   - VFIO_DEVICE_RESET may work without VFIO_DEVICE_FLAGS_RESET (mtty).
+ *
+ * Regions that the kernel lets vmig mmap (VFIO_REGION_INFO_FLAG_MMAP: the
+ * MMIO BARs of a PCI function) are mapped at open, as a whole or area by
+ * area when a sparse-mmap capability lists the parts that may be mapped,
+ * and accesses inside a mapping skip the syscall.
  */
 #include "qemu/osdep.h"
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include "hw/vfio/region-caps.h"
 #include "system/ramblock.h"
+#include "qemu/trace.h"
 #include "vfio-kernel.h"
+
+TRACE_DEFINE(vfio_kernel_region_mmap);
 
 /* The largest read from the data fd at once (QEMU's figure, too). */
 #define VFIO_KERNEL_DATA_CHUNK (1 * MiB)
@@ -27,13 +37,75 @@ static VFIOKernelDevice *kdev_of(VFIODevice *vdev)
     return container_of(vdev, VFIOKernelDevice, vdev);
 }
 
-/* Region access: pread/pwrite at the region's offset in the device fd. */
+/*
+ * An access through a mapping is an MMIO access to the device: one load
+ * or store per naturally aligned piece of at most 8 bytes, never the byte
+ * loops or vector moves that memcpy() may make, which registers such as
+ * a 32-bit doorbell would see as other accesses.
+ */
+#define MMIO_PIECE(type, p, buf, is_write)                                  \
+    do {                                                                    \
+        type v_;                                                            \
+        if (is_write) {                                                     \
+            memcpy(&v_, buf, sizeof(v_));                                   \
+            *(volatile type *)(p) = v_;                                     \
+        } else {                                                            \
+            v_ = *(volatile type *)(p);                                     \
+            memcpy(buf, &v_, sizeof(v_));                                   \
+        }                                                                   \
+    } while (0)
+
+static void mmio_copy(uint8_t *p, uint8_t *buf, size_t len, bool is_write)
+{
+    while (len) {
+        uintptr_t a = (uintptr_t)p;
+        size_t n;
+
+        if (len >= 8 && !(a & 7)) {
+            MMIO_PIECE(uint64_t, p, buf, is_write);
+            n = 8;
+        } else if (len >= 4 && !(a & 3)) {
+            MMIO_PIECE(uint32_t, p, buf, is_write);
+            n = 4;
+        } else if (len >= 2 && !(a & 1)) {
+            MMIO_PIECE(uint16_t, p, buf, is_write);
+            n = 2;
+        } else {
+            MMIO_PIECE(uint8_t, p, buf, is_write);
+            n = 1;
+        }
+        p += n;
+        buf += n;
+        len -= n;
+    }
+}
+
+/* The mapping that holds all of [@offset, +@len) of @r, or NULL. */
+static VFIOKernelMmap *region_mmap_find(VFIOKernelRegion *r, uint64_t offset,
+                                        size_t len)
+{
+    for (uint32_t i = 0; i < r->nr_mmaps; i++) {
+        VFIOKernelMmap *m = &r->mmaps[i];
+
+        if (offset >= m->offset && offset - m->offset <= m->size &&
+            len <= m->size - (offset - m->offset)) {
+            return m;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Region access: through a mapping when one holds the range, else
+ * pread/pwrite at the region's offset in the device fd.
+ */
 static bool kernel_region_rw(VFIOKernelDevice *kd, uint32_t index,
                              uint64_t offset, uint8_t *buf, size_t len,
                              bool is_write, Error **errp)
 {
     VFIOKernelRegion *r = index < kd->nr_regions ? &kd->regions[index]
                                                  : NULL;
+    VFIOKernelMmap *m;
 
     if (!r || !r->size) {
         error_setg(errp, "%s: region %u does not exist", kd->vdev.name, index);
@@ -44,6 +116,12 @@ static bool kernel_region_rw(VFIOKernelDevice *kd, uint32_t index,
                    "(size 0x%" PRIx64 ")", kd->vdev.name, offset, len, index,
                    r->size);
         return false;
+    }
+    m = region_mmap_find(r, offset, len);
+    if (m) {
+        mmio_copy(m->addr + (offset - m->offset), buf, len, is_write);
+        __atomic_fetch_add(&kd->mmap_accesses, 1, __ATOMIC_RELAXED);
+        return true;
     }
     while (len) {
         ssize_t n = is_write ? pwrite(kd->fd, buf, len, r->offset + offset)
@@ -67,22 +145,20 @@ static bool kernel_region_rw(VFIOKernelDevice *kd, uint32_t index,
 
 /* ---- Device information, regions, interrupts, reset ---- */
 
-static struct vfio_region_info *kernel_region_info(VFIODevice *vdev,
-                                                   uint32_t index,
-                                                   int *mmap_fd, Error **errp)
+/* Region @index's info with its capability chain (g_free it). */
+static struct vfio_region_info *region_info_get(VFIOKernelDevice *kd,
+                                                uint32_t index, Error **errp)
 {
-    VFIOKernelDevice *kd = kdev_of(vdev);
     struct vfio_region_info *info = NULL;
     size_t size = sizeof(*info);
 
-    *mmap_fd = -1;
     for (;;) {
         info = g_realloc(info, size);
         memset(info, 0, size);
         info->argsz = size;
         info->index = index;
         if (ioctl(kd->fd, VFIO_DEVICE_GET_REGION_INFO, info) < 0) {
-            error_setg_errno(errp, errno, "%s: region %u info", vdev->name,
+            error_setg_errno(errp, errno, "%s: region %u info", kd->vdev.name,
                              index);
             g_free(info);
             return NULL;
@@ -93,7 +169,18 @@ static struct vfio_region_info *kernel_region_info(VFIODevice *vdev,
         }
         size = info->argsz;
     }
-    if (info->flags & VFIO_REGION_INFO_FLAG_MMAP) {
+    return info;
+}
+
+static struct vfio_region_info *kernel_region_info(VFIODevice *vdev,
+                                                   uint32_t index,
+                                                   int *mmap_fd, Error **errp)
+{
+    VFIOKernelDevice *kd = kdev_of(vdev);
+    struct vfio_region_info *info = region_info_get(kd, index, errp);
+
+    *mmap_fd = -1;
+    if (info && (info->flags & VFIO_REGION_INFO_FLAG_MMAP)) {
         *mmap_fd = dup(kd->fd);
     }
     return info;
@@ -214,10 +301,20 @@ static bool kernel_mig_get_flags(VFIODevice *vdev, uint64_t *flags,
                                  Error **errp)
 {
     struct vfio_device_feature_migration mig;
+    uint32_t dev_errno = 0;
+    Error *err = NULL;
 
     if (!kernel_device_feature(vdev, VFIO_DEVICE_FEATURE_GET |
                                VFIO_DEVICE_FEATURE_MIGRATION, NULL, 0, &mig,
-                               sizeof(mig), NULL, errp)) {
+                               sizeof(mig), &dev_errno, &err)) {
+        /* What the VFIO core answers for a driver without migration. */
+        if (dev_errno == ENOTTY) {
+            error_free(err);
+            error_setg(errp, "its kernel driver has no VFIO migration "
+                       "support (no MIGRATION device feature)");
+        } else {
+            error_propagate(errp, err);
+        }
         return false;
     }
     *flags = mig.flags;
@@ -510,6 +607,74 @@ static const VFIODeviceIOOps vfio_kernel_io_ops = {
 
 /* ---- Open and close ---- */
 
+/*
+ * Map what region @index lets vmig map.  A failure costs only speed (the
+ * accesses take pread/pwrite), so it is a warning.
+ */
+static void region_map(VFIOKernelDevice *kd, uint32_t index)
+{
+    VFIOKernelRegion *r = &kd->regions[index];
+    g_autofree struct vfio_region_info *info = NULL;
+    g_autofree struct vfio_region_sparse_mmap_area *areas = NULL;
+    int prot = (r->flags & VFIO_REGION_INFO_FLAG_READ ? PROT_READ : 0) |
+               (r->flags & VFIO_REGION_INFO_FLAG_WRITE ? PROT_WRITE : 0);
+    Error *err = NULL;
+    bool listed = false;
+    int n = -1;
+
+    info = region_info_get(kd, index, &err);
+    if (info) {
+        n = vfio_region_sparse_areas(info, &areas, &listed, &err);
+    }
+    if (n < 0) {
+        warn_report("%s: region %u is not mapped: %s", kd->vdev.name, index,
+                    error_get_pretty(err));
+        error_free(err);
+        return;
+    }
+    if (!listed) {
+        /* No sparse list: the whole region may be mapped. */
+        n = 1;
+        areas = g_new0(struct vfio_region_sparse_mmap_area, 1);
+        areas[0].size = r->size;
+    }
+    r->mmaps = g_new0(VFIOKernelMmap, MAX(n, 1));
+    for (int i = 0; i < n; i++) {
+        void *p;
+
+        if (!areas[i].size) {
+            continue;
+        }
+        p = mmap(NULL, areas[i].size, prot, MAP_SHARED, kd->fd,
+                 r->offset + areas[i].offset);
+        if (p == MAP_FAILED) {
+            warn_report("%s: region %u: cannot map [0x%" PRIx64 ", +0x%"
+                        PRIx64 "), read and written through the device fd: "
+                        "%s", kd->vdev.name, index,
+                        (uint64_t)areas[i].offset, (uint64_t)areas[i].size,
+                        g_strerror(errno));
+            continue;
+        }
+        r->mmaps[r->nr_mmaps++] = (VFIOKernelMmap) {
+            .offset = areas[i].offset,
+            .size = areas[i].size,
+            .addr = p,
+        };
+        trace(vfio_kernel_region_mmap, "%s: region %u [0x%" PRIx64 ", +0x%"
+              PRIx64 ") mapped at %p", kd->vdev.name, index,
+              (uint64_t)areas[i].offset, (uint64_t)areas[i].size, p);
+    }
+}
+
+static void region_unmap(VFIOKernelRegion *r)
+{
+    for (uint32_t i = 0; i < r->nr_mmaps; i++) {
+        munmap(r->mmaps[i].addr, r->mmaps[i].size);
+    }
+    g_clear_pointer(&r->mmaps, g_free);
+    r->nr_mmaps = 0;
+}
+
 bool vfio_kernel_device_open(VFIOKernelDevice *kd, int fd, VFIOIOMMU *iommu,
                              Error **errp)
 {
@@ -536,9 +701,16 @@ bool vfio_kernel_device_open(VFIOKernelDevice *kd, int fd, VFIOIOMMU *iommu,
     kd->fd = fd;
     kd->iommu = iommu;
     kd->data_fd = -1;
+    for (uint32_t i = 0; i < kd->nr_regions && !kd->no_mmap; i++) {
+        if ((kd->regions[i].flags & VFIO_REGION_INFO_FLAG_MMAP) &&
+            kd->regions[i].size) {
+            region_map(kd, i);
+        }
+    }
     g_mutex_init(&kd->data_lock);
     kd->io_ops = vfio_kernel_io_ops;
-    if (!iommu->dirty_capable) {
+    kd->io_ops.iommu_dirty_name = iommu->ops->dirty_name;
+    if (!kd->iommu_dirty) {
         kd->io_ops.iommu_dirty_start = NULL;
         kd->io_ops.iommu_dirty_stop = NULL;
         kd->io_ops.iommu_dirty_report = NULL;
@@ -549,6 +721,9 @@ bool vfio_kernel_device_open(VFIOKernelDevice *kd, int fd, VFIOIOMMU *iommu,
 
 void vfio_kernel_device_close(VFIOKernelDevice *kd)
 {
+    for (uint32_t i = 0; kd->regions && i < kd->nr_regions; i++) {
+        region_unmap(&kd->regions[i]);
+    }
     if (kd->data_fd >= 0) {
         close(kd->data_fd);
         kd->data_fd = -1;

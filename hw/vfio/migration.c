@@ -107,7 +107,7 @@ JsonObject *vfio_migration_query(void)
         json_object_set_string_member(dev, "device-state",
             vfio_mig_state_event_name(mig_state(m)));
         json_object_set_string_member(dev, "dirty-tracking",
-            vfio_dirty_mode_name(m->vdev->dirty_mode));
+            vfio_dirty_mode_name(m->vdev));
         json_object_set_int_member(dev, "transferred",
             __atomic_load_n(&m->bytes_transferred, __ATOMIC_RELAXED));
         json_array_add_object_element(devices, dev);

@@ -2,7 +2,7 @@
  * vfio-pci: a device that the host kernel assigns through VFIO.
  *
  *   -device vfio-pci,host=[DDDD:]BB:DD.F|sysfsdev=PATH[,id=ID]
- *           [,iommufd=ID][,enable-migration=on|off|auto]
+ *           [,iommufd=ID][,x-no-mmap=on|off][,enable-migration=on|off|auto]
  *           [,x-pre-copy-dirty-page-tracking=on|off]
  *           [,x-migration-multifd-transfer=on|off|auto]
  *
@@ -11,7 +11,8 @@
  * (/sys/bus/mdev/devices/UUID).  The device fd comes from the device's
  * cdev bound to iommufd (iommufd=ID, or a private iommufd object when the
  * kernel offers a cdev), or else from its IOMMU group in the legacy type1
- * container.  Realize then reads the config space, wires the completion
+ * container.  Realize then maps the device's mmappable regions (its MMIO
+ * BARs, unless x-no-mmap=on), reads the config space, wires the completion
  * interrupt, maps guest RAM for the device's DMA, resets it, and hands it
  * to hw/vfio (migration, dirty tracking).
  */
@@ -30,9 +31,12 @@ typedef struct VFIOPCIDevice {
     char *sysfsdev;
     char *iommufd;
     char *backend;              /* auto, iommufd, legacy; realize resolves */
+    bool no_mmap;
+    OnOffAuto dirty_hwpt;
 
     /* Set by realize */
     char *sysfs_path;
+    char *iommu_hw_info;        /* iommufd: what IOMMU_GET_HW_INFO said */
     bool attached;
     VFIOKernelDevice kdev;
 } VFIOPCIDevice;
@@ -142,6 +146,12 @@ static int open_device(VFIOPCIDevice *d, VFIOIOMMU **iommu, Error **errp)
                    "offers none (CONFIG_VFIO_DEVICE_CDEV)", vdev->name);
         return -1;
     }
+    if (legacy && d->dirty_hwpt == ON_OFF_AUTO_ON) {
+        error_setg(errp, "%s: x-iommufd-dirty-hwpt=on needs the iommufd "
+                   "back-end, and the device uses the legacy one",
+                   vdev->name);
+        return -1;
+    }
     g_free(d->backend);
     d->backend = g_strdup(legacy ? "legacy" : "iommufd");
     if (!legacy) {
@@ -151,7 +161,11 @@ static int open_device(VFIOPCIDevice *d, VFIOIOMMU **iommu, Error **errp)
                              cdev);
             return -1;
         }
-        *iommu = vfio_iommufd_attach(fd, d->iommufd, errp);
+        *iommu = vfio_iommufd_attach(fd, d->iommufd,
+                                     vdev->device_dirty_page_tracking !=
+                                     ON_OFF_AUTO_OFF, d->dirty_hwpt,
+                                     &d->kdev.iommu_dirty,
+                                     &d->iommu_hw_info, errp);
         if (!*iommu) {
             close(fd);
             error_prepend(errp, "%s: ", vdev->name);
@@ -163,7 +177,8 @@ static int open_device(VFIOPCIDevice *d, VFIOIOMMU **iommu, Error **errp)
     if (group < 0) {
         return -1;
     }
-    fd = vfio_container_get_device(group, name, iommu, errp);
+    fd = vfio_container_get_device(group, name, iommu, &d->kdev.iommu_dirty,
+                                   errp);
     if (fd < 0) {
         error_prepend(errp, "%s: ", vdev->name);
         return -1;
@@ -249,6 +264,25 @@ static bool read_config(VFIOPCIDevice *d, Error **errp)
 
 static void vfio_pci_finalize(Object *obj);
 
+static bool mmap_accesses_get(Object *obj, ObjectProperty *prop,
+                              PropValue *val, Error **errp)
+{
+    VFIOPCIDevice *d = (VFIOPCIDevice *)obj;
+
+    val->u64 = __atomic_load_n(&d->kdev.mmap_accesses, __ATOMIC_RELAXED);
+    return true;
+}
+
+static bool iommu_hw_info_get(Object *obj, ObjectProperty *prop,
+                              PropValue *val, Error **errp)
+{
+    VFIOPCIDevice *d = (VFIOPCIDevice *)obj;
+
+    val->str = g_strdup(d->iommu_hw_info ? d->iommu_hw_info :
+                        "not asked (the legacy back-end)");
+    return true;
+}
+
 static bool vfio_pci_realize(Object *obj, Error **errp)
 {
     VFIOPCIDevice *d = (VFIOPCIDevice *)obj;
@@ -265,6 +299,7 @@ static bool vfio_pci_realize(Object *obj, Error **errp)
     if (!resolve_sysfs(d, errp)) {
         goto fail;
     }
+    kd->no_mmap = d->no_mmap;
     fd = open_device(d, &iommu, errp);
     if (fd < 0) {
         goto fail;
@@ -276,6 +311,13 @@ static bool vfio_pci_realize(Object *obj, Error **errp)
     }
     trace(vfio_pci_open, "%s: %s through the %s back-end", vdev->name,
           d->sysfs_path, d->backend);
+    object_property_add(obj, "x-mmap-accesses", PROP_TYPE_U64,
+                        "region accesses made through a mapping of the "
+                        "region (the others take pread/pwrite)",
+                        mmap_accesses_get, NULL, NULL);
+    object_property_add(obj, "x-iommu-hw-info", PROP_TYPE_STR,
+                        "what IOMMU_GET_HW_INFO says of the device's IOMMU "
+                        "(iommufd back-end)", iommu_hw_info_get, NULL, NULL);
     if (!read_config(d, errp) || !vfio_device_setup_irq(vdev, errp) ||
         !map_ram(d, errp)) {
         goto fail;
@@ -310,6 +352,7 @@ static void vfio_pci_finalize(Object *obj)
     vfio_kernel_device_close(&d->kdev);
     vfio_device_release_irq(vdev);
     g_clear_pointer(&d->sysfs_path, free);
+    g_clear_pointer(&d->iommu_hw_info, g_free);
     g_clear_pointer(&vdev->name, g_free);
     g_clear_pointer(&vdev->id, g_free);
 }
@@ -328,6 +371,15 @@ static const Property vfio_pci_props[] = {
                 "auto", "how the device's DMA is mapped: auto (iommufd when "
                 "the kernel offers the device's cdev, else legacy), "
                 "iommufd or legacy; qom-get says which one is in use"),
+    DEFINE_PROP("x-no-mmap", PROP_TYPE_BOOL, VFIOPCIDevice, no_mmap, "off",
+                "never map the device's regions: every BAR access takes "
+                "pread/pwrite on the device fd"),
+    DEFINE_PROP("x-iommufd-dirty-hwpt", PROP_TYPE_ONOFFAUTO, VFIOPCIDevice,
+                dirty_hwpt, "auto",
+                "iommufd: attach the device to a HWPT with dirty tracking "
+                "(auto: when it does not log its own DMA and "
+                "IOMMU_GET_HW_INFO offers it; on: always, failing if the "
+                "kernel refuses; off: never)"),
     VFIO_DEVICE_PROPS(VFIOPCIDevice, kdev.vdev),
     { 0 }
 };

@@ -72,6 +72,10 @@ struct iommu_hwpt_alloc {
 
 #define IOMMU_HW_CAP_DIRTY_TRACKING (1 << 0)
 
+/* out_data_type of IOMMU_GET_HW_INFO */
+#define IOMMU_HW_INFO_TYPE_NONE         0
+#define IOMMU_HW_INFO_TYPE_INTEL_VTD    1
+
 struct iommu_hw_info {
     __u32 size;
     __u32 flags;

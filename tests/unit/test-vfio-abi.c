@@ -53,6 +53,9 @@ static void test_iommufd(void)
     g_assert_cmpuint(sizeof(struct iommu_hwpt_get_dirty_bitmap), ==, 48);
     g_assert_cmphex(IOMMU_HWPT_ALLOC_DIRTY_TRACKING, ==, 2);
     g_assert_cmphex(IOMMU_HW_CAP_DIRTY_TRACKING, ==, 1);
+    g_assert_cmpint(IOMMU_HW_INFO_TYPE_NONE, ==, 0);
+    g_assert_cmpint(IOMMU_HW_INFO_TYPE_INTEL_VTD, ==, 1);
+    g_assert_cmphex(IOMMU_HWPT_DIRTY_TRACKING_ENABLE, ==, 1);
     g_assert_cmpuint(sizeof(struct vfio_iommu_type1_info), ==, 24);
     g_assert_cmpuint(sizeof(struct vfio_iommu_type1_dma_map), ==, 32);
     g_assert_cmpuint(sizeof(struct vfio_iommu_type1_dma_unmap), ==, 24);
@@ -107,6 +110,11 @@ static void test_layouts(void)
     g_assert_cmpuint(sizeof(struct vfio_device_feature_dma_logging_report), ==, 32);
     g_assert_cmpuint(sizeof(struct vfio_device_feature_mig_data_size), ==, 8);
     g_assert_cmpuint(sizeof(struct vfio_region_info), ==, 32);
+    g_assert_cmphex(VFIO_REGION_INFO_FLAG_MMAP, ==, 4);
+    g_assert_cmphex(VFIO_REGION_INFO_FLAG_CAPS, ==, 8);
+    g_assert_cmpint(VFIO_REGION_INFO_CAP_SPARSE_MMAP, ==, 1);
+    g_assert_cmpuint(sizeof(struct vfio_region_info_cap_sparse_mmap), ==, 16);
+    g_assert_cmpuint(sizeof(struct vfio_region_sparse_mmap_area), ==, 16);
     g_assert_cmpuint(sizeof(struct vfio_irq_info), ==, 16);
     g_assert_cmpuint(sizeof(struct vfio_irq_set), ==, 20);
     g_assert_cmpuint(sizeof(struct vfio_device_info), ==, 24);

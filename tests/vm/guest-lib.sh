@@ -147,6 +147,17 @@ dev_prop() {
     qmp "$1" qom-get "{\"path\": \"dev0\", \"property\": \"$2\"}" | tr -d '"'
 }
 
+# wait_irqs NAME COUNT: until dev0 of NAME has taken more than COUNT
+# interrupts.
+wait_irqs() {
+    _n=0
+    while [ "$(dev_prop "$1" x-irq-count)" -le "$2" ]; do
+        _n=$((_n + 1))
+        [ $_n -le 100 ] || fail "$1 took no more than $2 interrupts in 10 s"
+        sleep 0.1
+    done
+}
+
 # expect VALUE WANT WHAT: fail unless VALUE is WANT.
 expect() {
     [ "$1" = "$2" ] || fail "$3 is '$1', expected '$2'"

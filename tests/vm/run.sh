@@ -113,8 +113,12 @@ append="$append vmig.cases=$(echo $cases | tr ' ' ,)"
 append="$append ${VMIG_VM_APPEND:-}"
 # -cpu max gives the guest RDRAND, so that its random pool is ready at boot
 # and not only when vmig first asks for random bytes.  -nic none: no iPXE.
-qemu="qemu-system-x86_64 -accel tcg -cpu max -m 1G -nic none -kernel $kernel
-      -initrd $work/initramfs.gz -nographic -no-reboot"
+# q35 with an Intel IOMMU (before any PCI device, as QEMU wants) and the
+# edu device: a real PCI function, in an IOMMU group of its own, for
+# vfio-pci (/init binds it; the pci-edu case).
+qemu="qemu-system-x86_64 -accel tcg -cpu max -m 1G -nic none
+      -machine q35 -device intel-iommu,intremap=off -device edu
+      -kernel $kernel -initrd $work/initramfs.gz -nographic -no-reboot"
 
 if [ -n "$shell" ]; then
     echo "kernel $kernel, work directory $work; Ctrl-A X quits QEMU" >&2

@@ -220,7 +220,7 @@ static void print_region(VFIOUserProxy *proxy, uint32_t index)
            info->flags & VFIO_REGION_INFO_FLAG_WRITE ? "write " : "",
            info->flags & VFIO_REGION_INFO_FLAG_MMAP ? "mmap " : "",
            fd >= 0 ? "(fd)" : "");
-    nr = vfio_user_region_sparse_areas(info, &areas, &err);
+    nr = vfio_region_sparse_areas(info, &areas, NULL, &err);
     if (nr < 0) {
         printf("    %s\n", error_get_pretty(err));
     }

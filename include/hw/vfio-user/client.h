@@ -11,6 +11,7 @@
 #define HW_VFIO_USER_CLIENT_H
 
 #include "hw/vfio-user/proxy.h"
+#include "hw/vfio/region-caps.h"
 
 /* ---- Device, regions, interrupts (device.c) ---- */
 
@@ -26,15 +27,6 @@ struct vfio_region_info *vfio_user_get_region_info(VFIOUserProxy *proxy,
                                                    uint32_t index,
                                                    int *mmap_fd,
                                                    Error **errp);
-
-/*
- * The sparse mmap areas of a region info (its capability chain), checked
- * against the region size.  Returns the number of areas (0: none listed)
- * or -1 for a malformed chain; *@areas is g_malloc'ed.
- */
-int vfio_user_region_sparse_areas(const struct vfio_region_info *info,
-                                  struct vfio_region_sparse_mmap_area **areas,
-                                  Error **errp);
 
 bool vfio_user_get_irq_info(VFIOUserProxy *proxy, uint32_t index,
                             struct vfio_irq_info *info, Error **errp);

@@ -132,6 +132,11 @@ typedef struct VFIODeviceIOOps {
     bool (*iommu_dirty_report)(VFIODevice *vdev, uint64_t iova,
                                uint64_t length, uint64_t page_size,
                                uint64_t *bitmap, Error **errp);
+    /*
+     * How query-migrate names that IOMMU's tracking ("iommu" for the
+     * legacy type1 container, "iommufd-hwpt"); set with the members above.
+     */
+    const char *iommu_dirty_name;
 } VFIODeviceIOOps;
 
 /* How a device's DMA writes reach the dirty log (dirty-tracking.c). */
@@ -142,8 +147,12 @@ typedef enum VFIODirtyMode {
     VFIO_DIRTY_ALL,                 /* every DMA-able page, at every sync */
 } VFIODirtyMode;
 
-/* "device-dma-logging", "iommu", "all-dirty" or "none". */
-const char *vfio_dirty_mode_name(VFIODirtyMode mode);
+/*
+ * The device's dirty tracking as query-migrate names it:
+ * "device-dma-logging", the IOMMU's name for its tracking ("iommu",
+ * "iommufd-hwpt"), "all-dirty" or "none".
+ */
+const char *vfio_dirty_mode_name(VFIODevice *vdev);
 
 /* A guest RAM range the device may DMA to (IOVA == guest address). */
 typedef struct VFIODMARange {

@@ -5,16 +5,6 @@
 # migration, on the destination.
 . /vmig/lib.sh
 
-# wait_irqs NAME COUNT: until dev0 of NAME has taken more than COUNT.
-wait_irqs() {
-    _n=0
-    while [ "$(dev_prop "$1" x-irq-count)" -le "$2" ]; do
-        _n=$((_n + 1))
-        [ $_n -le 100 ] || fail "$1 took no more than $2 interrupts in 10 s"
-        sleep 0.1
-    done
-}
-
 MTTY_VM="$MTTY_VM,irq=on"
 out=
 for irq in msi intx; do
