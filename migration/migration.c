@@ -815,6 +815,27 @@ static bool migration_wait_continue(MigrationState *s, Error **errp)
     return true;
 }
 
+/*
+ * With the BQL: note how the VM was, start the downtime and stop the VM
+ * for @what.  On failure the BQL is released and errp says why.
+ */
+static bool migration_stop_vm(MigrationState *s, const char *what,
+                              Error **errp)
+{
+    s->vm_was_running = runstate_is_running();
+    s->prev_runstate = runstate_get();
+    global_state_store();
+    s->downtime_start_ns = get_clock_ns();
+    s->in_downtime = true;
+    s->vm_stopped = true;
+    if (vm_stop_err(RUN_STATE_FINISH_MIGRATE, errp) < 0) {
+        bql_unlock();
+        error_prepend(errp, "stopping the VM for %s: ", what);
+        return false;
+    }
+    return true;
+}
+
 static bool migration_completion(MigrationState *s, Error **errp)
 {
     MigrationStatus from = MIGRATION_STATUS_ACTIVE;
@@ -823,16 +844,7 @@ static bool migration_completion(MigrationState *s, Error **errp)
     bql_lock();
     trace(migration_switchover, "pending within %" PRIu64 " bytes",
           switchover_threshold(s));
-    s->vm_was_running = runstate_is_running();
-    s->prev_runstate = runstate_get();
-    global_state_store();
-    s->downtime_start_ns = get_clock_ns();
-    s->in_downtime = true;
-    ret = vm_stop_err(RUN_STATE_FINISH_MIGRATE, errp);
-    s->vm_stopped = true;
-    if (ret < 0) {
-        bql_unlock();
-        error_prepend(errp, "stopping the VM for the switchover: ");
+    if (!migration_stop_vm(s, "the switchover", errp)) {
         return false;
     }
     if (migrate_pause_before_switchover()) {
@@ -921,16 +933,7 @@ static bool migration_postcopy_switch(MigrationState *s, Error **errp)
 
     bql_lock();
     trace(migration_switchover, "postcopy");
-    s->vm_was_running = runstate_is_running();
-    s->prev_runstate = runstate_get();
-    global_state_store();
-    s->downtime_start_ns = get_clock_ns();
-    s->in_downtime = true;
-    ret = vm_stop_err(RUN_STATE_FINISH_MIGRATE, errp);
-    s->vm_stopped = true;
-    if (ret < 0) {
-        bql_unlock();
-        error_prepend(errp, "stopping the VM for the postcopy switch: ");
+    if (!migration_stop_vm(s, "the postcopy switch", errp)) {
         return false;
     }
     /* migrate_cancel needs the BQL: it sees both or neither. */
