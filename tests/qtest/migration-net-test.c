@@ -16,8 +16,6 @@
 #define TIMEOUT_MS 2000
 #define WAIT_MS 60000
 
-static const char *const failed[] = { "failed", NULL };
-
 /* A VM on @side of @p with one vfio-user-dma device served there too. */
 typedef struct Host {
     QTestState *vm;
@@ -55,13 +53,6 @@ static char *host_listen(Host *dst, NetPair *p, int side, bool stay_up)
                         "\"exit-on-error\": %s}}", uri,
                         stay_up ? "false" : "true");
     return g_steal_pointer(&uri);
-}
-
-static char *error_desc(QTestState *s)
-{
-    g_autoptr(JsonNode) q = mig_query(s);
-
-    return g_strdup(qtest_get_str(q, "error-desc"));
 }
 
 /* The whole happy path, and the device's state went across too. */
@@ -148,8 +139,7 @@ static void cut_case(gconstpointer opaque)
         break;
     }
     }
-    g_autofree char *st = mig_wait_status(src.vm, failed, WAIT_MS);
-    desc = error_desc(src.vm);
+    desc = mig_wait_failed(src.vm, WAIT_MS);
     g_test_message("source: %s", desc);
     g_assert_true(strstr(desc, "timed out") ||
                   strstr(desc, "took no data for 2000 ms") ||
@@ -157,8 +147,7 @@ static void cut_case(gconstpointer opaque)
     mig_assert_runstate(src.vm, "running");
     if (at != CUT_SETUP) {
         /* Keepalive: the destination notices the dead link too. */
-        g_autofree char *dst_st = mig_wait_status(dst.vm, failed, WAIT_MS);
-        g_autofree char *dst_desc = error_desc(dst.vm);
+        g_autofree char *dst_desc = mig_wait_failed(dst.vm, WAIT_MS);
 
         g_test_message("destination: %s", dst_desc);
     }

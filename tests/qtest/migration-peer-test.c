@@ -13,17 +13,7 @@
 /* Long enough for a bounded failure on a loaded machine, not for ever. */
 #define WAIT_MS 30000
 
-static const char *const failed[] = { "failed", NULL };
 static const char *const cancelled[] = { "cancelled", NULL };
-
-static char *error_desc(QTestState *s)
-{
-    g_autoptr(JsonNode) q = mig_query(s);
-    JsonObject *obj = qtest_obj(q);
-
-    g_assert_true(json_object_has_member(obj, "error-desc"));
-    return g_strdup(json_object_get_string_member(obj, "error-desc"));
-}
 
 /* The source runs its guest as before and migrates again, to a new peer. */
 static void source_healthy(QTestState *src)
@@ -62,8 +52,8 @@ static void test_frozen_active(void)
     mig_migrate(src, uri);
     mig_wait_sync_count(src, 1, WAIT_MS);
     qtest_kill(dst, SIGSTOP);
-    g_autofree char *st = mig_wait_status(src, failed, WAIT_MS);
-    g_autofree char *desc = error_desc(src);
+    g_autofree char *desc = mig_wait_failed(src, WAIT_MS);
+
     g_assert_nonnull(strstr(desc, "took no data for 1500 ms"));
     g_assert_nonnull(strstr(desc, uri + strlen("unix:")));
     qtest_kill(dst, SIGKILL);
@@ -106,8 +96,7 @@ static void test_frozen_device(void)
 {
     g_autoptr(QTestState) dst = NULL;
     g_autoptr(QTestState) src = start_frozen_switchover(&dst, TIMEOUT_MS);
-    g_autofree char *st = mig_wait_status(src, failed, WAIT_MS);
-    g_autofree char *desc = error_desc(src);
+    g_autofree char *desc = mig_wait_failed(src, WAIT_MS);
 
     g_assert_true(strstr(desc, "took no data for 1500 ms") ||
                   strstr(desc, "did not confirm the load within 1500 ms"));
@@ -144,8 +133,7 @@ static void yank(QTestState *s)
 
 static void assert_yanked(QTestState *s)
 {
-    g_autofree char *st = mig_wait_status(s, failed, WAIT_MS);
-    g_autofree char *desc = error_desc(s);
+    g_autofree char *desc = mig_wait_failed(s, WAIT_MS);
 
     g_assert_nonnull(strstr(desc, "yanked"));
 }
@@ -220,7 +208,9 @@ static void test_yank_destination(void)
     mig_wait_sync_count(src, 1, WAIT_MS);
     yank(dst);
     assert_yanked(dst);
-    g_autofree char *st = mig_wait_status(src, failed, WAIT_MS);
+    g_autofree char *desc = mig_wait_failed(src, WAIT_MS);
+
+    g_test_message("source: %s", desc);
     source_healthy(src);
 }
 

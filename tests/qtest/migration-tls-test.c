@@ -12,8 +12,6 @@
 
 static char *certs;
 
-static const char *const failed[] = { "failed", NULL };
-
 /* A source whose -object tls-creds-x509 reads @dir (under certs). */
 static QTestState *start_src(const char *creds_obj)
 {
@@ -119,17 +117,13 @@ static void run_case(gconstpointer opaque)
         return;
     }
     {
-        g_autofree char *st = mig_wait_status(src, failed, 30000);
-        g_autoptr(JsonNode) q = mig_query(src);
-        const char *desc = qtest_get_str(q, "error-desc");
+        g_autofree char *desc = mig_wait_failed(src, 30000);
 
         g_test_message("source: %s", desc);
         g_assert_nonnull(strstr(desc, c->src_error));
     }
     if (c->dst_error) {
-        g_autofree char *st = mig_wait_status(dst, failed, 30000);
-        g_autoptr(JsonNode) q = mig_query(dst);
-        const char *desc = qtest_get_str(q, "error-desc");
+        g_autofree char *desc = mig_wait_failed(dst, 30000);
 
         g_test_message("destination: %s", desc);
         g_assert_nonnull(strstr(desc, c->dst_error));
@@ -255,14 +249,11 @@ static void test_refused(void)
     {
         g_autofree char *u = mig_sock_uri();
         g_autoptr(QTestState) dst = mig_start_dst(u, "");
-        g_autofree char *st = NULL;
-        g_autoptr(JsonNode) q = NULL;
+        g_autofree char *desc = NULL;
 
         mig_migrate(src, u);
-        st = mig_wait_status(src, failed, 30000);
-        q = mig_query(src);
-        g_assert_nonnull(strstr(qtest_get_str(q, "error-desc"),
-                                "TLS credentials 'nope' do not exist"));
+        desc = mig_wait_failed(src, 30000);
+        g_assert_nonnull(strstr(desc, "TLS credentials 'nope' do not exist"));
     }
     mig_assert_error(src, "migrate-set-parameters", "{\"tls-creds\": 5}",
                      "Invalid parameter type for 'tls-creds', expected: "

@@ -130,6 +130,16 @@ char *mig_wait_status(QTestState *s, const char *const *want, int timeout_ms)
     }
 }
 
+char *mig_wait_failed(QTestState *s, int timeout_ms)
+{
+    static const char *const want[] = { "failed", NULL };
+    g_autofree char *st = mig_wait_status(s, want, timeout_ms);
+    g_autoptr(JsonNode) q = mig_query(s);
+
+    g_assert_true(json_object_has_member(qtest_obj(q), "error-desc"));
+    return g_strdup(qtest_get_str(q, "error-desc"));
+}
+
 void mig_wait_completed(QTestState *s, int timeout_ms)
 {
     static const char *const want[] = { "completed", NULL };

@@ -60,6 +60,8 @@ char *mig_status(QTestState *s);
  */
 char *mig_wait_status(QTestState *s, const char *const *want, int timeout_ms);
 void mig_wait_completed(QTestState *s, int timeout_ms);
+/* Wait (bounded) until the migration has failed; returns its error-desc. */
+char *mig_wait_failed(QTestState *s, int timeout_ms);
 /* Wait until ram.dirty-sync-count reaches @count while still active. */
 void mig_wait_sync_count(QTestState *s, int64_t count, int timeout_ms);
 
