@@ -16,7 +16,7 @@ typedef struct QmpCommand {
     QmpCommandFlags flags;
 } QmpCommand;
 
-/* Filled by constructors before main(); read-only afterwards. */
+/* Filled by constructors before main(); read-only once clients connect. */
 static GHashTable *qmp_commands;
 
 static QmpSession *current_session;
@@ -42,6 +42,13 @@ void qmp_register_command(const char *name, QmpCommandFunc *fn,
     cmd->fn = fn;
     cmd->flags = flags;
     g_hash_table_insert(qmp_commands, (gpointer)name, cmd);
+}
+
+void qmp_unregister_command(const char *name)
+{
+    if (qmp_commands) {
+        g_hash_table_remove(qmp_commands, name);
+    }
 }
 
 static const QmpCommand *qmp_find_command(const char *name)

@@ -29,6 +29,11 @@ typedef enum QmpCommandFlags {
 
 void qmp_register_command(const char *name, QmpCommandFunc *fn,
                           QmpCommandFlags flags);
+/*
+ * Take a command away, before any client connects (the QMP fuzz target
+ * keeps only commands that stay inside the process).
+ */
+void qmp_unregister_command(const char *name);
 /* Register commands from a constructor: qmp_init(my_register_fn) */
 #define qmp_init(fn) \
     static void __attribute__((constructor)) do_qmp_init_##fn(void) { fn(); }
