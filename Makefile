@@ -3,15 +3,21 @@
 BUILD ?= build
 SAN_BUILD ?= build-san
 FUZZ_BUILD ?= build-fuzz
-# The libFuzzer targets, and the seeds of the stream loader's (saved by
-# the fuzz tree's own vmig).
+# The libFuzzer targets, and one seed of each (the build saves them all
+# with the fuzz tree's own programs).
 FUZZERS = subprojects/libvfio-user-server/fuzz/fuzz-vus-decoder \
-	tests/fuzz/fuzz-migration-stream tests/fuzz/seed-plain
+	tests/fuzz/fuzz-migration-stream tests/fuzz/seed-plain \
+	tests/fuzz/fuzz-multifd tests/fuzz/multifd-plain
+# make fuzz: seconds per target, and the tests to run (all by default:
+# FUZZ_TARGETS='qmp-fuzz multifd-fuzz' picks some; meson test --list
+# -C build-fuzz --suite fuzz names them).
+FUZZ_TIME ?= 600
+FUZZ_TARGETS ?=
 SAN_OPTS = -Db_sanitize=address,undefined -Db_lundef=false \
 	-Dbuildtype=debug -Doptimization=1
 NINJA ?= ninja
 
-.PHONY: all deps deps-check check check-quick check-san demo demo-kernel bench vm-shell install clean distclean
+.PHONY: all deps deps-check check check-quick check-san fuzz demo demo-kernel bench vm-shell install clean distclean
 
 all: $(BUILD)/build.ninja
 	$(NINJA) -C $(BUILD)
@@ -34,9 +40,8 @@ $(FUZZ_BUILD)/build.ninja: | deps-check
 
 # The whole suite, once on the normal build (with the test VM's vfio-kernel
 # cases, tests/vm/) and once under ASan+UBSan (without them), then short
-# libFuzzer runs of the vfio-user message decoder and of the migration
-# stream loader.  The last line is the count of every real test case from
-# all the runs.
+# libFuzzer runs of every fuzz target (docs/devel/fuzzing.rst).  The last
+# line is the count of every real test case from all the runs.
 check: all $(SAN_BUILD)/build.ninja $(FUZZ_BUILD)/build.ninja
 	$(NINJA) -C $(SAN_BUILD)
 	$(NINJA) -C $(FUZZ_BUILD) $(FUZZERS)
@@ -47,6 +52,16 @@ check: all $(SAN_BUILD)/build.ninja $(FUZZ_BUILD)/build.ninja
 	meson test -C $(FUZZ_BUILD) --no-rebuild --print-errorlogs --suite fuzz || rc=1; \
 	python3 scripts/test-summary.py $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD) || rc=1; \
 	exit $$rc
+
+# A fuzzing campaign: every libFuzzer target for FUZZ_TIME seconds, one
+# after the other on one core; each target's corpus grows in
+# build-fuzz/fuzz-campaign/TARGET/ from one campaign to the next, and its
+# findings land in artifacts/ there (docs/devel/fuzzing.rst).
+fuzz: $(FUZZ_BUILD)/build.ninja
+	$(NINJA) -C $(FUZZ_BUILD) $(FUZZERS)
+	FUZZ_TIME=$(FUZZ_TIME) FUZZ_CAMPAIGN_DIR=$(CURDIR)/$(FUZZ_BUILD)/fuzz-campaign \
+	meson test -C $(FUZZ_BUILD) --no-rebuild --print-errorlogs --suite fuzz \
+		--num-processes 1 --timeout-multiplier 0 -v $(FUZZ_TARGETS)
 
 check-quick: all
 	meson test -C $(BUILD) --print-errorlogs; python3 scripts/test-summary.py $(BUILD)
