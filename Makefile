@@ -10,7 +10,8 @@ FUZZERS = subprojects/libvfio-user-server/fuzz/fuzz-vus-decoder \
 	tests/fuzz/fuzz-multifd tests/fuzz/multifd-plain \
 	tests/fuzz/fuzz-return-path tests/fuzz/rp-plain \
 	tests/fuzz/fuzz-qmp tests/fuzz/qmp-queries \
-	tests/fuzz/fuzz-mapped-ram tests/fuzz/mapped-ram-stopped
+	tests/fuzz/fuzz-mapped-ram tests/fuzz/mapped-ram-stopped \
+	tests/fuzz/fuzz-vfio-user-client tests/fuzz/vfio-user-client
 # make fuzz: seconds per target, and the tests to run (all by default:
 # FUZZ_TARGETS='qmp-fuzz multifd-fuzz' picks some; meson test --list
 # -C build-fuzz --suite fuzz names them).
