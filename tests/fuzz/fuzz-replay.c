@@ -10,14 +10,29 @@
  * A PATH is an input file or a directory of them.  Inputs after --ok
  * (the seeds, real traffic) must be taken whole without an error
  * (fuzz_last_result() "ok"); inputs after --any (reproducers of past
- * findings) may end either way: only a crash, a sanitizer report or a
- * failed check of the target fails them.
+ * findings) may end either way: only a crash, a sanitizer report, a
+ * failed check of the target or a hang (no result within
+ * REPLAY_TIMEOUT_S) fails them.
  */
 #include "qemu/osdep.h"
 #include "fuzz-common.h"
 
+/* An input that takes longer hangs (libFuzzer's -timeout is 20 s). */
+#define REPLAY_TIMEOUT_S 30
+
 static unsigned tests_run;
 static unsigned tests_failed;
+/* What on_timeout() says, made before each input. */
+static char timeout_msg[320];
+
+static void on_timeout(int sig)
+{
+    /* Only async-signal-safe calls here. */
+    if (write(STDOUT_FILENO, timeout_msg, strlen(timeout_msg)) < 0) {
+        /* nothing more to say */
+    }
+    _exit(1);
+}
 
 static void run_one(const char *path, bool must_be_ok)
 {
@@ -34,7 +49,12 @@ static void run_one(const char *path, bool must_be_ok)
         return;
     }
     fuzz_set_result(NULL);
+    snprintf(timeout_msg, sizeof(timeout_msg), "Bail out! %s: no result "
+             "within %d s (a hang)\n", name, REPLAY_TIMEOUT_S);
+    fflush(stdout);
+    alarm(REPLAY_TIMEOUT_S);
     LLVMFuzzerTestOneInput((const uint8_t *)data, len);
+    alarm(0);
     result = fuzz_last_result();
     if (must_be_ok && g_strcmp0(result, "ok")) {
         printf("not ok %u - %s: %s, expected ok\n", tests_run, name,
@@ -81,6 +101,7 @@ int main(int argc, char **argv)
 {
     bool must_be_ok = false;
 
+    signal(SIGALRM, on_timeout);
     LLVMFuzzerInitialize(&argc, &argv);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--ok") || !strcmp(argv[i], "--any")) {

@@ -69,8 +69,8 @@ if [ -n "${FUZZ_TIME:-}" ]; then
     ls "$dir/artifacts" >"$work/after"
     new=$(comm -13 "$work/before" "$work/after")
     if [ -z "$new" ]; then
-        echo "ok 1 - $name: ${FUZZ_TIME}s, no new finding (corpus" \
-             "$(ls "$dir/corpus" | wc -l) inputs, log $dir/log)"
+        echo "ok 1 - $name: ${FUZZ_TIME}s, no new finding: $stats" \
+             "(log $dir/log)"
         exit 0
     fi
     for a in $new; do
@@ -79,7 +79,7 @@ if [ -n "${FUZZ_TIME:-}" ]; then
     # shellcheck disable=SC2086 # artifact names have no blanks
     replay_findings $(for a in $new; do echo "$dir/artifacts/$a"; done)
     echo "not ok 1 - $name: $(echo "$new" | wc -l) new findings in" \
-         "$dir/artifacts"
+         "$dir/artifacts: $stats"
     exit 1
 fi
 

@@ -22,17 +22,18 @@ if [ -n "${FUZZ_TIME:-}" ]; then
     "$fuzzer" -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
         -max_total_time="$FUZZ_TIME" -rss_limit_mb=2048 \
         -artifact_prefix="$dir/artifacts/" "$dir/corpus" >"$dir/log" 2>&1
-    echo "# $name: $(grep -E '^#[0-9]+: cov:' "$dir/log" | tail -n 1)"
+    stats=$(grep -E '^#[0-9]+: cov:' "$dir/log" | tail -n 1)
     ls "$dir/artifacts" >"$work/after"
     new=$(comm -13 "$work/before" "$work/after")
     if [ -z "$new" ]; then
-        echo "ok 1 - $name: ${FUZZ_TIME}s, no new finding (log $dir/log)"
+        echo "ok 1 - $name: ${FUZZ_TIME}s, no new finding: $stats" \
+             "(log $dir/log)"
         exit 0
     fi
     for a in $new; do
         echo "# finding: $dir/artifacts/$a"
     done
-    echo "not ok 1 - $name: new findings in $dir/artifacts"
+    echo "not ok 1 - $name: new findings in $dir/artifacts: $stats"
     exit 1
 fi
 
