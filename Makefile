@@ -11,10 +11,11 @@ FUZZERS = subprojects/libvfio-user-server/fuzz/fuzz-vus-decoder \
 	tests/fuzz/fuzz-return-path tests/fuzz/rp-plain \
 	tests/fuzz/fuzz-qmp tests/fuzz/qmp-queries \
 	tests/fuzz/fuzz-mapped-ram tests/fuzz/mapped-ram-stopped \
-	tests/fuzz/fuzz-vfio-user-client tests/fuzz/vfio-user-client
+	tests/fuzz/fuzz-vfio-user-client tests/fuzz/vfio-user-client \
+	tests/fuzz/vus-client-session
 # make fuzz: seconds per target, and the tests to run (all by default:
 # FUZZ_TARGETS='qmp-fuzz multifd-fuzz' picks some; meson test --list
-# -C build-fuzz --suite fuzz names them).
+# -C build-fuzz --suite vmig:fuzz names them).
 FUZZ_TIME ?= 600
 FUZZ_TARGETS ?=
 SAN_OPTS = -Db_sanitize=address,undefined -Db_lundef=false \
@@ -64,7 +65,7 @@ check: all $(SAN_BUILD)/build.ninja $(FUZZ_BUILD)/build.ninja
 fuzz: $(FUZZ_BUILD)/build.ninja
 	$(NINJA) -C $(FUZZ_BUILD) $(FUZZERS)
 	FUZZ_TIME=$(FUZZ_TIME) FUZZ_CAMPAIGN_DIR=$(CURDIR)/$(FUZZ_BUILD)/fuzz-campaign \
-	meson test -C $(FUZZ_BUILD) --no-rebuild --print-errorlogs --suite fuzz \
+	meson test -C $(FUZZ_BUILD) --no-rebuild --print-errorlogs --suite vmig:fuzz \
 		--num-processes 1 --timeout-multiplier 0 -v $(FUZZ_TARGETS)
 
 check-quick: all

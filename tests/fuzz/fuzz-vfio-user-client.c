@@ -18,11 +18,13 @@
  * side.  Since the session is fixed, so are the message ids of its
  * requests, and a recorded server stream replays in step:
  *
- *   fuzz-vfio-user-client-replay --record SERVER_SOCKET OUTPUT
+ *   fuzz-vfio-user-client-replay --record SERVER_SOCKET OUTPUT \
+ *       [OPTIONS [CLIENT_OUTPUT]]
  *
  * runs the same session against a real server (tests/fuzz/make-seeds.py
  * starts vfio-user-dma) through a relay that saves what the server sent,
- * as a seed.
+ * as a seed; and what the client sent, as a seed of the vfio-user server
+ * library's decoder target.
  */
 #include "qemu/osdep.h"
 #include <poll.h>
@@ -456,7 +458,7 @@ static gpointer server_thread(gpointer opaque)
 typedef struct Relay {
     int client_fd;
     int server_fd;
-    GByteArray *recorded;       /* what the server sent */
+    GByteArray *recorded[2];    /* what the client, the server sent */
     GThread *thread;
 } Relay;
 
@@ -490,9 +492,7 @@ static gpointer relay_thread(gpointer opaque)
                 open_ends[i] = false;
                 continue;
             }
-            if (i) {
-                g_byte_array_append(r->recorded, buf, n);
-            }
+            g_byte_array_append(r->recorded[i], buf, n);
             if (!write_full(to, buf, n)) {
                 open_ends[i] = false;
             }
@@ -526,12 +526,27 @@ static gpointer relay_accept_thread(gpointer opaque)
     return relay_thread(r);
 }
 
-/* Run the session against the server on @server, save the seed. */
-static void G_GNUC_NORETURN record(const char *server, const char *output,
-                                   uint8_t opts)
+static void save_seed(const char *path, uint8_t opts, GByteArray *bytes)
 {
-    Relay r = { .recorded = g_byte_array_new() };
     g_autoptr(GError) gerr = NULL;
+
+    g_byte_array_prepend(bytes, &opts, 1);
+    if (!g_file_set_contents(path, (char *)bytes->data, bytes->len, &gerr)) {
+        fuzz_fail("%s", gerr->message);
+    }
+}
+
+/*
+ * Run the session against the server on @server and save what the
+ * server sent as a seed of this target in @output; and what the client
+ * sent in @client_output (if not NULL), as a seed of the vfio-user
+ * server library's decoder target, whose options byte 0 means that
+ * VERSION comes first.
+ */
+static void G_GNUC_NORETURN record(const char *server, const char *output,
+                                   uint8_t opts, const char *client_output)
+{
+    Relay r = { .recorded = { g_byte_array_new(), g_byte_array_new() } };
     Error *err;
 
     recording = true;
@@ -542,12 +557,12 @@ static void G_GNUC_NORETURN record(const char *server, const char *output,
     if (err) {
         fuzz_fail("recording against %s: %s", server, error_get_pretty(err));
     }
-    g_byte_array_prepend(r.recorded, &opts, 1);
-    if (!g_file_set_contents(output, (char *)r.recorded->data,
-                             r.recorded->len, &gerr)) {
-        fuzz_fail("%s", gerr->message);
+    save_seed(output, opts, r.recorded[1]);
+    if (client_output) {
+        save_seed(client_output, 0, r.recorded[0]);
     }
-    g_byte_array_unref(r.recorded);
+    g_byte_array_unref(r.recorded[0]);
+    g_byte_array_unref(r.recorded[1]);
     exit(0);
 }
 
@@ -577,10 +592,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         listen(listen_fd, 4) < 0) {
         fuzz_fail("listening on %s: %s", socket_path, strerror(errno));
     }
-    /* --record SERVER OUTPUT [OPTIONS]: make a seed (see the top). */
+    /*
+     * --record SERVER OUTPUT [OPTIONS [CLIENT_OUTPUT]]: make a seed (see
+     * the top, and record()).
+     */
     if (*argc >= 4 && !strcmp((*argv)[1], "--record")) {
         record((*argv)[2], (*argv)[3],
-               *argc > 4 ? strtoul((*argv)[4], NULL, 0) : 0);
+               *argc > 4 ? strtoul((*argv)[4], NULL, 0) : 0,
+               *argc > 5 ? (*argv)[5] : NULL);
     }
     return 0;
 }

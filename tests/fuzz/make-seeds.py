@@ -16,7 +16,8 @@ sources): each target's corpus test says when the two drift apart.
 
 vfio-user-client-* seeds are recorded by the fuzz target's replay
 program itself (--recorder): it runs its fixed client session against a
-vfio-user-dma server and saves what the server sent.
+vfio-user-dma server and saves what the server sent; vus-client-session*
+seeds are what the client sent in that session.
 """
 import json
 import os
@@ -129,6 +130,12 @@ MAPPED_RAM = {
 VFIO_USER_CLIENT = {
     'vfio-user-client': 0x00,
     'vfio-user-client-no-extensions': 0x01,
+}
+# Seeds of the vfio-user server library's decoder (fuzz-vus-decoder):
+# what that client session sent, with the options of the session.
+VUS_DECODER = {
+    'vus-client-session': 0x00,
+    'vus-client-session-no-extensions': 0x01,
 }
 
 QMP_SEEDS = ('qmp-migration', 'qmp-queries', 'qmp-errors')
@@ -432,21 +439,27 @@ def qmp_seed(vmig, dma, name):
 
 
 def vfio_user_client_seed(recorder, dma, name, output):
+    """The client session against vfio-user-dma: what the server sent to
+    @output, or for a VUS_DECODER seed, what the client sent."""
     if not recorder:
         raise RuntimeError('needs --recorder')
 
     def record(tmp, procs):
         sock = os.path.join(tmp, 'dev.sock')
         procs.append(start_device(dma, sock, mem='16K'))
-        subprocess.run([recorder, '--record', sock, output,
-                        str(VFIO_USER_CLIENT[name])], check=True,
+        if name in VUS_DECODER:
+            args = [os.path.join(tmp, 'server'), str(VUS_DECODER[name]),
+                    output]
+        else:
+            args = [output, str(VFIO_USER_CLIENT[name])]
+        subprocess.run([recorder, '--record', sock] + args, check=True,
                        timeout=60)
     with_procs(record)
 
 
 def make_seed(vmig, dma, recorder, output):
     name = os.path.basename(output)
-    if name in VFIO_USER_CLIENT:
+    if name in VFIO_USER_CLIENT or name in VUS_DECODER:
         vfio_user_client_seed(recorder, dma, name, output)
         return
     for table, fn in ((STREAM, stream_seed), (MULTIFD, multifd_seed),
