@@ -7,7 +7,8 @@
  *
  *   fuzz-NAME-replay [--ok] PATH... [--any PATH...]
  *
- * A PATH is an input file or a directory of them.  Inputs after --ok
+ * A PATH is an input file or a directory of them (a missing one is
+ * skipped: the reproducers' before any finding).  Inputs after --ok
  * (the seeds, real traffic) must be taken whole without an error
  * (fuzz_last_result() "ok"); inputs after --any (reproducers of past
  * findings) may end either way: only a crash, a sanitizer report, a
@@ -77,6 +78,11 @@ static void run_path(const char *path, bool must_be_ok)
     g_autoptr(GPtrArray) names = NULL;
     const char *name;
 
+    if (!g_file_test(path, G_FILE_TEST_EXISTS)) {
+        /* A folder of reproducers before the first finding. */
+        printf("# %s: none\n", path);
+        return;
+    }
     if (!g_file_test(path, G_FILE_TEST_IS_DIR)) {
         run_one(path, must_be_ok);
         return;

@@ -36,6 +36,8 @@ else
 fi
 mkdir -p "$dir/corpus" "$dir/artifacts"
 for input in "$@"; do
+    # A folder of reproducers may not exist yet.
+    [ -e "$input" ] || continue
     if [ -d "$input" ]; then
         cp "$input"/* "$dir/corpus/"
     else
@@ -64,8 +66,9 @@ if [ -n "${FUZZ_TIME:-}" ]; then
         -close_fd_mask=2 $opts -artifact_prefix="$dir/artifacts/" \
         "$dir/corpus" >"$dir/log" 2>&1
     # The last progress line: executions, coverage, corpus, failures.
-    stats=$(grep -E '^#[0-9]+: cov:' "$dir/log" | tail -n 1)
-    echo "# $name: $stats"
+    # Without its '#', which would start a TAP directive.
+    stats=$(grep -E '^#[0-9]+: cov:' "$dir/log" | tail -n 1 |
+            sed 's/^#\([0-9]*\): /\1 executions, /')
     ls "$dir/artifacts" >"$work/after"
     new=$(comm -13 "$work/before" "$work/after")
     if [ -z "$new" ]; then

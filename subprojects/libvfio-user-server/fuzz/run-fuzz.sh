@@ -22,7 +22,9 @@ if [ -n "${FUZZ_TIME:-}" ]; then
     "$fuzzer" -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
         -max_total_time="$FUZZ_TIME" -rss_limit_mb=2048 \
         -artifact_prefix="$dir/artifacts/" "$dir/corpus" >"$dir/log" 2>&1
-    stats=$(grep -E '^#[0-9]+: cov:' "$dir/log" | tail -n 1)
+    # Without its '#', which would start a TAP directive.
+    stats=$(grep -E '^#[0-9]+: cov:' "$dir/log" | tail -n 1 |
+            sed 's/^#\([0-9]*\): /\1 executions, /')
     ls "$dir/artifacts" >"$work/after"
     new=$(comm -13 "$work/before" "$work/after")
     if [ -z "$new" ]; then
