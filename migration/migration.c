@@ -633,6 +633,33 @@ static bool rp_wait_shut(MigrationState *s, Error **errp)
     return ok;
 }
 
+/*
+ * switchover-ack: false (errp set) once the ack can no longer come, that
+ * is when the destination has ended its load (SHUT) or closed the return
+ * path without acking, so that the source fails instead of iterating
+ * forever.  An ack read before either counts.
+ */
+static bool rp_ack_still_possible(MigrationState *s, Error **errp)
+{
+    bool ok = true;
+
+    g_mutex_lock(&s->lock);
+    if (__atomic_load_n(&s->switchover_acked, __ATOMIC_SEQ_CST)) {
+        /* It came after the caller looked. */
+    } else if (s->rp_shut_received) {
+        error_setg(errp, "return path: the destination ended its load "
+                   "(SHUT %u) without acknowledging the switchover",
+                   s->rp_shut_value);
+        ok = false;
+    } else if (s->rp_exited) {
+        error_setg(errp, "return path: closed before the destination "
+                   "acknowledged the switchover");
+        ok = false;
+    }
+    g_mutex_unlock(&s->lock);
+    return ok;
+}
+
 /* ---- end of a migration ---- */
 
 /* Main thread, BQL: forget the previous migration (none may be running). */
@@ -1277,6 +1304,9 @@ static IterateResult migration_iterate_until_ready(MigrationState *s,
         /* As in QEMU: precopy ends by itself when it can. */
         if (__atomic_load_n(&s->start_postcopy, __ATOMIC_SEQ_CST)) {
             return ITERATE_POSTCOPY;
+        }
+        if (!acked && !rp_ack_still_possible(s, errp)) {
+            return ITERATE_FAILED;
         }
         ret = qemu_savevm_state_iterate(s->to_dst, false, errp);
         if (ret < 0) {
