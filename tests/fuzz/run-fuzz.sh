@@ -53,7 +53,8 @@ replay_findings() {
     for a in "$@"; do
         [ -f "$a" ] || continue
         echo "# replaying $(basename "$a") ($(wc -c <"$a") bytes):"
-        VMIG_FUZZ_LOG=1 "$fuzzer" "$a" 2>&1 | tail -n 30 | sed 's/^/#   /'
+        VMIG_FUZZ_LOG=1 "$fuzzer" -timeout=20 "$a" 2>&1 | tail -n 30 |
+            sed 's/^/#   /'
     done
 }
 
