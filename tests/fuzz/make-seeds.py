@@ -99,9 +99,9 @@ MULTIFD = {
         ONE_CHANNEL, **{'multifd-compression': 'zlib'}), text_ram=True)),
     'multifd-zstd': (0x02, mig(caps=['multifd'], sock=True, params=dict(
         ONE_CHANNEL, **{'multifd-compression': 'zstd'}), text_ram=True)),
-    'multifd-vfio': (0x04, mig(caps=['multifd'], params=ONE_CHANNEL,
-                               sock=True, device=True,
-                               device_props='x-migration-multifd-transfer=on')),
+    'multifd-vfio': (0x04, mig(
+        caps=['multifd'], params=ONE_CHANNEL, sock=True, device=True,
+        device_props='x-migration-multifd-transfer=on')),
 }
 
 # Return path seeds (fuzz-return-path): what the destination sent back;
