@@ -67,14 +67,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    g_autoptr(GString) result = g_string_new(NULL);
     MultiFDStateQueue *queue = NULL;
     MultiFDParams params;
     MigCancel *cancel;
     FuzzPeer *peer;
     Error *err = NULL;
     unsigned rounds = 0, taken = 0;
-    const char *incomplete = NULL;
+    const char *incomplete = NULL, *result;
     bool connected;
     int fd;
 
@@ -123,11 +122,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     mig_cancel_free(cancel);
 
-    g_string_append(result, err ? error_get_pretty(err) :
-                             incomplete ? incomplete : "ok");
+    result = err ? error_get_pretty(err) : incomplete ? incomplete : "ok";
     fuzz_log("options 0x%02x, %zu bytes, %u sync rounds, %u device packets: "
-             "%s", data[0], size - 1, rounds, taken, result->str);
-    fuzz_set_result(result->str);
+             "%s", data[0], size - 1, rounds, taken, result);
+    fuzz_set_result(result);
     error_free(err);
     return 0;
 }
