@@ -216,38 +216,57 @@ class Recorder:
                 src, _ = self.listener.accept()
             except OSError:
                 return
+            # Joined here, in the order they came: a destination takes
+            # the main stream first.  A multifd channel that carried
+            # nothing the destination waited for may come after the
+            # destination is gone (its socket too): it is still
+            # recorded, with no one on the other side.
+            dst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                dst.connect(self.target)
+            except OSError:
+                dst.close()
+                dst = None
             rec = [bytearray(), bytearray()]
             self.conns.append(rec)
-            pump = threading.Thread(target=self._pump, args=(src, rec),
+            pump = threading.Thread(target=self._pump, args=(src, dst, rec),
                                     daemon=True)
             pump.start()
             self.pumps.append(pump)
 
-    def _pump(self, src, rec):
-        dst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        dst.connect(self.target)
+    @staticmethod
+    def _pump(src, dst, rec):
         peers = {src: dst, dst: src}
         record = {src: rec[0], dst: rec[1]}
-        open_ends = {src, dst}
+        open_ends = {src, dst} if dst else {src}
         while open_ends:
             for s in select.select(list(open_ends), [], [], 60)[0]:
                 try:
                     data = s.recv(1 << 16)
-                    if data:
-                        peers[s].sendall(data)
-                    else:
-                        peers[s].shutdown(socket.SHUT_WR)
                 except OSError:
                     data = b''
                 if not data:
                     open_ends.discard(s)
-                else:
-                    record[s] += data
+                record[s] += data
+                # Recorded even when the other side is gone.
+                try:
+                    if peers[s] and data:
+                        peers[s].sendall(data)
+                    elif peers[s]:
+                        peers[s].shutdown(socket.SHUT_WR)
+                except OSError:
+                    peers[s] = None
         src.close()
-        dst.close()
+        if dst:
+            dst.close()
 
     def close(self):
-        """Stop accepting and wait until every connection has ended."""
+        """Stop accepting (once the connections made so far are taken)
+        and wait until every connection has ended."""
+        deadline = time.monotonic() + 10
+        while select.select([self.listener], [], [], 0)[0] and \
+                time.monotonic() < deadline:
+            time.sleep(0.01)
         self.listener.shutdown(socket.SHUT_RDWR)
         self.listener.close()
         self.accepter.join(10)
