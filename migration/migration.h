@@ -144,7 +144,9 @@ typedef struct MigrationState {
     bool pause_requested;           /* migrate-pause cut the link */
 
     bool switchover_acked;
-    bool stream_complete;           /* EOF is out: too late to cancel */
+    bool stream_complete;           /* EOF is out: too late to cancel;
+                                       postcopy: preempt errors no longer
+                                       matter */
     uint64_t expected_downtime_ms;
     uint64_t mbps_x1000;
     uint64_t pages_per_second;
