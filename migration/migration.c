@@ -264,9 +264,15 @@ static void rate_window_update(MigrationState *s, bool starved)
     if (elapsed < RATE_WINDOW_MS &&
         (starved || migration_rate_limit_exceeded())) {
         g_mutex_lock(&s->lock);
-        /* Wake early on cancel, a return-path failure or the ack. */
-        g_cond_wait_until(&s->cond, &s->lock, g_get_monotonic_time() +
-                          (RATE_WINDOW_MS - elapsed) * 1000);
+        /*
+         * Wake early on cancel, a return-path failure, the ack or a
+         * page request; one that came in before this wait is not held
+         * back either (rp_req_pages queues it under the lock).
+         */
+        if (g_queue_is_empty(&s->page_requests)) {
+            g_cond_wait_until(&s->cond, &s->lock, g_get_monotonic_time() +
+                              (RATE_WINDOW_MS - elapsed) * 1000);
+        }
         g_mutex_unlock(&s->lock);
         now = get_clock_ms();
         elapsed = now - s->window_start_ms;
@@ -506,6 +512,11 @@ static bool migration_has_page_requests(MigrationState *s)
     ret = !g_queue_is_empty(&s->page_requests);
     g_mutex_unlock(&s->lock);
     return ret;
+}
+
+bool migration_postcopy_has_requests(void)
+{
+    return migration_has_page_requests(&current_migration);
 }
 
 static gpointer rp_thread_fn(gpointer opaque)

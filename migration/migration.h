@@ -246,6 +246,9 @@ MigCancel *migration_incoming_cancel(MigrationIncomingState *mis);
  */
 void migration_incoming_load_ended(MigrationIncomingState *mis);
 
+/* Source, postcopy: whether page requests wait in the queue.  Any thread. */
+bool migration_postcopy_has_requests(void);
+
 /*
  * Source, postcopy: the next page request of the destination, already
  * checked (a block, page aligned, inside it).  Migration thread.
