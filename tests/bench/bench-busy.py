@@ -39,6 +39,7 @@ Usage: bench-busy.py [BUILD_DIR] [--size 2G] [--rate 1G] [--link 1G]
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -67,6 +68,14 @@ def size_arg(text):
 def loadavg():
     with open('/proc/loadavg') as f:
         return ' '.join(f.read().split()[:3])
+
+
+def loopback_limit(build):
+    """One TCP stream over loopback, 1 GiB (tests/bench/loopback-limit.c)."""
+    out = subprocess.run([os.path.join(build, 'tests', 'bench',
+                                       'loopback-limit'), '1'],
+                         capture_output=True, text=True, check=True)
+    return float(out.stdout)
 
 
 def free_port():
@@ -207,6 +216,9 @@ def main():
           f'{os.cpu_count()} CPUs; {args.repeat} round(s), order rotated; '
           f'median [min-max]; precopy cancelled after {args.precopy_bound:g} s')
     print(f'load average before: {loadavg()}')
+    limit = loopback_limit(args.build)
+    print(f'loopback TCP limit (one stream, same run): {limit:.2f} GiB/s, '
+          f'the link {args.link / GIB:g} GiB/s')
     results = {m: [] for m in methods}
     errors = {m: [] for m in methods}
     with tempfile.TemporaryDirectory(prefix='vmig-bench-busy-') as tmp:

@@ -240,7 +240,8 @@ def run_socket(vmm, ram, size, channels, regime='prealloc', settle=0):
             if time.monotonic() > dwait:
                 raise QMPError('destination did not complete')
             time.sleep(0.01)
-        total_ms = info.get('total-time', wall * 1000)
+        # The wall clock when a VMM reports no total-time (or 0).
+        total_ms = info.get('total-time') or wall * 1000
         return {'total': total_ms / 1000, 'gibs': size / GIB / (total_ms / 1000),
                 'downtime': info.get('downtime', 0),
                 'cpu': (src.cpu() + dst.cpu() - cpu0) / (size / GIB)}
@@ -324,8 +325,8 @@ def run_pairs(vmms, runs, fn):
         for vmm in (vmms if i % 2 == 0 else vmms[::-1]):
             try:
                 out[vmm.name].append(fn(vmm))
-            except QMPError as e:
-                errors.append(f'{vmm.name}: {e}')
+            except (QMPError, OSError, ArithmeticError) as e:
+                errors.append(f'{vmm.name}: {type(e).__name__}: {e}')
                 out[vmm.name].append(None)
     return out, errors
 
