@@ -183,12 +183,18 @@ static void blocktime_reset(void)
 static void blocktime_end_locked(PostcopyBlocktime *bt, unsigned i,
                                  int64_t now)
 {
+    /*
+     * A placer reads the clock before it takes the lock, so a fault
+     * recorded in between starts after @now: that wait lasted no time.
+     */
+    int64_t waited = MAX(now - bt->fault_start_ns[i], 0);
+
     if (bt->nr_waiting == bt->nr_vcpus) {
-        bt->total_ns += now - bt->all_waiting_since_ns;
+        bt->total_ns += MAX(now - bt->all_waiting_since_ns, 0);
     }
-    bt->vcpu_total_ns[i] += now - bt->fault_start_ns[i];
+    bt->vcpu_total_ns[i] += waited;
     if (bt->fault_counted[i]) {
-        hist_add(&bt->fault_wait, now - bt->fault_start_ns[i]);
+        hist_add(&bt->fault_wait, waited);
     }
     bt->fault_addr[i] = 0;
     bt->nr_waiting--;
@@ -257,13 +263,14 @@ void postcopy_blocktime_query(JsonObject *obj)
 
         /* A wait still going on counts up to now. */
         if (bt->fault_addr[i]) {
-            ns += now - bt->fault_start_ns[i];
+            ns += MAX(now - bt->fault_start_ns[i], 0);
         }
         json_array_add_int_element(list, ns / 1000000);
     }
     json_object_set_int_member(obj, "postcopy-blocktime",
         (bt->total_ns + (bt->nr_waiting == bt->nr_vcpus && bt->nr_vcpus ?
-                         now - bt->all_waiting_since_ns : 0)) / 1000000);
+                         MAX(now - bt->all_waiting_since_ns, 0) : 0))
+        / 1000000);
     fault_wait = json_object_new();
     json_object_set_int_member(fault_wait, "count", bt->fault_wait.count);
     json_object_set_int_member(fault_wait, "p50",
