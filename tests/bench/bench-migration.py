@@ -34,7 +34,8 @@ vmig/QEMU the median [min-max] of the pairs' ratios.  CPU counts every
 thread and child of each VMM (QEMU's exec:cat for the file rows).  The
 machine's own limits, measured in the same run before and after: one
 loopback TCP stream into a reused buffer, and into fresh memory of the
-guest's size (the sender's best case with a fresh destination).
+guest's size (the sender's best case with a fresh destination); and
+the stream's again just before each cell, for its %lim column.
 
 QEMU runs the same scenarios when qemu-system-x86_64 is installed
 (apt-get install qemu-system-x86); QEMU 7.2 has no file: transport, so
@@ -433,11 +434,14 @@ def main():
         for ram_name, ram, regime, channels in [] if args.file_only else cells:
             label = (f"{ram_name} / {regime} / "
                      f"{'tcp' if channels == 1 else f'multifd x{channels}'}")
+            # The wire's limit for this cell, measured just before its
+            # runs (the machine is shared: a limit from minutes ago may
+            # say little); zero pages do not go on the wire.
+            limit = (loopback_limit(args.build, 1 if args.quick else 2)
+                     if ram_name == 'random' else None)
             res, errors = run_pairs(vmms, runs, lambda vmm: run_socket(
                 vmm, ram, size, channels, regime, args.settle))
-            # Zero pages do not go on the wire: no share of its limit.
-            print_cell(label, res, errors,
-                       limits[0] if ram_name == 'random' else None)
+            print_cell(label, res, errors, limit)
         # (vmm, mapped-ram writers, direct-io): QEMU 7.2 has only the
         # plain stream.
         file_rows = [(0, False)] + [(n, d) for d in (False, True)
@@ -457,9 +461,10 @@ def main():
               f'into fresh memory {limits[1]:.2f} GiB/s; load average '
               f'{loadavg()}')
         print('%lim: the median GiB/s as a share of the loopback stream '
-              'limit before (random RAM only: zero pages are not sent).  A '
-              'destination with fresh memory may beat "into fresh memory", '
-              'which faults on the reading thread alone')
+              'limit measured just before the cell (random RAM only: zero '
+              'pages are not sent).  A destination with fresh memory may '
+              'beat "into fresh memory", which faults on the reading thread '
+              'alone')
         if qemu:
             print("QEMU's file row uses exec:cat (7.2 has neither file: nor "
                   "mapped-ram); its CPU includes that child")
