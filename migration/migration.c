@@ -264,9 +264,15 @@ static void rate_window_update(MigrationState *s, bool starved)
     if (elapsed < RATE_WINDOW_MS &&
         (starved || migration_rate_limit_exceeded())) {
         g_mutex_lock(&s->lock);
-        /* Wake early on cancel, a return-path failure or the ack. */
-        g_cond_wait_until(&s->cond, &s->lock, g_get_monotonic_time() +
-                          (RATE_WINDOW_MS - elapsed) * 1000);
+        /*
+         * Wake early on cancel, a return-path failure, the ack or a
+         * page request; one that came in before this wait is not held
+         * back either (rp_req_pages queues it under the lock).
+         */
+        if (g_queue_is_empty(&s->page_requests)) {
+            g_cond_wait_until(&s->cond, &s->lock, g_get_monotonic_time() +
+                              (RATE_WINDOW_MS - elapsed) * 1000);
+        }
         g_mutex_unlock(&s->lock);
         now = get_clock_ms();
         elapsed = now - s->window_start_ms;
@@ -446,8 +452,26 @@ static bool rp_req_pages(MigrationState *s, const uint8_t *buf, uint16_t len,
         return false;
     }
     if (__atomic_load_n(&s->preempt, __ATOMIC_ACQUIRE)) {
+        Error *err = NULL;
+
         __atomic_fetch_add(&ram_stats.postcopy_requests, 1, __ATOMIC_RELAXED);
-        return preempt_send_pages(s, rb, offset, size, errp);
+        if (preempt_send_pages(s, rb, offset, size, &err)) {
+            return true;
+        }
+        /*
+         * Once the EOF is out, every page is on the main stream: a
+         * destination that has loaded it all closes the preempt channel
+         * while requests of its last faults may still come in.  Its
+         * SHUT, behind them on the return path, decides.
+         */
+        if (__atomic_load_n(&s->stream_complete, __ATOMIC_SEQ_CST)) {
+            trace(migration_rp_message, "after the EOF: %s",
+                  error_get_pretty(err));
+            error_free(err);
+            return true;
+        }
+        error_propagate(errp, err);
+        return false;
     }
     req = g_new(PageRequest, 1);
     req->rb = rb;
@@ -488,6 +512,11 @@ static bool migration_has_page_requests(MigrationState *s)
     ret = !g_queue_is_empty(&s->page_requests);
     g_mutex_unlock(&s->lock);
     return ret;
+}
+
+bool migration_postcopy_has_requests(void)
+{
+    return migration_has_page_requests(&current_migration);
 }
 
 static gpointer rp_thread_fn(gpointer opaque)
@@ -1036,6 +1065,7 @@ static bool migration_postcopy_push(MigrationState *s, Error **errp)
     if (qemu_savevm_state_complete_postcopy(s->to_dst, errp) < 0) {
         return false;
     }
+    __atomic_store_n(&s->stream_complete, true, __ATOMIC_SEQ_CST);
     return rp_wait_shut(s, errp);
 }
 
@@ -1063,6 +1093,8 @@ static void postcopy_channels_close(MigrationState *s)
     preempt = s->preempt;
     s->to_dst = s->from_dst = s->preempt = NULL;
     s->rp_exited = s->rp_shut_received = s->resume_acked = false;
+    /* A resume sends RAM's END and the EOF again. */
+    __atomic_store_n(&s->stream_complete, false, __ATOMIC_SEQ_CST);
     g_queue_clear_full(&s->page_requests, g_free);
     g_ptr_array_set_size(s->recv_bitmaps, 0);
     g_mutex_unlock(&s->lock);

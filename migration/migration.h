@@ -144,7 +144,9 @@ typedef struct MigrationState {
     bool pause_requested;           /* migrate-pause cut the link */
 
     bool switchover_acked;
-    bool stream_complete;           /* EOF is out: too late to cancel */
+    bool stream_complete;           /* EOF is out: too late to cancel;
+                                       postcopy: preempt errors no longer
+                                       matter */
     uint64_t expected_downtime_ms;
     uint64_t mbps_x1000;
     uint64_t pages_per_second;
@@ -243,6 +245,9 @@ MigCancel *migration_incoming_cancel(MigrationIncomingState *mis);
  * failures from now on are caused by the teardown and are not reported.
  */
 void migration_incoming_load_ended(MigrationIncomingState *mis);
+
+/* Source, postcopy: whether page requests wait in the queue.  Any thread. */
+bool migration_postcopy_has_requests(void);
 
 /*
  * Source, postcopy: the next page request of the destination, already

@@ -18,6 +18,7 @@
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include "qemu/cutils.h"
+#include "qemu/histogram.h"
 #include "system/cpus.h"
 #include "migration/tls.h"
 #include "migration/options.h"
@@ -43,6 +44,9 @@ typedef struct PostcopyBlock {
  * (fault_addr, fault_start); the placer that fills that page ends the
  * wait.  nr_waiting counts waiting vCPUs; while it equals the vCPU
  * count, the whole guest stands still, which postcopy-blocktime sums.
+ * Every wait that ends goes into fault_wait (x-postcopy-fault-wait) if
+ * the page was missing when the fault thread saw the fault (counted):
+ * a wait that had ended before then has no known start.
  * All under lock; kept after the load for query-migrate.
  */
 typedef struct PostcopyBlocktime {
@@ -50,10 +54,12 @@ typedef struct PostcopyBlocktime {
     unsigned nr_vcpus;
     uintptr_t *fault_addr;      /* the page a vCPU waits for, or 0 */
     int64_t *fault_start_ns;
+    bool *fault_counted;
     uint64_t *vcpu_total_ns;
     unsigned nr_waiting;
     int64_t all_waiting_since_ns;
     uint64_t total_ns;
+    Histogram fault_wait;       /* ns, every vCPU */
 } PostcopyBlocktime;
 
 /*
@@ -160,13 +166,16 @@ static void blocktime_reset(void)
     g_mutex_lock(&bt->lock);
     g_free(bt->fault_addr);
     g_free(bt->fault_start_ns);
+    g_free(bt->fault_counted);
     g_free(bt->vcpu_total_ns);
     bt->nr_vcpus = n;
     bt->fault_addr = g_new0(uintptr_t, n);
     bt->fault_start_ns = g_new0(int64_t, n);
+    bt->fault_counted = g_new0(bool, n);
     bt->vcpu_total_ns = g_new0(uint64_t, n);
     bt->nr_waiting = 0;
     bt->total_ns = 0;
+    hist_reset(&bt->fault_wait);
     g_mutex_unlock(&bt->lock);
 }
 
@@ -174,16 +183,28 @@ static void blocktime_reset(void)
 static void blocktime_end_locked(PostcopyBlocktime *bt, unsigned i,
                                  int64_t now)
 {
+    /*
+     * A placer reads the clock before it takes the lock, so a fault
+     * recorded in between starts after @now: that wait lasted no time.
+     */
+    int64_t waited = MAX(now - bt->fault_start_ns[i], 0);
+
     if (bt->nr_waiting == bt->nr_vcpus) {
-        bt->total_ns += now - bt->all_waiting_since_ns;
+        bt->total_ns += MAX(now - bt->all_waiting_since_ns, 0);
     }
-    bt->vcpu_total_ns[i] += now - bt->fault_start_ns[i];
+    bt->vcpu_total_ns[i] += waited;
+    if (bt->fault_counted[i]) {
+        hist_add(&bt->fault_wait, waited);
+    }
     bt->fault_addr[i] = 0;
     bt->nr_waiting--;
 }
 
-/* The fault thread saw vCPU @tid wait for the page at @addr. */
-static void blocktime_fault(pid_t tid, uintptr_t addr)
+/*
+ * The fault thread saw vCPU @tid wait for the page at @addr; @missing:
+ * the page was not there yet when it looked.
+ */
+static void blocktime_fault(pid_t tid, uintptr_t addr, bool missing)
 {
     PostcopyBlocktime *bt = &blocktime;
     int i = cpus_index_of_tid(tid);
@@ -196,6 +217,7 @@ static void blocktime_fault(pid_t tid, uintptr_t addr)
     if (!bt->fault_addr[i]) {
         bt->fault_addr[i] = addr;
         bt->fault_start_ns[i] = now;
+        bt->fault_counted[i] = missing;
         if (++bt->nr_waiting == bt->nr_vcpus) {
             bt->all_waiting_since_ns = now;
         }
@@ -218,9 +240,16 @@ static void blocktime_placed(uintptr_t start, uintptr_t end)
     g_mutex_unlock(&bt->lock);
 }
 
+/* Rounded up, so that a wait of a few ns does not read as none. */
+static int64_t ns_to_us_up(uint64_t ns)
+{
+    return ns / 1000 + (ns % 1000 != 0);
+}
+
 void postcopy_blocktime_query(JsonObject *obj)
 {
     PostcopyBlocktime *bt = &blocktime;
+    JsonObject *fault_wait;
     JsonArray *list;
     int64_t now = get_clock_ns();
 
@@ -234,15 +263,25 @@ void postcopy_blocktime_query(JsonObject *obj)
 
         /* A wait still going on counts up to now. */
         if (bt->fault_addr[i]) {
-            ns += now - bt->fault_start_ns[i];
+            ns += MAX(now - bt->fault_start_ns[i], 0);
         }
         json_array_add_int_element(list, ns / 1000000);
     }
     json_object_set_int_member(obj, "postcopy-blocktime",
         (bt->total_ns + (bt->nr_waiting == bt->nr_vcpus && bt->nr_vcpus ?
-                         now - bt->all_waiting_since_ns : 0)) / 1000000);
+                         MAX(now - bt->all_waiting_since_ns, 0) : 0))
+        / 1000000);
+    fault_wait = json_object_new();
+    json_object_set_int_member(fault_wait, "count", bt->fault_wait.count);
+    json_object_set_int_member(fault_wait, "p50",
+        ns_to_us_up(hist_percentile(&bt->fault_wait, 50)));
+    json_object_set_int_member(fault_wait, "p99",
+        ns_to_us_up(hist_percentile(&bt->fault_wait, 99)));
+    json_object_set_int_member(fault_wait, "max",
+        ns_to_us_up(bt->fault_wait.max));
     g_mutex_unlock(&bt->lock);
     json_object_set_array_member(obj, "postcopy-vcpu-blocktime", list);
+    json_object_set_object_member(obj, "x-postcopy-fault-wait", fault_wait);
 }
 
 /* ---- the fault thread ---- */
@@ -284,20 +323,27 @@ static void handle_fault(const struct uffd_msg *msg)
     uintptr_t addr = msg->arg.pagefault.address & TARGET_PAGE_MASK;
     PostcopyBlock *pb = block_of_host(addr);
     uint64_t page;
+    bool missing;
     Error *err = NULL;
 
     if (!pb) {
         return;
     }
     page = (addr - (uintptr_t)pb->rb->host) >> TARGET_PAGE_BITS;
+    /*
+     * One look decides both: a wait counted in x-postcopy-fault-wait is
+     * always for a page asked for (here or before), so their count is
+     * at most the vCPUs times the requests.
+     */
+    missing = !test_bit(page, pb->received);
     if (migrate_postcopy_blocktime()) {
-        blocktime_fault(msg->arg.pagefault.feat.ptid, addr);
+        blocktime_fault(msg->arg.pagefault.feat.ptid, addr, missing);
         /* Placed meanwhile: that placement may have missed the record. */
         if (test_bit(page, pb->received)) {
             blocktime_placed(addr, addr + TARGET_PAGE_SIZE);
         }
     }
-    if (test_bit(page, pb->received) || test_bit(page, pb->requested)) {
+    if (!missing || test_bit(page, pb->requested)) {
         return;
     }
     set_bit(page, pb->requested);

@@ -740,6 +740,7 @@ static int ram_save_complete_postcopy(QEMUFile *f, void *opaque)
 static int ram_save_complete(QEMUFile *f, void *opaque)
 {
     RAMState *rs = ram_state;
+    uint64_t multifd_before = rs->multifd ? multifd_ram_bytes_transferred() : 0;
     Error *err = NULL;
 
     rs->in_completion = true;
@@ -761,6 +762,14 @@ static int ram_save_complete(QEMUFile *f, void *opaque)
     }
     if (!ram_multifd_flush(f, rs)) {
         return -EIO;
+    }
+    /*
+     * The VM is stopped: what the channels sent since, the flush has
+     * waited for (pages an unfinished pass had queued count too).
+     */
+    if (rs->multifd) {
+        stat_add(&ram_stats.downtime_bytes,
+                 multifd_ram_bytes_transferred() - multifd_before);
     }
     /* Every page is in its slot: the bitmaps say which. */
     for (unsigned i = 0; rs->mapped && i < rs->nblocks; i++) {

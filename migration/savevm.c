@@ -223,7 +223,12 @@ int qemu_savevm_state_iterate(QEMUFile *f, bool postcopy, Error **errp)
             !se->ops->is_active_iterate(se->opaque)) {
             continue;
         }
-        if (migration_rate_limit_exceeded()) {
+        /*
+         * After a postcopy switch the pages asked for are never held
+         * back: RAM's iterate sends them first, whatever the limit.
+         */
+        if (migration_rate_limit_exceeded() &&
+            !(postcopy && migration_postcopy_has_requests())) {
             return 0;
         }
         put_section_header(f, se, MIG_SECTION_PART);

@@ -144,6 +144,8 @@ bool multifd_send_check(Error **errp);
 uint64_t multifd_bytes_transferred(void);
 /* The part of it that carried device state, not RAM.  Any thread. */
 uint64_t multifd_device_state_bytes_transferred(void);
+/* The part that carried RAM (pages, syncs; not the hellos).  Any thread. */
+uint64_t multifd_ram_bytes_transferred(void);
 /*
  * Pages the send threads sent with data, and found zero (query-migrate's
  * "normal" and "duplicate").  Any thread; kept after shutdown.

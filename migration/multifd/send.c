@@ -47,6 +47,8 @@ static MultiFDSendState *send_state;
 static uint64_t send_bytes;
 /* The device-state share of send_bytes: not RAM in query-migrate. */
 static uint64_t send_device_state_bytes;
+/* The RAM share of send_bytes (packets of pages and syncs, no hellos). */
+static uint64_t send_ram_bytes;
 
 uint64_t multifd_bytes_transferred(void)
 {
@@ -56,6 +58,11 @@ uint64_t multifd_bytes_transferred(void)
 uint64_t multifd_device_state_bytes_transferred(void)
 {
     return __atomic_load_n(&send_device_state_bytes, __ATOMIC_RELAXED);
+}
+
+uint64_t multifd_ram_bytes_transferred(void)
+{
+    return __atomic_load_n(&send_ram_bytes, __ATOMIC_RELAXED);
 }
 
 /*
@@ -138,6 +145,7 @@ static bool multifd_send_job_mapped(MultiFDSendChannel *c, Error **errp)
         return false;
     }
     __atomic_fetch_add(&send_bytes, bytes, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&send_ram_bytes, bytes, __ATOMIC_RELAXED);
     return true;
 }
 
@@ -180,6 +188,8 @@ static bool multifd_send_job(MultiFDSendChannel *c, Error **errp)
     __atomic_fetch_add(&send_bytes, total, __ATOMIC_RELAXED);
     if (job->kind == MULTIFD_PAYLOAD_DEVICE_STATE) {
         __atomic_fetch_add(&send_device_state_bytes, total, __ATOMIC_RELAXED);
+    } else {
+        __atomic_fetch_add(&send_ram_bytes, total, __ATOMIC_RELAXED);
     }
     return true;
 }
@@ -591,6 +601,7 @@ bool multifd_send_setup(const MigrationAddress *dest, const uint8_t uuid[16],
     }
     __atomic_store_n(&send_bytes, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&send_device_state_bytes, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&send_ram_bytes, 0, __ATOMIC_RELAXED);
     multifd_ram_counters_reset();
     trace(multifd_send_setup, "%u channels, compression %s",
           params->channels, multifd_compression_name(params->compression));

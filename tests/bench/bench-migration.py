@@ -1,21 +1,41 @@
 #!/usr/bin/env python3
 """Migration throughput: vmig against Debian's QEMU on the same machine.
 
-2 GiB of incompressible guest RAM (a memory-backend-file filled from
-/dev/urandom, share=off) or all-zero RAM (untouched anonymous memory,
-and "zero-file": a sparse file mapped share=off, whose every page must be
-read to find it is zero), paused VM, loopback TCP, with
-one channel and with multifd 2 and 4; then save to a file and load from
-it: the plain stream, and vmig's mapped-ram with one writer and with
-multifd 2 and 4 (pages at fixed offsets, written and read in parallel),
-through the page cache and with direct-io.
-For each: total time, GiB/s, downtime, and CPU seconds on each side.
-The loopback TCP limit measured in the same run is printed first.
+2 GiB of guest RAM, paused VM, loopback TCP, one channel and multifd 2
+and 4; then save to a file and load from it (the plain stream, and
+vmig's mapped-ram with one writer and multifd 2 and 4, through the page
+cache and with direct-io).  Per cell: GiB/s, total time, downtime, and
+CPU seconds per GiB of both sides together.
 
-Every row is the median of --repeat runs (3 by default; the range of
-their GiB/s follows it): on a virtual machine the first run after a pause
-can pay several seconds for host memory that the guest kernel gave back,
-whichever VMM it is, and a single run would charge that to one of them.
+Source RAM:
+  random     a memory-backend-file filled from /dev/urandom (share=off)
+  zero       all-zero anonymous memory with prealloc=on: every page is
+             there and must be read to find it is zero, by either VMM
+             (untouched memory would compare vmig's skipping of pages
+             that were never written with QEMU's reading of them)
+  zero-file  a sparse file mapped share=off, read through the page cache
+
+Destination memory, the "regime" (random RAM only; the zero kinds run in
+prealloc): this machine is a VM that hands freed memory back to its
+host, and touching such memory again costs 2-20x more, so the state of
+the destination's memory decides much of the result:
+  prealloc   the destination's RAM has prealloc=on: faulted in at start,
+             before the migration is timed
+  settled    fresh memory, after --settle seconds (10) of quiet since the
+             last run, time for the guest kernel to give freed memory
+             back to the host
+  freed      fresh memory just after a helper process touched and freed
+             as much as the guest's RAM
+
+vmig and QEMU run in interleaved pairs (--repeat, 3), who goes first
+alternating from pair to pair, each run with its regime prepared just
+before it; a cell is the median [min-max] of its runs, and the ratio
+vmig/QEMU the median [min-max] of the pairs' ratios.  CPU counts every
+thread and child of each VMM (QEMU's exec:cat for the file rows).  The
+machine's own limits, measured in the same run before and after: one
+loopback TCP stream into a reused buffer, and into fresh memory of the
+guest's size (the sender's best case with a fresh destination); and
+the stream's again just before each cell, for its %lim column.
 
 QEMU runs the same scenarios when qemu-system-x86_64 is installed
 (apt-get install qemu-system-x86); QEMU 7.2 has no file: transport, so
@@ -23,12 +43,15 @@ its file rows use exec:cat, which is what users of 7.2 do (it has no
 mapped-ram either).
 
 Usage: bench-migration.py [BUILD_DIR] [--size 2G] [--repeat 3] [--quick]
-                           [--file-only]
+                          [--file-only] [--socket-only] [--settle 10]
+                          [--regime NAME]... [--ram NAME]...
 """
 import argparse
+import mmap
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -43,9 +66,32 @@ CLK_TCK = os.sysconf('SC_CLK_TCK')
 
 
 def cpu_seconds(pid):
-    with open(f'/proc/{pid}/stat') as f:
-        fields = f.read().rsplit(')', 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    """User + system CPU seconds of @pid, its reaped children, and its
+    live descendants (QEMU's exec: child runs through /bin/sh)."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            fields = f.read().rsplit(')', 1)[1].split()
+    except OSError:
+        return 0.0
+    total = sum(int(x) for x in fields[11:15]) / CLK_TCK
+    for child in children(pid):
+        total += cpu_seconds(child)
+    return total
+
+
+def children(pid):
+    out = []
+    for d in os.listdir('/proc'):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f'/proc/{d}/stat') as f:
+                ppid = int(f.read().rsplit(')', 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == pid:
+            out.append(int(d))
+    return out
 
 
 def free_port():
@@ -56,11 +102,36 @@ def free_port():
     return port
 
 
-def loopback_limit(build, gib):
-    """One TCP stream over loopback (tests/bench/loopback-limit.c)."""
-    out = subprocess.run([os.path.join(build, 'tests', 'bench', 'loopback-limit'),
-                          str(gib)], capture_output=True, text=True, check=True)
+def loopback_limit(build, gib, fresh=False):
+    """One TCP stream over loopback (tests/bench/loopback-limit.c); with
+    @fresh, into never-touched memory of @gib GiB."""
+    argv = [os.path.join(build, 'tests', 'bench', 'loopback-limit'), str(gib)]
+    out = subprocess.run(argv + (['fresh'] if fresh else []),
+                         capture_output=True, text=True, check=True)
     return float(out.stdout)
+
+
+def loadavg():
+    with open('/proc/loadavg') as f:
+        return ' '.join(f.read().split()[:3])
+
+
+REGIMES = ('prealloc', 'settled', 'freed')
+
+
+def touch_and_free(size):
+    """Fault in @size bytes of anonymous memory and give them back."""
+    m = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    for off in range(0, size, 4096):
+        m[off] = 1
+    m.close()
+
+
+def prepare(regime, size, settle):
+    if regime == 'settled':
+        time.sleep(settle)
+    elif regime == 'freed':
+        touch_and_free(size)
 
 
 class Proc:
@@ -101,11 +172,15 @@ class Vmm:
         self.workdir = workdir
         self.n = 0
 
-    def start(self, ram, size, incoming=None):
+    def start(self, ram, size, incoming=None, prealloc=False):
+        """@ram: a file to map, 'zero' (prealloc'd zero memory) or
+        'dest' (fresh, or prealloc'd with @prealloc)."""
         self.n += 1
         qmp = os.path.join(self.workdir, f'{self.name}-{self.n}.qmp')
         if ram == 'zero' or ram == 'dest':
             backend = f'memory-backend-ram,id=mem,size={size}'
+            if ram == 'zero' or prealloc:
+                backend += ',prealloc=on'
         else:
             backend = (f'memory-backend-file,id=mem,size={size},'
                        f'mem-path={ram},share=off')
@@ -132,28 +207,23 @@ def wait_completed(src, timeout=600):
     raise QMPError('migration did not complete in time')
 
 
-def median_run(runs, fn):
-    """Call @fn @runs times; the run of median GiB/s, with the range of
-    all of them in 'spread'."""
-    results = sorted((fn() for _ in range(runs)), key=lambda r: r['gibs'])
-    r = dict(results[len(results) // 2])
-    r['spread'] = (f"{results[0]['gibs']:.2f}-{results[-1]['gibs']:.2f}"
-                   if runs > 1 else '')
-    return r
-
-
 def set_multifd(p, channels):
     p.qmp.cmd('migrate-set-capabilities',
               capabilities=[{'capability': 'multifd', 'state': True}])
     p.qmp.cmd('migrate-set-parameters', **{'multifd-channels': channels})
 
 
-def run_socket(vmm, ram, size, channels):
+def run_socket(vmm, ram, size, channels, regime='prealloc', settle=0):
+    """One migration of @ram; the destination's memory in @regime,
+    prepared just before it starts."""
     port = free_port()
     uri = f'tcp:127.0.0.1:{port}'
-    dst = vmm.start('dest', size, incoming='defer')
     src = vmm.start(ram, size)
+    dst = None
     try:
+        prepare(regime, size, settle)
+        dst = vmm.start('dest', size, incoming='defer',
+                        prealloc=regime == 'prealloc')
         for p in (src, dst):
             # Unlimited bandwidth and a generous downtime: measure the wire.
             p.qmp.cmd('migrate-set-parameters',
@@ -161,6 +231,7 @@ def run_socket(vmm, ram, size, channels):
             if channels > 1:
                 set_multifd(p, channels)
         dst.qmp.cmd('migrate-incoming', uri=uri)
+        cpu0 = src.cpu() + dst.cpu()
         start = time.monotonic()
         src.qmp.cmd('migrate', uri=uri)
         info = wait_completed(src)
@@ -170,13 +241,15 @@ def run_socket(vmm, ram, size, channels):
             if time.monotonic() > dwait:
                 raise QMPError('destination did not complete')
             time.sleep(0.01)
-        total_ms = info.get('total-time', wall * 1000)
+        # The wall clock when a VMM reports no total-time (or 0).
+        total_ms = info.get('total-time') or wall * 1000
         return {'total': total_ms / 1000, 'gibs': size / GIB / (total_ms / 1000),
-                'downtime': info.get('downtime', 0), 'cpu_src': src.cpu(),
-                'cpu_dst': dst.cpu()}
+                'downtime': info.get('downtime', 0),
+                'cpu': (src.cpu() + dst.cpu() - cpu0) / (size / GIB)}
     finally:
         src.stop()
-        dst.stop()
+        if dst:
+            dst.stop()
 
 
 def set_mapped_ram(p, channels, direct_io=False):
@@ -205,17 +278,19 @@ def run_file(vmm, ram, size, path, mapped=0, direct_io=False):
         src.qmp.cmd('migrate-set-parameters', **{'max-bandwidth': 1 << 40})
         if mapped:
             set_mapped_ram(src, mapped, direct_io)
+        cpu0 = src.cpu()
         start = time.monotonic()
         src.qmp.cmd('migrate', uri=out_uri)
         wait_completed(src)
         save = time.monotonic() - start
-        cpu_src = src.cpu()
+        cpu_src = src.cpu() - cpu0
     finally:
         src.stop()
-    dst = vmm.start('dest', size, incoming='defer')
+    dst = vmm.start('dest', size, incoming='defer', prealloc=True)
     try:
         if mapped:
             set_mapped_ram(dst, mapped, direct_io)
+        cpu0 = dst.cpu()
         start = time.monotonic()
         dst.qmp.cmd('migrate-incoming', uri=in_uri)
         deadline = time.monotonic() + 600
@@ -224,12 +299,64 @@ def run_file(vmm, ram, size, path, mapped=0, direct_io=False):
                 raise QMPError('load did not complete')
             time.sleep(0.01)
         load = time.monotonic() - start
-        cpu_dst = dst.cpu()
+        cpu_dst = dst.cpu() - cpu0
     finally:
         dst.stop()
         os.unlink(path)
-    return {'save': save, 'load': load, 'gibs': size / GIB / (save + load),
-            'cpu_src': cpu_src, 'cpu_dst': cpu_dst}
+    return {'save': save, 'load': load, 'total': save + load,
+            'gibs': size / GIB / (save + load), 'downtime': None,
+            'cpu': (cpu_src + cpu_dst) / (size / GIB)}
+
+
+def med(vals, fmt):
+    """median [min-max] of @vals"""
+    if not vals:
+        return '-'
+    m = fmt.format(statistics.median(vals))
+    return m if len(vals) == 1 else \
+        f'{m} [{fmt.format(min(vals))}-{fmt.format(max(vals))}]'
+
+
+def run_pairs(vmms, runs, fn):
+    """@runs rounds of @fn(vmm) for every VMM, who goes first alternating;
+    {vmm name: [results]}, with the runs that failed as QMPError text."""
+    out = {v.name: [] for v in vmms}
+    errors = []
+    for i in range(runs):
+        for vmm in (vmms if i % 2 == 0 else vmms[::-1]):
+            try:
+                out[vmm.name].append(fn(vmm))
+            except (QMPError, OSError, ArithmeticError) as e:
+                errors.append(f'{vmm.name}: {type(e).__name__}: {e}')
+                out[vmm.name].append(None)
+    return out, errors
+
+
+def print_cell(label, res, errors, limit=None):
+    """One row per VMM, then vmig/QEMU over the pairs."""
+    for name, rs in res.items():
+        ok = [r for r in rs if r]
+        if not ok:
+            print(f'{name:5} {label:34} failed')
+            continue
+        g = [r['gibs'] for r in ok]
+        pct = (f"{statistics.median(g) / limit * 100:5.0f}%" if limit
+               else '     -')
+        down = [r['downtime'] for r in ok if r['downtime'] is not None]
+        print(f"{name:5} {label:34} {med(g, '{:.2f}'):>18} {pct} "
+              f"{med([r['total'] for r in ok], '{:.2f}'):>18} "
+              + (f"{statistics.median(down):9.0f} " if down else f"{'-':>9} ") +
+              f"{med([r['cpu'] for r in ok], '{:.2f}'):>18}", flush=True)
+    if 'qemu' in res and 'vmig' in res:
+        ratios = [v['gibs'] / q['gibs'] for v, q in zip(res['vmig'], res['qemu'])
+                  if v and q]
+        cpu = [v['cpu'] / q['cpu'] for v, q in zip(res['vmig'], res['qemu'])
+               if v and q and q['cpu'] > 0]
+        if ratios:
+            print(f"{'':5} {'  vmig/QEMU':34} throughput {med(ratios, '{:.2f}')}x, "
+                  f"CPU/GiB {med(cpu, '{:.2f}')}x", flush=True)
+    for e in errors:
+        print(f'{"":5} a run failed: {e}')
 
 
 def main():
@@ -237,17 +364,29 @@ def main():
     ap.add_argument('build', nargs='?', default='build')
     ap.add_argument('--size', default='2G')
     ap.add_argument('--repeat', type=int, default=3,
-                    help='runs per row; the median is shown')
+                    help='pairs per cell; the median is shown')
+    ap.add_argument('--settle', type=float, default=10,
+                    help='seconds of quiet before a "settled" run')
+    ap.add_argument('--regime', action='append', choices=REGIMES)
+    ap.add_argument('--ram', action='append',
+                    choices=('random', 'zero', 'zero-file'))
+    ap.add_argument('--channels', action='append', type=int)
     ap.add_argument('--quick', action='store_true', help='256M, no QEMU')
     ap.add_argument('--file-only', action='store_true',
                     help='only the file save+load rows')
+    ap.add_argument('--socket-only', action='store_true',
+                    help='only the loopback TCP rows')
     args = ap.parse_args()
     size = int(args.size[:-1]) << {'M': 20, 'G': 30}[args.size[-1]]
     if args.quick:
         size = 256 << 20
+    regimes = args.regime or list(REGIMES)
+    rams = args.ram or ['random', 'zero', 'zero-file']
+    channel_counts = args.channels or [1, 2, 4]
     vmig = os.path.join(args.build, 'vmig')
     qemu = None if args.quick else shutil.which('qemu-system-x86_64')
     workdir = tempfile.mkdtemp(prefix='vmig-bench-')
+    lim_gib = max(1, size // GIB)
     try:
         rand = os.path.join(workdir, 'random.img')
         with open(rand, 'wb') as f:
@@ -261,9 +400,12 @@ def main():
             os.fsync(f.fileno())
         runs = max(1, args.repeat)
         print(f'Migration of {size / GIB:g} GiB, paused VM, loopback TCP, '
-              f'{os.cpu_count()} CPUs; median of {runs} runs per row')
-        print(f'loopback TCP limit (one stream, 4 MiB writes): '
-              f'{loopback_limit(args.build, 1 if args.quick else 4):.2f} GiB/s')
+              f'{os.cpu_count()} CPUs; {runs} interleaved pair(s) per cell, '
+              f'median [min-max]; load average {loadavg()}')
+        limits = [loopback_limit(args.build, 1 if args.quick else 4),
+                  loopback_limit(args.build, lim_gib, fresh=True)]
+        print(f'limits before: loopback TCP stream {limits[0]:.2f} GiB/s, '
+              f'into fresh memory {limits[1]:.2f} GiB/s')
         vmms = [Vmm('vmig', vmig, workdir)]
         if qemu:
             vmms.append(Vmm('qemu', qemu, workdir))
@@ -271,12 +413,11 @@ def main():
             print('(QEMU not installed: apt-get install qemu-system-x86 to '
                   'compare against it)')
         print()
-        hdr = (f"{'vmm':6} {'RAM':9} {'transport':13} {'total s':>8} "
-               f"{'GiB/s':>7} {'downtime ms':>12} {'CPU src s':>10} {'CPU dst s':>10}"
-               f"  {'GiB/s range':11}")
+        hdr = (f"{'vmm':5} {'RAM / regime / transport':34} {'GiB/s':>18} "
+               f"{'%lim':>6} {'total s':>18} {'downtime':>9} "
+               f"{'CPU s/GiB (both)':>18}")
         print(hdr)
         print('-' * len(hdr))
-        results = {}
         zero_file = os.path.join(workdir, 'zero.img')
         with open(zero_file, 'wb') as f:
             f.truncate(size)
@@ -284,59 +425,49 @@ def main():
         with open(zero_file, 'rb') as f:
             while f.read(64 << 20):
                 pass
-        for ram_name, ram in () if args.file_only else (
-                ('random', rand), ('zero', 'zero'), ('zero-file', zero_file)):
-            for channels in (1, 2, 4):
-                # Alternate who goes first: the first run after a change of
-                # RAM kind tends to pay for fresh host memory.
-                for vmm in vmms if channels == 2 else vmms[::-1]:
-                    label = 'tcp' if channels == 1 else f'multifd x{channels}'
-                    try:
-                        r = median_run(runs, lambda: run_socket(
-                            vmm, ram, size, channels))
-                    except QMPError as e:
-                        print(f'{vmm.name:6} {ram_name:9} {label:13} failed: {e}')
-                        continue
-                    results[(vmm.name, ram_name, channels)] = r['gibs']
-                    print(f"{vmm.name:6} {ram_name:9} {label:13} {r['total']:8.2f} "
-                          f"{r['gibs']:7.2f} {r['downtime']:12.0f} "
-                          f"{r['cpu_src']:10.2f} {r['cpu_dst']:10.2f}"
-                          f"  {r['spread']}", flush=True)
+        cells = []
+        for ram_name in rams:
+            ram = {'random': rand, 'zero': 'zero', 'zero-file': zero_file}[ram_name]
+            for regime in (regimes if ram_name == 'random' else ['prealloc']):
+                for channels in channel_counts:
+                    cells.append((ram_name, ram, regime, channels))
+        for ram_name, ram, regime, channels in [] if args.file_only else cells:
+            label = (f"{ram_name} / {regime} / "
+                     f"{'tcp' if channels == 1 else f'multifd x{channels}'}")
+            # The wire's limit for this cell, measured just before its
+            # runs (the machine is shared: a limit from minutes ago may
+            # say little); zero pages do not go on the wire.
+            limit = (loopback_limit(args.build, 1 if args.quick else 2)
+                     if ram_name == 'random' else None)
+            res, errors = run_pairs(vmms, runs, lambda vmm: run_socket(
+                vmm, ram, size, channels, regime, args.settle))
+            print_cell(label, res, errors, limit)
         # (vmm, mapped-ram writers, direct-io): QEMU 7.2 has only the
         # plain stream.
-        file_runs = [(vmm, 0, False) for vmm in vmms] + \
-            [(vmms[0], n, d) for d in (False, True) for n in (1, 2, 4)]
-        for vmm, mapped, direct in file_runs:
-            label = (f"mapped x{mapped}{'+dio' if direct else ''}"
-                     if mapped else 'file')
-            try:
-                r = median_run(runs, lambda: run_file(
-                    vmm, rand, size, os.path.join(workdir, 'state.bin'),
-                    mapped, direct))
-            except QMPError as e:
-                print(f'{vmm.name:6} random    {label:13} failed: {e}')
-                continue
-            results[(vmm.name, 'file', mapped, direct)] = r['gibs']
-            print(f"{vmm.name:6} random    {label:13} "
-                  f"{r['save'] + r['load']:8.2f} {r['gibs']:7.2f} "
-                  f"{'-':>12} {r['cpu_src']:10.2f} {r['cpu_dst']:10.2f}"
-                  f"  {r['spread']:11}  (save {r['save']:.2f} s, "
-                  f"load {r['load']:.2f} s)",
-                  flush=True)
+        file_rows = [(0, False)] + [(n, d) for d in (False, True)
+                                    for n in (1, 2, 4)]
+        for mapped, direct in [] if args.socket_only else file_rows:
+            label = (f"random / prealloc / mapped x{mapped}"
+                     f"{'+dio' if direct else ''}" if mapped
+                     else 'random / prealloc / file')
+            who = vmms if not mapped else vmms[:1]
+            res, errors = run_pairs(who, runs, lambda vmm: run_file(
+                vmm, rand, size, os.path.join(workdir, 'state.bin'),
+                mapped, direct))
+            print_cell(label, res, errors)
+        limits = [loopback_limit(args.build, 1 if args.quick else 4),
+                  loopback_limit(args.build, lim_gib, fresh=True)]
+        print(f'\nlimits after: loopback TCP stream {limits[0]:.2f} GiB/s, '
+              f'into fresh memory {limits[1]:.2f} GiB/s; load average '
+              f'{loadavg()}')
+        print('%lim: the median GiB/s as a share of the loopback stream '
+              'limit measured just before the cell (random RAM only: zero '
+              'pages are not sent).  A destination with fresh memory may '
+              'beat "into fresh memory", which faults on the reading thread '
+              'alone')
         if qemu:
-            print('\nvmig / QEMU throughput:')
-            for key in sorted(k for k in results if k[0] == 'vmig'):
-                # Every file row against QEMU's only one, exec:cat.
-                q = results.get(('qemu', 'file', 0, False) if key[1] == 'file'
-                                else ('qemu',) + key[1:])
-                if q:
-                    if key[1] == 'file':
-                        what = (f"file, mapped-ram x{key[2]}"
-                                f"{' direct-io' if key[3] else ''}"
-                                if key[2] else 'file (save+load)')
-                    else:
-                        what = f"{key[1]}, {'tcp' if key[2] == 1 else f'multifd x{key[2]}'}"
-                    print(f'  {what:30} {results[key] / q:5.2f}x')
+            print("QEMU's file row uses exec:cat (7.2 has neither file: nor "
+                  "mapped-ram); its CPU includes that child")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -114,6 +114,17 @@ static void test_rounds_with_return_path(void)
     mig_set_param(src, "max-bandwidth", 0);
     mig_set_param(src, "downtime-limit", 300);
     mig_check_success(src, dst);
+
+    /*
+     * The guest never stops writing: the last pass, with the VM stopped,
+     * had pages, and they went on the channels.
+     */
+    g_autoptr(JsonNode) q = mig_query(src);
+    JsonObject *ram = json_object_get_object_member(qtest_obj(q), "ram");
+    g_assert_cmpint(json_object_get_int_member(ram, "downtime-bytes"), >=,
+                    4096);
+    g_assert_cmpint(json_object_get_int_member(ram, "downtime-bytes"), <=,
+                    json_object_get_int_member(ram, "multifd-bytes"));
 }
 
 /*

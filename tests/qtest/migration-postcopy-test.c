@@ -55,6 +55,32 @@ static void start_busy(QTestState *src, QTestState *dst, const char *uri,
     mig_wait_sync_count(src, 2, 60000);
 }
 
+/*
+ * x-postcopy-fault-wait on the destination @dq: ordered percentiles,
+ * and a count of waits between one (the vCPUs faulted: the source had
+ * requests) and one per vCPU per page requested.
+ */
+static void check_fault_wait(JsonNode *dq, int64_t vcpus, int64_t requests)
+{
+    JsonObject *fw = json_object_get_object_member(qtest_obj(dq),
+                                                   "x-postcopy-fault-wait");
+    int64_t count, p50, p99, max;
+
+    g_assert_nonnull(fw);
+    count = json_object_get_int_member(fw, "count");
+    p50 = json_object_get_int_member(fw, "p50");
+    p99 = json_object_get_int_member(fw, "p99");
+    max = json_object_get_int_member(fw, "max");
+    g_test_message("fault waits: %" PRId64 " for %" PRId64 " requests, "
+                   "p50 %" PRId64 " us, p99 %" PRId64 " us, max %" PRId64
+                   " us", count, requests, p50, p99, max);
+    g_assert_cmpint(count, >=, 1);
+    g_assert_cmpint(count, <=, vcpus * requests);
+    g_assert_cmpint(p50, >=, 0);
+    g_assert_cmpint(p50, <=, p99);
+    g_assert_cmpint(p99, <=, max);
+}
+
 static void run_converges(bool preempt)
 {
     g_autofree char *uri = mig_sock_uri();
@@ -87,6 +113,8 @@ static void run_converges(bool preempt)
     per_vcpu = json_object_get_array_member(qtest_obj(dq),
                                             "postcopy-vcpu-blocktime");
     g_assert_cmpint(json_array_get_length(per_vcpu), ==, 2);
+    check_fault_wait(dq, 2, json_object_get_int_member(ram_of(q),
+                                                       "postcopy-requests"));
     g_test_message("%s: %" PRId64 " page requests, vCPUs waited %" PRId64
                    " / %" PRId64 " ms, all at once %" PRId64 " ms, "
                    "downtime %" PRId64 " ms", preempt ? "preempt" : "plain",
