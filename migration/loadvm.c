@@ -1042,8 +1042,13 @@ static bool loadvm_header(QEMUFile *f, Error **errp)
         return false;
     }
     if (magic != MIG_STREAM_MAGIC) {
+        /* A TLS record header: handshake (0x16), version 3.x. */
+        bool tls = (magic >> 16) == 0x1603;
+
         error_setg(errp, "not a vmig migration stream (bad magic 0x%08x, "
-                   "expected 0x%08x)", magic, MIG_STREAM_MAGIC);
+                   "expected 0x%08x)%s", magic, MIG_STREAM_MAGIC,
+                   tls ? ": the source speaks TLS, set tls-creds here too"
+                       : "");
         return false;
     }
     if (version != MIG_STREAM_VERSION) {

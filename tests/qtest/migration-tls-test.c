@@ -185,6 +185,7 @@ static const TLSCase plain_client = {
 static const TLSCase plain_server = {
     .src_dir = "client", .hostname = TLS_TEST_HOSTNAME,
     .src_error = "TLS handshake failed",
+    .dst_error = "the source speaks TLS, set tls-creds here too",
 };
 
 /* postcopy-ram with preempt: the page channel is encrypted too. */
