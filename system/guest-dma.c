@@ -313,18 +313,13 @@ static void dma_step(GuestProgram *prog, unsigned cpu)
         if (__atomic_load_n(&d->failed, __ATOMIC_ACQUIRE)) {
             continue;
         }
-        if (rate && now < d->next_ns) {
-            wait = MIN(wait, d->next_ns - now);
+        if (!guest_pace_due(d->next_ns, now, rate, &wait)) {
             continue;
         }
         dma_round_trip(g, d);
         worked = true;
-        if (rate) {
-            /* Do not make up for time lost while paused. */
-            d->next_ns = MAX(d->next_ns +
-                             (int64_t)(1000000000ULL / MIN(rate, DMA_MAX_RATE)),
-                             now - DMA_IDLE_NS);
-        }
+        guest_pace_next(&d->next_ns, now, MIN(rate, DMA_MAX_RATE),
+                        DMA_IDLE_NS);
     }
     if (!worked) {
         vcpu_sleep_ns(cpu, MAX(wait, 100000));

@@ -291,17 +291,12 @@ static void edu_step(GuestProgram *prog, unsigned cpu)
             __atomic_load_n(&d->failed, __ATOMIC_ACQUIRE)) {
             continue;
         }
-        if (rate && now < d->next_ns) {
-            wait = MIN(wait, d->next_ns - now);
+        if (!guest_pace_due(d->next_ns, now, rate, &wait)) {
             continue;
         }
         edu_step_device(g, d);
         worked = true;
-        if (rate) {
-            /* Do not make up for time lost while paused. */
-            d->next_ns = MAX(d->next_ns + (int64_t)(1000000000ULL / rate),
-                             now - EDU_IDLE_NS);
-        }
+        guest_pace_next(&d->next_ns, now, rate, EDU_IDLE_NS);
     }
     if (!worked) {
         vcpu_sleep_ns(cpu, MAX(wait, 100000));

@@ -333,17 +333,12 @@ static void uart_step(GuestProgram *prog, unsigned cpu)
             __atomic_load_n(&p->failed, __ATOMIC_ACQUIRE)) {
             continue;
         }
-        if (rate && now < p->next_ns) {
-            wait = MIN(wait, p->next_ns - now);
+        if (!guest_pace_due(p->next_ns, now, rate, &wait)) {
             continue;
         }
         uart_step_port(g, p);
         worked = true;
-        if (rate) {
-            /* Do not make up for time lost while paused. */
-            p->next_ns = MAX(p->next_ns + (int64_t)(1000000000ULL / rate),
-                             now - UART_IDLE_NS);
-        }
+        guest_pace_next(&p->next_ns, now, rate, UART_IDLE_NS);
     }
     if (!worked) {
         vcpu_sleep_ns(cpu, MAX(wait, 100000));

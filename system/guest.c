@@ -358,6 +358,25 @@ bool guest_binding_ready(GuestBinding *b)
     return __atomic_load_n(&b->bound, __ATOMIC_ACQUIRE) && !b->error;
 }
 
+bool guest_pace_due(int64_t next_ns, int64_t now, uint64_t rate,
+                    int64_t *wait)
+{
+    if (rate && now < next_ns) {
+        *wait = MIN(*wait, next_ns - now);
+        return false;
+    }
+    return true;
+}
+
+void guest_pace_next(int64_t *next_ns, int64_t now, uint64_t rate,
+                     int64_t idle_ns)
+{
+    if (rate) {
+        *next_ns = MAX(*next_ns + (int64_t)(1000000000ULL / rate),
+                       now - idle_ns);
+    }
+}
+
 /* ---- Consistency check ---- */
 
 void guest_verify_result_clear(GuestVerifyResult *res)

@@ -161,6 +161,18 @@ bool guest_binding_bind(GuestBinding *b, bool (*bind)(void *opaque,
                         void *opaque, Error **errp);
 bool guest_binding_ready(GuestBinding *b);
 
+/*
+ * Pacing of a program that drives a device at @rate rounds per second
+ * (0: as fast as it goes).  guest_pace_due(): whether the round due at
+ * @next_ns may run at @now; if not, *@wait shrinks to the time left.
+ * guest_pace_next(): after a round, the next deadline, without making up
+ * for time lost while paused (never more than @idle_ns behind @now).
+ */
+bool guest_pace_due(int64_t next_ns, int64_t now, uint64_t rate,
+                    int64_t *wait);
+void guest_pace_next(int64_t *next_ns, int64_t now, uint64_t rate,
+                     int64_t idle_ns);
+
 /* For programs' verify: count a bad page and keep the lowest one's detail. */
 void guest_verify_report_bad(GuestVerifyResult *res, uint64_t gpa,
                              const char *fmt, ...) G_GNUC_PRINTF(3, 4);
