@@ -28,9 +28,7 @@
  * prints what became of each input.
  */
 #include "qemu/osdep.h"
-#include <poll.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include "qemu/cutils.h"
 #include "qemu/log.h"
 #include "qemu/main-loop.h"
@@ -42,6 +40,7 @@
 #include "migration/misc.h"
 #include "migration/options.h"
 #include "migration/migration.h"
+#include "fuzz-common.h"
 #include "fuzz-migration-stream.h"
 #include "fuzz-vfio-device.h"
 
@@ -51,30 +50,11 @@
 #define FUZZ_VCPUS 1
 #define FUZZ_DEVICE_ID "dev0"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 /* Set up once; the fuzzer's thread holds the BQL between runs. */
 static int input_fd = -1;       /* memfd: the stream of a file: run */
 static int log_fd = -1;         /* memfd: the log, read after each run */
-static int report_fd = -1;      /* stderr before libFuzzer may close it */
 static bool check_truncated = true;
 static bool check_utf8 = true;
-static bool verbose;
-static char *last_status;
-
-static void G_GNUC_PRINTF(1, 2) G_GNUC_NORETURN fuzz_fail(const char *fmt,
-                                                          ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    dprintf(report_fd, "vmig-fuzz: ");
-    vdprintf(report_fd, fmt, ap);
-    dprintf(report_fd, "\n");
-    va_end(ap);
-    abort();
-}
 
 static void write_all(int fd, const uint8_t *data, size_t size)
 {
@@ -134,85 +114,6 @@ static bool set_capabilities(uint8_t opts)
 }
 
 /* ---- socket transport: the source's end ---- */
-
-typedef struct Feeder {
-    int fd;
-    const uint8_t *data;
-    size_t size;
-    GThread *thread;
-} Feeder;
-
-/*
- * Write the stream and read what comes back at the same time: the
- * destination answers on the same socket (PONG, SWITCHOVER_ACK, SHUT),
- * and would block on a full socket while we block on ours.  Ends when
- * the destination closes its end.
- */
-static gpointer feeder_thread(gpointer opaque)
-{
-    Feeder *fe = opaque;
-    struct pollfd pfd = { .fd = fe->fd };
-    size_t done = 0;
-    uint8_t buf[4096];
-
-    if (!fe->size) {
-        shutdown(fe->fd, SHUT_WR);
-    }
-    for (;;) {
-        pfd.events = POLLIN | (done < fe->size ? POLLOUT : 0);
-        if (poll(&pfd, 1, -1) < 0 && errno != EINTR) {
-            fuzz_fail("poll on the source's socket: %s", strerror(errno));
-        }
-        if (pfd.revents & POLLOUT) {
-            ssize_t n = write(fe->fd, fe->data + done, fe->size - done);
-
-            if (n >= 0) {
-                done += n;
-            } else if (errno != EAGAIN && errno != EINTR) {
-                /* The destination stopped reading and closed (EPIPE). */
-                done = fe->size;
-            }
-            if (done == fe->size) {
-                shutdown(fe->fd, SHUT_WR);
-            }
-        }
-        if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
-            ssize_t n = read(fe->fd, buf, sizeof(buf));
-
-            if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-                break;
-            }
-        }
-    }
-    close(fe->fd);
-    return NULL;
-}
-
-/* The destination's end goes into @fd_name ("fd:" address). */
-static Feeder *feeder_start(const uint8_t *data, size_t size, char **fd_name)
-{
-    Feeder *fe = g_new0(Feeder, 1);
-    int sv[2];
-
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-        fuzz_fail("socketpair: %s", strerror(errno));
-    }
-    fcntl(sv[0], F_SETFL, O_NONBLOCK);
-    fe->fd = sv[0];
-    fe->data = data;
-    fe->size = size;
-    fe->thread = g_thread_new("fuzz/source", feeder_thread, fe);
-    *fd_name = g_strdup_printf("%d", sv[1]);
-    return fe;
-}
-
-static void feeder_join(Feeder *fe)
-{
-    if (fe) {
-        g_thread_join(fe->thread);
-        g_free(fe);
-    }
-}
 
 /* ---- checks ---- */
 
@@ -285,8 +186,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     g_autofree char *log_path = NULL;
     Error *err = NULL;
 
-    report_fd = dup(STDERR_FILENO);
-    verbose = g_getenv("VMIG_FUZZ_LOG") != NULL;
+    fuzz_common_init();
     parse_ignore(g_getenv("VMIG_FUZZ_IGNORE"));
 
     main_loop_init();
@@ -317,12 +217,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     g_autoptr(JsonObject) info = json_object_new();
     g_autofree char *log = NULL;
     MigrationAddress addr = { 0 };
-    Feeder *feeder = NULL;
+    FuzzPeer *source = NULL;
+    const char *status;
     Object *dev = NULL;
     const char *desc;
     uint8_t opts;
 
-    g_clear_pointer(&last_status, g_free);
+    fuzz_set_result(NULL);
     if (size < 1 || !set_capabilities(data[0])) {
         return -1;
     }
@@ -343,7 +244,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_fail("truncating a memfd: %s", strerror(errno));
     }
     if (addr.type == MIGRATION_ADDRESS_FD) {
-        feeder = feeder_start(data, size, &addr.fd_name);
+        int fd;
+
+        /* The source's end writes the stream, reads the return path. */
+        source = fuzz_peer_start(data, size, &fd);
+        addr.fd_name = g_strdup_printf("%d", fd);
     } else {
         write_all(input_fd, data, size);
         addr.path = g_strdup_printf("/proc/self/fd/%d", input_fd);
@@ -354,30 +259,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (migration_incoming_in_progress()) {
         g_main_context_iteration(NULL, TRUE);
     }
-    feeder_join(feeder);
+    if (source) {
+        g_byte_array_unref(fuzz_peer_join(source));
+    }
 
     migration_incoming_query(info);
-    last_status = g_strdup(json_object_get_string_member(info, "status"));
+    status = json_object_get_string_member(info, "status");
     desc = json_object_get_string_member_with_default(info, "error-desc",
                                                       NULL);
     log = read_log();
-    if (verbose) {
+    if (fuzz_verbose()) {
         g_autofree char *escaped = desc ? qemu_escape_str(desc) : NULL;
 
-        dprintf(report_fd, "vmig-fuzz: options 0x%02x, %zu bytes: %s%s%s\n"
-                "%s", opts, size, last_status, desc ? ": " : "",
-                desc ? escaped : "", log);
+        fuzz_log("options 0x%02x, %zu bytes: %s%s%s\n%s", opts, size, status,
+                 desc ? ": " : "", desc ? escaped : "", log);
     }
-    check_result(last_status, desc, log, dev);
+    check_result(status, desc, log, dev);
+    /* For the replay driver: a seed must load to completion. */
+    fuzz_set_result(!g_strcmp0(status, "completed") ? "ok"
+                    : desc ? desc : status);
 
     if (dev) {
         object_unparent(dev);
     }
     migration_address_clear(&addr);
     return 0;
-}
-
-const char *fuzz_migration_last_status(void)
-{
-    return last_status;
 }

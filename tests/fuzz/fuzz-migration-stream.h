@@ -2,7 +2,8 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  *
  * The stream loader's fuzz target (fuzz-migration-stream.c), for what
- * feeds it: byte 0 of an input and the outcome of the last one.
+ * feeds it: byte 0 of an input.  The outcome of the last one is
+ * fuzz_last_result() (fuzz-common.h): "ok" when the load completed.
  */
 #ifndef TESTS_FUZZ_MIGRATION_STREAM_H
 #define TESTS_FUZZ_MIGRATION_STREAM_H
@@ -14,12 +15,5 @@
 #define FUZZ_OPT_MAPPED_RAM     0x08
 #define FUZZ_OPT_SOCKET         0x10    /* "fd:" a socket, else "file:" */
 #define FUZZ_OPT_DEVICE         0x20    /* a VFIO device with id "dev0" */
-
-/*
- * How the last input's load ended: "completed" or "failed", or NULL
- * when the input was refused before a load (a capability combination
- * or an address that vmig would not take).
- */
-const char *fuzz_migration_last_status(void);
 
 #endif
