@@ -37,9 +37,9 @@ Usage: bench-busy.py [BUILD_DIR] [--size 2G] [--rate 1G] [--link 1G]
                      [--quick]
 """
 import argparse
+import importlib.util
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +47,14 @@ import time
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, '..', '..', 'scripts'))
 from qmp import QMPError, Vmig  # noqa: E402
+
+# Shared with bench-migration.py: the loopback limit, a free port, the load.
+_spec = importlib.util.spec_from_file_location(
+    'bench_migration', os.path.join(here, 'bench-migration.py'))
+bm = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bm)
+free_port = bm.free_port
+loadavg = bm.loadavg
 
 GIB = 1 << 30
 PAGE = 4096
@@ -63,28 +71,6 @@ METHODS = {
 
 def size_arg(text):
     return int(text[:-1]) << {'K': 10, 'M': 20, 'G': 30}[text[-1].upper()]
-
-
-def loadavg():
-    with open('/proc/loadavg') as f:
-        return ' '.join(f.read().split()[:3])
-
-
-def loopback_limit(build):
-    """One TCP stream over loopback, 1 GiB (tests/bench/loopback-limit.c)."""
-    out = subprocess.run([os.path.join(build, 'tests', 'bench',
-                                       'loopback-limit'), '1'],
-                         capture_output=True, text=True, check=True)
-    return float(out.stdout)
-
-
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def pages_written(vm):
@@ -216,7 +202,7 @@ def main():
           f'{os.cpu_count()} CPUs; {args.repeat} round(s), order rotated; '
           f'median [min-max]; precopy cancelled after {args.precopy_bound:g} s')
     print(f'load average before: {loadavg()}')
-    limit = loopback_limit(args.build)
+    limit = bm.loopback_limit(args.build, 1)
     print(f'loopback TCP limit (one stream, same run): {limit:.2f} GiB/s, '
           f'the link {args.link / GIB:g} GiB/s')
     results = {m: [] for m in methods}
