@@ -6,6 +6,10 @@
 #include "qemu/osdep.h"
 #include <poll.h>
 #include <sys/socket.h>
+#include "qemu/main-loop.h"
+#include "system/cpus.h"
+#include "system/guest.h"
+#include "system/hostmem.h"
 #include "fuzz-common.h"
 
 static int report_fd = STDERR_FILENO;
@@ -29,6 +33,18 @@ void fuzz_fail(const char *fmt, ...)
     dprintf(report_fd, "\n");
     va_end(ap);
     abort();
+}
+
+void fuzz_machine_init(bool with_guest)
+{
+    Error *err = NULL;
+
+    main_loop_init();
+    if (!machine_ram_init(256 * KiB, NULL, &err) ||
+        (with_guest && (!guest_program_create("stress,ws=16K", &err) ||
+                        !cpus_init(1, &err)))) {
+        fuzz_fail("building the machine: %s", error_get_pretty(err));
+    }
 }
 
 bool fuzz_verbose(void)

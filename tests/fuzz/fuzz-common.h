@@ -16,6 +16,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Keep a copy of stderr for fuzz_fail(); from LLVMFuzzerInitialize(). */
 void fuzz_common_init(void);
+/*
+ * The machine of the seeds (make-seeds.py starts its VMs alike): the main
+ * loop, 256 KiB of RAM and, with @with_guest, one vCPU that runs the
+ * stress program on 16 KiB.  Fails the run on an error.
+ */
+void fuzz_machine_init(bool with_guest);
 /* Print "vmig-fuzz: ..." and abort, so that libFuzzer keeps the input. */
 void G_GNUC_PRINTF(1, 2) G_GNUC_NORETURN fuzz_fail(const char *fmt, ...);
 /* VMIG_FUZZ_LOG is set: say what became of each input. */

@@ -28,7 +28,6 @@
 #include "migration/qemu-file.h"
 #include "fuzz-common.h"
 
-#define FUZZ_RAM_SIZE (256 * KiB)
 #define FUZZ_INPUT_HDR 17
 /* Larger files are cut to this (sparse, but every page is read). */
 #define FUZZ_MAX_FILE (8 * MiB)
@@ -47,13 +46,8 @@ static uint64_t get_be64(const uint8_t *p)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    Error *err = NULL;
-
     fuzz_common_init();
-    main_loop_init();
-    if (!machine_ram_init(FUZZ_RAM_SIZE, NULL, &err)) {
-        fuzz_fail("building the machine: %s", error_get_pretty(err));
-    }
+    fuzz_machine_init(false);
     file_fd = memfd_create("fuzz-mapped-ram", MFD_CLOEXEC);
     if (file_fd < 0) {
         fuzz_fail("memfd_create: %s", strerror(errno));

@@ -44,10 +44,6 @@
 #include "fuzz-migration-stream.h"
 #include "fuzz-vfio-device.h"
 
-/* The machine of the seeds: make-seeds.py starts its VMs alike. */
-#define FUZZ_RAM_SIZE (256 * KiB)
-#define FUZZ_GUEST "stress,ws=16K"
-#define FUZZ_VCPUS 1
 #define FUZZ_DEVICE_ID "dev0"
 
 /* Set up once; the fuzzer's thread holds the BQL between runs. */
@@ -189,12 +185,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fuzz_common_init();
     parse_ignore(g_getenv("VMIG_FUZZ_IGNORE"));
 
-    main_loop_init();
-    if (!machine_ram_init(FUZZ_RAM_SIZE, NULL, &err) ||
-        !guest_program_create(FUZZ_GUEST, &err) ||
-        !cpus_init(FUZZ_VCPUS, &err)) {
-        fuzz_fail("building the machine: %s", error_get_pretty(err));
-    }
+    fuzz_machine_init(true);
     migration_init();
     migration_incoming_set_autostart(false);
 

@@ -21,8 +21,6 @@
 #include "migration/multifd.h"
 #include "fuzz-common.h"
 
-#define FUZZ_RAM_SIZE (256 * KiB)
-
 /* Byte 0 */
 #define FUZZ_MULTIFD_COMPRESSION 0x03   /* MultiFDCompression; 3 refused */
 #define FUZZ_MULTIFD_DEVICE      0x04   /* a consumer for DEVICE_ID */
@@ -55,13 +53,8 @@ static const char *drain_queue(MultiFDStateQueue *q, unsigned *taken)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    Error *err = NULL;
-
     fuzz_common_init();
-    main_loop_init();
-    if (!machine_ram_init(FUZZ_RAM_SIZE, NULL, &err)) {
-        fuzz_fail("building the machine: %s", error_get_pretty(err));
-    }
+    fuzz_machine_init(false);
     return 0;
 }
 

@@ -27,10 +27,6 @@
 #include "migration/misc.h"
 #include "fuzz-common.h"
 
-#define FUZZ_RAM_SIZE (256 * KiB)
-#define FUZZ_GUEST "stress,ws=16K"
-#define FUZZ_VCPUS 1
-
 static const char *const KEPT_COMMANDS[] = {
     "qmp_capabilities", "query-version", "query-commands", "query-name",
     "query-uuid", "query-status", "trace-event-get-state", "x-query-log",
@@ -74,15 +70,9 @@ static void check_replies(GByteArray *out, unsigned *replies)
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     g_autoptr(GPtrArray) names = NULL;
-    Error *err = NULL;
 
     fuzz_common_init();
-    main_loop_init();
-    if (!machine_ram_init(FUZZ_RAM_SIZE, NULL, &err) ||
-        !guest_program_create(FUZZ_GUEST, &err) ||
-        !cpus_init(FUZZ_VCPUS, &err)) {
-        fuzz_fail("building the machine: %s", error_get_pretty(err));
-    }
+    fuzz_machine_init(true);
     migration_init();
     names = qmp_command_names();
     for (guint i = 0; i < names->len; i++) {

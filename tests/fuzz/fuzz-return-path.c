@@ -28,10 +28,6 @@
 #include "migration/migration.h"
 #include "fuzz-common.h"
 
-#define FUZZ_RAM_SIZE (256 * KiB)
-#define FUZZ_GUEST "stress,ws=16K"
-#define FUZZ_VCPUS 1
-
 /* Byte 0 */
 #define FUZZ_RP_SWITCHOVER_ACK  0x01    /* wait for the destination's ack */
 #define FUZZ_RP_PAUSE           0x02    /* pause-before-switchover */
@@ -43,15 +39,8 @@ static gboolean tick_cb(gpointer opaque)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    Error *err = NULL;
-
     fuzz_common_init();
-    main_loop_init();
-    if (!machine_ram_init(FUZZ_RAM_SIZE, NULL, &err) ||
-        !guest_program_create(FUZZ_GUEST, &err) ||
-        !cpus_init(FUZZ_VCPUS, &err)) {
-        fuzz_fail("building the machine: %s", error_get_pretty(err));
-    }
+    fuzz_machine_init(true);
     migration_init();
     migrate_set_capability(MIGRATION_CAPABILITY_RETURN_PATH, true,
                            &error_abort);
