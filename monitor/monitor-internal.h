@@ -108,6 +108,18 @@ int monitor_listener_tcp_port(void);
  */
 bool monitor_qmp_attach(int fd, bool can_pass_fds, const char *peer,
                         unsigned negotiation_timeout_ms, Error **errp);
+
+/* A connection in general: a socket, or stdin and stdout. */
+typedef struct MonitorClientOpts {
+    int fd;                     /* read from; owned by the client after */
+    int out_fd;                 /* written to: @fd, or another (stdio) */
+    bool is_socket;
+    bool can_pass_fds;          /* AF_UNIX */
+    bool readline;              /* HMP console instead of QMP */
+    const char *peer;           /* for messages */
+    unsigned negotiation_timeout_ms;
+} MonitorClientOpts;
+bool monitor_client_attach(const MonitorClientOpts *o, Error **errp);
 /* The default of -qmp ...,x-negotiation-timeout=MS. */
 #define QMP_NEGOTIATION_TIMEOUT_MS 60000
 /* Clients connected at once, over all listeners. */

@@ -1,12 +1,15 @@
 /*
- * -qmp: parse the option and listen on a UNIX or TCP socket.
+ * -qmp and -monitor: parse the option, then listen on a UNIX or TCP
+ * socket, connect to one (server=off), or serve stdin/stdout ("stdio").
  *
- * vmig only ever listens, and never blocks waiting for the first client:
- * the socket is bound before the option is accepted, so a client may
- * connect as soon as vmig has started, and can rely on that.
+ * A listening socket is bound before the option is accepted, so a client
+ * may connect as soon as vmig has started.  With wait=on (QEMU's default
+ * for server=on) start-up goes on only once the first client is there.
+ * -monitor gives the HMP console (readline mode) instead of QMP.
  */
 #include "qemu/osdep.h"
 #include "qemu/cutils.h"
+#include "qemu/keyval.h"
 #include "qemu/unix-listen.h"
 #include "monitor/monitor-internal.h"
 
@@ -14,7 +17,9 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #define QMP_LISTEN_BACKLOG 16
 /* Pause after accept() ran out of fds, instead of spinning on the socket. */
@@ -26,6 +31,7 @@ typedef struct QmpListener {
     char *unix_path;            /* unlinked at cleanup */
     char *what;                 /* "-qmp unix:/tmp/q.sock,..." for messages */
     unsigned negotiation_timeout_ms;
+    bool readline;              /* -monitor: HMP console clients */
     guint watch;
     guint retry_timer;
 } QmpListener;
@@ -35,9 +41,11 @@ static GList *listeners;
 typedef struct QmpListenOpts {
     char *address;              /* "unix:PATH" or "tcp:HOST:PORT" */
     bool server;
+    bool server_given;
     bool wait;
     bool wait_given;
     unsigned negotiation_timeout_ms;
+    bool readline;              /* -monitor, -mon mode=readline */
 } QmpListenOpts;
 
 /* ---- Option parsing ---- */
@@ -106,6 +114,7 @@ static bool parse_listen_opts(const char *optarg, const char *what,
             if (!parse_flag(what, key, value, &opts->server, errp)) {
                 return false;
             }
+            opts->server_given = true;
         } else if (!strcmp(key, "wait")) {
             if (!parse_flag(what, key, value, &opts->wait, errp)) {
                 return false;
@@ -127,19 +136,22 @@ static bool parse_listen_opts(const char *optarg, const char *what,
             opts->wait = false;
             opts->wait_given = true;
         } else {
-            error_setg(errp, "%s: unknown option '%s' (expected server=on, "
-                       "wait=off, x-negotiation-timeout=MS)", what, key);
+            error_setg(errp, "%s: unknown option '%s' (expected server=on|off, "
+                       "wait=on|off, x-negotiation-timeout=MS)", what, key);
             return false;
         }
     }
-    if (!opts->server) {
-        error_setg(errp, "%s: vmig only listens for QMP clients; add "
-                   "server=on,wait=off", what);
+    if (!strcmp(opts->address, "stdio") && parts->len > 1) {
+        error_setg(errp, "%s: stdio takes no options", what);
         return false;
     }
-    if (opts->wait_given && opts->wait) {
-        error_setg(errp, "%s: wait=on is not supported: vmig does not block "
-                   "waiting for a QMP client; use wait=off", what);
+    /* As QEMU: a server waits for its first client unless told not to. */
+    if (!opts->wait_given) {
+        opts->wait = opts->server;
+    }
+    if (opts->wait_given && !opts->server) {
+        error_setg(errp, "%s: wait= is for server=on only (a client "
+                   "connects at start)", what);
         return false;
     }
     return true;
@@ -176,6 +188,18 @@ static char *describe_peer(const QmpListener *l, int fd)
                                                     : "tcp:%s:%s", host, port);
 }
 
+static bool listener_attach(QmpListener *l, int cfd, const char *peer,
+                            Error **errp)
+{
+    MonitorClientOpts o = {
+        .fd = cfd, .out_fd = cfd, .is_socket = true,
+        .can_pass_fds = l->is_unix, .readline = l->readline, .peer = peer,
+        .negotiation_timeout_ms = l->negotiation_timeout_ms,
+    };
+
+    return monitor_client_attach(&o, errp);
+}
+
 static gboolean listener_readable(gint fd, GIOCondition cond, gpointer opaque)
 {
     QmpListener *l = opaque;
@@ -202,8 +226,7 @@ static gboolean listener_readable(gint fd, GIOCondition cond, gpointer opaque)
         setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
     peer = describe_peer(l, cfd);
-    if (!monitor_qmp_attach(cfd, l->is_unix, peer, l->negotiation_timeout_ms,
-                            &err)) {
+    if (!listener_attach(l, cfd, peer, &err)) {
         warn_report("%s", error_get_pretty(err));
         error_free(err);
         close(cfd);
@@ -212,11 +235,12 @@ static gboolean listener_readable(gint fd, GIOCondition cond, gpointer opaque)
 }
 
 static void listener_add(int fd, bool is_unix, const char *unix_path,
-                         const char *what, unsigned negotiation_timeout_ms)
+                         const char *what, const QmpListenOpts *opts)
 {
     QmpListener *l = g_new0(QmpListener, 1);
 
-    l->negotiation_timeout_ms = negotiation_timeout_ms;
+    l->negotiation_timeout_ms = opts->negotiation_timeout_ms;
+    l->readline = opts->readline;
     l->fd = fd;
     l->is_unix = is_unix;
     l->unix_path = g_strdup(unix_path);
@@ -228,7 +252,7 @@ static void listener_add(int fd, bool is_unix, const char *unix_path,
 /* ---- Binding ---- */
 
 static bool listen_unix(const char *path, const char *what,
-                        unsigned negotiation_timeout_ms, Error **errp)
+                        const QmpListenOpts *opts, Error **errp)
 {
     char why[UNIX_LISTEN_MSG_SIZE];
     int fd = unix_listen_private(path, QMP_LISTEN_BACKLOG, SOCK_NONBLOCK,
@@ -238,7 +262,7 @@ static bool listen_unix(const char *path, const char *what,
         error_setg(errp, "%s: %s", what, why);
         return false;
     }
-    listener_add(fd, true, path, what, negotiation_timeout_ms);
+    listener_add(fd, true, path, what, opts);
     return true;
 }
 
@@ -292,7 +316,7 @@ static int bind_inet(const struct addrinfo *ai, int *bind_errno)
  * address, and every TCP listener gets a warning.
  */
 static bool listen_tcp(const char *hostport, const char *what,
-                       unsigned negotiation_timeout_ms, Error **errp)
+                       const QmpListenOpts *opts, Error **errp)
 {
     g_autofree char *host = NULL;
     const char *colon = strrchr(hostport, ':');
@@ -330,7 +354,7 @@ static bool listen_tcp(const char *hostport, const char *what,
         if (fd < 0) {
             continue;
         }
-        listener_add(fd, false, NULL, what, negotiation_timeout_ms);
+        listener_add(fd, false, NULL, what, opts);
         if (first_fd < 0) {
             first_fd = fd;
         }
@@ -352,50 +376,302 @@ static bool listen_tcp(const char *hostport, const char *what,
 }
 
 /* Parse @optarg into @opts, checking the address form too. */
-static bool parse_qmp_option(const char *optarg, const char *what,
-                             QmpListenOpts *opts, Error **errp)
+static bool parse_monitor_option(const char *optarg, const char *what,
+                                 QmpListenOpts *opts, Error **errp)
 {
     if (!parse_listen_opts(optarg, what, opts, errp)) {
         return false;
     }
-    if (!g_str_has_prefix(opts->address, "unix:") &&
+    if (strcmp(opts->address, "stdio") &&
+        !g_str_has_prefix(opts->address, "unix:") &&
         !g_str_has_prefix(opts->address, "tcp:")) {
-        error_setg(errp, "%s: unsupported address '%s' (expected unix:PATH or "
-                   "tcp:HOST:PORT)", what, opts->address);
+        error_setg(errp, "%s: unsupported address '%s' (expected unix:PATH, "
+                   "tcp:HOST:PORT or stdio)", what, opts->address);
         return false;
     }
     return true;
 }
 
-bool monitor_qmp_check(const char *optarg, Error **errp)
+/* Only one monitor may own stdin and stdout. */
+static bool stdio_taken;
+
+static bool attach_stdio(const char *what, const QmpListenOpts *opts,
+                         Error **errp)
 {
-    g_autofree char *what = g_strdup_printf("-qmp %s", optarg);
+    MonitorClientOpts o = {
+        .is_socket = false, .readline = opts->readline, .peer = "stdio",
+        .negotiation_timeout_ms = 0,
+    };
+
+    if (stdio_taken) {
+        error_setg(errp, "%s: stdio is taken by another monitor already",
+                   what);
+        return false;
+    }
+    /* Our own copies: closing the client must not close fd 0 and 1. */
+    o.fd = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
+    o.out_fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
+    if (o.fd < 0 || o.out_fd < 0 || !monitor_client_attach(&o, errp)) {
+        if (o.fd < 0 || o.out_fd < 0) {
+            error_setg_errno(errp, errno, "%s: cannot use stdio", what);
+        }
+        if (o.fd >= 0) {
+            close(o.fd);
+        }
+        if (o.out_fd >= 0) {
+            close(o.out_fd);
+        }
+        return false;
+    }
+    stdio_taken = true;
+    return true;
+}
+
+/* server=off: connect at start to a monitor client that listens. */
+static bool connect_client(const char *what, const QmpListenOpts *opts,
+                           Error **errp)
+{
+    bool is_unix = g_str_has_prefix(opts->address, "unix:");
+    g_autofree char *host = NULL;
+    const char *path = opts->address + strlen("unix:");
+    struct addrinfo hints = { .ai_family = AF_UNSPEC,
+                              .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_NUMERICSERV };
+    struct addrinfo *res = NULL;
+    MonitorClientOpts o = {
+        .is_socket = true, .can_pass_fds = is_unix, .readline = opts->readline,
+        .peer = opts->address,
+        .negotiation_timeout_ms = opts->negotiation_timeout_ms,
+    };
+    int fd = -1, err = 0;
+
+    if (is_unix) {
+        struct sockaddr_un sun = { .sun_family = AF_UNIX };
+
+        if (strlen(path) >= sizeof(sun.sun_path)) {
+            error_setg(errp, "%s: socket path too long", what);
+            return false;
+        }
+        strcpy(sun.sun_path, path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+            err = errno;
+            close(fd);
+            fd = -1;
+        }
+    } else {
+        const char *hostport = opts->address + strlen("tcp:");
+        const char *colon = strrchr(hostport, ':');
+        int ret;
+
+        if (!colon || !colon[1]) {
+            error_setg(errp, "%s: expected tcp:HOST:PORT", what);
+            return false;
+        }
+        host = g_strndup(hostport, colon - hostport);
+        ret = getaddrinfo(*host ? host : "127.0.0.1", colon + 1, &hints,
+                          &res);
+        if (ret) {
+            error_setg(errp, "%s: cannot resolve '%s': %s", what, hostport,
+                       gai_strerror(ret));
+            return false;
+        }
+        for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+            fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+                        ai->ai_protocol);
+            if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+                err = errno;
+                close(fd);
+                fd = -1;
+            }
+        }
+        freeaddrinfo(res);
+    }
+    if (fd < 0) {
+        error_setg_errno(errp, err ? err : errno, "%s: cannot connect to %s",
+                         what, opts->address);
+        return false;
+    }
+    o.fd = o.out_fd = fd;
+    if (!monitor_client_attach(&o, errp)) {
+        close(fd);
+        return false;
+    }
+    return true;
+}
+
+/* wait=on: take the first client of the listeners from @first on. */
+static bool wait_first_client(GList *first, const char *what, Error **errp)
+{
+    GArray *pfds = g_array_new(FALSE, TRUE, sizeof(struct pollfd));
+    bool ok = false;
+
+    for (GList *l = first; l; l = l->next) {
+        struct pollfd pfd = { .fd = ((QmpListener *)l->data)->fd,
+                              .events = POLLIN };
+
+        g_array_append_val(pfds, pfd);
+    }
+    info_report("%s: waiting for a connection (wait=on)", what);
+    for (;;) {
+        int n = poll((struct pollfd *)pfds->data, pfds->len, -1);
+
+        if (n < 0 && errno != EINTR) {
+            error_setg_errno(errp, errno, "%s: waiting for a client", what);
+            break;
+        }
+        for (guint i = 0; n > 0 && i < pfds->len; i++) {
+            if (g_array_index(pfds, struct pollfd, i).revents) {
+                QmpListener *l = g_list_nth_data(first, i);
+                unsigned before = monitor_qmp_client_count();
+
+                listener_readable(l->fd, G_IO_IN, l);
+                ok = monitor_qmp_client_count() > before;
+            }
+        }
+        if (ok) {
+            break;
+        }
+    }
+    g_array_free(pfds, TRUE);
+    return ok;
+}
+
+bool monitor_start(const char *option, const char *optarg, bool readline,
+                   Error **errp)
+{
+    g_autofree char *what = g_strdup_printf("%s %s", option, optarg);
+    QmpListenOpts opts = { .readline = readline };
+    GList *last = g_list_last(listeners);
+    bool ok = false;
+
+    if (!parse_monitor_option(optarg, what, &opts, errp)) {
+        goto out;
+    }
+    if (!strcmp(opts.address, "stdio")) {
+        ok = attach_stdio(what, &opts, errp);
+    } else if (!opts.server) {
+        ok = connect_client(what, &opts, errp);
+    } else if (g_str_has_prefix(opts.address, "unix:")) {
+        ok = listen_unix(opts.address + strlen("unix:"), what, &opts, errp);
+    } else {
+        ok = listen_tcp(opts.address + strlen("tcp:"), what, &opts, errp);
+    }
+    if (ok && opts.server && opts.wait) {
+        ok = wait_first_client(last ? last->next : listeners, what, errp);
+    }
+out:
+    g_free(opts.address);
+    return ok;
+}
+
+bool monitor_check(const char *option, const char *optarg, Error **errp)
+{
+    g_autofree char *what = g_strdup_printf("%s %s", option, optarg);
     QmpListenOpts opts = { 0 };
-    bool ok = parse_qmp_option(optarg, what, &opts, errp);
+    bool ok = parse_monitor_option(optarg, what, &opts, errp);
 
     g_free(opts.address);
     return ok;
 }
 
+bool monitor_qmp_check(const char *optarg, Error **errp)
+{
+    return monitor_check("-qmp", optarg, errp);
+}
+
 bool monitor_qmp_add(const char *optarg, Error **errp)
 {
-    g_autofree char *what = g_strdup_printf("-qmp %s", optarg);
-    QmpListenOpts opts = { 0 };
-    bool ok = false;
+    return monitor_start("-qmp", optarg, false, errp);
+}
 
-    if (!parse_qmp_option(optarg, what, &opts, errp)) {
-        goto out;
+/* Options of -chardev socket that vmig's monitors take, and their meaning. */
+static bool chardev_socket_spec(KeyVal *kv, const char *arg, GString *spec,
+                                Error **errp)
+{
+    static const char *const known[] = {
+        "backend", "id", "path", "host", "port", "server", "wait", NULL,
+    };
+    bool server = false, wait = true;
+
+    for (unsigned i = 0; i < keyval_count(kv); i++) {
+        if (!g_strv_contains(known, keyval_key(kv, i))) {
+            error_setg(errp, "-chardev %s: option '%s' is not supported by "
+                       "vmig (socket takes id, path or host and port, "
+                       "server, wait)", arg, keyval_key(kv, i));
+            return false;
+        }
     }
-    if (g_str_has_prefix(opts.address, "unix:")) {
-        ok = listen_unix(opts.address + strlen("unix:"), what,
-                         opts.negotiation_timeout_ms, errp);
+    if (keyval_has(kv, "path") == keyval_has(kv, "port")) {
+        error_setg(errp, "-chardev %s: give either path=PATH or "
+                   "host=HOST,port=PORT", arg);
+        return false;
+    }
+    if ((keyval_has(kv, "server") &&
+         !keyval_get_bool(kv, "server", &server, errp)) ||
+        (keyval_has(kv, "wait") && !keyval_get_bool(kv, "wait", &wait, errp))) {
+        return false;
+    }
+    if (keyval_has(kv, "path")) {
+        g_string_printf(spec, "unix:%s", keyval_get(kv, "path"));
     } else {
-        ok = listen_tcp(opts.address + strlen("tcp:"), what,
-                        opts.negotiation_timeout_ms, errp);
+        g_string_printf(spec, "tcp:%s:%s", keyval_has(kv, "host") ?
+                        keyval_get(kv, "host") : "", keyval_get(kv, "port"));
     }
-out:
-    g_free(opts.address);
-    return ok;
+    /* The path or host came from keyval unescaped: escape its commas. */
+    {
+        g_auto(GStrv) parts = g_strsplit(spec->str, ",", -1);
+        g_autofree char *joined = g_strjoinv(",,", parts);
+
+        g_string_assign(spec, joined);
+    }
+    g_string_append_printf(spec, ",server=%s", server ? "on" : "off");
+    if (server) {
+        g_string_append_printf(spec, ",wait=%s", wait ? "on" : "off");
+    } else if (keyval_has(kv, "wait")) {
+        error_setg(errp, "-chardev %s: wait= is for server=on only", arg);
+        return false;
+    }
+    return true;
+}
+
+char *monitor_chardev_spec(const char *arg, char **id, Error **errp)
+{
+    g_autoptr(KeyVal) kv = keyval_parse(arg, "backend", "-chardev", errp);
+    g_autoptr(GString) spec = g_string_new(NULL);
+    const char *backend;
+    bool signal;
+
+    if (!kv) {
+        return NULL;
+    }
+    backend = keyval_get(kv, "backend");
+    if (!backend || !keyval_has(kv, "id") || !*keyval_get(kv, "id")) {
+        error_setg(errp, "-chardev %s: expected BACKEND,id=ID,...", arg);
+        return NULL;
+    }
+    if (!strcmp(backend, "socket")) {
+        if (!chardev_socket_spec(kv, arg, spec, errp)) {
+            return NULL;
+        }
+    } else if (!strcmp(backend, "stdio")) {
+        /* signal=off: ^C reaches the monitor; vmig leaves the tty alone. */
+        if (keyval_has(kv, "signal") &&
+            !keyval_get_bool(kv, "signal", &signal, errp)) {
+            return NULL;
+        }
+        if (!keyval_check_unused(kv, errp)) {
+            return NULL;
+        }
+        g_string_assign(spec, "stdio");
+    } else {
+        error_setg(errp, "-chardev %s: backend '%s' is not supported (vmig's "
+                   "character devices serve monitors: socket or stdio)",
+                   arg, backend);
+        return NULL;
+    }
+    *id = g_strdup(keyval_get(kv, "id"));
+    return g_string_free(g_steal_pointer(&spec), FALSE);
 }
 
 static void listener_free(QmpListener *l)

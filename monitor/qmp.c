@@ -13,9 +13,15 @@
  * watches to fire, which the shutdown wakes; one whose input ended while
  * replies were still queued is freed by its write watch once they are
  * out.
+ *
+ * A client in readline mode (-monitor, -mon mode=readline) speaks HMP:
+ * lines in, text and a "(qemu) " prompt out, no events.  Stdio clients
+ * read one fd and write another, with read()/write() instead of the
+ * socket calls.
  */
 #include "qemu/osdep.h"
 #include "qemu/main-loop.h"
+#include "monitor/hmp.h"
 #include "monitor/monitor-internal.h"
 
 #include <glib-unix.h>
@@ -30,11 +36,21 @@
 #define QMP_MAX_FDS_PER_READ 16
 /* How long monitor_cleanup() waits for the last replies to go out. */
 #define QMP_FINAL_FLUSH_MS 1000
+/* How often the console looks whether the migration it waits for ended. */
+#define HMP_MIGRATE_POLL_MS 100
+#define HMP_PROMPT "(qemu) "
 
 typedef struct QmpClient {
     QmpSession session;         /* first: take_fd gets back to the client */
     int fd;
+    int out_fd;                 /* fd, or stdout for a stdio client */
+    bool is_socket;
     bool can_pass_fds;
+    bool readline;              /* HMP console rather than QMP */
+    GString *line;              /* readline: the line being typed */
+    guint migrate_timer;        /* readline: waiting for "migrate" to end */
+    GString *held;              /* readline: input that came meanwhile */
+    guint dead_idle;            /* stdio: frees the dead client */
     char *peer;                 /* for messages: "unix:/path", "tcp:..." */
     guint read_watch;
     guint write_watch;
@@ -64,12 +80,19 @@ static void __attribute__((constructor)) qmp_record_main_thread(void)
 
 /* ---- Output ---- */
 
+static gboolean client_dead_idle(gpointer opaque);
+
 static void client_mark_dead(QmpClient *client)
 {
     if (!client->dead) {
         client->dead = true;
         /* Wakes the read watch with EOF, which frees the client. */
-        shutdown(client->fd, SHUT_RDWR);
+        if (client->is_socket) {
+            shutdown(client->fd, SHUT_RDWR);
+        } else {
+            /* A pipe cannot be shut down: free the client from idle. */
+            client->dead_idle = g_idle_add(client_dead_idle, client);
+        }
     }
 }
 
@@ -82,9 +105,11 @@ static size_t client_pending_output(const QmpClient *client)
 static bool client_flush(QmpClient *client)
 {
     while (client_pending_output(client)) {
-        ssize_t n = send(client->fd, client->outbuf->data + client->out_pos,
-                         client_pending_output(client),
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        const guint8 *data = client->outbuf->data + client->out_pos;
+        ssize_t n = client->is_socket ?
+            send(client->fd, data, client_pending_output(client),
+                 MSG_NOSIGNAL | MSG_DONTWAIT) :
+            write(client->out_fd, data, client_pending_output(client));
         if (n < 0) {
             if (errno == EINTR) {
                 continue;
@@ -142,7 +167,7 @@ static void client_send(QmpClient *client, const char *text)
         return;
     }
     if (client_pending_output(client) && !client->write_watch) {
-        client->write_watch = g_unix_fd_add(client->fd, G_IO_OUT,
+        client->write_watch = g_unix_fd_add(client->out_fd, G_IO_OUT,
                                             client_writable, client);
     }
 }
@@ -161,7 +186,7 @@ static void event_flush(void)
     for (char *line; (line = g_queue_pop_head(&lines)); g_free(line)) {
         for (GList *l = clients; l; l = l->next) {
             QmpClient *client = l->data;
-            if (client->session.negotiated) {
+            if (client->session.negotiated && !client->readline) {
                 client_send(client, line);
             }
         }
@@ -256,6 +281,101 @@ static void client_message(void *opaque, const char *msg, size_t len,
     qmp_session_run_after_reply(&client->session);
 }
 
+/* ---- The HMP console ---- */
+
+static void client_free(QmpClient *client);
+
+static gboolean client_dead_idle(gpointer opaque)
+{
+    QmpClient *client = opaque;
+
+    client->dead_idle = 0;
+    client_free(client);
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean client_readable(gint fd, GIOCondition cond, gpointer opaque);
+
+static void console_send(QmpClient *client, const char *text)
+{
+    g_autofree char *crlf = hmp_crlf(text);
+
+    client_send(client, crlf);
+}
+
+static void console_feed(QmpClient *client, const char *data, size_t len);
+
+static void console_resume(QmpClient *client)
+{
+    g_autoptr(GString) held = client->held;
+
+    client_send(client, HMP_PROMPT);
+    client->held = g_string_new(NULL);
+    console_feed(client, held->str, held->len);
+    if (!client->migrate_timer && !client->read_watch && !client->dead) {
+        client->read_watch = g_unix_fd_add(client->fd,
+                                           G_IO_IN | G_IO_HUP | G_IO_ERR,
+                                           client_readable, client);
+    }
+}
+
+/* "migrate" without -d: no input, no prompt, until the migration ends. */
+static gboolean console_migrate_poll(gpointer opaque)
+{
+    QmpClient *client = opaque;
+    g_autofree char *message = NULL;
+
+    if (!hmp_migration_finished(&message)) {
+        return G_SOURCE_CONTINUE;
+    }
+    client->migrate_timer = 0;
+    console_send(client, message);
+    console_resume(client);
+    return G_SOURCE_REMOVE;
+}
+
+static void console_line(QmpClient *client, const char *line)
+{
+    g_autofree char *out = NULL;
+    bool wait = false;
+
+    out = hmp_run(line, &client->session, &wait);
+    console_send(client, out);
+    qmp_session_run_after_reply(&client->session);
+    if (wait && !client->dead) {
+        /* The read watch is the caller's to drop (it returns REMOVE). */
+        client->migrate_timer = g_timeout_add(HMP_MIGRATE_POLL_MS,
+                                              console_migrate_poll, client);
+        return;
+    }
+    client_send(client, HMP_PROMPT);
+}
+
+static void console_feed(QmpClient *client, const char *data, size_t len)
+{
+    for (size_t i = 0; i < len && !client->dead; i++) {
+        if (data[i] == '\n') {
+            g_autofree char *line = g_string_free(client->line, FALSE);
+
+            client->line = g_string_new(NULL);
+            g_strchomp(line);
+            if (!g_utf8_validate(line, -1, NULL)) {
+                console_send(client, "the line is not valid UTF-8\n");
+                client_send(client, HMP_PROMPT);
+            } else {
+                console_line(client, line);
+            }
+            if (client->migrate_timer) {
+                /* Input after "migrate" waits until it has ended. */
+                g_string_append_len(client->held, data + i + 1, len - i - 1);
+                return;
+            }
+        } else if (client->line->len < QMP_MAX_MESSAGE_SIZE) {
+            g_string_append_c(client->line, data[i]);
+        }
+    }
+}
+
 static void client_free(QmpClient *client)
 {
     clients = g_list_remove(clients, client);
@@ -268,10 +388,23 @@ static void client_free(QmpClient *client)
     if (client->negotiation_timer) {
         g_source_remove(client->negotiation_timer);
     }
+    if (client->migrate_timer) {
+        g_source_remove(client->migrate_timer);
+    }
+    if (client->dead_idle) {
+        g_source_remove(client->dead_idle);
+    }
     client_close_pending_fds(client);
     qmp_session_cleanup(&client->session);
     json_splitter_free(client->splitter);
+    if (client->line) {
+        g_string_free(client->line, TRUE);
+        g_string_free(client->held, TRUE);
+    }
     g_byte_array_free(client->outbuf, TRUE);
+    if (client->out_fd != client->fd) {
+        close(client->out_fd);
+    }
     close(client->fd);
     g_free(client->peer);
     g_free(client);
@@ -295,13 +428,16 @@ static bool client_read(QmpClient *client)
     ssize_t n;
 
     do {
-        n = recvmsg(client->fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+        n = client->is_socket ?
+            recvmsg(client->fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT) :
+            read(client->fd, buf, sizeof(buf));
     } while (n < 0 && errno == EINTR);
     if (n < 0) {
         return errno == EAGAIN || errno == EWOULDBLOCK;
     }
 
-    for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg); cmsg;
+    for (struct cmsghdr *cmsg = client->is_socket ? CMSG_FIRSTHDR(&msg) : NULL;
+         cmsg;
          cmsg = CMSG_NXTHDR(&msg, cmsg)) {
         if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) {
             continue;
@@ -321,7 +457,11 @@ static bool client_read(QmpClient *client)
     if (n == 0) {
         return false;
     }
-    json_splitter_feed(client->splitter, buf, n);
+    if (client->readline) {
+        console_feed(client, buf, n);
+    } else {
+        json_splitter_feed(client->splitter, buf, n);
+    }
     return !client->dead;
 }
 
@@ -330,6 +470,10 @@ static gboolean client_readable(gint fd, GIOCondition cond, gpointer opaque)
     QmpClient *client = opaque;
 
     if (!client->dead && client_read(client)) {
+        if (client->migrate_timer) {
+            client->read_watch = 0;
+            return G_SOURCE_REMOVE;
+        }
         return G_SOURCE_CONTINUE;
     }
     client->read_watch = 0;
@@ -384,8 +528,7 @@ static void refuse_client(int fd, const char *desc)
     }
 }
 
-bool monitor_qmp_attach(int fd, bool can_pass_fds, const char *peer,
-                        unsigned negotiation_timeout_ms, Error **errp)
+bool monitor_client_attach(const MonitorClientOpts *o, Error **errp)
 {
     g_autofree char *greeting = NULL;
     QmpClient *client;
@@ -395,31 +538,47 @@ bool monitor_qmp_attach(int fd, bool can_pass_fds, const char *peer,
             "too many QMP clients: %d are connected, the most vmig takes; "
             "connection refused", QMP_MAX_CLIENTS);
 
-        refuse_client(fd, desc);
+        if (o->is_socket) {
+            refuse_client(o->fd, desc);
+        }
         error_setg(errp, "QMP: refusing %s: %d clients are connected, the "
-                   "most vmig takes", peer, QMP_MAX_CLIENTS);
+                   "most vmig takes", o->peer, QMP_MAX_CLIENTS);
         return false;
     }
-    if (!g_unix_set_fd_nonblocking(fd, TRUE, NULL)) {
-        error_setg_errno(errp, errno, "QMP: cannot make %s non-blocking", peer);
+    if (!g_unix_set_fd_nonblocking(o->fd, TRUE, NULL) ||
+        !g_unix_set_fd_nonblocking(o->out_fd, TRUE, NULL)) {
+        error_setg_errno(errp, errno, "QMP: cannot make %s non-blocking",
+                         o->peer);
         return false;
     }
     client = g_new0(QmpClient, 1);
     qmp_session_init(&client->session);
-    client->session.take_fd = can_pass_fds ? client_take_fd : NULL;
-    client->fd = fd;
-    client->can_pass_fds = can_pass_fds;
-    client->peer = g_strdup(peer);
+    client->session.take_fd = o->can_pass_fds ? client_take_fd : NULL;
+    client->fd = o->fd;
+    client->out_fd = o->out_fd;
+    client->is_socket = o->is_socket;
+    client->can_pass_fds = o->can_pass_fds;
+    client->readline = o->readline;
+    client->peer = g_strdup(o->peer);
     client->outbuf = g_byte_array_new();
     client->splitter = json_splitter_new(QMP_MAX_MESSAGE_SIZE, client_message,
                                          client);
     g_queue_init(&client->pending_fds);
-    client->read_watch = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR,
+    client->read_watch = g_unix_fd_add(o->fd, G_IO_IN | G_IO_HUP | G_IO_ERR,
                                        client_readable, client);
     clients = g_list_append(clients, client);
-    client->negotiation_timeout_ms = negotiation_timeout_ms;
-    if (negotiation_timeout_ms) {
-        client->negotiation_timer = g_timeout_add(negotiation_timeout_ms,
+    if (o->readline) {
+        client->line = g_string_new(NULL);
+        client->held = g_string_new(NULL);
+        greeting = g_strdup_printf("vmig %s monitor - type 'help' for more "
+                                   "information\r\n" HMP_PROMPT,
+                                   VMIG_VERSION);
+        client_send(client, greeting);
+        return true;
+    }
+    client->negotiation_timeout_ms = o->negotiation_timeout_ms;
+    if (o->negotiation_timeout_ms) {
+        client->negotiation_timer = g_timeout_add(o->negotiation_timeout_ms,
                                                   client_negotiation_expired,
                                                   client);
     }
@@ -427,6 +586,18 @@ bool monitor_qmp_attach(int fd, bool can_pass_fds, const char *peer,
     greeting = qmp_greeting_text();
     client_send(client, greeting);
     return true;
+}
+
+bool monitor_qmp_attach(int fd, bool can_pass_fds, const char *peer,
+                        unsigned negotiation_timeout_ms, Error **errp)
+{
+    MonitorClientOpts o = {
+        .fd = fd, .out_fd = fd, .is_socket = true,
+        .can_pass_fds = can_pass_fds, .peer = peer,
+        .negotiation_timeout_ms = negotiation_timeout_ms,
+    };
+
+    return monitor_client_attach(&o, errp);
 }
 
 unsigned monitor_qmp_client_count(void)

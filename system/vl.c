@@ -37,7 +37,8 @@ typedef struct VmigConfig {
     char *memory_backend;
     GPtrArray *objects;         /* KeyVal * */
     GPtrArray *devices;         /* KeyVal * */
-    GPtrArray *qmp;             /* char * */
+    GPtrArray *qmp;             /* MonitorArg *: -qmp, -monitor, -mon */
+    GPtrArray *chardevs;        /* const char *: -chardev */
     GPtrArray *traces;          /* char * */
     GPtrArray *guests;          /* const char *, -guest in order */
     const char *incoming;
@@ -374,13 +375,173 @@ static bool opt_guest(VmigConfig *cfg, const char *arg, OptAction *action,
     return ok;
 }
 
+/* A monitor to start: its address, or the -chardev it names. */
+typedef struct MonitorArg {
+    const char *option;         /* "-qmp", "-monitor", "-mon" */
+    bool readline;
+    char *spec;                 /* unix:..., tcp:..., stdio */
+    char *chardev;              /* or the id of a -chardev */
+} MonitorArg;
+
+static void monitor_arg_free(MonitorArg *m)
+{
+    g_free(m->spec);
+    g_free(m->chardev);
+    g_free(m);
+}
+
+static void add_monitor(VmigConfig *cfg, const char *option, bool readline,
+                        const char *spec, const char *chardev)
+{
+    MonitorArg *m = g_new0(MonitorArg, 1);
+
+    m->option = option;
+    m->readline = readline;
+    m->spec = g_strdup(spec);
+    m->chardev = g_strdup(chardev);
+    g_ptr_array_add(cfg->qmp, m);
+}
+
+/* -qmp and -monitor: an address, "chardev:ID", or (-monitor) "none". */
+static bool opt_monitor_common(VmigConfig *cfg, const char *option,
+                               bool readline, const char *arg, Error **errp)
+{
+    const char *id;
+
+    if (g_str_has_prefix(arg, "chardev:")) {
+        id = arg + strlen("chardev:");
+        if (!*id) {
+            error_setg(errp, "%s %s: missing chardev id", option, arg);
+            return false;
+        }
+        add_monitor(cfg, option, readline, NULL, id);
+        return true;
+    }
+    if (readline && !strcmp(arg, "none")) {
+        return true;
+    }
+    if (!monitor_check(option, arg, errp)) {
+        return false;
+    }
+    add_monitor(cfg, option, readline, arg, NULL);
+    return true;
+}
+
 static bool opt_qmp(VmigConfig *cfg, const char *arg, OptAction *action,
                     Error **errp)
 {
-    if (!monitor_qmp_check(arg, errp)) {
+    return opt_monitor_common(cfg, "-qmp", false, arg, errp);
+}
+
+static bool opt_monitor(VmigConfig *cfg, const char *arg, OptAction *action,
+                        Error **errp)
+{
+    return opt_monitor_common(cfg, "-monitor", true, arg, errp);
+}
+
+/* -mon chardev=ID[,mode=readline|control][,pretty=on|off] */
+static bool opt_mon(VmigConfig *cfg, const char *arg, OptAction *action,
+                    Error **errp)
+{
+    g_autoptr(KeyVal) kv = keyval_parse(arg, "chardev", "-mon", errp);
+    const char *mode, *chardev;
+    bool pretty;
+
+    if (!kv) {
         return false;
     }
-    g_ptr_array_add(cfg->qmp, g_strdup(arg));
+    chardev = keyval_get(kv, "chardev");
+    mode = keyval_has(kv, "mode") ? keyval_get(kv, "mode") : "readline";
+    if (!chardev) {
+        error_setg(errp, "-mon %s: chardev=ID is missing", arg);
+        return false;
+    }
+    if (strcmp(mode, "readline") && strcmp(mode, "control")) {
+        error_setg(errp, "-mon %s: mode='%s' is not readline or control",
+                   arg, mode);
+        return false;
+    }
+    /* pretty=on would indent QMP replies; vmig sends them compact. */
+    if (keyval_has(kv, "pretty") &&
+        !keyval_get_bool(kv, "pretty", &pretty, errp)) {
+        return false;
+    }
+    if (!keyval_check_unused(kv, errp)) {
+        return false;
+    }
+    add_monitor(cfg, "-mon", !strcmp(mode, "readline"), NULL, chardev);
+    return true;
+}
+
+static bool opt_chardev(VmigConfig *cfg, const char *arg, OptAction *action,
+                        Error **errp)
+{
+    g_autofree char *id = NULL;
+    g_autofree char *spec = monitor_chardev_spec(arg, &id, errp);
+
+    if (!spec) {
+        return false;
+    }
+    g_ptr_array_add(cfg->chardevs, (gpointer)arg);
+    return true;
+}
+
+/* Every -mon and chardev: monitor gets its -chardev's address. */
+static bool resolve_monitors(VmigConfig *cfg, Error **errp)
+{
+    g_autoptr(GHashTable) specs = g_hash_table_new_full(g_str_hash,
+                                                        g_str_equal,
+                                                        g_free, g_free);
+    g_autoptr(GHashTable) used = g_hash_table_new(g_str_hash, g_str_equal);
+    bool stdio = false;
+
+    for (guint i = 0; i < cfg->chardevs->len; i++) {
+        char *id = NULL;
+        char *spec = monitor_chardev_spec(g_ptr_array_index(cfg->chardevs, i),
+                                          &id, errp);
+
+        if (g_hash_table_contains(specs, id)) {
+            error_setg(errp, "-chardev: duplicate id '%s'", id);
+            g_free(id);
+            g_free(spec);
+            return false;
+        }
+        g_hash_table_insert(specs, id, spec);
+    }
+    for (guint i = 0; i < cfg->qmp->len; i++) {
+        MonitorArg *m = g_ptr_array_index(cfg->qmp, i);
+
+        if (m->chardev) {
+            const char *spec = g_hash_table_lookup(specs, m->chardev);
+
+            if (!spec) {
+                error_setg(errp, "%s: chardev '%s' is not defined (add "
+                           "-chardev socket,id=%s,path=PATH,server=on,"
+                           "wait=off)", m->option, m->chardev, m->chardev);
+                return false;
+            }
+            if (!g_hash_table_add(used, m->chardev)) {
+                error_setg(errp, "%s: chardev '%s' is used by another "
+                           "monitor already", m->option, m->chardev);
+                return false;
+            }
+            m->spec = g_strdup(spec);
+        }
+        if (!strcmp(m->spec, "stdio")) {
+            if (stdio) {
+                error_setg(errp, "%s: stdio is used by another monitor "
+                           "already", m->option);
+                return false;
+            }
+            if (cfg->daemonize) {
+                error_setg(errp, "%s: a monitor on stdio and -daemonize "
+                           "exclude each other (a daemon has no terminal)",
+                           m->option);
+                return false;
+            }
+            stdio = true;
+        }
+    }
     return true;
 }
 
@@ -477,7 +638,10 @@ static const VmigOption vmig_options[] = {
     { "device", true, "DRIVER[,prop=value...]", "add a device (-device help, -device DRIVER,help)", opt_device },
     { "guest", true, "PROGRAM[,opt=value...]", "a guest program the vCPUs run; may repeat (-guest help; default idle)", opt_guest },
     { "S", false, NULL, "do not start the vCPUs (use 'cont' over QMP)", opt_flag_S },
-    { "qmp", true, "unix:PATH,server=on,wait=off|tcp:HOST:PORT,server=on,wait=off", "QMP server (may repeat)", opt_qmp },
+    { "qmp", true, "unix:PATH|tcp:HOST:PORT[,server=on|off][,wait=on|off]|stdio|chardev:ID", "QMP monitor (may repeat; a server waits for its first client unless wait=off)", opt_qmp },
+    { "monitor", true, "unix:PATH|tcp:HOST:PORT[,server=on|off][,wait=on|off]|stdio|chardev:ID|none", "HMP console, QEMU's human monitor (may repeat)", opt_monitor },
+    { "chardev", true, "socket,id=ID,path=PATH|host=HOST,port=PORT[,server=on|off][,wait=on|off]|stdio,id=ID", "a character device for -mon", opt_chardev },
+    { "mon", true, "[chardev=]ID[,mode=readline|control][,pretty=on|off]", "a monitor on a -chardev (readline: HMP; control: QMP)", opt_mon },
     { "incoming", true, "URI|defer", "wait for an incoming migration (tcp:, unix:, fd:, file:, exec:)", opt_incoming },
     { "daemonize", false, NULL, "detach once the VM is set up", opt_daemonize },
     { "pidfile", true, "FILE", "write the process id to FILE", opt_pidfile },
@@ -531,6 +695,7 @@ void vl_config_free(VmigConfig *cfg)
     g_ptr_array_free(cfg->objects, TRUE);
     g_ptr_array_free(cfg->devices, TRUE);
     g_ptr_array_free(cfg->qmp, TRUE);
+    g_ptr_array_free(cfg->chardevs, TRUE);
     g_ptr_array_free(cfg->traces, TRUE);
     g_ptr_array_free(cfg->guests, TRUE);
     g_free(cfg->machine_type);
@@ -546,7 +711,8 @@ VmigConfig *vl_parse_args(int argc, char **argv, bool *exit_ok, Error **errp)
     cfg->smp = 1;
     cfg->objects = g_ptr_array_new_with_free_func((GDestroyNotify)keyval_free);
     cfg->devices = g_ptr_array_new_with_free_func((GDestroyNotify)keyval_free);
-    cfg->qmp = g_ptr_array_new_with_free_func(g_free);
+    cfg->qmp = g_ptr_array_new_with_free_func((GDestroyNotify)monitor_arg_free);
+    cfg->chardevs = g_ptr_array_new();
     cfg->traces = g_ptr_array_new_with_free_func(g_free);
     cfg->guests = g_ptr_array_new();
     *exit_ok = false;
@@ -586,6 +752,9 @@ VmigConfig *vl_parse_args(int argc, char **argv, bool *exit_ok, Error **errp)
         error_setg(errp, "-machine: memory-backend '%s' is not defined "
                    "(add -object memory-backend-memfd,id=%s,size=SIZE)",
                    cfg->memory_backend, cfg->memory_backend);
+        goto fail;
+    }
+    if (!resolve_monitors(cfg, errp)) {
         goto fail;
     }
     if (cfg->daemonize && cfg->qmp->len == 0) {
@@ -834,7 +1003,9 @@ int vl_main(int argc, char **argv)
         goto fail;
     }
     for (guint i = 0; i < cfg->qmp->len; i++) {
-        if (!monitor_qmp_add(g_ptr_array_index(cfg->qmp, i), &err)) {
+        MonitorArg *m = g_ptr_array_index(cfg->qmp, i);
+
+        if (!monitor_start(m->option, m->spec, m->readline, &err)) {
             goto fail;
         }
     }

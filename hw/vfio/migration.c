@@ -82,6 +82,7 @@ bool vfio_migration_active(void)
 }
 
 static uint32_t mig_state(VFIOMigration *m);
+static void vfio_migration_query_device(VFIOMigration *m, JsonObject *dev);
 
 JsonObject *vfio_migration_query(void)
 {
@@ -104,17 +105,69 @@ JsonObject *vfio_migration_query(void)
         }
         dev = json_object_new();
         json_object_set_string_member(dev, "id", m->vdev->id);
-        json_object_set_string_member(dev, "device-state",
-            vfio_mig_state_event_name(mig_state(m)));
-        json_object_set_string_member(dev, "dirty-tracking",
-            vfio_dirty_mode_name(m->vdev));
-        json_object_set_int_member(dev, "transferred",
-            __atomic_load_n(&m->bytes_transferred, __ATOMIC_RELAXED));
+        vfio_migration_query_device(m, dev);
         json_array_add_object_element(devices, dev);
     }
     json_object_set_array_member(vfio, "devices", devices);
     return vfio;
 }
+
+static void vfio_migration_query_device(VFIOMigration *m, JsonObject *dev)
+{
+    json_object_set_string_member(dev, "device-state",
+                                  vfio_mig_state_event_name(mig_state(m)));
+    json_object_set_string_member(dev, "dirty-tracking",
+                                  vfio_dirty_mode_name(m->vdev));
+    json_object_set_int_member(dev, "transferred",
+        __atomic_load_n(&m->bytes_transferred, __ATOMIC_RELAXED));
+}
+
+/*
+ * x-query-vfio: every VFIO device, migratable or not, at any time (HMP's
+ * "info vfio"): its transport, whether it can migrate (and why not), and
+ * with migration its device state, dirty tracking and bytes so far.
+ */
+static void qmp_x_query_vfio(JsonObject *args, JsonNode **ret, Error **errp)
+{
+    static const char *const known[] = { NULL };
+    JsonObject *obj;
+    JsonArray *devices;
+
+    if (!qmp_args_check(args, known, errp)) {
+        return;
+    }
+    obj = json_object_new();
+    devices = json_array_new();
+    for (unsigned i = 0; i < vfio_device_count(); i++) {
+        VFIODevice *vdev = vfio_device_nth(i);
+        JsonObject *dev = json_object_new();
+        g_autofree char *transport = g_strndup(vdev->name,
+                                               strcspn(vdev->name, " "));
+
+        json_object_set_string_member(dev, "id", vdev->id);
+        json_object_set_string_member(dev, "transport", transport);
+        if (vdev->migration && vdev->migration->supported) {
+            json_object_set_string_member(dev, "migration", "supported");
+            vfio_migration_query_device(vdev->migration, dev);
+        } else {
+            json_object_set_string_member(dev, "migration", "blocked");
+            if (vdev->migration_blocker) {
+                json_object_set_string_member(dev, "blocker",
+                    error_get_pretty(vdev->migration_blocker));
+            }
+        }
+        json_array_add_object_element(devices, dev);
+    }
+    json_object_set_array_member(obj, "devices", devices);
+    *ret = json_node_new(JSON_NODE_OBJECT);
+    json_node_take_object(*ret, obj);
+}
+
+static void vfio_qmp_register(void)
+{
+    qmp_register_command("x-query-vfio", qmp_x_query_vfio, QMP_CMD_NONE);
+}
+qmp_init(vfio_qmp_register);
 
 static uint32_t mig_state(VFIOMigration *m)
 {

@@ -47,6 +47,22 @@ bool monitor_qmp_add(const char *optarg, Error **errp);
 /* Check a -qmp option's syntax without doing anything (command line). */
 bool monitor_qmp_check(const char *optarg, Error **errp);
 /*
+ * The general form, for -qmp, -monitor and -mon (@option names it in
+ * messages): "unix:PATH" or "tcp:HOST:PORT" with server=on|off and
+ * wait=on|off (server=on waits for the first client unless wait=off;
+ * server=off connects at start), or "stdio".  @readline: the HMP
+ * console rather than QMP.
+ */
+bool monitor_check(const char *option, const char *spec, Error **errp);
+bool monitor_start(const char *option, const char *spec, bool readline,
+                   Error **errp);
+/*
+ * A -chardev option as a monitor address (socket: path= or host=/port=,
+ * server=, wait=; stdio), with its id in *@id; NULL with @errp set for
+ * backends and options vmig's monitors cannot use.
+ */
+char *monitor_chardev_spec(const char *optarg, char **id, Error **errp);
+/*
  * Serve QMP on a connected socket (a test's socketpair, an inherited fd):
  * the greeting goes out at once.  Takes ownership of @fd on success only.
  * A UNIX socket may pass fds for getfd.
