@@ -137,6 +137,8 @@ void mig_channel_set_cancel(MigChannel *ch, MigCancel *c)
 static void channel_io_error(MigChannel *ch, int err, const char *what,
                              Error **errp)
 {
+    trace(migration_channel_error, "%s: %s: %s%s", ch->desc, what,
+          g_strerror(err), cancel_yanked(ch->cancel) ? " (yanked)" : "");
     if (cancel_yanked(ch->cancel)) {
         error_setg(errp, "%s: %s failed: the channel was yanked", ch->desc,
                    what);
@@ -1029,6 +1031,7 @@ MigChannel *mig_channel_connect(const MigrationAddress *addr,
     if (fd < 0) {
         return NULL;
     }
+    trace(migration_channel_connect, "%s: fd %d", desc, fd);
     ch = mig_channel_new_fd(fd, desc, cancel);
     ch->child = child;
     return ch;
@@ -1239,6 +1242,7 @@ MigChannel *mig_listener_accept(MigListener *l, MigCancel *cancel,
          */
         ret = channel_peek(ch, &first, 1, errp);
         if (ret > 0) {
+            trace(migration_channel_listen, "%s: accepted fd %d", desc, fd);
             return ch;
         }
         mig_channel_close(ch);

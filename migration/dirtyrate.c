@@ -22,6 +22,7 @@
  * sample, a timer takes the second.  Main thread, BQL.
  */
 #include "qemu/osdep.h"
+#include "migration/trace.h"
 #include "qemu/cutils.h"
 #include "monitor/qmp.h"
 #include "system/cpus.h"
@@ -219,6 +220,8 @@ static gboolean dirtyrate_finish(gpointer opaque)
     }
     dirtyrate_release();
     dr.status = DIRTY_RATE_STATUS_MEASURED;
+    trace(dirtyrate_finish, "%" PRIu64 " MB/s after %" PRId64 " ms",
+          (uint64_t)dr.dirty_rate, ms);
     return G_SOURCE_REMOVE;
 }
 
@@ -368,6 +371,8 @@ static void qmp_calc_dirty_rate(JsonObject *args, JsonNode **ret,
         }
     }
     dr.start_ns = get_clock_ns();
+    trace(dirtyrate_start, "mode %u for %" PRId64 " ms", dr.mode,
+          (int64_t)dr.calc_time_ms);
     dr.timer = g_timeout_add(dr.calc_time_ms, dirtyrate_finish, NULL);
 }
 

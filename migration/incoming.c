@@ -265,6 +265,7 @@ bool migration_incoming_postcopy_pause(MigrationIncomingState *mis,
 {
     QEMUFile *old;
 
+    trace(postcopy_pause, "destination: %s", error_get_pretty(reason));
     error_report("postcopy paused: %s", error_get_pretty(reason));
     g_mutex_lock(&mis->rp_lock);
     error_free(mis->pause_error);
@@ -379,6 +380,9 @@ bool migration_incoming_recover(const MigrationAddress *addr, Error **errp)
                              : MIGRATION_STATUS_NONE;
     MigListener *l;
 
+    trace(postcopy_recover, "destination: status %s",
+          migration_status_name(st));
+
     if (st != MIGRATION_STATUS_POSTCOPY_PAUSED) {
         error_setg(errp, "migrate-recover is for an incoming migration in "
                    "status postcopy-paused (it is '%s')",
@@ -444,6 +448,8 @@ static void incoming_finish_bh(void *opaque)
     mig_cancel_free(mis->cancel);
     mis->cancel = NULL;
     mis->total_time_ms = get_clock_ms() - mis->start_ms;
+    trace(incoming_finish, "%s after %" PRId64 " ms", ok ? "loaded" : "failed",
+          mis->total_time_ms);
     if (!ok) {
         error_report("incoming migration failed: %s",
                      error_get_pretty(mis->error));
@@ -540,9 +546,11 @@ static bool incoming_accept_one(MigrationIncomingState *mis, MigChannel **main,
         return false;
     }
     if (!multifd_is_channel_hello(hello)) {
+        trace(incoming_channel, "main stream");
         *main = ch;
         return true;
     }
+    trace(incoming_channel, "a multifd channel");
     /* The layer owns the channel from here on, also on failure. */
     return multifd_recv_new_channel(ch, NULL, 0, errp);
 }

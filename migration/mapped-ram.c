@@ -10,6 +10,7 @@
  * it; the main stream goes on after the last slot.
  */
 #include "qemu/osdep.h"
+#include "migration/trace.h"
 #include "qemu/buffer-is-zero.h"
 #include <sys/stat.h>
 #include "migration/mapped-ram.h"
@@ -153,6 +154,8 @@ bool mapped_ram_save_block_header(QEMUFile *f, MappedRamBlock *mb,
     mb->pages_offset = QEMU_ALIGN_UP(mb->bitmap_offset +
                                      mapped_ram_bitmap_bytes(mb->pages),
                                      MAPPED_RAM_ALIGN);
+    trace(mapped_ram_block, "save '%s': bitmap at 0x%" PRIx64 ", pages at 0x%"
+          PRIx64, rb->idstr, mb->bitmap_offset, mb->pages_offset);
     qemu_put_be64(f, header_flags);
     qemu_put_counted_string(f, rb->idstr);
     qemu_put_be64(f, rb->size);
@@ -418,6 +421,9 @@ RAMBlock *mapped_ram_load_block(QEMUFile *f, unsigned threads,
         return NULL;
     }
     mb.pages = size >> TARGET_PAGE_BITS;
+    trace(mapped_ram_block, "load '%s': bitmap at 0x%" PRIx64 ", pages at 0x%"
+          PRIx64 ", %u threads", idstr, mb.bitmap_offset, mb.pages_offset,
+          MAX(threads, 1));
     ok = check_region(&mb, pos, st.st_size, errp) &&
          load_bitmap(&mb, fd, errp) &&
          load_pages(&mb, fd, MAX(threads, 1), prefault, errp) &&

@@ -628,6 +628,8 @@ static bool place(RAMBlock *rb, uint64_t offset, const uint8_t *src,
         }
     }
     bitmap_set_atomic(pb->received, offset >> TARGET_PAGE_BITS, n);
+    trace(postcopy_place, "'%s' + 0x%" PRIx64 ": %" PRIu64 " %s pages",
+          rb->idstr, offset, n, src ? "data" : "zero");
     if (migrate_postcopy_blocktime()) {
         blocktime_placed(start, start + len);
     }
@@ -682,6 +684,8 @@ void postcopy_incoming_failed(void)
 
 bool postcopy_incoming_resume(MigrationIncomingState *mis, Error **errp)
 {
+    trace(postcopy_resume, "destination: %u blocks' received bitmaps",
+          pc.nr_blocks);
     for (unsigned i = 0; i < pc.nr_blocks; i++) {
         PostcopyBlock *pb = &pc.blocks[i];
 

@@ -2,6 +2,7 @@
  * Buffered migration stream.  See include/migration/qemu-file.h.
  */
 #include "qemu/osdep.h"
+#include "migration/trace.h"
 #include <fcntl.h>
 #include "migration/qemu-file.h"
 
@@ -72,6 +73,8 @@ void qemu_file_set_error(QEMUFile *f, int ret, Error *err)
         error_setg(&err, "%s: %s", f->ch ? f->ch->desc : "stream",
                    strerror(-f->last_error));
     }
+    trace(qemu_file_error, "%s at %" PRIu64 ": %s",
+          f->ch ? f->ch->desc : "stream", f->total, error_get_pretty(err));
     f->err = err;
 }
 

@@ -579,6 +579,8 @@ static int ram_save_iterate(QEMUFile *f, void *opaque)
             rs->cur_block = 0;
             rs->cur_page = 0;
             done = 1;
+            trace(ram_save_pass, "end of a pass, %" PRIu64 " pages dirty",
+                  rs->dirty_pages);
             ram_multifd_flush(f, rs);
             break;
         }
@@ -615,6 +617,9 @@ static void ram_pending_exact(void *opaque, uint64_t *must_precopy)
 bool ram_postcopy_send_discard(QEMUFile *f, Error **errp)
 {
     RAMState *rs = ram_state;
+
+    trace(ram_postcopy_discard, "%" PRIu64 " pages dirty at the switch",
+          rs->dirty_pages);
 
     rs->postcopy = true;
     g_mutex_lock(&preempted_lock);
@@ -744,6 +749,8 @@ static int ram_save_complete(QEMUFile *f, void *opaque)
     Error *err = NULL;
 
     rs->in_completion = true;
+    trace(ram_save_complete, "%" PRIu64 " pages dirty at the stop",
+          rs->dirty_pages);
     /* What an unfinished pass queued must land before the last pass. */
     if (!ram_multifd_flush(f, rs)) {
         return -EIO;
@@ -890,8 +897,12 @@ bool ram_load_prepare(Error **errp)
         bool private_file = !(rb->fd >= 0 && rb->shared) &&
                             private_mapping_is_file(rb->host);
 
-        if (ram_block_may_hold_data(rb, private_file, loaded_before) &&
-            !ram_load_zero_block(rb, private_file, errp)) {
+        bool clear = ram_block_may_hold_data(rb, private_file,
+                                             loaded_before);
+
+        trace(ram_load_prepare, "'%s': %s", rb->idstr,
+              clear ? "cleared" : "zero already");
+        if (clear && !ram_load_zero_block(rb, private_file, errp)) {
             return false;
         }
     }
@@ -909,6 +920,8 @@ bool ram_load_discard(RAMBlock *rb, uint64_t offset, uint64_t len,
                    " bytes) in whole pages", len, offset, rb->idstr, rb->size);
         return false;
     }
+    trace(ram_load_discard, "'%s' + 0x%" PRIx64 ": 0x%" PRIx64 " bytes",
+          rb->idstr, offset, len);
     if (rb->fd >= 0 && rb->shared) {
         if (fallocate(rb->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                       rb->fd_offset + offset, len) == 0) {
@@ -968,6 +981,7 @@ static bool ram_load_multifd_flush(Error **errp)
         error_setg(errp, "RAM: a multifd flush, but multifd is off here");
         return false;
     }
+    trace(ram_load_flush, "waiting for the multifd channels");
     if (!multifd_recv_sync_main(errp)) {
         return false;
     }

@@ -154,8 +154,20 @@ void qemu_savevm_send_command(QEMUFile *f, MigCommand cmd, uint16_t len,
     qemu_put_buffer(f, data, len);
 }
 
+static unsigned savevm_handler_count(void)
+{
+    unsigned n = 0;
+
+    for (SaveStateEntry *se = savevm_handlers; se; se = se->next) {
+        n++;
+    }
+    return n;
+}
+
 static void put_section_header(QEMUFile *f, SaveStateEntry *se, uint8_t type)
 {
+    trace(savevm_section_start, "'%s' section %u type %u", se->idstr,
+          se->section_id, type);
     qemu_put_byte(f, type);
     qemu_put_be32(f, se->section_id);
     if (type == MIG_SECTION_START || type == MIG_SECTION_FULL) {
@@ -167,6 +179,8 @@ static void put_section_header(QEMUFile *f, SaveStateEntry *se, uint8_t type)
 
 static void put_section_footer(QEMUFile *f, SaveStateEntry *se)
 {
+    trace(savevm_section_end, "'%s' section %u, stream at %" PRIu64,
+          se->idstr, se->section_id, qemu_file_transferred(f));
     qemu_put_byte(f, MIG_SECTION_FOOTER);
     qemu_put_be32(f, se->section_id);
 }
@@ -174,6 +188,8 @@ static void put_section_footer(QEMUFile *f, SaveStateEntry *se)
 int qemu_savevm_state_setup(QEMUFile *f, Error **errp)
 {
     uint32_t section_id = 0;
+
+    trace(savevm_state_setup, "%u handlers", savevm_handler_count());
 
     for (SaveStateEntry *se = savevm_handlers; se; se = se->next) {
         int ret;
@@ -267,6 +283,8 @@ static uint64_t pending(bool exact)
             se->ops->state_pending_estimate(se->opaque, &total);
         }
     }
+    trace(savevm_pending, "%s %" PRIu64 " bytes", exact ? "exact" : "estimate",
+          total);
     return total;
 }
 
@@ -293,8 +311,11 @@ static gpointer complete_thread_fn(gpointer opaque)
 {
     CompleteThread *ct = opaque;
 
+    trace(savevm_complete_thread, "'%s' starts", ct->se->idstr);
     ct->ok = ct->se->ops->save_live_complete_precopy_thread(&ct->data,
                                                             &ct->err);
+    trace(savevm_complete_thread, "'%s' %s", ct->se->idstr,
+          ct->ok ? "done" : "failed");
     if (!ct->ok && !ct->err) {
         error_setg(&ct->err, "section '%s': device state thread failed",
                    ct->se->idstr);
@@ -360,6 +381,7 @@ int qemu_savevm_state_complete(QEMUFile *f, Error **errp)
     Error *local_err = NULL;
     int ret;
 
+    trace(savevm_state_complete, "stream at %" PRIu64, qemu_file_transferred(f));
     /* Every PART is out: destinations may start loading side channels. */
     qemu_savevm_send_command(f, MIG_CMD_SWITCHOVER_START, 0, NULL);
     threads = complete_threads_start();
@@ -533,6 +555,7 @@ int qemu_savevm_state_complete_postcopy(QEMUFile *f, Error **errp)
 
 void qemu_savevm_state_cleanup(void)
 {
+    trace(savevm_state_cleanup, "%u handlers", savevm_handler_count());
     for (SaveStateEntry *se = savevm_handlers; se; se = se->next) {
         if (se->setup_called && se->ops->save_cleanup) {
             se->ops->save_cleanup(se->opaque);

@@ -10,7 +10,8 @@
 set -e
 
 PKGS="build-essential meson ninja-build pkg-config python3
-libglib2.0-dev libjson-glib-dev zlib1g-dev libzstd-dev libgnutls28-dev socat"
+libglib2.0-dev libjson-glib-dev zlib1g-dev libzstd-dev libgnutls28-dev socat
+systemtap-sdt-dev"
 if [ "${1:-}" = check ]; then
     PKGS="$PKGS clang libclang-rt-14-dev"
     # The test VM: its kernel's source and build tools (xz-utils unpacks the

@@ -26,6 +26,12 @@ TRACE_DEFINE(vfio_dirty_log_start);
 TRACE_DEFINE(vfio_dirty_log_sync);
 TRACE_DEFINE(vfio_dirty_log_stop);
 TRACE_DEFINE(vfio_pci_open);
+TRACE_DEFINE(vfio_dma_map);
+TRACE_DEFINE(vfio_dma_unmap);
+TRACE_DEFINE(vfio_iommu_dirty);
+TRACE_DEFINE(vfio_multifd_packet);
+TRACE_DEFINE(vfio_multifd_load_start);
+TRACE_DEFINE(vfio_multifd_save_start);
 
 /* Changed with the BQL held while the machine is built or torn down. */
 static GPtrArray *vfio_devices;

@@ -7,6 +7,7 @@
  */
 #include "qemu/osdep.h"
 #include "vfio-kernel.h"
+#include "vfio-internal.h"
 
 typedef struct VFIOIOMMUMapping {
     uint64_t iova;
@@ -63,6 +64,8 @@ bool vfio_iommu_map(VFIOIOMMU *io, uint64_t iova, uint64_t size, void *vaddr,
         m->users++;
         return true;
     }
+    trace(vfio_dma_map, "%s: [0x%" PRIx64 ", +0x%" PRIx64 "] %s",
+          io->ops->name, iova, size, writable ? "rw" : "ro");
     if (!io->ops->dma_map(io, iova, size, vaddr, writable, errp)) {
         error_prepend(errp, "%s IOMMU back-end: ", io->ops->name);
         return false;
@@ -86,6 +89,8 @@ bool vfio_iommu_unmap(VFIOIOMMU *io, uint64_t iova, uint64_t size,
         return true;
     }
     g_array_remove_index_fast(io->mappings, i);
+    trace(vfio_dma_unmap, "%s: [0x%" PRIx64 ", +0x%" PRIx64 "]",
+          io->ops->name, iova, size);
     if (!io->ops->dma_unmap(io, iova, size, errp)) {
         error_prepend(errp, "%s IOMMU back-end: ", io->ops->name);
         return false;
@@ -103,6 +108,7 @@ bool vfio_iommu_dirty_start(VFIOIOMMU *io, Error **errp)
     if (io->dirty_users++) {
         return true;
     }
+    trace(vfio_iommu_dirty, "%s: start", io->ops->name);
     if (!io->ops->dirty_start(io, errp)) {
         io->dirty_users = 0;
         return false;
@@ -117,6 +123,7 @@ void vfio_iommu_dirty_stop(VFIOIOMMU *io)
     if (!io->dirty_users || --io->dirty_users) {
         return;
     }
+    trace(vfio_iommu_dirty, "%s: stop", io->ops->name);
     if (!io->ops->dirty_stop(io, &err)) {
         warn_report("%s", error_get_pretty(err));
         error_free(err);

@@ -100,6 +100,8 @@ bool vfio_multifd_save_complete_precopy_thread(
     if (!m->multifd_transfer) {
         return true;
     }
+    trace(vfio_multifd_save_start, "%s: the save thread drains the device",
+          m->vdev->name);
     if (!vfio_mig_enter_stop_copy(m, errp)) {
         return false;
     }
@@ -149,6 +151,7 @@ bool vfio_multifd_load_state_buffer(void *opaque, uint8_t **buf,
                    "must agree)", m->vdev->name);
         return false;
     }
+    trace(vfio_multifd_packet, "%s: %zu bytes queued", m->vdev->name, len);
     return multifd_state_queue_take_buffer(q, buf, len, errp);
 }
 
@@ -259,6 +262,8 @@ void vfio_multifd_switchover_start(VFIOMigration *m)
 {
     g_autofree char *name = g_strdup_printf("%s load", m->vdev->name);
 
+    trace(vfio_multifd_load_start, "%s: the load thread starts",
+          m->vdev->name);
     qemu_loadvm_start_load_thread(name, vfio_load_thread,
                                   vfio_load_thread_abort, m);
 }

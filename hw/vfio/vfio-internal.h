@@ -26,6 +26,12 @@ void vfio_dirty_tracking_exit(VFIODevice *vdev);
 
 /* Trace points of hw/vfio (defined in device.c). */
 TRACE_DECLARE(vfio_mig_state);
+TRACE_DECLARE(vfio_dma_map);
+TRACE_DECLARE(vfio_dma_unmap);
+TRACE_DECLARE(vfio_iommu_dirty);
+TRACE_DECLARE(vfio_multifd_packet);
+TRACE_DECLARE(vfio_multifd_load_start);
+TRACE_DECLARE(vfio_multifd_save_start);
 TRACE_DECLARE(vfio_mig_arc);
 TRACE_DECLARE(vfio_mig_state_fail);
 TRACE_DECLARE(vfio_save_setup);

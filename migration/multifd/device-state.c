@@ -6,6 +6,7 @@
  * will want.
  */
 #include "qemu/osdep.h"
+#include "migration/trace.h"
 #include "qemu/cutils.h"
 #include "multifd-internal.h"
 
@@ -26,6 +27,8 @@ static ssize_t device_send_prepare(MultiFDSendChannel *c,
     m[4] = idlen;
     memcpy(m + MULTIFD_DEVICE_FIXED_LEN, job->dev_idstr, idlen);
 
+    trace(multifd_device_state_send, "'%s' instance %u: %zu bytes",
+          job->dev_idstr, job->dev_instance_id, (size_t)job->dev_len);
     c->iov[0].iov_base = c->meta;
     c->iov[0].iov_len = MULTIFD_PACKET_HDR_LEN + meta_len;
     c->iov[1].iov_base = job->dev_hdr;
@@ -136,6 +139,10 @@ static GateState gate_state;
 
 static void gate_set(GateState state)
 {
+    static const char *const names[] = { "armed", "open", "shut" };
+
+    trace(multifd_device_state_gate, "%s", state < G_N_ELEMENTS(names) ?
+          names[state] : "?");
     g_mutex_lock(&gate_lock);
     gate_state = state;
     g_cond_broadcast(&gate_cond);
@@ -218,6 +225,8 @@ static bool device_recv(MultiFDRecvChannel *c, uint32_t payload_size,
         return false;
     }
 
+    trace(multifd_device_state_recv, "'%s' instance %u: %u bytes", idstr,
+          instance_id, packet_len);
     gate_wait();
     g_rw_lock_reader_lock(&consumers_lock);
     dc = consumer_find(idstr, instance_id);
