@@ -2,6 +2,7 @@
  * Migration transports.  See include/migration/channel.h.
  */
 #include "qemu/osdep.h"
+#include "qemu/qemu-open.h"
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -978,10 +979,10 @@ static int exec_spawn(const char *command, bool we_write, pid_t *child,
 static int file_open(const MigrationAddress *addr, bool writing, Error **errp)
 {
     int flags = writing ? O_WRONLY | O_CREAT : O_RDONLY;
-    int fd = open(addr->path, flags | O_CLOEXEC, 0600);
+    int fd = qemu_open(addr->path, flags, 0600, errp);
 
     if (fd < 0) {
-        error_setg_errno(errp, errno, "file:%s: cannot open", addr->path);
+        error_prepend(errp, "file: ");
         return -1;
     }
     /* Writing: the stream replaces whatever followed the offset. */

@@ -10,6 +10,7 @@
  * it; the main stream goes on after the last slot.
  */
 #include "qemu/osdep.h"
+#include "qemu/qemu-open.h"
 #include "migration/trace.h"
 #include "qemu/buffer-is-zero.h"
 #include <sys/stat.h>
@@ -40,16 +41,20 @@ uint64_t mapped_ram_bitmap_bytes(uint64_t pages)
  */
 int mapped_ram_open(const char *path, bool writing, Error **errp)
 {
-    int flags = (writing ? O_WRONLY : O_RDONLY) | O_CLOEXEC;
+    int flags = writing ? O_WRONLY : O_RDONLY;
     bool direct = migrate_direct_io();
-    int fd = open(path, flags | (direct ? O_DIRECT : 0));
+    Error *err = NULL;
+    int fd = qemu_open(path, flags | (direct ? O_DIRECT : 0), 0, &err);
 
     /* tmpfs and some others refuse O_DIRECT: the page cache it is. */
     if (fd < 0 && direct && errno == EINVAL) {
-        fd = open(path, flags);
+        error_free(err);
+        err = NULL;
+        fd = qemu_open(path, flags, 0, &err);
     }
     if (fd < 0) {
-        error_setg_errno(errp, errno, "mapped-ram: cannot open %s", path);
+        error_prepend(&err, "mapped-ram: ");
+        error_propagate(errp, err);
     }
     return fd;
 }

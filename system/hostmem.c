@@ -4,6 +4,7 @@
  * blocks built on it only borrow them.
  */
 #include "qemu/osdep.h"
+#include "qemu/qemu-open.h"
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include "system/hostmem.h"
@@ -101,13 +102,18 @@ static int backend_file_open(HostMemoryBackend *backend, Error **errp)
     }
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
         fd = backend_open_tmpfile(path);
+        if (fd < 0) {
+            error_setg_errno(errp, errno, "%s '%s': cannot open mem-path '%s'",
+                             backend_type(backend), id, path);
+            return -1;
+        }
     } else {
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    }
-    if (fd < 0) {
-        error_setg_errno(errp, errno, "%s '%s': cannot open mem-path '%s'",
-                         backend_type(backend), id, path);
-        return -1;
+        fd = qemu_open(path, O_RDWR | O_CREAT, 0600, errp);
+        if (fd < 0) {
+            error_prepend(errp, "%s '%s': mem-path: ", backend_type(backend),
+                          id);
+            return -1;
+        }
     }
     if (fstat(fd, &st) < 0) {
         error_setg_errno(errp, errno, "%s '%s': cannot stat mem-path '%s'",

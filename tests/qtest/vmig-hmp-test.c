@@ -143,7 +143,11 @@ static void test_info_migrate(void)
     g_autofree char *dst_status = NULL;
 
     g_free(hmp(src, "migrate_set_capability pause-before-switchover on"));
-    /* 1 MiB/s against a guest that dirties data: it stays active a while. */
+    /*
+     * 1 MiB/s against a guest that has written its 64 MiB working set:
+     * it stays active a minute unless lifted.
+     */
+    mig_wait_guest_progress(src, 64 << 20);
     g_free(hmp(src, "migrate_set_parameter max-bandwidth 1"));
     g_free(hmp(src, line));
     g_free(mig_wait_status(src, (const char *const[]){ "active", NULL },
@@ -483,6 +487,101 @@ static void test_option_errors(void)
     }
 }
 
+/* ---- fd sets ---- */
+
+/* add-fd of @fd (passed with SCM_RIGHTS); returns the set's id. */
+static int64_t add_fd(QTestState *s, int fd, const char *extra)
+{
+    g_autoptr(JsonNode) r = qtest_qmp_fds(s, &fd, 1,
+        "{\"execute\": \"add-fd\", \"arguments\": {%s}}", extra);
+    JsonObject *o = json_object_get_object_member(qtest_obj(r), "return");
+
+    g_assert_nonnull(o);
+    g_assert_cmpint(json_object_get_int_member(o, "fd"), >=, 0);
+    return json_object_get_int_member(o, "fdset-id");
+}
+
+/*
+ * A save to file:/dev/fdset/N and a load from another set, with fds the
+ * test opened: vmig never opens the path itself.
+ */
+static void test_fdset_migration(void)
+{
+    g_autofree char *path = qtest_tmp_path("fdset", "state");
+    g_autoptr(QTestState) src = mig_start_vm("");
+    g_autoptr(QTestState) dst = NULL;
+    g_autoptr(JsonNode) sets = NULL;
+    g_autofree char *err = NULL;
+    int wfd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int rfd = open(path, O_RDONLY | O_CLOEXEC);
+    JsonArray *list;
+
+    g_assert_cmpint(wfd, >=, 0);
+    g_assert_cmpint(rfd, >=, 0);
+    /* A read-only member cannot serve a save. */
+    g_assert_cmpint(add_fd(src, rfd, "\"fdset-id\": 3"), ==, 3);
+    mig_migrate(src, "file:/dev/fdset/3");
+    err = mig_wait_failed(src, 30000);
+    assert_has(err, "no member opened with the access mode needed here");
+    g_clear_pointer(&err, g_free);
+    /* The lowest free id, and the client's note kept. */
+    g_assert_cmpint(add_fd(src, wfd, "\"opaque\": \"state file\""), ==, 0);
+    sets = qtest_qmp_assert_success(src, "{\"execute\": \"query-fdsets\"}");
+    list = json_node_get_array(sets);
+    g_assert_cmpuint(json_array_get_length(list), ==, 2);
+    g_assert_cmpint(json_object_get_int_member(
+        json_array_get_object_element(list, 0), "fdset-id"), ==, 0);
+    g_assert_cmpstr(json_object_get_string_member(
+        json_array_get_object_element(json_object_get_array_member(
+            json_array_get_object_element(list, 0), "fds"), 0), "opaque"),
+        ==, "state file");
+    mig_set_fast(src);
+    qtest_qmp_assert_ok(src, "{\"execute\": \"stop\"}");
+    mig_migrate(src, "file:/dev/fdset/0");
+    mig_wait_completed(src, 60000);
+
+    dst = mig_start_dst("defer", "");
+    g_assert_cmpint(add_fd(dst, rfd, "\"fdset-id\": 7"), ==, 7);
+    qtest_qmp_assert_ok(dst, "{\"execute\": \"migrate-incoming\", "
+                        "\"arguments\": {\"uri\": \"file:/dev/fdset/7\"}}");
+    g_free(mig_wait_status(dst, (const char *const[]){ "completed", NULL },
+                           60000));
+    /* The source was stopped, so the destination stays paused. */
+    mig_assert_runstate(dst, "paused");
+    mig_assert_guest_ok(dst);
+    close(wfd);
+    close(rfd);
+}
+
+static void test_fdset_errors(void)
+{
+    g_autoptr(QTestState) s = qtest_init("-m 64M");
+    int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+    g_autofree char *e1 = NULL, *e2 = NULL, *e3 = NULL, *e4 = NULL, *e5 = NULL;
+
+    e1 = qtest_qmp_expect_error(s, "GenericError", "{\"execute\": "
+        "\"remove-fd\", \"arguments\": {\"fdset-id\": 5}}");
+    g_assert_cmpstr(e1, ==, "File descriptor named 'fdset-id:5' not found");
+    e2 = qtest_qmp_expect_error(s, "GenericError", "{\"execute\": "
+        "\"add-fd\", \"arguments\": {}}");
+    assert_has(e2, "no file descriptor came with SCM_RIGHTS");
+    g_assert_cmpint(add_fd(s, fd, "\"fdset-id\": 2"), ==, 2);
+    e3 = qtest_qmp_expect_error(s, "GenericError", "{\"execute\": "
+        "\"remove-fd\", \"arguments\": {\"fdset-id\": 2, \"fd\": 999}}");
+    g_assert_cmpstr(e3, ==, "File descriptor named 'fdset-id:2, fd:999' not "
+                    "found");
+    qtest_qmp_assert_ok(s, "{\"execute\": \"remove-fd\", "
+                        "\"arguments\": {\"fdset-id\": 2}}");
+    mig_migrate(s, "file:/dev/fdset/2");
+    e4 = mig_wait_failed(s, 30000);
+    assert_has(e4, "no such fd set");
+    e5 = qtest_qmp_expect_error(s, "GenericError", "{\"execute\": "
+        "\"add-fd\", \"arguments\": {\"fdset-id\": -1}}");
+    assert_has(e5, "non-negative");
+    mig_assert_runstate(s, "running");
+    close(fd);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -499,5 +598,7 @@ int main(int argc, char **argv)
     g_test_add_func("/monitor/qmp-client-mode", test_qmp_client_mode);
     g_test_add_func("/monitor/chardev-readline", test_chardev_readline);
     g_test_add_func("/monitor/option-errors", test_option_errors);
+    g_test_add_func("/monitor/fdset-migration", test_fdset_migration);
+    g_test_add_func("/monitor/fdset-errors", test_fdset_errors);
     return g_test_run();
 }
