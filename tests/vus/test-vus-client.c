@@ -87,16 +87,24 @@ static void test_caps_parse(void)
         "\"other\":1}", true, &caps, &error_abort));
     g_assert_cmpuint(caps.max_msg_fds, ==, VFIO_USER_MAX_MAX_FDS);
     g_assert_cmpuint(caps.max_data_xfer_size, ==, VFIO_USER_MAX_MAX_XFER);
-    g_assert_true(caps.twin_socket);
     g_assert_true(caps.migration);
     g_assert_true(caps.precopy_info);
     g_assert_false(caps.mig_data_size);
 
-    /* An extension the client did not offer is not used. */
+    /*
+     * An extension the client did not offer is not used, and what it
+     * never proposed is not even looked at: a twin socket (the client
+     * sets none up), the extensions' values, keys of any form.
+     */
     g_assert_true(vfio_user_caps_parse(
-        "{\"capabilities\":{\"migration\":{\"x-precopy-info\":true}}}",
-        false, &caps, &error_abort));
+        "{\"capabilities\":{\"migration\":{\"x-precopy-info\":true,"
+        "\"x-mig-data-size\":\"yes\",\"max_bitmap_size\":[]},"
+        "\"twin_socket\":5}}", false, &caps, &error_abort));
     g_assert_false(caps.precopy_info);
+    g_assert_false(caps.mig_data_size);
+    g_assert_true(vfio_user_caps_parse(
+        "{\"capabilities\":{\"twin_socket\":{\"supported\":\"no\"}}}",
+        true, &caps, &error_abort));
 
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         g_assert_false(vfio_user_caps_parse(bad[i].json, true, &caps, &err));
