@@ -550,6 +550,11 @@ static bool vdma_setup(VdmaDevice *d, const char *socket_path,
 
     mig.flags = d->mig_flags;
     mig.no_dma_logging = d->no_dma_logging;
+    if (d->no_extensions) {
+        /* Without them the library offers neither extension. */
+        mig.data_size = NULL;
+        mig.precopy_info = NULL;
+    }
     d->ctx = vus_ctx_new(d->name, d);
     if (!d->ctx) {
         error_setg(errp, "%s: out of memory", d->name);
@@ -628,7 +633,7 @@ int main(int argc, char **argv)
     g_auto(GStrv) delay_arcs = NULL;
     gint64 seed = 1;
     gboolean no_precopy = false, no_p2p = false, no_dma_logging = false;
-    gboolean no_msix = false, strict_regions = false;
+    gboolean no_msix = false, strict_regions = false, no_extensions = false;
     GOptionEntry entries[] = {
         { "socket", 's', 0, G_OPTION_ARG_FILENAME, &socket_path,
           "listen on the UNIX socket PATH (required)", "PATH" },
@@ -656,6 +661,10 @@ int main(int argc, char **argv)
           "refuse region access (REGION_READ/WRITE) in every migration "
           "state but RUNNING, RUNNING_P2P and PRE_COPY, as strict device "
           "servers do", NULL },
+        { "no-extensions", 0, 0, G_OPTION_ARG_NONE, &no_extensions,
+          "answer as a plain vfio-user 0.9.2 server: none of vmig's "
+          "extensions (MIG_DATA_SIZE, precopy-info) and no P2P states",
+          NULL },
         { "fail-arc", 0, 0, G_OPTION_ARG_STRING_ARRAY, &fail_arcs,
           "make the FSM arc FROM -> TO fail (repeatable)", "FROM:TO" },
         { "delay-arc", 0, 0, G_OPTION_ARG_STRING_ARRAY, &delay_arcs,
@@ -703,10 +712,11 @@ int main(int argc, char **argv)
     d->initial_seed = d->seed = seed;
     d->last_check_first = UINT64_MAX;
     d->mig_flags = VFIO_MIGRATION_STOP_COPY |
-                   (no_p2p ? 0 : VFIO_MIGRATION_P2P) |
+                   (no_p2p || no_extensions ? 0 : VFIO_MIGRATION_P2P) |
                    (no_precopy ? 0 : VFIO_MIGRATION_PRE_COPY);
     d->no_dma_logging = no_dma_logging;
     d->strict_regions = strict_regions;
+    d->no_extensions = no_extensions;
     g_mutex_init(&d->lock);
     g_cond_init(&d->cond);
     if (mem_size_str && qemu_strtosz_suffix(mem_size_str, 'M',

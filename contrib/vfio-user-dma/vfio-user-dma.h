@@ -113,6 +113,7 @@ typedef struct VdmaDevice {
     uint64_t mig_flags;
     bool no_dma_logging;        /* --no-dma-logging */
     bool strict_regions;        /* --strict-regions */
+    bool no_extensions;         /* --no-extensions: plain 0.9.2 */
     VusClientLimits limits;     /* --max-dma-maps, ..., --msg-timeout */
     double dirty_pages_per_sec;
     uint64_t state_rate;        /* --state-rate, bytes per second; 0: none */

@@ -1,11 +1,15 @@
 /*
- * vfio-user VERSION capabilities: the JSON the client offers and the
+ * vfio-user VERSION capabilities: the JSON the client proposes and the
  * checks on what the server answers.
  *
- * Unknown keys are ignored in both directions (the protocol's rule), so
- * a server that does not know vmig's extensions simply leaves them out
- * and the client falls back.  Numbers from the server are range-checked
- * before anything is sized from them.
+ * Liberal in what it accepts: a server may leave out anything we
+ * proposed (the protocol's defaults hold, and an extension it does not
+ * echo is not used), and keys we never proposed are ignored whatever
+ * their form, unknown ones and twin_socket alike (we set no twin socket
+ * up; an fd that came with it is closed by the transport).  Strict where
+ * it matters: the limits we size messages by, and the features we
+ * proposed, must be well-formed; numbers are range-checked before
+ * anything is sized from them.
  */
 #include "qemu/osdep.h"
 #include "qemu/cutils.h"
@@ -24,6 +28,7 @@ char *vfio_user_caps_build(const VFIOUserConnectOptions *opts)
     g_string_append_printf(s, "{\"capabilities\":{"
                            "\"" VFIO_USER_CAP_MAX_MSG_FDS "\":%d,"
                            "\"" VFIO_USER_CAP_MAX_DATA_XFER_SIZE "\":%" PRIu64
+                           ",\"" VFIO_USER_CAP_WRITE_MULTIPLE "\":true"
                            ",\"" VFIO_USER_CAP_MIGRATION "\":{"
                            "\"" VFIO_USER_CAP_MIGRATION_PGSIZE "\":%d",
                            VFIO_USER_CLIENT_MAX_FDS, max_xfer,
@@ -101,13 +106,13 @@ bool vfio_user_caps_parse(const char *json, bool offered_extensions,
     g_autoptr(JsonParser) parser = NULL;
     g_autoptr(GError) gerr = NULL;
     JsonNode *root;
-    JsonObject *top, *c, *mig, *twin;
+    JsonObject *top, *c, *mig;
     uint64_t fds = VFIO_USER_DEF_MAX_FDS;
     uint64_t xfer = VFIO_USER_DEF_MAX_XFER;
     uint64_t pgsizes = VFIO_USER_DEF_PGSIZE;
     uint64_t maps = VFIO_USER_DEF_MAX_DMA_MAPS;
     uint64_t mig_pgsize = VFIO_USER_DEF_PGSIZE;
-    bool write_multiple = false, twin_ok = false;
+    bool write_multiple = false;
     bool precopy_info = false, mig_data_size = false;
 
     g_free(caps->json);
@@ -149,17 +154,20 @@ bool vfio_user_caps_parse(const char *json, bool offered_extensions,
                            &maps, errp) ||
             !caps_get_bool(c, VFIO_USER_CAP_WRITE_MULTIPLE, &write_multiple,
                            errp) ||
-            !caps_get_object(c, VFIO_USER_CAP_MIGRATION, &mig, errp) ||
-            !caps_get_object(c, VFIO_USER_CAP_TWIN_SOCKET, &twin, errp)) {
+            !caps_get_object(c, VFIO_USER_CAP_MIGRATION, &mig, errp)) {
             return false;
         }
         if (mig) {
             if (!caps_get_uint(mig, VFIO_USER_CAP_MIGRATION_PGSIZE, 1,
-                               1ULL << 40, &mig_pgsize, errp) ||
-                !caps_get_bool(mig, VFIO_USER_CAP_X_PRECOPY_INFO,
-                               &precopy_info, errp) ||
-                !caps_get_bool(mig, VFIO_USER_CAP_X_MIG_DATA_SIZE,
-                               &mig_data_size, errp)) {
+                               1ULL << 40, &mig_pgsize, errp)) {
+                return false;
+            }
+            /* Extensions we did not propose are none of our business. */
+            if (offered_extensions &&
+                (!caps_get_bool(mig, VFIO_USER_CAP_X_PRECOPY_INFO,
+                                &precopy_info, errp) ||
+                 !caps_get_bool(mig, VFIO_USER_CAP_X_MIG_DATA_SIZE,
+                                &mig_data_size, errp))) {
                 return false;
             }
             if (mig_pgsize & (mig_pgsize - 1)) {
@@ -167,9 +175,6 @@ bool vfio_user_caps_parse(const char *json, bool offered_extensions,
                            " is not a power of two", mig_pgsize);
                 return false;
             }
-        }
-        if (twin && !caps_get_bool(twin, "supported", &twin_ok, errp)) {
-            return false;
         }
     } else {
         mig = NULL;
@@ -182,9 +187,8 @@ bool vfio_user_caps_parse(const char *json, bool offered_extensions,
     caps->migration = mig != NULL;
     caps->migration_pgsize = mig_pgsize;
     caps->write_multiple = write_multiple;
-    caps->twin_socket = twin_ok;
     /* An extension counts only when both sides offered it. */
-    caps->precopy_info = offered_extensions && precopy_info;
-    caps->mig_data_size = offered_extensions && mig_data_size;
+    caps->precopy_info = precopy_info;
+    caps->mig_data_size = mig_data_size;
     return true;
 }

@@ -6,6 +6,7 @@
  */
 #include "vus-helpers.h"
 
+#include <json-glib/json-glib.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -87,16 +88,24 @@ static void test_caps_parse(void)
         "\"other\":1}", true, &caps, &error_abort));
     g_assert_cmpuint(caps.max_msg_fds, ==, VFIO_USER_MAX_MAX_FDS);
     g_assert_cmpuint(caps.max_data_xfer_size, ==, VFIO_USER_MAX_MAX_XFER);
-    g_assert_true(caps.twin_socket);
     g_assert_true(caps.migration);
     g_assert_true(caps.precopy_info);
     g_assert_false(caps.mig_data_size);
 
-    /* An extension the client did not offer is not used. */
+    /*
+     * An extension the client did not offer is not used, and what it
+     * never proposed is not even looked at: a twin socket (the client
+     * sets none up), the extensions' values, keys of any form.
+     */
     g_assert_true(vfio_user_caps_parse(
-        "{\"capabilities\":{\"migration\":{\"x-precopy-info\":true}}}",
-        false, &caps, &error_abort));
+        "{\"capabilities\":{\"migration\":{\"x-precopy-info\":true,"
+        "\"x-mig-data-size\":\"yes\",\"max_bitmap_size\":[]},"
+        "\"twin_socket\":5}}", false, &caps, &error_abort));
     g_assert_false(caps.precopy_info);
+    g_assert_false(caps.mig_data_size);
+    g_assert_true(vfio_user_caps_parse(
+        "{\"capabilities\":{\"twin_socket\":{\"supported\":\"no\"}}}",
+        true, &caps, &error_abort));
 
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         g_assert_false(vfio_user_caps_parse(bad[i].json, true, &caps, &err));
@@ -648,6 +657,7 @@ typedef enum FakeCase {
     FAKE_TOO_MANY_FDS,
     FAKE_DMA_FLOOD,
     FAKE_CLOSE,
+    FAKE_UNASKED,
 } FakeCase;
 
 typedef struct Fake {
@@ -876,6 +886,46 @@ static gpointer fake_thread(gpointer opaque)
     }
     case FAKE_CLOSE:
         goto out;
+    case FAKE_UNASKED: {
+        /*
+         * Capabilities never proposed (a twin socket with its fd, an
+         * unknown key, a key of the wrong type) and none of those that were.
+         */
+        const char *json = "{\"capabilities\":{\"twin_socket\":"
+                           "{\"supported\":true,\"fd_index\":0},"
+                           "\"x-vendor\":[1,{}],\"migration\":"
+                           "{\"max_bitmap_size\":\"big\"}}}";
+        size_t len = 4 + strlen(json) + 1;
+        g_autofree uint8_t *buf = g_malloc0(sizeof(hdr) + len);
+        uint16_t ver[2] = { 0, VFIO_USER_MINOR };
+        char cbuf[CMSG_SPACE(sizeof(int))] = { 0 };
+        struct iovec iov;
+        struct msghdr mh = {
+            .msg_iov = &iov, .msg_iovlen = 1,
+            .msg_control = cbuf, .msg_controllen = sizeof(cbuf),
+        };
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        int sv[2];
+
+        hdr = (struct vfio_user_header) {
+            .msg_id = req.msg_id, .cmd = req.cmd,
+            .msg_size = sizeof(hdr) + len, .flags = VFIO_USER_F_TYPE_REPLY,
+        };
+        memcpy(buf, &hdr, sizeof(hdr));
+        memcpy(buf + sizeof(hdr), ver, 4);
+        memcpy(buf + sizeof(hdr) + 4, json, strlen(json));
+        iov = (struct iovec) { buf, sizeof(hdr) + len };
+        g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
+                                   sv), ==, 0);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &sv[1], sizeof(int));
+        g_assert_cmpint(sendmsg(fd, &mh, 0), ==, (ssize_t)iov.iov_len);
+        close(sv[0]);
+        close(sv[1]);
+        break;
+    }
     }
     /* Wait for the client to hang up. */
     while (fake_read_request(fd, &req)) {
@@ -942,6 +992,127 @@ static void test_bad_server(void)
     expect_connect_error(FAKE_WRONG_MAJOR, "speaks protocol 7.");
     expect_connect_error(FAKE_TOO_MANY_FDS, "too many fds");
     expect_connect_error(FAKE_CLOSE, "closed the connection");
+}
+
+static unsigned count_open_fds(void)
+{
+    g_autoptr(GDir) dir = g_dir_open("/proc/self/fd", 0, NULL);
+    unsigned n = 0;
+
+    g_assert_nonnull(dir);
+    while (g_dir_read_name(dir)) {
+        n++;
+    }
+    return n;
+}
+
+/*
+ * Liberal in what it accepts: a server that adds capabilities the client
+ * never proposed (a twin socket and its fd included) and leaves out all
+ * it did is served with the protocol's defaults, and the fd is closed.
+ */
+static void test_unasked_capabilities(void)
+{
+    VFIOUserConnectOptions opts = { .timeout_ms = 2000 };
+    unsigned fds_before = count_open_fds();
+    Fake *f = fake_start(FAKE_UNASKED);
+    const VFIOUserPeerCaps *caps;
+    VFIOUserProxy *p;
+
+    p = vfio_user_connect(f->path, &opts, &error_abort);
+    caps = vfio_user_peer_caps(p);
+    g_assert_cmpuint(caps->max_msg_fds, ==, VFIO_USER_DEF_MAX_FDS);
+    g_assert_cmpuint(caps->max_data_xfer_size, ==, VFIO_USER_DEF_MAX_XFER);
+    g_assert_false(caps->write_multiple);
+    g_assert_false(caps->precopy_info);
+    g_assert_false(caps->mig_data_size);
+    vfio_user_disconnect(p);
+    fake_stop(f);
+    g_assert_cmpuint(count_open_fds(), ==, fds_before);
+}
+
+/*
+ * A raw client as the widely used client library's sample is written:
+ * it proposes max_msg_fds, max_data_xfer_size and migration.pgsize only
+ * and must get back nothing else, least of all a twin socket, from a
+ * full server and from a plain one alike.
+ */
+static void test_raw_sample_client(void)
+{
+    static const char *const server_args[][2] = {
+        { NULL, NULL },
+        { "--no-extensions", "--strict-regions" },
+    };
+    const char *json = "{\"capabilities\":{\"max_msg_fds\":32,"
+                       "\"max_data_xfer_size\":1024,"
+                       "\"migration\":{\"pgsize\":4096}}}";
+
+    for (size_t i = 0; i < G_N_ELEMENTS(server_args); i++) {
+        VusServer *s = vus_server_start("--mem-size", MEM, server_args[i][0],
+                                        server_args[i][1], NULL);
+        struct sockaddr_un addr = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        size_t len = 4 + strlen(json) + 1;
+        g_autofree uint8_t *buf = g_malloc0(sizeof(struct vfio_user_header) +
+                                            4096);
+        struct vfio_user_header hdr = {
+            .msg_id = 0x55, .cmd = VFIO_USER_VERSION,
+            .msg_size = sizeof(hdr) + len,
+        };
+        uint16_t ver[2] = { 0, VFIO_USER_MINOR };
+        char cbuf[CMSG_SPACE(sizeof(int) * VFIO_USER_MAX_MAX_FDS)];
+        struct iovec iov = { buf, sizeof(hdr) + 4096 };
+        struct msghdr mh = {
+            .msg_iov = &iov, .msg_iovlen = 1,
+            .msg_control = cbuf, .msg_controllen = sizeof(cbuf),
+        };
+        g_autoptr(JsonParser) parser = json_parser_new();
+        JsonObject *caps, *mig;
+        g_autoptr(GList) keys = NULL;
+        ssize_t n;
+
+        g_strlcpy(addr.sun_path, s->socket, sizeof(addr.sun_path));
+        g_assert_cmpint(connect(fd, (struct sockaddr *)&addr, sizeof(addr)),
+                        ==, 0);
+        memcpy(buf, &hdr, sizeof(hdr));
+        memcpy(buf + sizeof(hdr), ver, 4);
+        memcpy(buf + sizeof(hdr) + 4, json, strlen(json) + 1);
+        g_assert_cmpint(write(fd, buf, hdr.msg_size), ==, hdr.msg_size);
+        memset(buf, 0, iov.iov_len);
+        /* The reply is small: one recvmsg holds it, and any fd with it. */
+        n = recvmsg(fd, &mh, 0);
+        g_assert_cmpint(n, >, (ssize_t)sizeof(hdr) + 4);
+        g_assert_null(CMSG_FIRSTHDR(&mh));
+        memcpy(&hdr, buf, sizeof(hdr));
+        g_assert_cmpuint(hdr.msg_size, ==, n);
+        g_assert_cmpuint(hdr.msg_id, ==, 0x55);
+        g_assert_cmpuint(hdr.flags, ==, VFIO_USER_F_TYPE_REPLY);
+        g_assert_cmpint(buf[n - 1], ==, '\0');
+        g_test_message("reply: %s", (char *)buf + sizeof(hdr) + 4);
+        g_assert_true(json_parser_load_from_data(
+            parser, (char *)buf + sizeof(hdr) + 4, -1, NULL));
+        caps = json_object_get_object_member(
+            json_node_get_object(json_parser_get_root(parser)), "capabilities");
+        g_assert_nonnull(caps);
+        keys = json_object_get_members(caps);
+        for (GList *k = keys; k; k = k->next) {
+            if (strcmp(k->data, "max_msg_fds") &&
+                strcmp(k->data, "max_data_xfer_size") &&
+                strcmp(k->data, "max_dma_maps") &&
+                strcmp(k->data, "migration")) {
+                g_error("capability '%s' was never proposed",
+                        (char *)k->data);
+            }
+        }
+        g_assert_cmpint(json_object_get_int_member(caps, "max_data_xfer_size"),
+                        ==, 1024);
+        mig = json_object_get_object_member(caps, "migration");
+        g_assert_nonnull(mig);
+        g_assert_cmpuint(json_object_get_size(mig), ==, 1);
+        g_assert_cmpint(json_object_get_int_member(mig, "pgsize"), ==, 4096);
+        close(fd);
+        vus_server_stop(s);
+    }
 }
 
 static void test_bad_server_replies(void)
@@ -1172,6 +1343,9 @@ int main(int argc, char **argv)
     g_test_add_func("/vus/client/server-hung", test_server_hung);
     g_test_add_func("/vus/client/bad-server", test_bad_server);
     g_test_add_func("/vus/client/bad-server-replies", test_bad_server_replies);
+    g_test_add_func("/vus/client/unasked-capabilities",
+                    test_unasked_capabilities);
+    g_test_add_func("/vus/client/raw-sample-client", test_raw_sample_client);
     g_test_add_func("/vus/client/second-client", test_second_client);
     g_test_add_func("/vus/client/server-limits", test_server_limits);
     g_test_add_func("/vus/client/stalled-client", test_stalled_client);

@@ -495,6 +495,87 @@ static void test_no_extensions(void)
     vus_server_stop(s2);
 }
 
+/*
+ * A plain, strict 0.9.2 server (--no-extensions --strict-regions) and a
+ * client that proposes the extensions: none is used, there are no P2P
+ * states, PRE_COPY data runs dry with 0-byte reads that are not the end
+ * of the stream, and a migration works with the standard commands alone.
+ */
+static void test_plain_server(void)
+{
+    VusServer *s1 = vus_server_start("--mem-size", MEM, "--no-extensions",
+                                     "--strict-regions", NULL);
+    VusServer *s2 = vus_server_start("--mem-size", MEM, "--no-extensions",
+                                     "--strict-regions", NULL);
+    VusServer *s3 = vus_server_start("--mem-size", MEM, "--no-extensions",
+                                     "--strict-regions", "--dirty-rate",
+                                     "200%", NULL);
+    VFIOUserProxy *src = vus_connect(s1, NULL);
+    VFIOUserProxy *dst = vus_connect(s2, NULL);
+    VFIOUserProxy *busy = vus_connect(s3, NULL);
+    g_autoptr(GByteArray) stream = g_byte_array_new();
+    uint8_t buf[4096];
+    DeviceFacts before;
+    uint64_t flags, a, b;
+    Error *err = NULL;
+    ssize_t n;
+
+    g_assert_false(vfio_user_peer_caps(src)->precopy_info);
+    g_assert_false(vfio_user_peer_caps(src)->mig_data_size);
+    g_assert_true(vfio_user_mig_get_flags(src, &flags, &error_abort));
+    g_assert_cmphex(flags, ==, VFIO_MIGRATION_STOP_COPY |
+                    VFIO_MIGRATION_PRE_COPY);
+    g_assert_false(vfio_user_mig_data_size(src, &a, &err));
+    g_clear_pointer(&err, error_free);
+
+    /* Its registers are out of reach once it stops: take them now. */
+    vus_reg_write(src, VDMA_REG_SCRATCH, 0x0123456789abcdefull);
+    before = facts(src);
+    vus_set_state(src, VFIO_DEVICE_STATE_PRE_COPY);
+    g_assert_false(vfio_user_mig_precopy_info(src, &a, &b, &err));
+    g_clear_pointer(&err, error_free);
+    g_assert_cmpuint(vus_drain(src, stream), >=, MEM_SIZE);
+    /* Dry for now: a 0-byte read, not an error, and the state stays. */
+    g_assert_cmpint(vfio_user_mig_data_read(src, buf, sizeof(buf),
+                                            &error_abort), ==, 0);
+    g_assert_cmpuint(vus_get_state(src), ==, VFIO_DEVICE_STATE_PRE_COPY);
+    vus_set_state(src, VFIO_DEVICE_STATE_STOP_COPY);
+    g_assert_false(vfio_user_region_read(src, VDMA_REGS_BAR, VDMA_REG_ID,
+                                         buf, 4, &err));
+    g_clear_pointer(&err, error_free);
+    vus_drain(src, stream);
+    vus_set_state(src, VFIO_DEVICE_STATE_STOP);
+    g_assert_true(load_stream(dst, stream->data, stream->len, &error_abort));
+    vus_set_state(dst, VFIO_DEVICE_STATE_RUNNING);
+    g_assert_cmpuint(vus_reg_read(dst, VDMA_REG_CHECK), ==, 0);
+    g_assert_cmphex(facts(dst).checksum, ==, before.checksum);
+    g_assert_cmphex(facts(dst).scratch, ==, before.scratch);
+
+    /* A running device runs dry, then has more: the end was temporary. */
+    vus_set_state(busy, VFIO_DEVICE_STATE_PRE_COPY);
+    g_byte_array_set_size(stream, 0);
+    vus_drain(busy, stream);
+    n = -1;
+    for (int i = 0; i < 10000 && n != 0; i++) {
+        n = vfio_user_mig_data_read(busy, buf, sizeof(buf), &error_abort);
+    }
+    g_assert_cmpint(n, ==, 0);
+    for (int i = 0; i < 5000 && n == 0; i++) {
+        g_usleep(1000);
+        n = vfio_user_mig_data_read(busy, buf, sizeof(buf), &error_abort);
+    }
+    g_assert_cmpint(n, >, 0);
+    vus_set_state(busy, VFIO_DEVICE_STATE_RUNNING);
+    g_assert_cmpuint(vus_reg_read(busy, VDMA_REG_CHECK), ==, 0);
+
+    vfio_user_disconnect(src);
+    vfio_user_disconnect(dst);
+    vfio_user_disconnect(busy);
+    vus_server_stop(s1);
+    vus_server_stop(s2);
+    vus_server_stop(s3);
+}
+
 /* Whether a 4-byte read of @region at @offset is taken. */
 static bool region_readable(VFIOUserProxy *p, uint32_t region,
                             uint64_t offset)
@@ -567,6 +648,7 @@ int main(int argc, char **argv)
     g_test_add_func("/vus/migration/fail-arc", test_fail_arc);
     g_test_add_func("/vus/migration/p2p-and-refusals", test_p2p_and_refusals);
     g_test_add_func("/vus/migration/no-extensions", test_no_extensions);
+    g_test_add_func("/vus/migration/plain-server", test_plain_server);
     g_test_add_func("/vus/migration/strict-regions", test_strict_regions);
     return g_test_run();
 }

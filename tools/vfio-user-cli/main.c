@@ -190,7 +190,6 @@ static int cmd_version(int argc, char **argv)
     printf("migration          %s (pgsize %" PRIu64 ")\n",
            c->migration ? "yes" : "no", c->migration_pgsize);
     printf("write_multiple     %s\n", c->write_multiple ? "yes" : "no");
-    printf("twin_socket        %s\n", c->twin_socket ? "yes" : "no");
     printf("x-precopy-info     %s\n", c->precopy_info ? "yes" : "no");
     printf("x-mig-data-size    %s\n", c->mig_data_size ? "yes" : "no");
     return cli_close(proxy, NULL);

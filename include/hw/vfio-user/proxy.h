@@ -40,7 +40,6 @@ typedef struct VFIOUserPeerCaps {
     bool migration;                 /* it sent a "migration" object */
     uint64_t migration_pgsize;
     bool write_multiple;            /* REGION_WRITE_MULTI accepted */
-    bool twin_socket;
     bool precopy_info;              /* extension: precopy-info query */
     bool mig_data_size;             /* extension: MIG_DATA_SIZE feature */
     char *json;                     /* the server's capabilities, verbatim */

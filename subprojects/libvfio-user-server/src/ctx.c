@@ -407,11 +407,9 @@ int vus_setup_migration(VusCtx *ctx, const VusMigrationOps *ops)
         return -EINVAL;
     }
     if (!ops->transition || (!ops->read_data && !ops->read_data_zc) ||
-        !ops->write_data ||
-        ((ops->flags & VFIO_MIGRATION_PRE_COPY) && !ops->precopy_info)) {
+        !ops->write_data) {
         vus_err(ctx, "migration ops lack a required callback (transition, "
-                "read_data or read_data_zc, write_data, precopy_info with "
-                "PRE_COPY)");
+                "read_data or read_data_zc, write_data)");
         return -EINVAL;
     }
     ctx->mig = *ops;

@@ -77,7 +77,6 @@ static const char *command_name(uint16_t cmd)
 static size_t max_fds_for(uint16_t cmd)
 {
     switch (cmd) {
-    case VFIO_USER_VERSION:         /* the twin socket */
     case VFIO_USER_DMA_MAP:         /* the memory to map */
         return 1;
     case VFIO_USER_DEVICE_SET_IRQS: /* eventfds */

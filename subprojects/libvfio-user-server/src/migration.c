@@ -319,6 +319,10 @@ int vus_handle_precopy_info(VusCtx *ctx, VusConn *conn, VusMsg *msg)
     uint64_t initial = 0, dirty = 0;
     int ret;
 
+    if (!ctx->mig.precopy_info) {
+        vus_debug(ctx, "X_MIG_PRECOPY_INFO: not offered by this device");
+        return -ENOSYS;
+    }
     if (msg->len != 0 && msg->len != sizeof(info)) {
         vus_warn(ctx, "X_MIG_PRECOPY_INFO: payload of %zu bytes, expected 0 "
                  "or %zu", msg->len, sizeof(info));

@@ -60,7 +60,7 @@ static void test_limits_api(void)
     c = vc_connect(td->path);
     g_assert_cmpint(vc_version(c, NULL, &reply), ==, 0);
     g_assert_nonnull(strstr((char *)reply.payload + 4,
-                            "\"max_dma_maps\":7,"));
+                            "\"max_dma_maps\":7"));
     vc_msg_free(&reply);
     /* Too late once realized. */
     g_assert_cmpint(vus_ctx_set_client_limits(td->ctx, &some), ==, -EINVAL);
@@ -72,7 +72,7 @@ static void test_limits_api(void)
     c = vc_connect(td->path);
     g_assert_cmpint(vc_version(c, NULL, &reply), ==, 0);
     g_assert_nonnull(strstr((char *)reply.payload + 4,
-                            "\"max_dma_maps\":1024,"));
+                            "\"max_dma_maps\":1024"));
     vc_msg_free(&reply);
     vc_close(c);
     td_free(td);

@@ -85,7 +85,11 @@ static void test_version(void)
         "{\"capabilities\":{\"migration\":{\"pgsize\":3000}}}",
         "{\"capabilities\":{\"migration\":[]}}",
         "{\"capabilities\":{\"twin_socket\":{\"supported\":1}}}",
-        "{\"capabilities\":{\"twin_socket\":{\"supported\":true}}}",
+        "{\"capabilities\":{\"twin_socket\":[]}}",
+        "{\"capabilities\":{\"write_multiple\":\"yes\"}}",
+        "{\"capabilities\":{\"pgsizes\":-4096}}",
+        "{\"capabilities\":{\"migration\":{\"max_bitmap_size\":true}}}",
+        "{\"capabilities\":{\"migration\":{\"x-precopy-info\":1}}}",
         "{\"capabilities\":{}} trailing",
         "{\"a\":\"\\x\"}", "{\"a\":01}", "{\"a\" 1}", "{\"a\":[1,]}",
         /* Nested deeper than the reader allows. */
@@ -109,11 +113,11 @@ static void test_version(void)
     g_assert_cmpint(r.payload[r.len - 1], ==, '\0');
     json = (const char *)r.payload + 4;
     g_test_message("server capabilities: %s", json);
-    g_assert_nonnull(strstr(json, "\"max_data_xfer_size\":8192"));
-    g_assert_nonnull(strstr(json, "\"max_msg_fds\":8"));
-    g_assert_nonnull(strstr(json, "\"twin_socket\":{\"supported\":true}"));
-    g_assert_nonnull(strstr(json, "\"x-precopy-info\":true"));
-    g_assert_nonnull(strstr(json, "\"x-mig-data-size\":true"));
+    /* Only what was proposed, and the one limit below its default. */
+    g_assert_cmpstr(json, ==, "{\"capabilities\":{\"max_msg_fds\":8,"
+                    "\"max_data_xfer_size\":8192,\"max_dma_maps\":1024,"
+                    "\"migration\":{\"pgsize\":4096}}}");
+    g_assert_cmpuint(r.nfds, ==, 0);
     vc_msg_free(&r);
 
     /* Negotiated: a read over 8 KiB is refused, 8 KiB is fine. */
@@ -138,43 +142,158 @@ static void test_version(void)
     td_free(td);
 }
 
-static void test_twin_socket_bad(void)
+/* VERSION with @json; the reply's capabilities string in *@caps. */
+static int version_caps(VusClient *c, const char *json, VcMsg *r,
+                        const char **caps)
+{
+    int ret = vc_version(c, json, r);
+
+    if (ret == 0) {
+        g_assert_cmpuint(r->len, >, 4);
+        g_assert_cmpint(r->payload[r->len - 1], ==, '\0');
+        *caps = (const char *)r->payload + 4;
+        g_test_message("server capabilities: %s", *caps);
+    }
+    return ret;
+}
+
+/*
+ * A client as the widely used client library's sample writes it: it
+ * proposes only max_msg_fds, max_data_xfer_size and migration.pgsize,
+ * and does not expect anything else back (twin_socket above all).  The
+ * reply is checked byte for byte, then the session must work with the
+ * small transfer size the client asked for.
+ */
+static void test_version_sample_client(void)
+{
+    TestDev *td = td_new(VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_PRE_COPY);
+    VusClient *c = vc_connect(td->path);
+    uint8_t buf[2048];
+    uint32_t info[4] = { 16, 0, 0, 0 };
+    const char *caps;
+    uint32_t state;
+    VcMsg r;
+
+    g_assert_cmpint(version_caps(c, "{\"capabilities\":{\"max_msg_fds\":32,"
+                                 "\"max_data_xfer_size\":1024,\"migration\":"
+                                 "{\"pgsize\":4096}}}", &r, &caps), ==, 0);
+    g_assert_cmpstr(caps, ==, "{\"capabilities\":{\"max_msg_fds\":8,"
+                    "\"max_data_xfer_size\":1024,\"max_dma_maps\":1024,"
+                    "\"migration\":{\"pgsize\":4096}}}");
+    g_assert_null(strstr(caps, "twin_socket"));
+    g_assert_cmpuint(r.nfds, ==, 0);
+    g_assert_cmpuint(rd16(r.payload), ==, 0);
+    g_assert_cmpuint(rd16(r.payload + 2), ==, VFIO_USER_MINOR);
+    vc_msg_free(&r);
+    g_assert_cmpint(vc_call(c, VFIO_USER_DEVICE_GET_INFO, info, sizeof(info),
+                            NULL, 0, NULL), ==, 0);
+    g_assert_cmpint(vc_region_read(c, 2, 0, buf, 1024), ==, 0);
+    g_assert_cmpint(vc_region_read(c, 2, 0, buf, 1025), ==, -EINVAL);
+    /* Migration works without the capability's extensions. */
+    g_assert_cmpint(vc_set_state(c, VFIO_DEVICE_STATE_PRE_COPY), ==, 0);
+    g_assert_cmpint(vc_mig_read(c, buf, 1024), >=, 0);
+    g_assert_cmpint(vc_set_state(c, VFIO_DEVICE_STATE_RUNNING), ==, 0);
+    g_assert_cmpint(vc_get_state(c, &state), ==, 0);
+    g_assert_cmpuint(state, ==, VFIO_DEVICE_STATE_RUNNING);
+    vc_close(c);
+
+    /* Nothing proposed at all: nothing but the limits below default. */
+    c = vc_connect(td->path);
+    g_assert_cmpint(version_caps(c, "{}", &r, &caps), ==, 0);
+    g_assert_cmpstr(caps, ==, "{\"capabilities\":{\"max_dma_maps\":1024}}");
+    vc_msg_free(&r);
+    vc_close(c);
+    td_free(td);
+}
+
+/* Every optional capability comes back when, and only when, proposed. */
+static void test_version_features(void)
+{
+    TestDev *td = td_new(VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_PRE_COPY);
+    TestDev *plain = td_new(0);
+    const char *all = "{\"capabilities\":{\"max_msg_fds\":1,"
+                      "\"max_data_xfer_size\":65536,\"pgsizes\":4096,"
+                      "\"max_dma_maps\":100,\"write_multiple\":true,"
+                      "\"migration\":{\"pgsize\":4096,"
+                      "\"max_bitmap_size\":268435456,\"x-precopy-info\":true,"
+                      "\"x-mig-data-size\":true}}}";
+    VusClient *c = vc_connect(td->path);
+    const char *caps;
+    VcMsg r;
+
+    g_assert_cmpint(version_caps(c, all, &r, &caps), ==, 0);
+    /* max_bitmap_size: a report bitmap has to fit in one message. */
+    g_assert_cmpstr(caps, ==, "{\"capabilities\":{\"max_msg_fds\":8,"
+                    "\"max_data_xfer_size\":65536,\"pgsizes\":4096,"
+                    "\"max_dma_maps\":1024,\"write_multiple\":true,"
+                    "\"migration\":{\"pgsize\":4096,"
+                    "\"max_bitmap_size\":65536,\"x-precopy-info\":true,"
+                    "\"x-mig-data-size\":true}}}");
+    vc_msg_free(&r);
+    vc_close(c);
+
+    /* Proposed as false is not proposed. */
+    c = vc_connect(td->path);
+    g_assert_cmpint(version_caps(c, "{\"capabilities\":{\"write_multiple\":"
+                                 "false,\"migration\":{\"x-precopy-info\":"
+                                 "false}}}", &r, &caps), ==, 0);
+    g_assert_cmpstr(caps, ==, "{\"capabilities\":{\"max_dma_maps\":1024,"
+                    "\"migration\":{\"pgsize\":4096}}}");
+    vc_msg_free(&r);
+    vc_close(c);
+
+    /* A device without migration answers no "migration" at all. */
+    c = vc_connect(plain->path);
+    g_assert_cmpint(version_caps(c, all, &r, &caps), ==, 0);
+    g_assert_null(strstr(caps, "migration"));
+    g_assert_nonnull(strstr(caps, "\"write_multiple\":true"));
+    vc_msg_free(&r);
+    vc_close(c);
+    td_free(plain);
+    td_free(td);
+}
+
+/*
+ * Twin socket, as the protocol has it: the client says it supports the
+ * mode, the server makes the pair and passes the client's end with the
+ * reply, at fd_index.  An fd sent with VERSION is refused.
+ */
+static void test_twin_socket(void)
 {
     TestDev *td = td_new(0);
     VusClient *c = vc_connect(td->path);
-    const char *twin0 = "{\"capabilities\":{\"twin_socket\":"
-                        "{\"supported\":true,\"fd_index\":0}}}";
-    const char *twin1 = "{\"capabilities\":{\"twin_socket\":"
-                        "{\"supported\":true,\"fd_index\":1}}}";
+    const char *twin = "{\"capabilities\":{\"twin_socket\":"
+                       "{\"supported\":true}}}";
+    const char *twin_nofds = "{\"capabilities\":{\"max_msg_fds\":0,"
+                             "\"twin_socket\":{\"supported\":true}}}";
     uint8_t buf[256];
     struct vfio_user_version v = { 0, 2 };
     int efd = eventfd(0, EFD_CLOEXEC);
-    int sv[2];
+    const char *caps;
+    struct stat st;
+    VcMsg r;
 
-    g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
-                    ==, 0);
     memcpy(buf, &v, 4);
-    /* fd_index names no fd. */
-    strcpy((char *)buf + 4, twin1);
-    g_assert_cmpint(version_raw(c, buf, 4 + strlen(twin1) + 1, &sv[1], 1),
-                    ==, -EINVAL);
-    /* The twin is not a socket. */
-    strcpy((char *)buf + 4, twin0);
-    g_assert_cmpint(version_raw(c, buf, 4 + strlen(twin0) + 1, &efd, 1), ==,
+    strcpy((char *)buf + 4, twin);
+    /* An fd with VERSION: the twin socket is not the client's to give. */
+    g_assert_cmpint(version_raw(c, buf, 4 + strlen(twin) + 1, &efd, 1), ==,
                     -EINVAL);
-    /* An fd nobody asked for. */
     g_assert_cmpint(version_raw(c, &v, sizeof(v), &efd, 1), ==, -EINVAL);
-    /* Two fds: more than VERSION takes. */
-    {
-        int two[2] = { sv[1], efd };
-        g_assert_cmpint(version_raw(c, buf, 4 + strlen(twin0) + 1, two, 2),
-                        ==, -EINVAL);
-    }
-    /* And then the good one. */
-    g_assert_cmpint(version_raw(c, buf, 4 + strlen(twin0) + 1, &sv[1], 1),
-                    ==, 0);
-    close(sv[0]);
-    close(sv[1]);
+    /* A client that takes no fds gets no twin socket. */
+    g_assert_cmpint(version_caps(c, twin_nofds, &r, &caps), ==, 0);
+    g_assert_null(strstr(caps, "twin_socket"));
+    g_assert_cmpuint(r.nfds, ==, 0);
+    vc_msg_free(&r);
+    vc_close(c);
+
+    c = vc_connect(td->path);
+    g_assert_cmpint(version_caps(c, twin, &r, &caps), ==, 0);
+    g_assert_nonnull(strstr(caps, "\"twin_socket\":{\"supported\":true,"
+                            "\"fd_index\":0}"));
+    g_assert_cmpuint(r.nfds, ==, 1);
+    g_assert_cmpint(fstat(r.fds[0], &st), ==, 0);
+    g_assert_true(S_ISSOCK(st.st_mode));
+    vc_msg_free(&r);
     close(efd);
     vc_close(c);
     td_free(td);
@@ -790,7 +909,10 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/vus/proto/socket-mode", test_socket_mode);
     g_test_add_func("/vus/proto/version", test_version);
-    g_test_add_func("/vus/proto/twin-socket-bad", test_twin_socket_bad);
+    g_test_add_func("/vus/proto/version-sample-client",
+                    test_version_sample_client);
+    g_test_add_func("/vus/proto/version-features", test_version_features);
+    g_test_add_func("/vus/proto/twin-socket", test_twin_socket);
     g_test_add_func("/vus/proto/framing", test_framing);
     g_test_add_func("/vus/proto/device-info", test_device_info);
     g_test_add_func("/vus/proto/region-info", test_region_info);

@@ -50,6 +50,13 @@ static bool server_listening(const char *path)
     return ok;
 }
 
+bool vfio_servers_plain(void)
+{
+    const char *args = g_getenv("VFIO_TEST_SERVER_ARGS");
+
+    return args && strstr(args, "--no-extensions");
+}
+
 VfioServer *vfio_server_start(const char *extra)
 {
     VfioServer *srv = g_new0(VfioServer, 1);

@@ -18,11 +18,18 @@ typedef struct VfioServer {
 
 /*
  * Start vfio-user-dma (found next to VMIG_BINARY's build tree) on a
- * fresh socket with the arguments in $VFIO_TEST_SERVER_ARGS (the whole
- * suite runs once more with --strict-regions), then @extra (may be ""),
- * and wait (bounded) until it listens.
+ * fresh socket with the arguments in $VFIO_TEST_SERVER_ARGS (the suites
+ * run once more with --strict-regions, and once with --strict-regions
+ * --no-extensions), then @extra (may be ""), and wait (bounded) until it
+ * listens.
  */
 VfioServer *vfio_server_start(const char *extra);
+/*
+ * Whether $VFIO_TEST_SERVER_ARGS makes plain 0.9.2 servers
+ * (--no-extensions): without the P2P states, a VM with several devices
+ * cannot migrate, and says so.
+ */
+bool vfio_servers_plain(void);
 /* Kill with @sig and reap (bounded; SIGKILL after a while). */
 void vfio_server_kill(VfioServer *srv, int sig);
 /* Stop if still running, reap and free. */

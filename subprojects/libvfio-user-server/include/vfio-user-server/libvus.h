@@ -555,7 +555,9 @@ typedef struct VusMigrationOps {
     /*
      * In PRE_COPY / PRE_COPY_P2P: bytes of initial data still to be read
      * and bytes of state changed since (the kernel's
-     * VFIO_MIG_GET_PRECOPY_INFO).  Required with VFIO_MIGRATION_PRE_COPY.
+     * VFIO_MIG_GET_PRECOPY_INFO).  Optional: when NULL the precopy-info
+     * extension is not offered and its command is unknown (ENOSYS), as
+     * on a plain 0.9.2 server.
      */
     int (*precopy_info)(void *opaque, uint64_t *initial_bytes,
                         uint64_t *dirty_bytes);

@@ -112,6 +112,8 @@ struct vfio_user_version {
 #define VFIO_USER_CAP_MAX_DMA_MAPS         "max_dma_maps"
 #define VFIO_USER_CAP_MIGRATION            "migration"
 #define VFIO_USER_CAP_MIGRATION_PGSIZE     "pgsize"
+/* Dropped by 0.9.2 with DIRTY_PAGES; still proposed by some clients. */
+#define VFIO_USER_CAP_MIGRATION_MAX_BITMAP "max_bitmap_size"
 #define VFIO_USER_CAP_TWIN_SOCKET          "twin_socket"
 #define VFIO_USER_CAP_WRITE_MULTIPLE       "write_multiple"
 /* Extensions, inside the "migration" object. */
