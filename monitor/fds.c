@@ -230,6 +230,24 @@ static void qmp_closefd(JsonObject *args, JsonNode **ret, Error **errp)
     }
 }
 
+bool monitor_fdset_add(int64_t id, int fd, const char *opaque, Error **errp)
+{
+    FdsetMember m = { .opaque = g_strdup(opaque) };
+
+    /* Ours from now on, close-on-exec, whatever the caller's fd number. */
+    m.fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (m.fd < 0) {
+        error_setg_errno(errp, errno, "fd %d", fd);
+        g_free(m.opaque);
+        return false;
+    }
+    close(fd);
+    g_mutex_lock(&named_fds_lock);
+    g_array_append_val(fdset_get(id)->members, m);
+    g_mutex_unlock(&named_fds_lock);
+    return true;
+}
+
 static void qmp_add_fd(JsonObject *args, JsonNode **ret, Error **errp)
 {
     static const char *const known[] = { "fdset-id", "opaque", NULL };

@@ -5,6 +5,7 @@
  * nothing but a one-line message and exit status 1.
  */
 #include "qemu/osdep.h"
+#include <sys/mman.h>
 #include "qemu/cutils.h"
 #include "qemu/error.h"
 #include "qemu/keyval.h"
@@ -46,6 +47,7 @@ typedef struct VmigConfig {
     const char *logfile;
     bool start_paused;
     bool daemonize;
+    int mlock;                  /* mlockall() flags, 0: none */
 } VmigConfig;
 
 typedef enum OptAction {
@@ -168,6 +170,9 @@ static bool opt_uuid(VmigConfig *cfg, const char *arg, OptAction *action,
     return true;
 }
 
+static bool opt_accel(VmigConfig *cfg, const char *arg, OptAction *action,
+                      Error **errp);
+
 static bool opt_machine(VmigConfig *cfg, const char *arg, OptAction *action,
                         Error **errp)
 {
@@ -179,6 +184,16 @@ static bool opt_machine(VmigConfig *cfg, const char *arg, OptAction *action,
     }
     type = keyval_get(kv, "type");
     backend = keyval_get(kv, "memory-backend");
+    if (type && strcmp(type, "none") && strcmp(type, "help")) {
+        error_setg(errp, "-machine: machine type '%s' is not supported: vmig "
+                   "emulates no chipset or firmware, its VMs are RAM and "
+                   "vCPUs running built-in guest programs (-machine none, "
+                   "the default; see -machine help)", type);
+        return false;
+    }
+    if (keyval_has(kv, "accel")) {
+        return opt_accel(cfg, keyval_get(kv, "accel"), action, errp);
+    }
     if (!keyval_check_unused(kv, errp)) {
         return false;
     }
@@ -188,11 +203,6 @@ static bool opt_machine(VmigConfig *cfg, const char *arg, OptAction *action,
                "built-in guest program (default)\n");
         *action = OPT_EXIT_OK;
         return true;
-    }
-    if (type && strcmp(type, "none")) {
-        error_setg(errp, "-machine: unsupported machine type '%s' "
-                   "(use -machine help)", type);
-        return false;
     }
     g_free(cfg->machine_type);
     cfg->machine_type = g_strdup("none");
@@ -603,6 +613,125 @@ static bool opt_D(VmigConfig *cfg, const char *arg, OptAction *action,
     return true;
 }
 
+/* Options QEMU command lines carry that change nothing in vmig. */
+static bool opt_no_effect(VmigConfig *cfg, const char *arg, OptAction *action,
+                          Error **errp)
+{
+    return true;
+}
+
+/* -msg timestamp=on|off: the time in front of every report line. */
+static bool opt_msg(VmigConfig *cfg, const char *arg, OptAction *action,
+                    Error **errp)
+{
+    g_autoptr(KeyVal) kv = keyval_parse(arg, "timestamp", "-msg", errp);
+    bool on = false;
+
+    if (!kv || (keyval_has(kv, "timestamp") &&
+                !keyval_get_bool(kv, "timestamp", &on, errp))) {
+        return false;
+    }
+    if (keyval_has(kv, "guest-name")) {
+        error_setg(errp, "-msg guest-name: not supported (vmig's reports "
+                   "start with 'vmig:'; name the log with -D)");
+        return false;
+    }
+    if (!keyval_check_unused(kv, errp)) {
+        return false;
+    }
+    qemu_log_set_timestamps(on);
+    return true;
+}
+
+/*
+ * -overcommit mem-lock=on|off|on-fault: lock vmig's memory (guest RAM
+ * included) with mlockall(), as QEMU does; cpu-pm has no meaning here.
+ */
+static bool opt_overcommit(VmigConfig *cfg, const char *arg,
+                           OptAction *action, Error **errp)
+{
+    g_autoptr(KeyVal) kv = keyval_parse(arg, NULL, "-overcommit", errp);
+    bool cpu_pm = false;
+
+    if (!kv) {
+        return false;
+    }
+    if (keyval_has(kv, "mem-lock")) {
+        const char *v = keyval_get(kv, "mem-lock");
+        bool on;
+
+        if (!strcmp(v, "on-fault")) {
+            cfg->mlock = MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT;
+        } else if (qemu_parse_bool(v, &on)) {
+            cfg->mlock = on ? MCL_CURRENT | MCL_FUTURE : 0;
+        } else {
+            error_setg(errp, "-overcommit: mem-lock='%s' is not on, off or "
+                       "on-fault", v);
+            return false;
+        }
+    }
+    if (keyval_has(kv, "cpu-pm") &&
+        !keyval_get_bool(kv, "cpu-pm", &cpu_pm, errp)) {
+        return false;
+    }
+    if (cpu_pm) {
+        error_setg(errp, "-overcommit cpu-pm=on: not supported (it hands a "
+                   "KVM guest's idle instructions to the host; vmig's vCPUs "
+                   "are threads running built-in guest programs)");
+        return false;
+    }
+    return keyval_check_unused(kv, errp);
+}
+
+/* -add-fd fd=N,set=M[,opaque=TEXT]: an inherited fd into fd set M. */
+static bool opt_add_fd(VmigConfig *cfg, const char *arg, OptAction *action,
+                       Error **errp)
+{
+    g_autoptr(KeyVal) kv = keyval_parse(arg, NULL, "-add-fd", errp);
+    uint64_t fd, set;
+    const char *opaque;
+
+    if (!kv) {
+        return false;
+    }
+    if (!keyval_has(kv, "fd") || !keyval_has(kv, "set")) {
+        error_setg(errp, "-add-fd %s: fd=N and set=M are required", arg);
+        return false;
+    }
+    if (!keyval_get_u64(kv, "fd", &fd, errp) ||
+        !keyval_get_u64(kv, "set", &set, errp)) {
+        return false;
+    }
+    opaque = keyval_has(kv, "opaque") ? keyval_get(kv, "opaque") : NULL;
+    if (!keyval_check_unused(kv, errp)) {
+        return false;
+    }
+    if (fd <= 2 || fd > INT_MAX || set > INT64_MAX) {
+        error_setg(errp, "-add-fd %s: fd must be above 2 (0, 1 and 2 are "
+                   "stdio)", arg);
+        return false;
+    }
+    if (fcntl(fd, F_GETFD) < 0) {
+        error_setg(errp, "-add-fd %s: fd %" PRIu64 " is not open", arg, fd);
+        return false;
+    }
+    if (!monitor_fdset_add(set, fd, opaque, errp)) {
+        error_prepend(errp, "-add-fd %s: ", arg);
+        return false;
+    }
+    return true;
+}
+
+/* vmig runs no guest code, so it has nothing to accelerate. */
+static bool opt_accel(VmigConfig *cfg, const char *arg, OptAction *action,
+                      Error **errp)
+{
+    error_setg(errp, "-accel %s: vmig has no accelerators (its vCPUs are "
+               "host threads running built-in guest programs, not guest "
+               "code; leave the option out)", arg ? arg : "kvm");
+    return false;
+}
+
 static bool opt_display(VmigConfig *cfg, const char *arg, OptAction *action,
                         Error **errp)
 {
@@ -648,6 +777,13 @@ static const VmigOption vmig_options[] = {
     { "D", true, "LOGFILE", "write diagnostics and trace output to LOGFILE", opt_D },
     { "trace", true, "[enable=]PATTERN|events=FILE|file=LOGFILE", "enable trace points (-trace help)", opt_trace },
     { "display", true, "none", "accepted for compatibility (no display)", opt_display },
+    { "nodefaults", false, NULL, "accepted: vmig creates no default devices", opt_no_effect },
+    { "no-user-config", false, NULL, "accepted: vmig reads no configuration files", opt_no_effect },
+    { "msg", true, "timestamp=on|off", "report lines start with the UTC time", opt_msg },
+    { "overcommit", true, "mem-lock=on|off|on-fault", "lock vmig's memory (guest RAM too) with mlockall()", opt_overcommit },
+    { "accel", true, "ACCEL", "refused: vmig runs no guest code to accelerate", opt_accel },
+    { "add-fd", true, "fd=N,set=M[,opaque=TEXT]", "an inherited fd into fd set M, for /dev/fdset/M paths", opt_add_fd },
+    { "enable-kvm", false, NULL, "refused: as -accel kvm", opt_accel },
     { "nographic", false, NULL, "accepted for compatibility (no display)", opt_display },
     { "version", false, NULL, "print the version and exit", opt_version },
     { "help", false, NULL, "print this help and exit", opt_help },
@@ -997,6 +1133,12 @@ int vl_main(int argc, char **argv)
         !create_guest_programs(cfg, &err) ||
         !cpus_init(cfg->smp, &err) ||
         !create_devices(cfg, &err)) {
+        goto fail;
+    }
+    if (cfg->mlock && mlockall(cfg->mlock) < 0) {
+        error_setg_errno(&err, errno, "-overcommit mem-lock: mlockall() "
+                         "failed (RLIMIT_MEMLOCK too small, or no "
+                         "CAP_IPC_LOCK)");
         goto fail;
     }
     if (cfg->pidfile && !pidfile_create(cfg->pidfile, &err)) {

@@ -39,9 +39,24 @@ const char *qemu_log_get_file(void)
     return log_file_name;
 }
 
+/* -msg timestamp=on: error, warning and info lines start with the time. */
+static bool report_timestamps;
+
+void qemu_log_set_timestamps(bool on)
+{
+    report_timestamps = on;
+}
+
 static void report_to(FILE *f, const char *prog, const char *kind,
                       const char *msg)
 {
+    if (report_timestamps) {
+        g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+        g_autofree char *stamp = g_date_time_format(now, "%Y-%m-%dT%H:%M:%S");
+
+        /* QEMU's form: 2026-12-06T06:30:02.163456Z */
+        fprintf(f, "%s.%06dZ ", stamp, g_date_time_get_microsecond(now));
+    }
     if (kind) {
         fprintf(f, "%s: %s: %s\n", prog, kind, msg);
     } else {

@@ -88,6 +88,11 @@ void qmp_event_emit(const char *name, JsonObject *data);
  * it afterwards).  Returns -1 and sets errp when there is none.
  */
 int monitor_fd_take(const char *name, Error **errp);
+/*
+ * -add-fd: put inherited @fd (it is closed; the set keeps a duplicate)
+ * into fd set @id, for "/dev/fdset/@id" paths.
+ */
+bool monitor_fdset_add(int64_t id, int fd, const char *opaque, Error **errp);
 
 /* Argument helpers: fail with "Parameter 'x' is missing" / "... expects a
  * string" style messages.  Optional getters return @def when absent. */

@@ -13,6 +13,8 @@ bool qemu_log_set_file(const char *path, Error **errp);
 const char *qemu_log_get_file(void);
 /* Write "prog: [kind: ]msg\n" to the log. */
 void qemu_log_report(const char *prog, const char *kind, const char *msg);
+/* -msg timestamp=on: reports start with the UTC time, as QEMU's do. */
+void qemu_log_set_timestamps(bool on);
 /* Write a formatted line to the log with a timestamp (used by tracing). */
 void qemu_log(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
 

@@ -39,7 +39,23 @@ static void test_bad_options(void)
     expect_error("-smp 0", "-smp: cpus=0 is out of range");
     expect_error("-smp many", "-smp: cpus='many' is not a non-negative integer");
     expect_error("-smp 1000", "out of range");
-    expect_error("-machine pc", "unsupported machine type 'pc'");
+    expect_error("-machine pc", "machine type 'pc' is not supported: vmig "
+                 "emulates no chipset");
+    expect_error("-machine q35,accel=kvm", "machine type 'q35' is not "
+                 "supported");
+    expect_error("-machine none,accel=kvm", "-accel kvm: vmig has no "
+                 "accelerators");
+    expect_error("-accel tcg", "-accel tcg: vmig has no accelerators");
+    expect_error("-enable-kvm", "vmig has no accelerators");
+    expect_error("-add-fd fd=1,set=1", "fd must be above 2");
+    expect_error("-add-fd fd=977,set=1", "fd 977 is not open");
+    expect_error("-add-fd set=1", "fd=N and set=M are required");
+    expect_error("-msg guest-name=on", "-msg guest-name: not supported");
+    expect_error("-msg timestamp=maybe", "timestamp");
+    expect_error("-overcommit cpu-pm=on", "-overcommit cpu-pm=on: not "
+                 "supported");
+    expect_error("-overcommit mem-lock=maybe", "mem-lock='maybe' is not on, "
+                 "off or on-fault");
     expect_error("-machine none,foo=bar", "-machine: unknown parameter 'foo'");
     expect_error("-device nosuch-device", "'nosuch-device' is not a valid device driver");
     expect_error("-device nosuch,help", "unknown driver 'nosuch'");
@@ -63,6 +79,42 @@ static void test_bad_options(void)
     expect_error("-trace no_such_trace_point", "no trace event named 'no_such_trace_point'");
     expect_error("-display gtk", "-display: 'gtk' is not supported");
     expect_error("-D /nonexistent-dir/log", "cannot open log file");
+}
+
+/*
+ * What QEMU command lines carry: -nodefaults and -no-user-config change
+ * nothing, -msg timestamp=on dates every report line, -overcommit
+ * mem-lock=on locks vmig's memory (VmLck in /proc covers guest RAM).
+ */
+static void test_qemu_habits(void)
+{
+    g_autoptr(QTestState) s = qtest_init("-m 32M -nodefaults -no-user-config "
+                                         "-overcommit mem-lock=on");
+    g_autofree char *status = NULL;
+    g_autofree char *path = g_strdup_printf("/proc/%d/status",
+                                            (int)qtest_pid(s));
+    g_autofree char *text = NULL;
+    g_autofree char *out = NULL;
+    g_autofree char *err = NULL;
+    const char *lck;
+
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    lck = strstr(text, "VmLck:");
+    g_assert_nonnull(lck);
+#ifndef __SANITIZE_ADDRESS__
+    /* 32 MiB of guest RAM, locked (AddressSanitizer ignores mlockall). */
+    g_assert_cmpint(g_ascii_strtoll(lck + strlen("VmLck:"), NULL, 10), >=,
+                    32 * 1024);
+#endif
+    status = qtest_status(s);
+    g_assert_cmpstr(status, ==, "running");
+
+    g_assert_cmpint(qtest_run("-m 32M -msg timestamp=on -device nosuch",
+                              &out, &err), !=, 0);
+    /* 2026-12-06T06:32:23.160263Z vmig: ... */
+    g_assert_true(g_regex_match_simple("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}"
+                                       ":[0-9]{2}:[0-9]{2}\\.[0-9]{6}Z vmig: ",
+                                       err, 0, 0));
 }
 
 static void test_object_errors(void)
@@ -401,6 +453,7 @@ int main(int argc, char **argv)
     g_test_add_func("/cmdline/trace-keyval", test_trace_keyval);
     g_test_add_func("/cmdline/daemonize-releases-stderr", test_daemonize_releases_stderr);
     g_test_add_func("/cmdline/bad-options", test_bad_options);
+    g_test_add_func("/cmdline/qemu-habits", test_qemu_habits);
     g_test_add_func("/cmdline/object-errors", test_object_errors);
     g_test_add_func("/cmdline/help", test_help);
     g_test_add_func("/cmdline/device-help", test_device_help);
