@@ -827,7 +827,8 @@ int vl_main(int argc, char **argv)
         !machine_ram_init(cfg->ram_size, cfg->memory_backend, &err) ||
         !create_guest_programs(cfg, &err) ||
         !cpus_init(cfg->smp, &err) ||
-        !create_devices(cfg, &err)) {
+        !create_devices(cfg, &err) ||
+        !guest_place_programs(&err)) {
         goto fail;
     }
     if (cfg->pidfile && !pidfile_create(cfg->pidfile, &err)) {
