@@ -263,6 +263,14 @@ bool guest_place_programs(Error **errp)
     g_autoptr(GArray) taken = g_array_new(FALSE, FALSE, sizeof(GuestRange));
 
     for (unsigned i = 0; i < nr_programs; i++) {
+        GuestProgram *prog = programs[i];
+
+        /* Its errors name it already, as when it binds at first use. */
+        if (prog->ops->bind && !prog->ops->bind(prog, errp)) {
+            return false;
+        }
+    }
+    for (unsigned i = 0; i < nr_programs; i++) {
         if (!programs[i]->ops->place && programs[i]->ops->claim_ram) {
             programs[i]->ops->claim_ram(programs[i], taken);
         }

@@ -67,6 +67,12 @@ typedef struct GuestProgramOps {
      */
     void (*cleanup)(GuestProgram *prog);
     /*
+     * The devices exist: find the ones the program drives.  A failure
+     * (nothing to drive, no room for its buffers) refuses the start; see
+     * guest_place_programs().
+     */
+    bool (*bind)(GuestProgram *prog, Error **errp);
+    /*
      * On vCPU thread @cpu: one bounded step, then return to the safe
      * point.  Sleep only through vcpu_sleep_ns().
      */
@@ -142,9 +148,10 @@ bool guest_setup(unsigned nr_vcpus, Error **errp);
 void guest_cleanup(void);
 /*
  * Once the devices exist (a program's RAM may depend on them), before
- * the VM runs: let the programs that can lay their RAM out around the
- * others' (ops->place), then refuse any page that two programs claim,
- * with an error naming both programs and their ranges.
+ * the VM runs: bind the programs to their devices (ops->bind), let the
+ * programs that can lay their RAM out around the others' (ops->place),
+ * then refuse any page that two programs claim, with an error naming
+ * both programs and their ranges.
  */
 bool guest_place_programs(Error **errp);
 
