@@ -418,14 +418,29 @@ void migration_incoming_postcopy_listen(MigrationIncomingState *mis)
     incoming_set_state(mis, MIGRATION_STATUS_POSTCOPY_ACTIVE);
 }
 
-/* Main thread: the package is loaded, the VM runs while RAM arrives. */
-static void incoming_postcopy_run_bh(void *opaque)
+/*
+ * Main thread, once the VM's state is loaded: as in QEMU, a VM that ran
+ * on the source runs here unless -S or stop said otherwise (then
+ * paused); a VM that did not run (paused, or prelaunch after -S) stays
+ * in the source's state.
+ */
+static void incoming_start_vm(void)
 {
-    if (incoming_autostart && global_state_source_was_running()) {
+    RunState src = global_state_source_runstate();
+
+    if (src != RUN_STATE_RUNNING) {
+        runstate_set(src);
+    } else if (incoming_autostart) {
         vm_start();
     } else {
         runstate_set(RUN_STATE_PAUSED);
     }
+}
+
+/* Main thread: the package is loaded, the VM runs while RAM arrives. */
+static void incoming_postcopy_run_bh(void *opaque)
+{
+    incoming_start_vm();
 }
 
 void migration_incoming_postcopy_run(MigrationIncomingState *mis)
@@ -463,11 +478,7 @@ static void incoming_finish_bh(void *opaque)
     if (mis->postcopy_ran) {
         return;     /* running (or paused) since RUN */
     }
-    if (incoming_autostart && global_state_source_was_running()) {
-        vm_start();
-    } else {
-        runstate_set(RUN_STATE_PAUSED);
-    }
+    incoming_start_vm();
 }
 
 /* A multifd receive thread failed: stop the loader, keep the reason. */

@@ -425,7 +425,7 @@ static bool rp_req_pages(MigrationState *s, const uint8_t *buf, uint16_t len,
         error_setg(errp, "return path: page request of %u bytes", len);
         return false;
     }
-    if (!migration_in_postcopy()) {
+    if (!__atomic_load_n(&s->postcopy_listen_sent, __ATOMIC_SEQ_CST)) {
         error_setg(errp, "return path: a page request before the postcopy "
                    "switch");
         return false;
@@ -710,7 +710,7 @@ static void migration_state_reset(MigrationState *s)
     s->rp_shut_value = s->rp_pong = 0;
     s->downtime_start_ns = s->downtime_end_ns = 0;
     s->switchover_acked = s->stream_complete = false;
-    s->start_postcopy = s->in_postcopy = false;
+    s->start_postcopy = s->postcopy_listen_sent = s->in_postcopy = false;
     g_queue_clear_full(&s->page_requests, g_free);
     error_free(s->pause_error);
     s->pause_error = NULL;
@@ -892,17 +892,18 @@ static bool migration_stop_vm(MigrationState *s, const char *what,
     return true;
 }
 
-static bool migration_completion(MigrationState *s, Error **errp)
+/*
+ * With the BQL and the VM stopped: enter the switchover, status `device`,
+ * through `pre-switchover` and the wait for migrate-continue when
+ * pause-before-switchover is on.  As in QEMU 10.0 and later, every
+ * switchover, precopy or postcopy, passes through `device` (QEMU 2.11 to
+ * 9.2 entered it only after a pause, and only in precopy).  On failure
+ * (a cancel) the BQL is released and errp says why.
+ */
+static bool migration_switchover_start(MigrationState *s, Error **errp)
 {
     MigrationStatus from = MIGRATION_STATUS_ACTIVE;
-    int ret;
 
-    bql_lock();
-    trace(migration_switchover, "pending within %" PRIu64 " bytes",
-          switchover_threshold(s));
-    if (!migration_stop_vm(s, "the switchover", errp)) {
-        return false;
-    }
     if (migrate_pause_before_switchover()) {
         if (!migrate_set_state(s, MIGRATION_STATUS_ACTIVE,
                                MIGRATION_STATUS_PRE_SWITCHOVER)) {
@@ -920,6 +921,20 @@ static bool migration_completion(MigrationState *s, Error **errp)
     if (!migrate_set_state(s, from, MIGRATION_STATUS_DEVICE)) {
         bql_unlock();
         error_setg(errp, "cancelled at the switchover");
+        return false;
+    }
+    return true;
+}
+
+static bool migration_completion(MigrationState *s, Error **errp)
+{
+    int ret;
+
+    bql_lock();
+    trace(migration_switchover, "pending within %" PRIu64 " bytes",
+          switchover_threshold(s));
+    if (!migration_stop_vm(s, "the switchover", errp) ||
+        !migration_switchover_start(s, errp)) {
         return false;
     }
     ret = qemu_savevm_state_complete(s->to_dst, errp);
@@ -989,28 +1004,39 @@ static bool migration_postcopy_switch(MigrationState *s, Error **errp)
 
     bql_lock();
     trace(migration_switchover, "postcopy");
-    if (!migration_stop_vm(s, "the postcopy switch", errp)) {
+    if (!migration_stop_vm(s, "the postcopy switch", errp) ||
+        !migration_switchover_start(s, errp)) {
         return false;
     }
-    /* migrate_cancel needs the BQL: it sees both or neither. */
-    if (!migrate_set_state(s, MIGRATION_STATUS_ACTIVE,
+    /*
+     * In `device` a cancel that gets in while a write waits (BQL let go)
+     * fails the package half way, which the destination never runs.
+     */
+    if (!ram_postcopy_send_discard(s->to_dst, errp)) {
+        bql_unlock();
+        error_prepend(errp, "postcopy: ");
+        return false;
+    }
+    __atomic_store_n(&s->postcopy_listen_sent, true, __ATOMIC_SEQ_CST);
+    qemu_savevm_send_command(s->to_dst, MIG_CMD_POSTCOPY_LISTEN, 0, NULL);
+    ret = qemu_savevm_send_postcopy_package(s->to_dst, errp);
+    if (ret < 0) {
+        bql_unlock();
+        return false;
+    }
+    /*
+     * The package may be out (or go with the flush below): from here on
+     * the destination may run the VM.  migrate_cancel needs the BQL: it
+     * sees both or neither.
+     */
+    if (!migrate_set_state(s, MIGRATION_STATUS_DEVICE,
                            MIGRATION_STATUS_POSTCOPY_ACTIVE)) {
         bql_unlock();
         error_setg(errp, "cancelled at the postcopy switch");
         return false;
     }
     __atomic_store_n(&s->in_postcopy, true, __ATOMIC_SEQ_CST);
-    if (!ram_postcopy_send_discard(s->to_dst, errp)) {
-        bql_unlock();
-        error_prepend(errp, "postcopy: ");
-        return false;
-    }
-    qemu_savevm_send_command(s->to_dst, MIG_CMD_POSTCOPY_LISTEN, 0, NULL);
-    ret = qemu_savevm_send_postcopy_package(s->to_dst, errp);
     bql_unlock();
-    if (ret < 0) {
-        return false;
-    }
     if (qemu_fflush(s->to_dst) < 0) {
         qemu_file_check(s->to_dst, errp);
         return false;
@@ -1439,6 +1465,15 @@ bool migration_start(const MigrationAddress *addr, Error **errp)
                    "own incoming migration");
         return false;
     }
+    /*
+     * QEMU's check and words: the destination has (or may have) taken
+     * over this VM; sending it again would fork the guest.
+     */
+    if (runstate_get() == RUN_STATE_POSTMIGRATE) {
+        error_setg(errp, "Can't migrate the vm that was paused due to "
+                   "previous migration");
+        return false;
+    }
     if (addr->type == MIGRATION_ADDRESS_DEFER) {
         error_setg(errp, "'defer' is an address for migrate-incoming only");
         return false;
@@ -1512,30 +1547,37 @@ static void migration_cancel_now(MigrationState *s)
 }
 
 /*
- * migrate_cancel.  In status `device` the migration thread holds the BQL
+ * migrate_cancel.  As in QEMU, it does nothing (and succeeds) when no
+ * migration runs or one is being cancelled, and is refused after the
+ * postcopy switch.  In status `device` the migration thread holds the BQL
  * while it writes the final state, except while it waits for room on a
  * channel (see channel_wait()): a cancel gets in then and fails the next
  * write.  Once the whole stream, EOF included, is out it is too late: the
  * destination may load it and run the VM, and a source that resumed
- * would run it a second time.  The cancel is then ignored and the
- * destination's verdict (SHUT, or the end of the stream without a return
- * path) ends the migration, or x-channel-timeout without one.
+ * would run it a second time.  QEMU cancels all the same; vmig refuses,
+ * and the destination's verdict (SHUT, or the end of the stream without
+ * a return path) ends the migration, or x-channel-timeout without one.
  */
 bool migration_cancel(Error **errp)
 {
     MigrationState *s = &current_migration;
+    MigrationStatus st = migration_get_status(s);
 
-    /* As in QEMU: the destination runs the VM, this side cannot take over. */
-    if (migration_in_postcopy() &&
-        !migration_status_is_terminal(migration_get_status(s))) {
-        error_setg(errp, "postcopy migration in progress: it cannot be "
-                   "cancelled, the destination runs the VM");
+    if (migration_status_is_terminal(st) ||
+        st == MIGRATION_STATUS_CANCELLING) {
+        return true;
+    }
+    /* QEMU's words first: the destination runs the VM now. */
+    if (migration_in_postcopy()) {
+        error_setg(errp, "Postcopy migration in progress, cannot cancel: "
+                   "the destination runs the VM");
         return false;
     }
     if (__atomic_load_n(&s->stream_complete, __ATOMIC_SEQ_CST)) {
-        warn_report("migrate_cancel: too late, the whole stream has been "
-                    "sent; the destination decides the outcome");
-        return true;
+        error_setg(errp, "too late to cancel: the whole migration stream "
+                   "has been sent and the destination may already run the "
+                   "VM; the migration ends as the destination says");
+        return false;
     }
     migration_cancel_now(s);
     return true;

@@ -10,6 +10,7 @@
 #include "migration/qemu-file.h"
 #include "migration/misc.h"
 #include "system/ramblock.h"
+#include "system/runstate.h"
 #include <json-glib/json-glib.h>
 
 typedef enum MigrationStatus {
@@ -90,7 +91,8 @@ static inline void stl_be(uint8_t *p, uint32_t v)
  *     pointers while the migration thread replaces them (migrate-pause
  *     shuts them down); cond signals any change of them, and cancel.
  *   atomics: status, switchover_acked, stream_complete (set with the
- *     BQL), start_postcopy, in_postcopy, and the figures query-migrate reads
+ *     BQL), start_postcopy, postcopy_listen_sent, in_postcopy, and the
+ *     figures query-migrate reads
  *     while the thread runs (expected_downtime_ms, mbps_x1000,
  *     pages_per_second).
  */
@@ -134,7 +136,8 @@ typedef struct MigrationState {
     GQueue page_requests;           /* PageRequest, from the return path */
 
     bool start_postcopy;            /* migrate-start-postcopy was asked */
-    bool in_postcopy;               /* the switch has begun: no way back */
+    bool postcopy_listen_sent;      /* page requests may come */
+    bool in_postcopy;               /* the package is out: no way back */
     /* postcopy recovery */
     Error *pause_error;             /* why it paused, for error-desc */
     bool resume_requested;
@@ -285,8 +288,8 @@ void migration_query_vfio(JsonObject *obj);
 /* Global state: the source's run state at switchover (global-state.c). */
 void global_state_init(void);
 void global_state_store(void);
-/* Destination: whether the source VM was running, after a load. */
-bool global_state_source_was_running(void);
+/* Destination, after a load: the source VM's run state when it stopped. */
+RunState global_state_source_runstate(void);
 
 /* The guest program's vCPU state as a section (guest-state.c). */
 void guest_state_mig_init(void);

@@ -154,6 +154,12 @@ static bool dma_setup(GuestProgram *prog, unsigned nr_vcpus, Error **errp)
     return true;
 }
 
+/* At start: no device to drive, or no room for the buffers, is refused. */
+static bool dma_bind_at_start(GuestProgram *prog, Error **errp)
+{
+    return dma_bind(GUEST_DMA(prog), errp);
+}
+
 static void dma_cleanup(GuestProgram *prog)
 {
     GuestDma *g = GUEST_DMA(prog);
@@ -550,6 +556,7 @@ static void dma_query(GuestProgram *prog, GuestProgramStats *stats)
 static const GuestProgramOps dma_ops = {
     .setup = dma_setup,
     .cleanup = dma_cleanup,
+    .bind = dma_bind_at_start,
     .step = dma_step,
     .claim_ram = dma_claim_ram,
     .verify = dma_verify,

@@ -136,10 +136,85 @@ static void stress_cleanup(GuestProgram *prog)
     s->nr_segs = 0;
 }
 
+/*
+ * The first free page at or after @off in @rb, outside @taken (sorted
+ * GuestRanges, may be NULL), and in *@run_end where that free run ends.
+ */
+static uint64_t stress_next_free(const RAMBlock *rb, uint64_t off,
+                                 const GArray *taken, uint64_t *run_end)
+{
+    *run_end = rb->size;
+    for (guint i = 0; taken && i < taken->len; i++) {
+        const GuestRange *t = &g_array_index(taken, GuestRange, i);
+        uint64_t at = rb->gpa + off;
+
+        if (t->gpa + t->len <= at) {
+            continue;
+        }
+        if (t->gpa <= at) {
+            off = MIN(QEMU_ALIGN_UP(t->gpa + t->len - rb->gpa,
+                                    TARGET_PAGE_SIZE), rb->size);
+            continue;
+        }
+        *run_end = MAX(off, MIN(rb->size, QEMU_ALIGN_DOWN(t->gpa - rb->gpa,
+                                                          TARGET_PAGE_SIZE)));
+        break;
+    }
+    return off;
+}
+
+/*
+ * Lay the working set out: the first ws bytes of RAM in gpa order (all
+ * of it when ws is 0) that lie outside @taken (the other programs' RAM,
+ * sorted; NULL: none), and give each vCPU its share.
+ */
+static bool stress_layout(GuestStress *s, const GArray *taken, Error **errp)
+{
+    uint64_t want = s->ws ? s->ws >> TARGET_PAGE_BITS : UINT64_MAX;
+    uint64_t page = 0;
+    unsigned max_segs = 0, nr_vcpus = s->parent_obj.nr_vcpus;
+
+    RAMBLOCK_FOREACH(rb) {
+        max_segs += 1 + (taken ? taken->len : 0);
+    }
+    g_free(s->segs);
+    s->segs = g_new0(StressSegment, max_segs);
+    s->nr_segs = 0;
+    RAMBLOCK_FOREACH(rb) {
+        uint64_t off = 0, run_end;
+
+        while (page < want &&
+               (off = stress_next_free(rb, off, taken, &run_end)) < run_end) {
+            StressSegment *seg = &s->segs[s->nr_segs++];
+
+            seg->first_page = page;
+            seg->pages = MIN((run_end - off) >> TARGET_PAGE_BITS,
+                             want - page);
+            seg->rb = rb;
+            seg->offset = off;
+            page += seg->pages;
+            off += seg->pages << TARGET_PAGE_BITS;
+        }
+    }
+    s->ws_pages = page;
+    if (!s->ws_pages) {
+        error_setg(errp, "there is no guest RAM %sto work on",
+                   taken && taken->len ? "left by the other programs " : "");
+        return false;
+    }
+    for (unsigned i = 0; i < nr_vcpus; i++) {
+        StressVCPU *v = &s->vcpus[i];
+
+        v->first = s->ws_pages * i / nr_vcpus;
+        v->count = s->ws_pages * (i + 1) / nr_vcpus - v->first;
+    }
+    return true;
+}
+
 static bool stress_setup(GuestProgram *prog, unsigned nr_vcpus, Error **errp)
 {
     GuestStress *s = GUEST_STRESS(prog);
-    uint64_t ram = ram_total_size(), left, page = 0;
+    uint64_t ram = ram_total_size();
     void *mem;
 
     if (s->ws > ram) {
@@ -149,47 +224,27 @@ static bool stress_setup(GuestProgram *prog, unsigned nr_vcpus, Error **errp)
         error_setg(errp, "ws=%s is larger than guest RAM (%s)", ws, have);
         return false;
     }
-    s->ws_pages = (s->ws ? s->ws : ram) >> TARGET_PAGE_BITS;
-    if (!s->ws_pages) {
-        error_setg(errp, "there is no guest RAM to work on");
-        return false;
-    }
-
-    /* The working set is the first ws bytes of RAM, in gpa order. */
-    left = s->ws_pages;
-    RAMBLOCK_FOREACH(rb) {
-        s->nr_segs++;
-    }
-    s->segs = g_new0(StressSegment, s->nr_segs);
-    s->nr_segs = 0;
-    RAMBLOCK_FOREACH(rb) {
-        StressSegment *seg = &s->segs[s->nr_segs];
-
-        if (!left) {
-            break;
-        }
-        seg->first_page = page;
-        seg->pages = MIN(left, rb->pages);
-        seg->rb = rb;
-        seg->offset = 0;
-        page += seg->pages;
-        left -= seg->pages;
-        s->nr_segs++;
-    }
-
     if (posix_memalign(&mem, 64, nr_vcpus * sizeof(StressVCPU))) {
         error_setg(errp, "cannot allocate the state of %u vCPUs", nr_vcpus);
         return false;
     }
     s->vcpus = mem;
     memset(s->vcpus, 0, nr_vcpus * sizeof(StressVCPU));
-    for (unsigned i = 0; i < nr_vcpus; i++) {
-        StressVCPU *v = &s->vcpus[i];
+    /* Until guest_place_programs() knows what the others take. */
+    return stress_layout(s, NULL, errp);
+}
 
-        v->first = s->ws_pages * i / nr_vcpus;
-        v->count = s->ws_pages * (i + 1) / nr_vcpus - v->first;
-    }
-    return true;
+/*
+ * The devices exist, and with them the other programs' RAM: a default
+ * working set leaves it alone; an explicit ws stays the first ws bytes
+ * (guest_place_programs() refuses it if it overlaps).
+ */
+static bool stress_place(GuestProgram *prog, const GArray *taken,
+                         Error **errp)
+{
+    GuestStress *s = GUEST_STRESS(prog);
+
+    return s->ws || stress_layout(s, taken, errp);
 }
 
 static void stress_write_page(GuestStress *s, StressVCPU *v)
@@ -494,6 +549,7 @@ static const GuestProgramOps stress_ops = {
     .cleanup = stress_cleanup,
     .step = stress_step,
     .claim_ram = stress_claim_ram,
+    .place = stress_place,
     .verify = stress_verify,
     .state_save = stress_state_save,
     .state_load = stress_state_load,
@@ -527,7 +583,8 @@ static bool stress_check_rate(Object *obj, const Property *prop,
 
 static const Property stress_props[] = {
     DEFINE_PROP("ws", PROP_TYPE_SIZE, GuestStress, ws, "0",
-                "working set: the first ws bytes of RAM (0: all RAM)"),
+                "working set: the first ws bytes of RAM (0: all the RAM "
+                "the other programs leave free)"),
     DEFINE_PROP_RT_CHECK("rate", PROP_TYPE_SIZE, GuestStress, rate, "0",
                          "bytes of pages written per second over all vCPUs "
                          "(0: unlimited; changeable with qom-set)",

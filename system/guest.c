@@ -198,6 +198,102 @@ bool guest_setup(unsigned nr_vcpus, Error **errp)
     return true;
 }
 
+static gint guest_range_compare(gconstpointer a, gconstpointer b)
+{
+    const GuestRange *ra = a, *rb = b;
+
+    return ra->gpa < rb->gpa ? -1 : ra->gpa > rb->gpa;
+}
+
+/* "0x7fc0000-0x7ffffff (256 KiB)" */
+static char *guest_range_str(const GuestRange *r)
+{
+    g_autofree char *size = size_to_str(r->len);
+
+    return g_strdup_printf("0x%" PRIx64 "-0x%" PRIx64 " (%s)", r->gpa,
+                           r->gpa + r->len - 1, size);
+}
+
+/* The RAM program @i claims, sorted by address. */
+static GArray *guest_program_claims(unsigned i)
+{
+    GArray *ranges = g_array_new(FALSE, FALSE, sizeof(GuestRange));
+
+    if (programs[i]->ops->claim_ram) {
+        programs[i]->ops->claim_ram(programs[i], ranges);
+    }
+    g_array_sort(ranges, guest_range_compare);
+    return ranges;
+}
+
+/* Programs @i and @j must not claim the same page. */
+static bool guest_check_overlap(unsigned i, unsigned j, Error **errp)
+{
+    g_autoptr(GArray) a = guest_program_claims(i);
+    g_autoptr(GArray) b = guest_program_claims(j);
+
+    for (guint k = 0; k < a->len; k++) {
+        const GuestRange *ra = &g_array_index(a, GuestRange, k);
+
+        for (guint l = 0; l < b->len; l++) {
+            const GuestRange *rb = &g_array_index(b, GuestRange, l);
+            g_autofree char *sa = NULL;
+            g_autofree char *sb = NULL;
+
+            if (ra->gpa >= rb->gpa + rb->len || rb->gpa >= ra->gpa + ra->len) {
+                continue;
+            }
+            sa = guest_range_str(ra);
+            sb = guest_range_str(rb);
+            error_setg(errp, "-guest %s writes guest RAM %s, which overlaps "
+                       "%s where -guest %s writes: each program checks the "
+                       "pages it writes, so no page may be two programs'; "
+                       "move them apart (stress: a smaller ws, or none, "
+                       "which leaves the other programs' RAM alone)",
+                       guest_program_short_name(programs[i]), sa, sb,
+                       guest_program_short_name(programs[j]));
+            return false;
+        }
+    }
+    return true;
+}
+
+bool guest_place_programs(Error **errp)
+{
+    g_autoptr(GArray) taken = g_array_new(FALSE, FALSE, sizeof(GuestRange));
+
+    for (unsigned i = 0; i < nr_programs; i++) {
+        GuestProgram *prog = programs[i];
+
+        /* Its errors name it already, as when it binds at first use. */
+        if (prog->ops->bind && !prog->ops->bind(prog, errp)) {
+            return false;
+        }
+    }
+    for (unsigned i = 0; i < nr_programs; i++) {
+        if (!programs[i]->ops->place && programs[i]->ops->claim_ram) {
+            programs[i]->ops->claim_ram(programs[i], taken);
+        }
+    }
+    g_array_sort(taken, guest_range_compare);
+    for (unsigned i = 0; i < nr_programs; i++) {
+        GuestProgram *prog = programs[i];
+
+        if (prog->ops->place && !prog->ops->place(prog, taken, errp)) {
+            error_prepend(errp, "-guest %s: ", guest_program_short_name(prog));
+            return false;
+        }
+    }
+    for (unsigned i = 0; i < nr_programs; i++) {
+        for (unsigned j = i + 1; j < nr_programs; j++) {
+            if (!guest_check_overlap(i, j, errp)) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
 void guest_cleanup(void)
 {
     while (nr_programs) {
@@ -451,13 +547,6 @@ void guest_verify_zero_range(GuestVerifyResult *res, uint64_t gpa,
             }
         }
     }
-}
-
-static gint guest_range_compare(gconstpointer a, gconstpointer b)
-{
-    const GuestRange *ra = a, *rb = b;
-
-    return ra->gpa < rb->gpa ? -1 : ra->gpa > rb->gpa;
 }
 
 /* Every page no program claims must be zero. */

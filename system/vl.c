@@ -1132,7 +1132,8 @@ int vl_main(int argc, char **argv)
         !machine_ram_init(cfg->ram_size, cfg->memory_backend, &err) ||
         !create_guest_programs(cfg, &err) ||
         !cpus_init(cfg->smp, &err) ||
-        !create_devices(cfg, &err)) {
+        !create_devices(cfg, &err) ||
+        !guest_place_programs(&err)) {
         goto fail;
     }
     if (cfg->mlock && mlockall(cfg->mlock) < 0) {

@@ -67,12 +67,25 @@ typedef struct GuestProgramOps {
      */
     void (*cleanup)(GuestProgram *prog);
     /*
+     * The devices exist: find the ones the program drives.  A failure
+     * (nothing to drive, no room for its buffers) refuses the start; see
+     * guest_place_programs().
+     */
+    bool (*bind)(GuestProgram *prog, Error **errp);
+    /*
      * On vCPU thread @cpu: one bounded step, then return to the safe
      * point.  Sleep only through vcpu_sleep_ns().
      */
     void (*step)(GuestProgram *prog, unsigned cpu);
     /* Append the GuestRange(s) of RAM the program writes to @ranges. */
     void (*claim_ram)(GuestProgram *prog, GArray *ranges);
+    /*
+     * The devices exist: a program that can choose its RAM lays it out
+     * around @taken, the GuestRanges the programs without this member
+     * claim (sorted by address).  Before any step; see
+     * guest_place_programs().
+     */
+    bool (*place)(GuestProgram *prog, const GArray *taken, Error **errp);
     /*
      * vCPUs paused: check what the program wrote against its state,
      * adding to @res (pages_checked, and guest_verify_report_bad()).
@@ -133,6 +146,14 @@ uint64_t guest_program_pages_per_second(unsigned i);
 bool guest_setup(unsigned nr_vcpus, Error **errp);
 /* Remove every program (after the vCPUs are gone). */
 void guest_cleanup(void);
+/*
+ * Once the devices exist (a program's RAM may depend on them), before
+ * the VM runs: bind the programs to their devices (ops->bind), let the
+ * programs that can lay their RAM out around the others' (ops->place),
+ * then refuse any page that two programs claim, with an error naming
+ * both programs and their ranges.
+ */
+bool guest_place_programs(Error **errp);
 
 /*
  * Run the consistency check over all of RAM.  When the vCPUs run, it

@@ -153,13 +153,29 @@ static void test_cancel_after_completion(void)
 }
 
 /*
+ * As in QEMU, migrate_cancel with no migration, or after one has ended,
+ * succeeds and changes nothing.
+ */
+static void test_cancel_none(void)
+{
+    g_autoptr(QTestState) src = mig_start_vm("");
+    g_autofree char *st = NULL;
+
+    qtest_qmp_assert_ok(src, "{\"execute\": \"migrate_cancel\"}");
+    st = mig_status(src);
+    g_assert_cmpstr(st, ==, "");
+    mig_assert_runstate(src, "running");
+}
+
+/*
  * migrate_cancel in status `device`: QMP waits for the BQL, which the
  * migration thread holds until the whole stream is out, so the cancel
- * comes too late and is ignored; the source never resumes a VM the
- * destination may run.  To hold the source in `device` without luck: a
- * stopped destination, a stream that fits in the socket's buffer (idle
- * guest, whose RAM is never written and never sent) and a return path,
- * so the source waits for SHUT.
+ * comes too late.  QEMU would cancel and resume the source while the
+ * destination may run the VM; vmig refuses with an error that says so,
+ * and the migration ends as the destination says.  To hold the source
+ * in `device` without luck: a stopped destination, a stream that fits in
+ * the socket's buffer (idle guest, whose RAM is never written and never
+ * sent) and a return path, so the source waits for SHUT.
  */
 static void test_cancel_device(void)
 {
@@ -176,7 +192,8 @@ static void test_cancel_device(void)
     {
         g_autofree char *st = mig_wait_status(src, device, 20000);
     }
-    qtest_qmp_assert_ok(src, "{\"execute\": \"migrate_cancel\"}");
+    mig_assert_error(src, "migrate_cancel", "{}", "too late to cancel: the "
+                     "whole migration stream has been sent");
     {
         g_autofree char *st = mig_status(src);
 
@@ -265,6 +282,7 @@ static void test_src_killed_stay_up(void)
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
+    g_test_add_func("/migration/cancel/none", test_cancel_none);
     g_test_add_func("/migration/cancel/immediately", test_cancel_immediately);
     g_test_add_func("/migration/cancel/active", test_cancel_active);
     g_test_add_func("/migration/cancel/pre-switchover",

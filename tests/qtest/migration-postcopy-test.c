@@ -81,20 +81,44 @@ static void check_fault_wait(JsonNode *dq, int64_t vcpus, int64_t requests)
     g_assert_cmpint(p99, <=, max);
 }
 
-static void run_converges(bool preempt)
+/*
+ * With @pause (pause-before-switchover), the switch waits in
+ * pre-switchover for migrate-continue, as in QEMU; either way it passes
+ * through `device` on its way to postcopy-active.
+ */
+static void run_converges(bool preempt, bool pause)
 {
     g_autofree char *uri = mig_sock_uri();
     g_autoptr(QTestState) dst = mig_start_dst(uri, MIG_TEST_BUSY_GUEST);
     g_autoptr(QTestState) src = mig_start_vm(MIG_TEST_BUSY_GUEST);
     static const char *const done[] = { "completed", NULL };
+    static const char *const pre[] = { "pre-switchover", NULL };
+    static const char *const events[] = {
+        "setup", "active", "device", "postcopy-active", "completed", NULL
+    };
+    static const char *const paused_events[] = {
+        "setup", "active", "pre-switchover", "device", "postcopy-active",
+        "completed", NULL
+    };
     g_autofree char *st = NULL;
     g_autoptr(JsonNode) q = NULL;
     g_autoptr(JsonNode) dq = NULL;
     JsonArray *per_vcpu;
 
+    mig_set_cap(src, "events", true);
+    mig_set_cap(src, "pause-before-switchover", pause);
     start_busy(src, dst, uri, 0, preempt);
     qtest_qmp_assert_ok(src, "{\"execute\": \"migrate-start-postcopy\"}");
+    if (pause) {
+        g_autofree char *st_pre = mig_wait_status(src, pre, 60000);
+
+        mig_assert_runstate(src, "finish-migrate");
+        qtest_qmp_assert_ok(src, "{\"execute\": \"migrate-continue\", "
+                            "\"arguments\": {\"state\": "
+                            "\"pre-switchover\"}}");
+    }
     st = mig_wait_status(src, done, -1);
+    mig_assert_status_events(src, pause ? paused_events : events);
     q = mig_query(src);
     /* Pages went after the switch, and the destination asked for some. */
     g_assert_cmpint(json_object_get_int_member(ram_of(q), "postcopy-bytes"),
@@ -127,13 +151,16 @@ static void run_converges(bool preempt)
 
 static void test_converges(void)
 {
-    run_converges(false);
+    run_converges(false, false);
 }
 
-/* The pages asked for go on their own channel, and it all still holds. */
+/*
+ * The pages asked for go on their own channel, and it all still holds,
+ * also after a pause before the switch.
+ */
 static void test_preempt(void)
 {
-    run_converges(true);
+    run_converges(true, true);
 }
 
 static void test_refusals(void)
@@ -227,8 +254,7 @@ static void test_cancel(void)
     qtest_qmp_assert_ok(src, "{\"execute\": \"migrate-start-postcopy\"}");
     wait_postcopy_active(src);
     mig_assert_error(src, "migrate_cancel", "{}",
-                     "postcopy migration in progress: it cannot be "
-                     "cancelled");
+                     "Postcopy migration in progress, cannot cancel");
     mig_assert_error(src, "migrate-start-postcopy", "{}",
                      "postcopy has started already");
     mig_assert_runstate(src, "finish-migrate");
@@ -325,7 +351,7 @@ static void run_recover(bool preempt)
     g_test_message("source paused: %s; destination: %s", src_desc, dst_desc);
 
     /* As in QEMU, nothing cancels it, and a resume needs a paused one. */
-    mig_assert_error(src, "migrate_cancel", "{}", "cannot be cancelled");
+    mig_assert_error(src, "migrate_cancel", "{}", "cannot cancel");
     mig_assert_error(src, "migrate-pause", "{}",
                      "(it is 'postcopy-paused')");
     mig_assert_error(dst, "migrate-recover", "{\"uri\": \"exec:cat\"}",

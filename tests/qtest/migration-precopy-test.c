@@ -1,7 +1,7 @@
 /*
  * Precopy of a running stress guest over every transport: unix, tcp,
- * fd (getfd), exec and file, the "channels" form of migrate, and a
- * paused source whose destination stays paused.
+ * fd (getfd), exec and file, the "channels" form of migrate, and the
+ * run states before and after, as in QEMU.
  */
 #include "qemu/osdep.h"
 #include <sys/socket.h>
@@ -15,8 +15,9 @@ static void test_unix(void)
     g_autofree char *uri = g_strdup_printf("unix:%s", path);
     g_autoptr(QTestState) dst = mig_start_dst(uri, "");
     g_autoptr(QTestState) src = mig_start_vm("");
+    /* As in QEMU 10.0 and later: every switchover passes through device. */
     static const char *const src_events[] = {
-        "setup", "active", "device", "completed",
+        "setup", "active", "device", "completed", NULL
     };
 
     mig_set_cap(src, "events", true);
@@ -27,12 +28,7 @@ static void test_unix(void)
     mig_check_success(src, dst);
 
     /* Both sides said what happened, in order. */
-    for (size_t i = 0; i < G_N_ELEMENTS(src_events); i++) {
-        g_autoptr(JsonNode) ev = qtest_qmp_eventwait(src, "MIGRATION", 5000);
-
-        g_assert_nonnull(ev);
-        g_assert_cmpstr(qtest_get_str(ev, "status"), ==, src_events[i]);
-    }
+    mig_assert_status_events(src, src_events);
     for (const char *want = "active"; want; ) {
         g_autoptr(JsonNode) ev = qtest_qmp_eventwait(dst, "MIGRATION", 5000);
 
@@ -241,6 +237,72 @@ static void test_paused_source(void)
 }
 
 /*
+ * As in QEMU: a source that has migrated (postmigrate) refuses to migrate
+ * again, with QEMU's words, and changes nothing; once "cont" runs it
+ * here again it may.
+ */
+static void test_postmigrate_refused(void)
+{
+    g_autofree char *path = qtest_tmp_path("mig", "img");
+    g_autofree char *uri = g_strdup_printf("file:%s", path);
+    g_autoptr(QTestState) src = mig_start_vm("");
+    g_autofree char *err = NULL;
+    g_autofree char *st = NULL;
+
+    mig_set_fast(src);
+    mig_migrate(src, uri);
+    mig_wait_completed(src, 30000);
+    mig_assert_runstate(src, "postmigrate");
+    err = mig_migrate_expect_error(src, uri);
+    g_assert_cmpstr(err, ==, "Can't migrate the vm that was paused due to "
+                    "previous migration");
+    st = mig_status(src);
+    g_assert_cmpstr(st, ==, "completed");
+    mig_assert_runstate(src, "postmigrate");
+    qtest_qmp_assert_ok(src, "{\"execute\": \"cont\"}");
+    mig_wait_guest_progress(src, 1 * MiB);
+    mig_migrate(src, uri);
+    mig_wait_completed(src, 30000);
+    mig_assert_runstate(src, "postmigrate");
+}
+
+/*
+ * The destination's run state, as in QEMU: a source that never ran (-S,
+ * prelaunch) gives a destination in prelaunch, whatever its own -S; a
+ * running source gives a running destination, or a paused one with -S.
+ * (A paused source: test_paused_source.)
+ */
+static void migrate_runstates(const char *src_args, const char *dst_args,
+                              const char *dst_state)
+{
+    g_autofree char *uri = mig_sock_uri();
+    g_autoptr(QTestState) dst = mig_start_dst(uri, dst_args);
+    g_autoptr(QTestState) src = mig_start_vm(src_args);
+
+    mig_set_fast(src);
+    mig_migrate(src, uri);
+    mig_wait_completed(src, 30000);
+    mig_assert_runstate(src, "postmigrate");
+    mig_wait_completed(dst, 30000);
+    mig_assert_runstate(dst, dst_state);
+    mig_assert_guest_ok(dst);
+    qtest_qmp_assert_ok(dst, "{\"execute\": \"cont\"}");
+    mig_assert_runstate(dst, "running");
+    mig_wait_guest_progress(dst, 8 * MiB);
+    mig_assert_guest_ok(dst);
+}
+
+static void test_prelaunch_source(void)
+{
+    migrate_runstates("-S", "", "prelaunch");
+}
+
+static void test_stopped_destination(void)
+{
+    migrate_runstates("", "-S", "paused");
+}
+
+/*
  * Destinations whose RAM is not fresh memfd: anonymous memory (pages
  * faulted in ahead of the data), and a backing file full of garbage,
  * shared or private, which the load must clear: the source sends no zero
@@ -327,6 +389,12 @@ int main(int argc, char **argv)
     g_test_add_func("/migration/precopy/file", test_file);
     g_test_add_func("/migration/precopy/channels", test_channels);
     g_test_add_func("/migration/precopy/paused-source", test_paused_source);
+    g_test_add_func("/migration/precopy/prelaunch-source",
+                    test_prelaunch_source);
+    g_test_add_func("/migration/precopy/stopped-destination",
+                    test_stopped_destination);
+    g_test_add_func("/migration/precopy/postmigrate-refused",
+                    test_postmigrate_refused);
     g_test_add_func("/migration/precopy/anonymous-ram", test_anonymous_ram);
     g_test_add_func("/migration/precopy/garbage-file-shared",
                     test_garbage_file_shared);

@@ -121,6 +121,9 @@ static void test_pause_before_switchover(void)
     static const char *const caps[] = { "pause-before-switchover", "events",
                                         NULL };
     static const char *const pre[] = { "pre-switchover", NULL };
+    static const char *const events[] = {
+        "setup", "active", "pre-switchover", "device", "completed", NULL
+    };
     Pair p;
 
     pair_start(&p, caps);
@@ -142,6 +145,8 @@ static void test_pause_before_switchover(void)
     qtest_qmp_assert_ok(p.src, "{\"execute\": \"migrate-continue\", "
                         "\"arguments\": {\"state\": \"pre-switchover\"}}");
     mig_check_success(p.src, p.dst);
+    /* As in QEMU: the pause comes before the switchover's `device`. */
+    mig_assert_status_events(p.src, events);
     pair_end(&p);
 }
 

@@ -69,6 +69,8 @@ static void test_bad_options(void)
     expect_error("-guest stress,ws=lots", "ws");
     expect_error("-guest stress -guest stress,ws=1M", "'stress' given more than once");
     expect_error("-guest nope,help", "unknown program 'nope'");
+    /* A program with nothing to drive is refused before anything runs. */
+    expect_error("-guest dma", "dma: there is no VFIO device to drive");
     expect_error("-name ''", "-name: missing name");
     expect_error("-uuid 1234", "-uuid: '1234' is not a UUID");
     expect_error("-qmp bogus:/x,server=on,wait=off", "bogus");

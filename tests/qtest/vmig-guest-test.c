@@ -1,9 +1,13 @@
 /*
  * The guest programs as a user drives them: stress makes progress,
- * verifies, and a corrupted page is caught.
+ * verifies, and a corrupted page is caught; programs that would write
+ * the same RAM are refused at start, and stress's default working set
+ * leaves the others' RAM alone.
  */
 #include "qemu/osdep.h"
 #include "libqtest.h"
+#include "migration/framework.h"
+#include "vfio/framework.h"
 
 /* One counter of x-query-guest: "passes" or "bytes-written". */
 static int64_t guest_stat(QTestState *s, const char *member)
@@ -242,6 +246,56 @@ static void test_progress(void)
     g_assert_nonnull(strstr(e, "'reset-stall' expects a boolean"));
 }
 
+/*
+ * The dma program's buffers are at the top of RAM (256 KiB per device):
+ * a stress working set that reaches them is refused before anything
+ * runs, with both programs and their ranges.
+ */
+static void test_overlap_refused(void)
+{
+    g_autoptr(VfioServer) srv = vfio_server_start("");
+    g_autofree char *args = vfio_vm_args_guest(
+        "-m 64M -guest stress,ws=64M -guest dma", &srv, 1, NULL);
+    g_autofree char *out = NULL;
+    g_autofree char *err = NULL;
+    int status = qtest_run(args, &out, &err);
+
+    g_assert_cmpint(status, ==, 1);
+    g_assert_nonnull(strstr(err, "-guest stress writes guest RAM "
+                            "0x0-0x3ffffff (64 MiB), which overlaps "
+                            "0x3fc0000-0x3ffffff (256 KiB) where -guest dma "
+                            "writes"));
+}
+
+/*
+ * As a new user tries it: stress without ws next to dma.  The working
+ * set is all of RAM but the dma buffers, both programs check out, and
+ * so they do on the destination of a migration.
+ */
+static void test_default_leaves_dma_alone(void)
+{
+    g_autoptr(VfioServer) src_srv = vfio_server_start("");
+    g_autoptr(VfioServer) dst_srv = vfio_server_start("");
+    g_autofree char *src_args = vfio_vm_args_guest(
+        "-guest stress,rate=32M -guest dma", &src_srv, 1, NULL);
+    g_autofree char *dst_args = vfio_vm_args_guest(
+        "-guest stress,rate=32M -guest dma", &dst_srv, 1, NULL);
+    g_autofree char *uri = mig_sock_uri();
+    g_autoptr(QTestState) dst = mig_start_dst(uri, dst_args);
+    g_autoptr(QTestState) src = mig_start_vm(src_args);
+    g_autoptr(JsonNode) r = NULL;
+
+    vfio_wait_dma_progress(src, 64);
+    mig_wait_guest_progress(src, 8 * MiB);
+    r = verify(src);
+    g_assert_true(qtest_get_bool(r, "ok"));
+    mig_set_fast(src);
+    mig_migrate(src, uri);
+    mig_check_success(src, dst);
+    vfio_wait_dma_progress(dst, 64);
+    mig_assert_guest_ok(dst);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -252,5 +306,8 @@ int main(int argc, char **argv)
     g_test_add_func("/guest/rate-limit", test_rate_limit);
     g_test_add_func("/guest/rate-very-fast", test_rate_very_fast);
     g_test_add_func("/guest/progress", test_progress);
+    g_test_add_func("/guest/overlap-refused", test_overlap_refused);
+    g_test_add_func("/guest/default-leaves-dma-alone",
+                    test_default_leaves_dma_alone);
     return g_test_run();
 }

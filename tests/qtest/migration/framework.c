@@ -318,6 +318,16 @@ void mig_assert_runstate(QTestState *s, const char *status)
     g_assert_cmpstr(st, ==, status);
 }
 
+void mig_assert_status_events(QTestState *s, const char *const *statuses)
+{
+    for (size_t i = 0; statuses[i]; i++) {
+        g_autoptr(JsonNode) ev = qtest_qmp_eventwait(s, "MIGRATION", 5000);
+
+        g_assert_nonnull(ev);
+        g_assert_cmpstr(qtest_get_str(ev, "status"), ==, statuses[i]);
+    }
+}
+
 void mig_check_loaded(QTestState *dst)
 {
     mig_wait_completed(dst, 30000);

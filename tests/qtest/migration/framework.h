@@ -100,6 +100,12 @@ void mig_assert_guest_ok(QTestState *s);
 /* query-status must be @status. */
 void mig_assert_runstate(QTestState *s, const char *status);
 
+/*
+ * The next MIGRATION events of @s (with the events capability) carry the
+ * statuses @statuses (NULL-terminated), in this order.
+ */
+void mig_assert_status_events(QTestState *s, const char *const *statuses);
+
 /* The destination completes, runs, its guest makes progress and verifies. */
 void mig_check_loaded(QTestState *dst);
 /* The whole happy path: mig_check_loaded; the source is in postmigrate. */
