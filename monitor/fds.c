@@ -8,6 +8,7 @@
  */
 #include "qemu/osdep.h"
 #include "monitor/monitor-internal.h"
+#include "qapi/qapi-types.h"
 
 static GMutex named_fds_lock;
 static GHashTable *named_fds;       /* name -> GINT_TO_POINTER(fd + 1) */
@@ -58,18 +59,8 @@ void monitor_fds_cleanup(void)
     g_mutex_unlock(&named_fds_lock);
 }
 
-static const char *fdname_arg(JsonObject *args, Error **errp)
+static const char *fdname_check(const char *name, Error **errp)
 {
-    static const char *const known[] = { "fdname", NULL };
-    const char *name;
-
-    if (!qmp_args_check(args, known, errp)) {
-        return NULL;
-    }
-    name = qmp_arg_str(args, "fdname", errp);
-    if (!name) {
-        return NULL;
-    }
     if (!*name) {
         error_setg(errp, "Parameter 'fdname' must not be empty");
         return NULL;
@@ -82,10 +73,10 @@ static const char *fdname_arg(JsonObject *args, Error **errp)
     return name;
 }
 
-static void qmp_getfd(JsonObject *args, JsonNode **ret, Error **errp)
+void qmp_getfd(const QapiGetfdArgs *args, JsonNode **ret, Error **errp)
 {
     QmpSession *session = qmp_session_current();
-    const char *name = fdname_arg(args, errp);
+    const char *name = fdname_check(args->fdname, errp);
     int fd;
 
     if (!name) {
@@ -105,9 +96,9 @@ static void qmp_getfd(JsonObject *args, JsonNode **ret, Error **errp)
     named_fd_store(name, fd);
 }
 
-static void qmp_closefd(JsonObject *args, JsonNode **ret, Error **errp)
+void qmp_closefd(const QapiClosefdArgs *args, JsonNode **ret, Error **errp)
 {
-    const char *name = fdname_arg(args, errp);
+    const char *name = fdname_check(args->fdname, errp);
     int fd;
 
     if (!name) {
@@ -118,10 +109,3 @@ static void qmp_closefd(JsonObject *args, JsonNode **ret, Error **errp)
         close(fd);
     }
 }
-
-static void fds_register_commands(void)
-{
-    qmp_register_command("getfd", qmp_getfd, QMP_CMD_NONE);
-    qmp_register_command("closefd", qmp_closefd, QMP_CMD_NONE);
-}
-qmp_init(fds_register_commands);
