@@ -74,14 +74,4 @@ void qmp_event_emit(const char *name, JsonObject *data);
  */
 int monitor_fd_take(const char *name, Error **errp);
 
-/* Argument helpers of the commands not yet in the schema. */
-const char *qmp_arg_str(JsonObject *args, const char *name, Error **errp);
-const char *qmp_arg_str_opt(JsonObject *args, const char *name, const char *def,
-                            Error **errp);
-bool qmp_arg_bool_opt(JsonObject *args, const char *name, bool def, bool *val,
-                      Error **errp);
-bool qmp_arg_int_opt(JsonObject *args, const char *name, int64_t def,
-                     int64_t *val, Error **errp);
-bool qmp_args_check(JsonObject *args, const char *const *known, Error **errp);
-
 #endif
