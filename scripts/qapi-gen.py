@@ -55,7 +55,8 @@ C_KEYWORDS = {'auto', 'break', 'case', 'char', 'const', 'continue',
               'for', 'goto', 'if', 'inline', 'int', 'long', 'register',
               'restrict', 'return', 'short', 'signed', 'sizeof', 'static',
               'struct', 'switch', 'typedef', 'union', 'unsigned', 'void',
-              'volatile', 'while', 'bool'}
+              'volatile', 'while', 'bool',
+              'unix', 'linux', 'i386'}  # the last: GNU C's predefined macros
 
 
 def c_name(name):
@@ -389,7 +390,7 @@ def gen_header(schema):
         prefix = t['expr'].get('prefix', upper_name(name))
         out.append('typedef enum Qapi%s {' % name)
         for v in t['values']:
-            out.append('    QAPI_%s_%s,' % (prefix, c_name(v).upper()))
+            out.append('    QAPI_%s_%s,' % (prefix, re.sub(r'\W', '_', v).upper()))
         out.append('    QAPI_%s__MAX,' % prefix)
         out.append('} Qapi%s;' % name)
         out.append('')
