@@ -25,6 +25,7 @@
 #include "migration/trace.h"
 #include "qemu/cutils.h"
 #include "monitor/qmp.h"
+#include "qapi/qapi-types.h"
 #include "system/cpus.h"
 #include "system/ramblock.h"
 #include "migration/migration.h"
@@ -244,66 +245,29 @@ void dirtyrate_shutdown(void)
 
 /* ---- QMP ---- */
 
-static bool arg_time_unit(JsonObject *args, bool *ms, Error **errp)
-{
-    const char *unit = qmp_arg_str_opt(args, "calc-time-unit", "second",
-                                       errp);
-
-    if (!unit) {
-        return false;
-    }
-    if (strcmp(unit, "second") && strcmp(unit, "millisecond")) {
-        error_setg(errp, "Parameter 'calc-time-unit' expects 'second' or "
-                   "'millisecond', not '%s'", unit);
-        return false;
-    }
-    *ms = !strcmp(unit, "millisecond");
-    return true;
-}
-
-static bool arg_mode(JsonObject *args, DirtyRateMode *mode, Error **errp)
-{
-    const char *name = qmp_arg_str_opt(args, "mode", "page-sampling", errp);
-
-    if (!name) {
-        return false;
-    }
-    for (int i = 0; i < DIRTY_RATE_MODE__MAX; i++) {
-        if (!strcmp(name, mode_names[i])) {
-            *mode = i;
-            return true;
-        }
-    }
-    error_setg(errp, "Parameter 'mode' expects 'page-sampling', "
-               "'dirty-bitmap' or 'dirty-ring', not '%s'", name);
-    return false;
-}
-
 /*
  * calc-dirty-rate {calc-time, calc-time-unit?, sample-pages?, mode?}:
  * starts a measurement and returns at once.
  */
-static void qmp_calc_dirty_rate(JsonObject *args, JsonNode **ret,
-                                Error **errp)
-{
-    static const char *const known[] = { "calc-time", "calc-time-unit",
-                                         "sample-pages", "mode", NULL };
-    int64_t calc_time, calc_time_ms, sample_pages;
-    DirtyRateMode mode;
-    bool in_ms;
+G_STATIC_ASSERT((int)DIRTY_RATE_MODE_PAGE_SAMPLING ==
+                QAPI_DIRTY_RATE_MEASURE_MODE_PAGE_SAMPLING);
+G_STATIC_ASSERT((int)DIRTY_RATE_MODE_DIRTY_BITMAP ==
+                QAPI_DIRTY_RATE_MEASURE_MODE_DIRTY_BITMAP);
+G_STATIC_ASSERT((int)DIRTY_RATE_MODE_DIRTY_RING ==
+                QAPI_DIRTY_RATE_MEASURE_MODE_DIRTY_RING);
 
-    if (!qmp_args_check(args, known, errp) ||
-        !qmp_arg_int_opt(args, "calc-time", -1, &calc_time, errp) ||
-        !arg_time_unit(args, &in_ms, errp) ||
-        !qmp_arg_int_opt(args, "sample-pages", DIRTYRATE_DEFAULT_SAMPLE_PAGES,
-                         &sample_pages, errp) ||
-        !arg_mode(args, &mode, errp)) {
-        return;
-    }
-    if (!json_object_has_member(args, "calc-time")) {
-        error_setg(errp, "Parameter 'calc-time' is missing");
-        return;
-    }
+void qmp_calc_dirty_rate(const QapiCalcDirtyRateArgs *args, JsonNode **ret,
+                         Error **errp)
+{
+    DirtyRateMode mode = args->has_mode ? (DirtyRateMode)args->mode
+                                        : DIRTY_RATE_MODE_PAGE_SAMPLING;
+    int64_t sample_pages = args->has_sample_pages
+                           ? args->sample_pages
+                           : DIRTYRATE_DEFAULT_SAMPLE_PAGES;
+    bool in_ms = args->has_calc_time_unit &&
+                 args->calc_time_unit == QAPI_TIME_UNIT_MILLISECOND;
+    int64_t calc_time = args->calc_time, calc_time_ms;
+
     if (dr.status == DIRTY_RATE_STATUS_MEASURING) {
         error_setg(errp, "the dirty rate is already being measured "
                    "(query-dirty-rate says when it is done)");
@@ -322,7 +286,7 @@ static void qmp_calc_dirty_rate(JsonObject *args, JsonNode **ret,
                    DIRTYRATE_MAX_CALC_TIME_MS);
         return;
     }
-    if (json_object_has_member(args, "sample-pages")) {
+    if (args->has_sample_pages) {
         if (mode != DIRTY_RATE_MODE_PAGE_SAMPLING) {
             error_setg(errp, "Parameter 'sample-pages' is used only in mode "
                        "page-sampling, not %s", mode_names[mode]);
@@ -380,19 +344,14 @@ static void qmp_calc_dirty_rate(JsonObject *args, JsonNode **ret,
  * query-dirty-rate {calc-time-unit?}: {status, start-time, calc-time,
  * calc-time-unit, sample-pages, mode[, dirty-rate][, vcpu-dirty-rate]}.
  */
-static void qmp_query_dirty_rate(JsonObject *args, JsonNode **ret,
-                                 Error **errp)
+void qmp_query_dirty_rate(const QapiQueryDirtyRateArgs *args, JsonNode **ret,
+                          Error **errp)
 {
-    static const char *const known[] = { "calc-time-unit", NULL };
     bool measured = dr.status == DIRTY_RATE_STATUS_MEASURED;
-    JsonObject *obj;
-    bool in_ms;
+    bool in_ms = args->has_calc_time_unit &&
+                 args->calc_time_unit == QAPI_TIME_UNIT_MILLISECOND;
+    JsonObject *obj = json_object_new();
 
-    if (!qmp_args_check(args, known, errp) ||
-        !arg_time_unit(args, &in_ms, errp)) {
-        return;
-    }
-    obj = json_object_new();
     json_object_set_string_member(obj, "status", status_names[dr.status]);
     json_object_set_int_member(obj, "start-time", dr.start_time);
     json_object_set_int_member(obj, "calc-time", in_ms ? dr.calc_time_ms :
@@ -424,12 +383,3 @@ static void qmp_query_dirty_rate(JsonObject *args, JsonNode **ret,
     *ret = json_node_new(JSON_NODE_OBJECT);
     json_node_take_object(*ret, obj);
 }
-
-static void dirtyrate_qmp_register(void)
-{
-    qmp_register_command("calc-dirty-rate", qmp_calc_dirty_rate,
-                         QMP_CMD_NONE);
-    qmp_register_command("query-dirty-rate", qmp_query_dirty_rate,
-                         QMP_CMD_NONE);
-}
-qmp_init(dirtyrate_qmp_register)

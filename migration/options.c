@@ -6,6 +6,7 @@
 #include "migration/misc.h"
 #include "migration/options.h"
 #include "migration/migration.h"
+#include "qapi/qapi-types.h"
 #include "system/cpu-throttle.h"
 #include "system/dirtylimit.h"
 
@@ -82,16 +83,6 @@ char *migrate_tls_param(MigrateTLSParam p)
     v = g_strdup(tls_params[p]);
     g_mutex_unlock(&tls_params_lock);
     return v;
-}
-
-static int tls_param_lookup(const char *name)
-{
-    for (int i = 0; i < MIGRATE_TLS__MAX; i++) {
-        if (!strcmp(name, tls_param_names[i])) {
-            return i;
-        }
-    }
-    return -1;
 }
 
 const char *migration_capability_name(MigrationCapability cap)
@@ -385,61 +376,23 @@ static int capability_lookup(const char *name)
     return -1;
 }
 
-static void qmp_migrate_set_capabilities(JsonObject *args, JsonNode **ret,
-                                         Error **errp)
+void qmp_migrate_set_capabilities(const QapiMigrateSetCapabilitiesArgs *args,
+                                  JsonNode **ret, Error **errp)
 {
-    static const char *const known[] = { "capabilities", NULL };
     bool new_caps[MIGRATION_CAPABILITY__MAX];
-    JsonNode *node;
-    JsonArray *list;
 
-    if (!qmp_args_check(args, known, errp)) {
-        return;
-    }
-    node = json_object_get_member(args, "capabilities");
-    if (!node || !JSON_NODE_HOLDS_ARRAY(node)) {
-        error_setg(errp, "Parameter 'capabilities' expects an array");
-        return;
-    }
     if (migration_busy(errp)) {
         return;
     }
     memcpy(new_caps, capabilities, sizeof(new_caps));
-    list = json_node_get_array(node);
-    for (guint i = 0; i < json_array_get_length(list); i++) {
-        static const char *const item_known[] = { "capability", "state", NULL };
-        JsonNode *item = json_array_get_element(list, i);
-        JsonObject *obj;
-        const char *name;
-        bool state;
-        int cap;
+    for (size_t i = 0; i < args->capabilities->len; i++) {
+        const QapiMigrationCapabilityStatus *cs = &args->capabilities->v[i];
+        int cap = capability_lookup(
+            qapi_enum_str(&qapi_type_MigrationCapability, cs->capability));
 
-        if (!JSON_NODE_HOLDS_OBJECT(item)) {
-            error_setg(errp, "capabilities[%u]: expected an object", i);
-            return;
-        }
-        obj = json_node_get_object(item);
-        if (!qmp_args_check(obj, item_known, errp)) {
-            return;
-        }
-        name = qmp_arg_str(obj, "capability", errp);
-        if (!name) {
-            return;
-        }
-        if (!json_object_has_member(obj, "state")) {
-            error_setg(errp, "capabilities[%u]: Parameter 'state' is missing",
-                       i);
-            return;
-        }
-        if (!qmp_arg_bool_opt(obj, "state", false, &state, errp)) {
-            return;
-        }
-        cap = capability_lookup(name);
-        if (cap < 0) {
-            error_setg(errp, "unknown migration capability '%s'", name);
-            return;
-        }
-        new_caps[cap] = state;
+        /* The schema and capability_names list the same names. */
+        assert(cap >= 0);
+        new_caps[cap] = cs->state;
     }
     if (!capabilities_check(new_caps, errp)) {
         return;
@@ -449,16 +402,10 @@ static void qmp_migrate_set_capabilities(JsonObject *args, JsonNode **ret,
     }
 }
 
-static void qmp_query_migrate_capabilities(JsonObject *args, JsonNode **ret,
-                                           Error **errp)
+void qmp_query_migrate_capabilities(JsonNode **ret, Error **errp)
 {
-    static const char *const known[] = { NULL };
-    JsonArray *list;
+    JsonArray *list = json_array_new();
 
-    if (!qmp_args_check(args, known, errp)) {
-        return;
-    }
-    list = json_array_new();
     for (int i = 0; i < MIGRATION_CAPABILITY__MAX; i++) {
         JsonObject *obj = json_object_new();
 
@@ -473,6 +420,9 @@ static void qmp_query_migrate_capabilities(JsonObject *args, JsonNode **ret,
 typedef struct ParamDesc {
     const char *name;
     uint64_t *field;
+    /* Where migrate-set-parameters' typed arguments hold it. */
+    size_t has_arg;
+    size_t arg;
     uint64_t min;
     uint64_t max;
     const char *unit;
@@ -481,91 +431,86 @@ typedef struct ParamDesc {
     bool fixed_while_running;   /* shapes the stream */
 } ParamDesc;
 
+#define PARAM_ARG(field) \
+    offsetof(QapiMigrateSetParameters, has_##field), \
+    offsetof(QapiMigrateSetParameters, field)
+
 static const ParamDesc param_descs[] = {
-    { "downtime-limit", &params.downtime_limit, 0, MAX_DOWNTIME_LIMIT_MS,
-      "ms" },
-    { "max-bandwidth", &params.max_bandwidth, 0, INT64_MAX, "bytes/s" },
+    { "downtime-limit", &params.downtime_limit,
+      PARAM_ARG(downtime_limit), 0, MAX_DOWNTIME_LIMIT_MS, "ms" },
+    { "max-bandwidth", &params.max_bandwidth,
+      PARAM_ARG(max_bandwidth), 0, INT64_MAX, "bytes/s" },
     { "avail-switchover-bandwidth", &params.avail_switchover_bandwidth,
-      0, INT64_MAX, "bytes/s" },
-    { "multifd-channels", &params.multifd_channels, 1, MULTIFD_MAX_CHANNELS,
+      PARAM_ARG(avail_switchover_bandwidth), 0, INT64_MAX, "bytes/s" },
+    { "multifd-channels", &params.multifd_channels,
+      PARAM_ARG(multifd_channels), 1, MULTIFD_MAX_CHANNELS,
       "channels", .fixed_while_running = true },
-    { "multifd-compression", &params.multifd_compression, 0, 0, "",
-      .is_compression = true, .fixed_while_running = true },
-    { "multifd-zlib-level", &params.multifd_zlib_level, 0, 9, "level" },
-    { "multifd-zstd-level", &params.multifd_zstd_level, 1, 20, "level" },
-    { "direct-io", &params.direct_io, 0, 1, "", .is_bool = true },
+    { "multifd-compression", &params.multifd_compression,
+      PARAM_ARG(multifd_compression), 0, 0,
+      "", .is_compression = true, .fixed_while_running = true },
+    { "multifd-zlib-level", &params.multifd_zlib_level,
+      PARAM_ARG(multifd_zlib_level), 0, 9, "level" },
+    { "multifd-zstd-level", &params.multifd_zstd_level,
+      PARAM_ARG(multifd_zstd_level), 1, 20, "level" },
+    { "direct-io", &params.direct_io,
+      PARAM_ARG(direct_io), 0, 1, "", .is_bool = true },
     { "throttle-trigger-threshold", &params.throttle_trigger_threshold,
-      1, 100, "percent" },
+      PARAM_ARG(throttle_trigger_threshold), 1, 100, "percent" },
     { "cpu-throttle-initial", &params.cpu_throttle_initial,
-      CPU_THROTTLE_PCT_MIN, CPU_THROTTLE_PCT_MAX, "percent" },
+      PARAM_ARG(cpu_throttle_initial),
+      CPU_THROTTLE_PCT_MIN, CPU_THROTTLE_PCT_MAX,       "percent" },
     { "cpu-throttle-increment", &params.cpu_throttle_increment,
-      CPU_THROTTLE_PCT_MIN, CPU_THROTTLE_PCT_MAX, "percent" },
-    { "cpu-throttle-tailslow", &params.cpu_throttle_tailslow, 0, 1, "",
-      .is_bool = true },
+      PARAM_ARG(cpu_throttle_increment),
+      CPU_THROTTLE_PCT_MIN, CPU_THROTTLE_PCT_MAX,       "percent" },
+    { "cpu-throttle-tailslow", &params.cpu_throttle_tailslow,
+      PARAM_ARG(cpu_throttle_tailslow), 0, 1, "", .is_bool = true },
     { "max-cpu-throttle", &params.max_cpu_throttle,
-      CPU_THROTTLE_PCT_MIN, CPU_THROTTLE_PCT_MAX, "percent" },
+      PARAM_ARG(max_cpu_throttle), CPU_THROTTLE_PCT_MIN, CPU_THROTTLE_PCT_MAX,
+      "percent" },
     { "x-vcpu-dirty-limit-period", &params.vcpu_dirty_limit_period,
-      1, 1000, "ms" },
-    { "vcpu-dirty-limit", &params.vcpu_dirty_limit, 1, DIRTYLIMIT_MAX_RATE,
-      "MB/s" },
-    { "x-channel-timeout", &params.channel_timeout, 0, MAX_CHANNEL_TIMEOUT_MS,
-      "ms" },
-    { "max-postcopy-bandwidth", &params.max_postcopy_bandwidth, 0, INT64_MAX,
-      "bytes/s" },
+      PARAM_ARG(x_vcpu_dirty_limit_period), 1, 1000, "ms" },
+    { "vcpu-dirty-limit", &params.vcpu_dirty_limit,
+      PARAM_ARG(vcpu_dirty_limit), 1, DIRTYLIMIT_MAX_RATE, "MB/s" },
+    { "x-channel-timeout", &params.channel_timeout,
+      PARAM_ARG(x_channel_timeout), 0, MAX_CHANNEL_TIMEOUT_MS, "ms" },
+    { "max-postcopy-bandwidth", &params.max_postcopy_bandwidth,
+      PARAM_ARG(max_postcopy_bandwidth), 0, INT64_MAX, "bytes/s" },
 };
 
-static const ParamDesc *param_lookup(const char *name)
+static const void *param_arg(const QapiMigrateSetParameters *args,
+                             const ParamDesc *d)
 {
-    for (size_t i = 0; i < ARRAY_SIZE(param_descs); i++) {
-        if (!strcmp(param_descs[i].name, name)) {
-            return &param_descs[i];
-        }
-    }
-    return NULL;
+    return *(const bool *)((const char *)args + d->has_arg)
+           ? (const char *)args + d->arg : NULL;
 }
 
-/* Every argument must be a parameter of the table. */
-static bool params_args_check(JsonObject *args, Error **errp)
+void qmp_migrate_set_parameters(const QapiMigrateSetParameters *args,
+                                JsonNode **ret, Error **errp)
 {
-    GList *names = json_object_get_members(args);
-    const char *unknown = NULL;
-
-    for (GList *m = names; m && !unknown; m = m->next) {
-        if (!param_lookup(m->data) && tls_param_lookup(m->data) < 0) {
-            unknown = m->data;
-        }
-    }
-    g_list_free(names);
-    if (unknown) {
-        error_setg(errp, "Parameter '%s' is unexpected", unknown);
-        return false;
-    }
-    return true;
-}
-
-static void qmp_migrate_set_parameters(JsonObject *args, JsonNode **ret,
-                                       Error **errp)
-{
-    int64_t values[ARRAY_SIZE(param_descs)];
+    JsonNode *const tls_args[MIGRATE_TLS__MAX] = {
+        [MIGRATE_TLS_CREDS] = args->tls_creds,
+        [MIGRATE_TLS_HOSTNAME] = args->tls_hostname,
+        [MIGRATE_TLS_AUTHZ] = args->tls_authz,
+    };
+    uint64_t values[ARRAY_SIZE(param_descs)];
     const char *tls_values[MIGRATE_TLS__MAX] = { NULL };
     bool fixed = false;
 
-    if (!params_args_check(args, errp)) {
-        return;
-    }
     /* Check every value before changing any: all or nothing. */
     for (size_t i = 0; i < ARRAY_SIZE(param_descs); i++) {
         const ParamDesc *d = &param_descs[i];
+        const void *arg = param_arg(args, d);
 
-        if (!json_object_has_member(args, d->name)) {
+        if (!arg) {
             continue;
         }
         fixed |= d->fixed_while_running;
         if (d->is_compression) {
-            const char *name = qmp_arg_str(args, d->name, errp);
             MultiFDCompression method;
 
-            if (!name || !multifd_compression_parse(name, &method, errp)) {
+            if (!multifd_compression_parse(
+                    qapi_enum_str(&qapi_type_MultiFDCompression,
+                                  *(const int *)arg), &method, errp)) {
                 error_prepend(errp, "Parameter '%s': ", d->name);
                 return;
             }
@@ -573,19 +518,11 @@ static void qmp_migrate_set_parameters(JsonObject *args, JsonNode **ret,
             continue;
         }
         if (d->is_bool) {
-            bool on;
-
-            if (!qmp_arg_bool_opt(args, d->name, false, &on, errp)) {
-                return;
-            }
-            values[i] = on;
+            values[i] = *(const bool *)arg;
             continue;
         }
-        if (!qmp_arg_int_opt(args, d->name, -1, &values[i], errp)) {
-            return;
-        }
-        if (values[i] < 0 || (uint64_t)values[i] < d->min ||
-            (uint64_t)values[i] > d->max) {
+        values[i] = *(const uint64_t *)arg;
+        if (values[i] < d->min || values[i] > d->max) {
             error_setg(errp, "Parameter '%s' expects a value between %" PRIu64
                        " and %" PRIu64 " (%s)", d->name, d->min, d->max,
                        d->unit);
@@ -594,21 +531,10 @@ static void qmp_migrate_set_parameters(JsonObject *args, JsonNode **ret,
     }
     /* A string, or null for "" as in QEMU. */
     for (int i = 0; i < MIGRATE_TLS__MAX; i++) {
-        JsonNode *n = json_object_get_member(args, tls_param_names[i]);
-
-        if (!n) {
-            continue;
-        }
-        fixed = true;
-        if (JSON_NODE_HOLDS_NULL(n)) {
-            tls_values[i] = "";
-        } else if (JSON_NODE_HOLDS_VALUE(n) &&
-                   json_node_get_value_type(n) == G_TYPE_STRING) {
-            tls_values[i] = json_node_get_string(n);
-        } else {
-            error_setg(errp, "Invalid parameter type for '%s', expected: "
-                       "string", tls_param_names[i]);
-            return;
+        if (tls_args[i]) {
+            fixed = true;
+            tls_values[i] = JSON_NODE_HOLDS_NULL(tls_args[i])
+                            ? "" : json_node_get_string(tls_args[i]);
         }
     }
     /* The channels and the method shape the stream: not while it runs. */
@@ -616,8 +542,8 @@ static void qmp_migrate_set_parameters(JsonObject *args, JsonNode **ret,
         return;
     }
     for (size_t i = 0; i < ARRAY_SIZE(param_descs); i++) {
-        if (json_object_has_member(args, param_descs[i].name)) {
-            __atomic_store_n(param_descs[i].field, (uint64_t)values[i],
+        if (param_arg(args, &param_descs[i])) {
+            __atomic_store_n(param_descs[i].field, values[i],
                              __ATOMIC_RELAXED);
         }
     }
@@ -631,16 +557,10 @@ static void qmp_migrate_set_parameters(JsonObject *args, JsonNode **ret,
     g_mutex_unlock(&tls_params_lock);
 }
 
-static void qmp_query_migrate_parameters(JsonObject *args, JsonNode **ret,
-                                         Error **errp)
+void qmp_query_migrate_parameters(JsonNode **ret, Error **errp)
 {
-    static const char *const known[] = { NULL };
-    JsonObject *obj;
+    JsonObject *obj = json_object_new();
 
-    if (!qmp_args_check(args, known, errp)) {
-        return;
-    }
-    obj = json_object_new();
     for (size_t i = 0; i < ARRAY_SIZE(param_descs); i++) {
         uint64_t v = __atomic_load_n(param_descs[i].field, __ATOMIC_RELAXED);
 
@@ -661,16 +581,3 @@ static void qmp_query_migrate_parameters(JsonObject *args, JsonNode **ret,
     *ret = json_node_new(JSON_NODE_OBJECT);
     json_node_take_object(*ret, obj);
 }
-
-static void migration_options_register(void)
-{
-    qmp_register_command("migrate-set-capabilities",
-                         qmp_migrate_set_capabilities, QMP_CMD_NONE);
-    qmp_register_command("query-migrate-capabilities",
-                         qmp_query_migrate_capabilities, QMP_CMD_NONE);
-    qmp_register_command("migrate-set-parameters",
-                         qmp_migrate_set_parameters, QMP_CMD_NONE);
-    qmp_register_command("query-migrate-parameters",
-                         qmp_query_migrate_parameters, QMP_CMD_NONE);
-}
-qmp_init(migration_options_register);

@@ -11,6 +11,7 @@
 #include "qemu/osdep.h"
 #include "qemu/qemu-open.h"
 #include "monitor/monitor-internal.h"
+#include "qapi/qapi-types.h"
 
 static GMutex named_fds_lock;
 static GHashTable *named_fds;       /* name -> GINT_TO_POINTER(fd + 1) */
@@ -169,18 +170,8 @@ void monitor_fds_cleanup(void)
     g_mutex_unlock(&named_fds_lock);
 }
 
-static const char *fdname_arg(JsonObject *args, Error **errp)
+static const char *fdname_check(const char *name, Error **errp)
 {
-    static const char *const known[] = { "fdname", NULL };
-    const char *name;
-
-    if (!qmp_args_check(args, known, errp)) {
-        return NULL;
-    }
-    name = qmp_arg_str(args, "fdname", errp);
-    if (!name) {
-        return NULL;
-    }
     if (!*name) {
         error_setg(errp, "Parameter 'fdname' must not be empty");
         return NULL;
@@ -193,10 +184,10 @@ static const char *fdname_arg(JsonObject *args, Error **errp)
     return name;
 }
 
-static void qmp_getfd(JsonObject *args, JsonNode **ret, Error **errp)
+void qmp_getfd(const QapiGetfdArgs *args, JsonNode **ret, Error **errp)
 {
     QmpSession *session = qmp_session_current();
-    const char *name = fdname_arg(args, errp);
+    const char *name = fdname_check(args->fdname, errp);
     int fd;
 
     if (!name) {
@@ -216,9 +207,9 @@ static void qmp_getfd(JsonObject *args, JsonNode **ret, Error **errp)
     named_fd_store(name, fd);
 }
 
-static void qmp_closefd(JsonObject *args, JsonNode **ret, Error **errp)
+void qmp_closefd(const QapiClosefdArgs *args, JsonNode **ret, Error **errp)
 {
-    const char *name = fdname_arg(args, errp);
+    const char *name = fdname_check(args->fdname, errp);
     int fd;
 
     if (!name) {
@@ -248,25 +239,15 @@ bool monitor_fdset_add(int64_t id, int fd, const char *opaque, Error **errp)
     return true;
 }
 
-static void qmp_add_fd(JsonObject *args, JsonNode **ret, Error **errp)
+void qmp_add_fd(const QapiAddFdArgs *args, JsonNode **ret, Error **errp)
 {
-    static const char *const known[] = { "fdset-id", "opaque", NULL };
     QmpSession *session = qmp_session_current();
     FdsetMember m = { .fd = -1 };
     JsonObject *obj;
-    const char *opaque;
-    int64_t id;
+    int64_t id = args->has_fdset_id ? args->fdset_id : -1;
     Fdset *set;
 
-    if (!qmp_args_check(args, known, errp) ||
-        !qmp_arg_int_opt(args, "fdset-id", -1, &id, errp)) {
-        return;
-    }
-    opaque = qmp_arg_str_opt(args, "opaque", NULL, errp);
-    if (json_object_has_member(args, "opaque") && !opaque) {
-        return;
-    }
-    if (json_object_has_member(args, "fdset-id") && id < 0) {
+    if (args->has_fdset_id && id < 0) {
         error_setg(errp, "Parameter 'fdset-id' expects a non-negative value");
         return;
     }
@@ -281,7 +262,7 @@ static void qmp_add_fd(JsonObject *args, JsonNode **ret, Error **errp)
                    "on this connection");
         return;
     }
-    m.opaque = g_strdup(opaque);
+    m.opaque = g_strdup(args->opaque);
     g_mutex_lock(&named_fds_lock);
     set = fdset_get(id);
     g_array_append_val(set->members, m);
@@ -295,24 +276,13 @@ static void qmp_add_fd(JsonObject *args, JsonNode **ret, Error **errp)
     json_node_take_object(*ret, obj);
 }
 
-static void qmp_remove_fd(JsonObject *args, JsonNode **ret, Error **errp)
+void qmp_remove_fd(const QapiRemoveFdArgs *args, JsonNode **ret,
+                   Error **errp)
 {
-    static const char *const known[] = { "fdset-id", "fd", NULL };
-    int64_t id, fd;
+    int64_t id = args->fdset_id, fd = args->has_fd ? args->fd : -1;
     bool found = false;
     Fdset *set;
 
-    if (!qmp_args_check(args, known, errp) ||
-        !qmp_arg_int_opt(args, "fd", -1, &fd, errp)) {
-        return;
-    }
-    if (!json_object_has_member(args, "fdset-id")) {
-        error_setg(errp, "Parameter 'fdset-id' is missing");
-        return;
-    }
-    if (!qmp_arg_int_opt(args, "fdset-id", -1, &id, errp)) {
-        return;
-    }
     g_mutex_lock(&named_fds_lock);
     set = fdset_find(id);
     for (guint i = 0; set && i < set->members->len;) {
@@ -340,15 +310,10 @@ static void qmp_remove_fd(JsonObject *args, JsonNode **ret, Error **errp)
     }
 }
 
-static void qmp_query_fdsets(JsonObject *args, JsonNode **ret, Error **errp)
+void qmp_query_fdsets(JsonNode **ret, Error **errp)
 {
-    static const char *const known[] = { NULL };
-    JsonArray *list;
+    JsonArray *list = json_array_new();
 
-    if (!qmp_args_check(args, known, errp)) {
-        return;
-    }
-    list = json_array_new();
     g_mutex_lock(&named_fds_lock);
     for (GList *l = fdsets; l; l = l->next) {
         Fdset *set = l->data;
@@ -373,13 +338,3 @@ static void qmp_query_fdsets(JsonObject *args, JsonNode **ret, Error **errp)
     *ret = json_node_new(JSON_NODE_ARRAY);
     json_node_take_array(*ret, list);
 }
-
-static void fds_register_commands(void)
-{
-    qmp_register_command("getfd", qmp_getfd, QMP_CMD_NONE);
-    qmp_register_command("closefd", qmp_closefd, QMP_CMD_NONE);
-    qmp_register_command("add-fd", qmp_add_fd, QMP_CMD_NONE);
-    qmp_register_command("remove-fd", qmp_remove_fd, QMP_CMD_NONE);
-    qmp_register_command("query-fdsets", qmp_query_fdsets, QMP_CMD_NONE);
-}
-qmp_init(fds_register_commands);

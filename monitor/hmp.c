@@ -16,6 +16,7 @@
 #include "qemu/cutils.h"
 #include "monitor/hmp.h"
 #include "monitor/monitor-internal.h"
+#include "qapi/qapi-types.h"
 
 typedef struct HmpCmd HmpCmd;
 
@@ -809,32 +810,13 @@ char *hmp_crlf(const char *text)
     return g_string_free(s, FALSE);
 }
 
-static void qmp_human_monitor_command(JsonObject *args, JsonNode **ret,
-                                      Error **errp)
+void qmp_human_monitor_command(const QapiHumanMonitorCommandArgs *args,
+                               JsonNode **ret, Error **errp)
 {
-    static const char *const known[] = { "command-line", "cpu-index", NULL };
-    g_autofree char *out = NULL;
-    g_autofree char *text = NULL;
-    const char *line;
-    int64_t cpu;
+    g_autofree char *out = hmp_run(args->command_line, qmp_session_current(),
+                                   NULL);
+    g_autofree char *text = hmp_crlf(out);
 
-    if (!qmp_args_check(args, known, errp) ||
-        !qmp_arg_int_opt(args, "cpu-index", 0, &cpu, errp)) {
-        return;
-    }
-    line = qmp_arg_str(args, "command-line", errp);
-    if (!line) {
-        return;
-    }
-    out = hmp_run(line, qmp_session_current(), NULL);
-    text = hmp_crlf(out);
     *ret = json_node_new(JSON_NODE_VALUE);
     json_node_set_string(*ret, text);
 }
-
-static void hmp_register(void)
-{
-    qmp_register_command("human-monitor-command", qmp_human_monitor_command,
-                         QMP_CMD_NONE);
-}
-qmp_init(hmp_register);

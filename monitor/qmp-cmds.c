@@ -11,8 +11,7 @@
 #include "system/runstate.h"
 #include "system/system.h"
 #include "monitor/monitor-internal.h"
-
-static const char *const no_args[] = { NULL };
+#include "qapi/qapi-types.h"
 
 static JsonNode *object_node(JsonObject *obj)
 {
@@ -32,11 +31,10 @@ static JsonNode *array_node(JsonArray *arr)
 
 /* ---- Negotiation and queries ---- */
 
-static void qmp_capabilities(JsonObject *args, JsonNode **ret, Error **errp)
+void qmp_qmp_capabilities(const QapiQmpCapabilitiesArgs *args, JsonNode **ret,
+                          Error **errp)
 {
-    static const char *const known[] = { "enable", NULL };
     QmpSession *session = qmp_session_current();
-    JsonNode *enable;
 
     if (session->negotiated) {
         error_set(errp, ERROR_CLASS_COMMAND_NOT_FOUND,
@@ -44,48 +42,26 @@ static void qmp_capabilities(JsonObject *args, JsonNode **ret, Error **errp)
                   "ignored");
         return;
     }
-    if (!qmp_args_check(args, known, errp)) {
+    /* The greeting offers no capability, so any request is refused. */
+    if (args->enable && args->enable->len) {
+        error_setg(errp, "QMP capability '%s' is not offered by vmig",
+                   qapi_enum_str(&qapi_type_QMPCapability,
+                                 args->enable->v[0]));
         return;
-    }
-    enable = json_object_get_member(args, "enable");
-    if (enable) {
-        JsonArray *caps;
-
-        if (!JSON_NODE_HOLDS_ARRAY(enable)) {
-            error_setg(errp, "Parameter 'enable' expects an array of "
-                       "capability names");
-            return;
-        }
-        /* The greeting offers no capability, so any request is refused. */
-        caps = json_node_get_array(enable);
-        if (json_array_get_length(caps)) {
-            JsonNode *cap = json_array_get_element(caps, 0);
-            const char *name = JSON_NODE_HOLDS_VALUE(cap) &&
-                json_node_get_value_type(cap) == G_TYPE_STRING ?
-                json_node_get_string(cap) : "?";
-            error_setg(errp, "QMP capability '%s' is not offered by vmig",
-                       name);
-            return;
-        }
     }
     session->negotiated = true;
 }
 
-static void qmp_query_version(JsonObject *args, JsonNode **ret, Error **errp)
+void qmp_query_version(JsonNode **ret, Error **errp)
 {
-    if (qmp_args_check(args, no_args, errp)) {
-        *ret = object_node(qmp_version_object());
-    }
+    *ret = object_node(qmp_version_object());
 }
 
-static void qmp_query_commands(JsonObject *args, JsonNode **ret, Error **errp)
+void qmp_query_commands(JsonNode **ret, Error **errp)
 {
     g_autoptr(GPtrArray) names = NULL;
     JsonArray *list;
 
-    if (!qmp_args_check(args, no_args, errp)) {
-        return;
-    }
     names = qmp_command_names();
     list = json_array_sized_new(names->len);
     for (guint i = 0; i < names->len; i++) {
@@ -97,13 +73,10 @@ static void qmp_query_commands(JsonObject *args, JsonNode **ret, Error **errp)
     *ret = array_node(list);
 }
 
-static void qmp_query_name(JsonObject *args, JsonNode **ret, Error **errp)
+void qmp_query_name(JsonNode **ret, Error **errp)
 {
     JsonObject *info;
 
-    if (!qmp_args_check(args, no_args, errp)) {
-        return;
-    }
     info = json_object_new();
     if (qemu_name) {
         json_object_set_string_member(info, "name", qemu_name);
@@ -111,14 +84,11 @@ static void qmp_query_name(JsonObject *args, JsonNode **ret, Error **errp)
     *ret = object_node(info);
 }
 
-static void qmp_query_uuid(JsonObject *args, JsonNode **ret, Error **errp)
+void qmp_query_uuid(JsonNode **ret, Error **errp)
 {
     JsonObject *info;
     char text[UUID_STR_LEN];
 
-    if (!qmp_args_check(args, no_args, errp)) {
-        return;
-    }
     qemu_uuid_unparse(qemu_uuid, text);
     info = json_object_new();
     json_object_set_string_member(info, "UUID", text);
@@ -127,13 +97,10 @@ static void qmp_query_uuid(JsonObject *args, JsonNode **ret, Error **errp)
 
 /* ---- Run state ---- */
 
-static void qmp_query_status(JsonObject *args, JsonNode **ret, Error **errp)
+void qmp_query_status(JsonNode **ret, Error **errp)
 {
     JsonObject *info;
 
-    if (!qmp_args_check(args, no_args, errp)) {
-        return;
-    }
     info = json_object_new();
     json_object_set_string_member(info, "status",
                                   runstate_name(runstate_get()));
@@ -141,13 +108,10 @@ static void qmp_query_status(JsonObject *args, JsonNode **ret, Error **errp)
     *ret = object_node(info);
 }
 
-static void qmp_stop(JsonObject *args, JsonNode **ret, Error **errp)
+void qmp_stop(JsonNode **ret, Error **errp)
 {
     int err;
 
-    if (!qmp_args_check(args, no_args, errp)) {
-        return;
-    }
     /*
      * As in QEMU: on a destination still waiting for its stream, stop
      * means "do not start when the migration completes"; on any other
@@ -168,13 +132,10 @@ static void qmp_stop(JsonObject *args, JsonNode **ret, Error **errp)
     }
 }
 
-static void qmp_cont(JsonObject *args, JsonNode **ret, Error **errp)
+void qmp_cont(JsonNode **ret, Error **errp)
 {
     RunState state = runstate_get();
 
-    if (!qmp_args_check(args, no_args, errp)) {
-        return;
-    }
     switch (state) {
     case RUN_STATE_RUNNING:
         return;
@@ -211,11 +172,9 @@ static void quit_after_reply(void *opaque)
     main_loop_request_exit(0);
 }
 
-static void qmp_quit(JsonObject *args, JsonNode **ret, Error **errp)
+void qmp_quit(JsonNode **ret, Error **errp)
 {
-    if (qmp_args_check(args, no_args, errp)) {
-        qmp_defer_after_reply(quit_after_reply, NULL);
-    }
+    qmp_defer_after_reply(quit_after_reply, NULL);
 }
 
 /* ---- Trace points and the log ---- */
@@ -237,17 +196,12 @@ static bool is_pattern(const char *name)
     return strpbrk(name, "*?") != NULL;
 }
 
-static void qmp_trace_event_get_state(JsonObject *args, JsonNode **ret,
-                                      Error **errp)
+void qmp_trace_event_get_state(const QapiTraceEventGetStateArgs *args,
+                               JsonNode **ret, Error **errp)
 {
-    static const char *const known[] = { "name", NULL };
+    const char *name = args->name;
     JsonArray *list;
-    const char *name;
 
-    if (!qmp_args_check(args, known, errp) ||
-        !(name = qmp_arg_str(args, "name", errp))) {
-        return;
-    }
     list = json_array_new();
     trace_event_foreach(name, add_trace_event_info, list);
     /* A pattern may match nothing; a plain name must name an event. */
@@ -272,43 +226,24 @@ static void set_trace_event_state(TraceEvent *ev, void *opaque)
     set->matched++;
 }
 
-static void qmp_trace_event_set_state(JsonObject *args, JsonNode **ret,
-                                      Error **errp)
+/* ignore-unavailable: QEMU scripts send it; every event is available. */
+void qmp_trace_event_set_state(const QapiTraceEventSetStateArgs *args,
+                               JsonNode **ret, Error **errp)
 {
-    /* ignore-unavailable: QEMU scripts send it; every event is available. */
-    static const char *const known[] = { "name", "enable", "ignore-unavailable",
-                                          NULL };
-    TraceSetState set = { 0 };
-    bool ignore_unavailable;
-    const char *name;
+    TraceSetState set = { .enable = args->enable };
+    const char *name = args->name;
 
-    if (!qmp_args_check(args, known, errp) ||
-        !(name = qmp_arg_str(args, "name", errp))) {
-        return;
-    }
-    if (!json_object_has_member(args, "enable")) {
-        error_setg(errp, "Parameter 'enable' is missing");
-        return;
-    }
-    if (!qmp_arg_bool_opt(args, "enable", false, &set.enable, errp) ||
-        !qmp_arg_bool_opt(args, "ignore-unavailable", false,
-                          &ignore_unavailable, errp)) {
-        return;
-    }
     trace_event_foreach(name, set_trace_event_state, &set);
     if (!set.matched) {
         error_setg(errp, "No trace event matches '%s'", name);
     }
 }
 
-static void qmp_x_query_log(JsonObject *args, JsonNode **ret, Error **errp)
+void qmp_x_query_log(JsonNode **ret, Error **errp)
 {
     const char *file;
     JsonObject *info;
 
-    if (!qmp_args_check(args, no_args, errp)) {
-        return;
-    }
     file = qemu_log_get_file();
     info = json_object_new();
     if (file) {
@@ -319,22 +254,21 @@ static void qmp_x_query_log(JsonObject *args, JsonNode **ret, Error **errp)
     *ret = object_node(info);
 }
 
-static void qmp_register_generic_commands(void)
+/* ---- Introspection ---- */
+
+void qmp_query_qmp_schema(JsonNode **ret, Error **errp)
 {
-    qmp_register_command("qmp_capabilities", qmp_capabilities,
-                         QMP_CMD_NEGOTIATION);
-    qmp_register_command("query-version", qmp_query_version, QMP_CMD_NONE);
-    qmp_register_command("query-commands", qmp_query_commands, QMP_CMD_NONE);
-    qmp_register_command("query-name", qmp_query_name, QMP_CMD_NONE);
-    qmp_register_command("query-uuid", qmp_query_uuid, QMP_CMD_NONE);
-    qmp_register_command("query-status", qmp_query_status, QMP_CMD_NONE);
-    qmp_register_command("stop", qmp_stop, QMP_CMD_NONE);
-    qmp_register_command("cont", qmp_cont, QMP_CMD_NONE);
-    qmp_register_command("quit", qmp_quit, QMP_CMD_NONE);
-    qmp_register_command("trace-event-get-state", qmp_trace_event_get_state,
-                         QMP_CMD_NONE);
-    qmp_register_command("trace-event-set-state", qmp_trace_event_set_state,
-                         QMP_CMD_NONE);
-    qmp_register_command("x-query-log", qmp_x_query_log, QMP_CMD_NONE);
+    static JsonNode *schema;
+
+    /* Parsed once; the text was made from the schema at build time. */
+    if (!schema) {
+        g_autoptr(JsonParser) parser = json_parser_new_immutable();
+
+        if (!json_parser_load_from_data(parser, qapi_introspection_json, -1,
+                                        NULL)) {
+            g_assert_not_reached();
+        }
+        schema = json_node_copy(json_parser_get_root(parser));
+    }
+    *ret = json_node_copy(schema);
 }
-qmp_init(qmp_register_generic_commands);

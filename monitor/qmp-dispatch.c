@@ -7,17 +7,40 @@
  */
 #include "qemu/osdep.h"
 #include "monitor/monitor-internal.h"
+#include "qapi/qapi-types.h"
 
 #include <math.h>
 
 typedef struct QmpCommand {
     const char *name;
+    /* A command of the schema, or else a raw one (tests): fn and flags. */
+    const QapiCommand *schema;
     QmpCommandFunc *fn;
     QmpCommandFlags flags;
 } QmpCommand;
 
-/* Filled by constructors before main(); read-only once clients connect. */
+/*
+ * Every command of the schema, and the raw ones registered by
+ * constructors before main(); read-only once clients connect.
+ */
 static GHashTable *qmp_commands;
+
+static GHashTable *qmp_command_table(void)
+{
+    if (!qmp_commands) {
+        qmp_commands = g_hash_table_new_full(g_str_hash, g_str_equal,
+                                             NULL, g_free);
+        for (size_t i = 0; i < qapi_commands_count; i++) {
+            QmpCommand *cmd = g_new0(QmpCommand, 1);
+
+            cmd->name = qapi_commands[i].name;
+            cmd->schema = &qapi_commands[i];
+            cmd->flags = qapi_commands[i].flags;
+            g_hash_table_insert(qmp_commands, (gpointer)cmd->name, cmd);
+        }
+    }
+    return qmp_commands;
+}
 
 static QmpSession *current_session;
 
@@ -31,12 +54,8 @@ void qmp_register_command(const char *name, QmpCommandFunc *fn,
 {
     QmpCommand *cmd;
 
-    if (!qmp_commands) {
-        qmp_commands = g_hash_table_new_full(g_str_hash, g_str_equal,
-                                             NULL, g_free);
-    }
-    /* Two files claiming one name is a build mistake, not a runtime one. */
-    assert(!g_hash_table_contains(qmp_commands, name));
+    /* Two claims on one name are a build mistake, not a runtime one. */
+    assert(!g_hash_table_contains(qmp_command_table(), name));
     cmd = g_new0(QmpCommand, 1);
     cmd->name = name;
     cmd->fn = fn;
@@ -46,14 +65,12 @@ void qmp_register_command(const char *name, QmpCommandFunc *fn,
 
 void qmp_unregister_command(const char *name)
 {
-    if (qmp_commands) {
-        g_hash_table_remove(qmp_commands, name);
-    }
+    g_hash_table_remove(qmp_command_table(), name);
 }
 
 static const QmpCommand *qmp_find_command(const char *name)
 {
-    return qmp_commands ? g_hash_table_lookup(qmp_commands, name) : NULL;
+    return g_hash_table_lookup(qmp_command_table(), name);
 }
 
 static gint compare_strings(gconstpointer a, gconstpointer b)
@@ -64,15 +81,12 @@ static gint compare_strings(gconstpointer a, gconstpointer b)
 GPtrArray *qmp_command_names(void)
 {
     GPtrArray *names = g_ptr_array_new();
+    GHashTableIter iter;
+    gpointer key;
 
-    if (qmp_commands) {
-        GHashTableIter iter;
-        gpointer key;
-
-        g_hash_table_iter_init(&iter, qmp_commands);
-        while (g_hash_table_iter_next(&iter, &key, NULL)) {
-            g_ptr_array_add(names, key);
-        }
+    g_hash_table_iter_init(&iter, qmp_command_table());
+    while (g_hash_table_iter_next(&iter, &key, NULL)) {
+        g_ptr_array_add(names, key);
     }
     g_ptr_array_sort(names, compare_strings);
     return names;
@@ -337,6 +351,31 @@ static const QmpCommand *qmp_check_request(QmpSession *session,
     return cmd;
 }
 
+/*
+ * A schema command: check the arguments against its tables, then call
+ * the handler with them typed.  A reply that does not match the schema
+ * is a bug of vmig's; it is reported, and sent all the same.
+ */
+static void qmp_call_schema_command(const QapiCommand *cmd, JsonObject *args,
+                                    JsonNode **ret, Error **errp)
+{
+    g_autoptr(JsonNode) node = json_node_new(JSON_NODE_OBJECT);
+    g_autofree void *typed = g_malloc0(cmd->args->size);
+    Error *err = NULL;
+
+    json_node_set_object(node, args);
+    if (!qapi_input(cmd->args, NULL, node, typed, errp)) {
+        return;
+    }
+    cmd->marshal(typed, ret, errp);
+    qapi_input_free(cmd->args, typed);
+    if (*ret && cmd->ret && !qapi_input(cmd->ret, "return", *ret, NULL, &err)) {
+        warn_report("QMP: the reply of %s does not follow the schema: %s",
+                    cmd->name, error_get_pretty(err));
+        error_free(err);
+    }
+}
+
 /* Run a checked request; returns the value of "return". */
 static JsonNode *qmp_run_command(QmpSession *session, const QmpCommand *cmd,
                                  JsonObject *args, Error **errp)
@@ -346,7 +385,11 @@ static JsonNode *qmp_run_command(QmpSession *session, const QmpCommand *cmd,
     JsonNode *ret = NULL;
 
     current_session = session;
-    cmd->fn(args, &ret, &local_err);
+    if (cmd->schema) {
+        qmp_call_schema_command(cmd->schema, args, &ret, &local_err);
+    } else {
+        cmd->fn(args, &ret, &local_err);
+    }
     current_session = outer;
 
     if (local_err) {

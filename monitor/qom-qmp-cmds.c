@@ -9,13 +9,7 @@
 #include "qemu/osdep.h"
 #include "qom/object.h"
 #include "monitor/monitor-internal.h"
-
-static Object *path_arg(JsonObject *args, Error **errp)
-{
-    const char *path = qmp_arg_str(args, "path", errp);
-
-    return path ? object_resolve_path(path, errp) : NULL;
-}
+#include "qapi/qapi-types.h"
 
 /* An object's "type" unless a real property of that name hides it. */
 static bool is_type_pseudo_property(Object *obj, const char *name)
@@ -23,13 +17,12 @@ static bool is_type_pseudo_property(Object *obj, const char *name)
     return !strcmp(name, "type") && !object_property_find(obj, "type");
 }
 
-static void qmp_qom_list(JsonObject *args, JsonNode **ret, Error **errp)
+void qmp_qom_list(const QapiQomListArgs *args, JsonNode **ret, Error **errp)
 {
-    static const char *const known[] = { "path", NULL };
+    Object *obj = object_resolve_path(args->path, errp);
     JsonArray *list;
-    Object *obj;
 
-    if (!qmp_args_check(args, known, errp) || !(obj = path_arg(args, errp))) {
+    if (!obj) {
         return;
     }
     list = json_array_new();
@@ -93,16 +86,14 @@ static JsonNode *prop_value_to_json(PropertyType type, PropValue *val)
     return node;
 }
 
-static void qmp_qom_get(JsonObject *args, JsonNode **ret, Error **errp)
+void qmp_qom_get(const QapiQomGetArgs *args, JsonNode **ret, Error **errp)
 {
-    static const char *const known[] = { "path", "property", NULL };
+    Object *obj = object_resolve_path(args->path, errp);
+    const char *name = args->property;
     ObjectProperty *prop;
-    const char *name;
     PropValue val;
-    Object *obj;
 
-    if (!qmp_args_check(args, known, errp) || !(obj = path_arg(args, errp)) ||
-        !(name = qmp_arg_str(args, "property", errp))) {
+    if (!obj) {
         return;
     }
     if (is_type_pseudo_property(obj, name)) {
@@ -180,22 +171,14 @@ static bool prop_value_from_json(Object *obj, ObjectProperty *prop,
     return false;
 }
 
-static void qmp_qom_set(JsonObject *args, JsonNode **ret, Error **errp)
+void qmp_qom_set(const QapiQomSetArgs *args, JsonNode **ret, Error **errp)
 {
-    static const char *const known[] = { "path", "property", "value", NULL };
+    Object *obj = object_resolve_path(args->path, errp);
+    const char *name = args->property;
     PropValue val = { 0 };
     ObjectProperty *prop;
-    const char *name;
-    JsonNode *value;
-    Object *obj;
 
-    if (!qmp_args_check(args, known, errp) || !(obj = path_arg(args, errp)) ||
-        !(name = qmp_arg_str(args, "property", errp))) {
-        return;
-    }
-    value = json_object_get_member(args, "value");
-    if (!value) {
-        error_setg(errp, "Parameter 'value' is missing");
+    if (!obj) {
         return;
     }
     if (is_type_pseudo_property(obj, name)) {
@@ -207,16 +190,8 @@ static void qmp_qom_set(JsonObject *args, JsonNode **ret, Error **errp)
         error_setg(errp, "Property '%s.%s' not found", object_type(obj), name);
         return;
     }
-    if (!prop_value_from_json(obj, prop, value, &val, errp)) {
+    if (!prop_value_from_json(obj, prop, args->value, &val, errp)) {
         return;
     }
     object_property_set(obj, name, &val, errp);
 }
-
-static void qom_register_commands(void)
-{
-    qmp_register_command("qom-list", qmp_qom_list, QMP_CMD_NONE);
-    qmp_register_command("qom-get", qmp_qom_get, QMP_CMD_NONE);
-    qmp_register_command("qom-set", qmp_qom_set, QMP_CMD_NONE);
-}
-qmp_init(qom_register_commands);

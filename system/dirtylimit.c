@@ -13,6 +13,7 @@
 #include "qemu/cutils.h"
 #include "qemu/trace.h"
 #include "monitor/qmp.h"
+#include "qapi/qapi-types.h"
 #include "migration/misc.h"
 #include "migration/options.h"
 #include "system/cpus.h"
@@ -274,33 +275,29 @@ static bool dirtylimit_owned_by_migration(const char *what, Error **errp)
 }
 
 /* The optional cpu-index: -1 when absent (every vCPU). */
-static bool arg_cpu_index(JsonObject *args, int64_t *cpu, Error **errp)
+static bool arg_cpu_index(bool has_cpu, int64_t cpu_index, int64_t *cpu,
+                          Error **errp)
 {
-    if (!qmp_arg_int_opt(args, "cpu-index", -1, cpu, errp)) {
-        return false;
+    if (!has_cpu) {
+        *cpu = -1;
+        return true;
     }
-    if (json_object_has_member(args, "cpu-index") &&
-        (*cpu < 0 || *cpu >= cpus_count())) {
+    if (cpu_index < 0 || cpu_index >= cpus_count()) {
         error_setg(errp, "Parameter 'cpu-index': there is no vCPU %" PRId64
-                   " (the VM has %u, numbered from 0)", *cpu, cpus_count());
+                   " (the VM has %u, numbered from 0)", cpu_index,
+                   cpus_count());
         return false;
     }
+    *cpu = cpu_index;
     return true;
 }
 
-static void qmp_set_vcpu_dirty_limit(JsonObject *args, JsonNode **ret,
-                                     Error **errp)
+void qmp_set_vcpu_dirty_limit(const QapiSetVcpuDirtyLimitArgs *args,
+                              JsonNode **ret, Error **errp)
 {
-    static const char *const known[] = { "cpu-index", "dirty-rate", NULL };
-    int64_t cpu, rate;
+    int64_t cpu, rate = args->dirty_rate;
 
-    if (!qmp_args_check(args, known, errp) ||
-        !arg_cpu_index(args, &cpu, errp) ||
-        !qmp_arg_int_opt(args, "dirty-rate", -1, &rate, errp)) {
-        return;
-    }
-    if (!json_object_has_member(args, "dirty-rate")) {
-        error_setg(errp, "Parameter 'dirty-rate' is missing");
+    if (!arg_cpu_index(args->has_cpu_index, args->cpu_index, &cpu, errp)) {
         return;
     }
     if (rate < 0 || (uint64_t)rate > DIRTYLIMIT_MAX_RATE) {
@@ -319,14 +316,12 @@ static void qmp_set_vcpu_dirty_limit(JsonObject *args, JsonNode **ret,
     }
 }
 
-static void qmp_cancel_vcpu_dirty_limit(JsonObject *args, JsonNode **ret,
-                                        Error **errp)
+void qmp_cancel_vcpu_dirty_limit(const QapiCancelVcpuDirtyLimitArgs *args,
+                                 JsonNode **ret, Error **errp)
 {
-    static const char *const known[] = { "cpu-index", NULL };
     int64_t cpu;
 
-    if (!qmp_args_check(args, known, errp) ||
-        !arg_cpu_index(args, &cpu, errp) ||
+    if (!arg_cpu_index(args->has_cpu_index, args->cpu_index, &cpu, errp) ||
         dirtylimit_owned_by_migration("cancel", errp)) {
         return;
     }
@@ -334,16 +329,10 @@ static void qmp_cancel_vcpu_dirty_limit(JsonObject *args, JsonNode **ret,
 }
 
 /* [{cpu-index, limit-rate, current-rate}] for the limited vCPUs. */
-static void qmp_query_vcpu_dirty_limit(JsonObject *args, JsonNode **ret,
-                                       Error **errp)
+void qmp_query_vcpu_dirty_limit(JsonNode **ret, Error **errp)
 {
-    static const char *const known[] = { NULL };
-    JsonArray *list;
+    JsonArray *list = json_array_new();
 
-    if (!qmp_args_check(args, known, errp)) {
-        return;
-    }
-    list = json_array_new();
     for (unsigned i = 0; i < cpus_count(); i++) {
         DirtyLimitVcpuInfo info;
         JsonObject *obj;
@@ -360,14 +349,3 @@ static void qmp_query_vcpu_dirty_limit(JsonObject *args, JsonNode **ret,
     *ret = json_node_new(JSON_NODE_ARRAY);
     json_node_take_array(*ret, list);
 }
-
-static void dirtylimit_qmp_register(void)
-{
-    qmp_register_command("set-vcpu-dirty-limit", qmp_set_vcpu_dirty_limit,
-                         QMP_CMD_NONE);
-    qmp_register_command("cancel-vcpu-dirty-limit",
-                         qmp_cancel_vcpu_dirty_limit, QMP_CMD_NONE);
-    qmp_register_command("query-vcpu-dirty-limit",
-                         qmp_query_vcpu_dirty_limit, QMP_CMD_NONE);
-}
-qmp_init(dirtylimit_qmp_register)

@@ -29,17 +29,17 @@
  */
 #include "qemu/osdep.h"
 #include "monitor/qmp.h"
+#include "qapi/qapi-types.h"
 #include "system/cpus.h"
 #include "system/guest.h"
 #include "system/ramblock.h"
 
-static void qmp_x_guest_verify(JsonObject *args, JsonNode **ret, Error **errp)
+void qmp_x_guest_verify(JsonNode **ret, Error **errp)
 {
-    static const char *const known[] = { NULL };
     GuestVerifyResult res = { 0 };
     JsonObject *obj;
 
-    if (!qmp_args_check(args, known, errp) || !guest_verify(&res, errp)) {
+    if (!guest_verify(&res, errp)) {
         return;
     }
     obj = json_object_new();
@@ -86,19 +86,15 @@ static JsonArray *query_vcpu_stats(uint64_t *longest_stall_ns)
     return list;
 }
 
-static void qmp_x_query_guest(JsonObject *args, JsonNode **ret, Error **errp)
+void qmp_x_query_guest(const QapiXQueryGuestArgs *args, JsonNode **ret,
+                       Error **errp)
 {
-    static const char *const known[] = { "reset-stall", NULL };
     GuestProgramStats total = { .passes = UINT64_MAX };
     uint64_t total_rate = 0, longest_stall_ns;
     JsonArray *list, *vcpu_list;
     JsonObject *obj;
-    bool reset_stall;
+    bool reset_stall = args->has_reset_stall && args->reset_stall;
 
-    if (!qmp_args_check(args, known, errp) ||
-        !qmp_arg_bool_opt(args, "reset-stall", false, &reset_stall, errp)) {
-        return;
-    }
     list = json_array_new();
     for (unsigned i = 0; i < guest_program_count(); i++) {
         GuestProgram *prog = guest_program_nth(i);
@@ -146,20 +142,12 @@ static void qmp_x_query_guest(JsonObject *args, JsonNode **ret, Error **errp)
     json_object_unref(obj);
 }
 
-static void qmp_x_guest_corrupt(JsonObject *args, JsonNode **ret, Error **errp)
+void qmp_x_guest_corrupt(const QapiXGuestCorruptArgs *args, JsonNode **ret,
+                         Error **errp)
 {
-    static const char *const known[] = { "addr", NULL };
-    int64_t addr;
+    int64_t addr = args->addr;
     uint8_t *p;
 
-    if (!qmp_args_check(args, known, errp) ||
-        !qmp_arg_int_opt(args, "addr", -1, &addr, errp)) {
-        return;
-    }
-    if (!json_object_has_member(args, "addr")) {
-        error_setg(errp, "Parameter 'addr' is missing");
-        return;
-    }
     if (addr < 0) {
         error_setg(errp, "x-guest-corrupt: address %" PRId64 " is negative",
                    addr);
@@ -174,11 +162,3 @@ static void qmp_x_guest_corrupt(JsonObject *args, JsonNode **ret, Error **errp)
     /* Deliberately not logged: that is the point of the hook. */
     __atomic_fetch_xor(p, 0xff, __ATOMIC_SEQ_CST);
 }
-
-static void guest_qmp_register(void)
-{
-    qmp_register_command("x-guest-verify", qmp_x_guest_verify, QMP_CMD_NONE);
-    qmp_register_command("x-query-guest", qmp_x_query_guest, QMP_CMD_NONE);
-    qmp_register_command("x-guest-corrupt", qmp_x_guest_corrupt, QMP_CMD_NONE);
-}
-qmp_init(guest_qmp_register)

@@ -28,6 +28,7 @@
 #include "migration/register.h"
 #include "migration/options.h"
 #include "monitor/qmp.h"
+#include "qapi/qapi-types.h"
 #include "system/runstate.h"
 #include "vfio-user-server/libvus.h"
 
@@ -127,17 +128,11 @@ static void vfio_migration_query_device(VFIOMigration *m, JsonObject *dev)
  * "info vfio"): its transport, whether it can migrate (and why not), and
  * with migration its device state, dirty tracking and bytes so far.
  */
-static void qmp_x_query_vfio(JsonObject *args, JsonNode **ret, Error **errp)
+void qmp_x_query_vfio(JsonNode **ret, Error **errp)
 {
-    static const char *const known[] = { NULL };
-    JsonObject *obj;
-    JsonArray *devices;
+    JsonObject *obj = json_object_new();
+    JsonArray *devices = json_array_new();
 
-    if (!qmp_args_check(args, known, errp)) {
-        return;
-    }
-    obj = json_object_new();
-    devices = json_array_new();
     for (unsigned i = 0; i < vfio_device_count(); i++) {
         VFIODevice *vdev = vfio_device_nth(i);
         JsonObject *dev = json_object_new();
@@ -162,12 +157,6 @@ static void qmp_x_query_vfio(JsonObject *args, JsonNode **ret, Error **errp)
     *ret = json_node_new(JSON_NODE_OBJECT);
     json_node_take_object(*ret, obj);
 }
-
-static void vfio_qmp_register(void)
-{
-    qmp_register_command("x-query-vfio", qmp_x_query_vfio, QMP_CMD_NONE);
-}
-qmp_init(vfio_qmp_register);
 
 static uint32_t mig_state(VFIOMigration *m)
 {

@@ -1,12 +1,14 @@
 /*
  * QMP: the JSON machine protocol (json-glib).
  *
- * Commands run on the main thread with the BQL held.  They receive their
- * arguments as a JsonObject (never NULL: {} when the client sent none)
- * and either set *ret (NULL means the empty object {}) or fail through
- * errp, whose class (GenericError, CommandNotFound, ...) and message
- * become the error reply.  Unknown arguments are the command's to reject;
- * the qmp_arg_* helpers below give uniform messages.
+ * Commands are declared in the QMP schema (one file per subsystem, e.g.
+ * migration/migration.json; docs/devel/qapi.rst).  The generic
+ * marshaller checks every request against it, then calls the handler
+ * qmp_<name>() with its arguments typed (a generated struct, see
+ * qapi/qapi-types.h in the build tree).  Handlers run on the main thread
+ * with the BQL held, and either set *ret (NULL means the empty object
+ * {}) or fail through errp, whose class (GenericError, CommandNotFound,
+ * ...) and message become the error reply.
  *
  * A command must not run the main loop itself (no nested
  * g_main_context_iteration()): the connection it came from is in the
@@ -18,25 +20,24 @@
 
 #include <json-glib/json-glib.h>
 #include "qemu/error.h"
+#include "monitor/qapi.h"
 
+/*
+ * A command outside the schema (unit tests only), which gets the
+ * arguments unchecked as a JsonObject ({} when the client sent none).
+ */
 typedef void QmpCommandFunc(JsonObject *args, JsonNode **ret, Error **errp);
-
-typedef enum QmpCommandFlags {
-    QMP_CMD_NONE = 0,
-    /* Allowed before qmp_capabilities (only qmp_capabilities itself). */
-    QMP_CMD_NEGOTIATION = 1 << 0,
-} QmpCommandFlags;
 
 void qmp_register_command(const char *name, QmpCommandFunc *fn,
                           QmpCommandFlags flags);
+/* Register commands from a constructor: qmp_init(my_register_fn) */
+#define qmp_init(fn) \
+    static void __attribute__((constructor)) do_qmp_init_##fn(void) { fn(); }
 /*
  * Take a command away, before any client connects (the QMP fuzz target
  * keeps only commands that stay inside the process).
  */
 void qmp_unregister_command(const char *name);
-/* Register commands from a constructor: qmp_init(my_register_fn) */
-#define qmp_init(fn) \
-    static void __attribute__((constructor)) do_qmp_init_##fn(void) { fn(); }
 
 /*
  * Parse and start a -qmp option: "unix:PATH,server=on,wait=off" or
@@ -93,17 +94,5 @@ int monitor_fd_take(const char *name, Error **errp);
  * into fd set @id, for "/dev/fdset/@id" paths.
  */
 bool monitor_fdset_add(int64_t id, int fd, const char *opaque, Error **errp);
-
-/* Argument helpers: fail with "Parameter 'x' is missing" / "... expects a
- * string" style messages.  Optional getters return @def when absent. */
-const char *qmp_arg_str(JsonObject *args, const char *name, Error **errp);
-const char *qmp_arg_str_opt(JsonObject *args, const char *name, const char *def,
-                            Error **errp);
-bool qmp_arg_bool_opt(JsonObject *args, const char *name, bool def, bool *val,
-                      Error **errp);
-bool qmp_arg_int_opt(JsonObject *args, const char *name, int64_t def,
-                     int64_t *val, Error **errp);
-/* Fail naming the first member of @args not in the NULL-terminated list. */
-bool qmp_args_check(JsonObject *args, const char *const *known, Error **errp);
 
 #endif

@@ -183,7 +183,8 @@ static void test_parameters(void)
                      "1 and 100");
     mig_assert_error(s, "migrate-set-parameters",
                      "{\"cpu-throttle-tailslow\": 1}",
-                     "'cpu-throttle-tailslow' expects a boolean");
+                     "Invalid parameter type for "
+                     "'cpu-throttle-tailslow', expected: boolean");
 
     /* One way of slowing the guest down at a time, as in QEMU. */
     mig_set_cap(s, "auto-converge", true);

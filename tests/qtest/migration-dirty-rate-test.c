@@ -118,16 +118,16 @@ static void test_bad_arguments(void)
         { "{\"calc-time\": 49, \"calc-time-unit\": \"millisecond\"}",
           "out of range: 49 ms" },
         { "{\"calc-time\": 1, \"calc-time-unit\": \"minute\"}",
-          "'calc-time-unit' expects 'second' or 'millisecond', not 'minute'" },
+          "Parameter 'calc-time-unit' does not accept value 'minute'" },
         { "{\"calc-time\": 1, \"mode\": \"dirty-log\"}",
-          "'mode' expects 'page-sampling', 'dirty-bitmap' or 'dirty-ring', "
-          "not 'dirty-log'" },
+          "Parameter 'mode' does not accept value 'dirty-log'" },
         { "{\"calc-time\": 1, \"sample-pages\": 127}",
           "'sample-pages' is out of range: it must be from 128 to 4096" },
         { "{\"calc-time\": 1, \"sample-pages\": 512, \"mode\": "
           "\"dirty-ring\"}", "used only in mode page-sampling, not "
           "dirty-ring" },
-        { "{\"calc-time\": \"1\"}", "'calc-time' expects an integer" },
+        { "{\"calc-time\": \"1\"}", "Invalid parameter type for 'calc-time', "
+          "expected: integer" },
         { "{\"calc-time\": 1, \"period\": 1}", "'period' is unexpected" },
     };
     g_autoptr(QTestState) s = mig_start_vm("");
@@ -136,8 +136,8 @@ static void test_bad_arguments(void)
         mig_assert_error(s, "calc-dirty-rate", cases[i].args, cases[i].error);
     }
     mig_assert_error(s, "query-dirty-rate", "{\"calc-time-unit\": \"hour\"}",
-                     "'calc-time-unit' expects 'second' or 'millisecond', "
-                     "not 'hour'");
+                     "Parameter 'calc-time-unit' does not accept "
+                     "value 'hour'");
 }
 
 /* dirty-bitmap and an outgoing migration both need the dirty log. */

@@ -258,7 +258,7 @@ static void test_refused(void)
     }
     mig_assert_error(src, "migrate-set-parameters", "{\"tls-creds\": 5}",
                      "Invalid parameter type for 'tls-creds', expected: "
-                     "string");
+                     "StrOrNull");
     /* null resets to "", as in QEMU. */
     qtest_qmp_assert_ok(src, "{\"execute\": \"migrate-set-parameters\", "
                         "\"arguments\": {\"tls-creds\": null}}");

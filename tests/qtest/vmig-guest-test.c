@@ -243,7 +243,8 @@ static void test_progress(void)
     g_autofree char *e = qtest_qmp_expect_error(s, "GenericError",
         "{\"execute\": \"x-query-guest\", \"arguments\": "
         "{\"reset-stall\": 1}}");
-    g_assert_nonnull(strstr(e, "'reset-stall' expects a boolean"));
+    g_assert_nonnull(strstr(e, "Invalid parameter type for 'reset-stall', "
+                                "expected: boolean"));
 }
 
 /*

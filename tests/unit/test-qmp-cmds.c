@@ -263,7 +263,8 @@ static void test_trace_events(void)
               "GenericError", "Parameter 'enable' is missing");
     exec_fail(ts, "trace-event-set-state",
               "{\"name\": \"test_qmp_alpha\", \"enable\": \"yes\"}",
-              "GenericError", "Parameter 'enable' expects a boolean");
+              "GenericError",
+              "Invalid parameter type for 'enable', expected: boolean");
     exec_fail(ts, "trace-event-get-state", NULL, "GenericError",
               "Parameter 'name' is missing");
     /* Everything registered shows up under "*". */

@@ -342,62 +342,6 @@ static JsonObject *parse_object(const char *text)
     return json_object_ref(json_node_get_object(json_parser_get_root(parser)));
 }
 
-static void test_arg_helpers(void)
-{
-    static const char *const known[] = { "s", "b", "i", "d", "n", NULL };
-    g_autoptr(JsonObject) args = parse_object(
-        "{\"s\": \"text\", \"b\": true, \"i\": -42, \"d\": 1.5, \"n\": null}");
-    Error *err = NULL;
-    int64_t i;
-    bool b;
-
-    g_assert_cmpstr(qmp_arg_str(args, "s", &error_abort), ==, "text");
-    g_assert_null(qmp_arg_str(args, "missing", &err));
-    g_assert_cmpstr(error_get_pretty(err), ==, "Parameter 'missing' is missing");
-    error_free_or_abort(&err);
-    g_assert_null(qmp_arg_str(args, "b", &err));
-    g_assert_cmpstr(error_get_pretty(err), ==, "Parameter 'b' expects a string");
-    error_free_or_abort(&err);
-    g_assert_null(qmp_arg_str(args, "n", &err));
-    error_free_or_abort(&err);
-
-    g_assert_cmpstr(qmp_arg_str_opt(args, "s", "def", &error_abort), ==, "text");
-    g_assert_cmpstr(qmp_arg_str_opt(args, "absent", "def", &error_abort), ==,
-                    "def");
-    g_assert_null(qmp_arg_str_opt(args, "absent", NULL, &error_abort));
-    g_assert_null(qmp_arg_str_opt(args, "i", "def", &err));
-    error_free_or_abort(&err);
-
-    g_assert_true(qmp_arg_bool_opt(args, "b", false, &b, &error_abort));
-    g_assert_true(b);
-    g_assert_true(qmp_arg_bool_opt(args, "absent", false, &b, &error_abort));
-    g_assert_false(b);
-    g_assert_false(qmp_arg_bool_opt(args, "s", false, &b, &err));
-    g_assert_nonnull(strstr(error_get_pretty(err), "Parameter 's' expects a boolean"));
-    error_free_or_abort(&err);
-
-    g_assert_true(qmp_arg_int_opt(args, "i", 7, &i, &error_abort));
-    g_assert_cmpint(i, ==, -42);
-    g_assert_true(qmp_arg_int_opt(args, "absent", 7, &i, &error_abort));
-    g_assert_cmpint(i, ==, 7);
-    /* 1.5 is a number but not an integer. */
-    g_assert_false(qmp_arg_int_opt(args, "d", 7, &i, &err));
-    g_assert_cmpstr(error_get_pretty(err), ==, "Parameter 'd' expects an integer");
-    error_free_or_abort(&err);
-
-    g_assert_true(qmp_args_check(args, known, &error_abort));
-    g_assert_false(qmp_args_check(args, known + 1, &err));
-    g_assert_cmpstr(error_get_pretty(err), ==, "Parameter 's' is unexpected");
-    error_free_or_abort(&err);
-    {
-        g_autoptr(JsonObject) none = json_object_new();
-        static const char *const nothing[] = { NULL };
-        g_assert_true(qmp_args_check(none, nothing, &error_abort));
-        g_assert_false(qmp_args_check(args, nothing, &err));
-        error_free_or_abort(&err);
-    }
-}
-
 static void test_greeting_and_version(void)
 {
     g_autofree char *text = qmp_greeting_text();
@@ -520,7 +464,6 @@ int main(int argc, char **argv)
     g_test_add_func("/qmp/dispatch/command-results", test_command_results);
     g_test_add_func("/qmp/dispatch/query-commands", test_query_commands_lists_all);
     g_test_add_func("/qmp/dispatch/after-reply", test_after_reply);
-    g_test_add_func("/qmp/dispatch/arg-helpers", test_arg_helpers);
     g_test_add_func("/qmp/dispatch/mangled-requests", test_mangled_requests);
     g_test_add_func("/qmp/dispatch/greeting-and-version",
                     test_greeting_and_version);
