@@ -171,9 +171,12 @@ void mig_timeline_phase(const char *name)
     TlPhase p = { .start_ns = get_clock_ns(), .name = name };
 
     g_mutex_lock(&tl.lock);
+    /* A mark after the end (see mig_timeline_downtime_end) is empty. */
+    if (tl.downtime_end_ns) {
+        p.start_ns = MIN(p.start_ns, tl.downtime_end_ns);
+    }
     /* Only inside the downtime, and a phase that goes on is one phase. */
-    if (tl.open && tl.downtime_start_ns && !tl.downtime_end_ns &&
-        tl.phases->len &&
+    if (tl.open && tl.downtime_start_ns && tl.phases->len &&
         strcmp(g_array_index(tl.phases, TlPhase, tl.phases->len - 1).name,
                name)) {
         g_array_append_val(tl.phases, p);
@@ -186,11 +189,15 @@ void mig_timeline_downtime_end(int64_t ns)
     g_mutex_lock(&tl.lock);
     if (tl.open && tl.downtime_start_ns) {
         tl.downtime_end_ns = ns;
-        /* A phase begun after the end (a racing mark) ends there too. */
-        while (tl.phases->len > 1 &&
-               g_array_index(tl.phases, TlPhase,
-                             tl.phases->len - 1).start_ns > ns) {
-            g_array_set_size(tl.phases, tl.phases->len - 1);
+        /*
+         * The return path's SHUT may end the downtime a moment before
+         * the migration thread marks its last phase: such a phase is
+         * empty, and stays in the list as one.
+         */
+        for (guint i = 0; i < tl.phases->len; i++) {
+            TlPhase *p = &g_array_index(tl.phases, TlPhase, i);
+
+            p->start_ns = MIN(p->start_ns, ns);
         }
     }
     g_mutex_unlock(&tl.lock);

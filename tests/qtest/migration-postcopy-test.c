@@ -107,7 +107,13 @@ static void run_converges(bool preempt, bool pause)
 
     mig_set_cap(src, "events", true);
     mig_set_cap(src, "pause-before-switchover", pause);
-    start_busy(src, dst, uri, 0, preempt);
+    /*
+     * The background push at 32 MiB/s takes seconds for the working
+     * set, while the busy guest faults at once: requests are certain
+     * however slow the machine (a sanitizer build), and requested pages
+     * are never held back by the limit.
+     */
+    start_busy(src, dst, uri, 32 * MiB, preempt);
     qtest_qmp_assert_ok(src, "{\"execute\": \"migrate-start-postcopy\"}");
     if (pause) {
         g_autofree char *st_pre = mig_wait_status(src, pre, 60000);

@@ -230,15 +230,20 @@ static void test_info_vfio(void)
 
 typedef struct Console {
     int in, out;
+    GString *pending;           /* read, not yet returned */
 } Console;
 
-/* Read until the prompt; returns what came before it. */
+/* Read until the next prompt; returns what came before it. */
 static char *console_read(Console *c)
 {
-    GString *buf = g_string_new(NULL);
     gint64 deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+    const char *prompt;
+    char *text;
 
-    while (!g_str_has_suffix(buf->str, "(qemu) ")) {
+    if (!c->pending) {
+        c->pending = g_string_new(NULL);
+    }
+    while (!(prompt = strstr(c->pending->str, "(qemu) "))) {
         char chunk[4096];
         struct pollfd pfd = { .fd = c->in, .events = POLLIN };
         ssize_t n;
@@ -249,10 +254,22 @@ static char *console_read(Console *c)
         }
         n = read(c->in, chunk, sizeof(chunk));
         g_assert_cmpint(n, >, 0);
-        g_string_append_len(buf, chunk, n);
+        g_string_append_len(c->pending, chunk, n);
     }
-    g_string_truncate(buf, buf->len - strlen("(qemu) "));
-    return g_string_free(buf, FALSE);
+    text = g_strndup(c->pending->str, prompt - c->pending->str);
+    g_string_erase(c->pending, 0, prompt - c->pending->str + strlen("(qemu) "));
+    return text;
+}
+
+static void console_close(Console *c)
+{
+    close(c->in);
+    if (c->out != c->in) {
+        close(c->out);
+    }
+    if (c->pending) {
+        g_string_free(c->pending, TRUE);
+    }
 }
 
 static void console_send(Console *c, const char *text)
@@ -294,7 +311,7 @@ static void test_console_socket(void)
     g_autofree char *status = NULL;
     g_autofree char *out = NULL;
     g_autofree char *text = NULL;
-    Console c;
+    Console c = { 0 };
 
     c.in = c.out = connect_unix(mon);
     banner = console_read(&c);
@@ -313,7 +330,7 @@ static void test_console_socket(void)
     /* quit from the console ends the process. */
     console_send(&c, "quit\n");
     g_assert_cmpint(qtest_wait_exit(src, 30000), ==, 0);
-    close(c.in);
+    console_close(&c);
 }
 
 static void test_console_stdio_commands(void)
@@ -324,7 +341,7 @@ static void test_console_stdio_commands(void)
     g_autoptr(GError) gerr = NULL;
     g_autofree char *banner = NULL;
     g_autofree char *status = NULL;
-    Console c;
+    Console c = { 0 };
     GPid pid;
     int wstatus;
 
@@ -341,8 +358,7 @@ static void test_console_stdio_commands(void)
     g_assert_cmpint(waitpid(pid, &wstatus, 0), ==, pid);
     qtest_forget_pid(pid);
     g_assert_true(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0);
-    close(c.in);
-    close(c.out);
+    console_close(&c);
 }
 
 /* ---- -chardev / -mon, wait=on, client mode ---- */
@@ -437,14 +453,14 @@ static void test_chardev_readline(void)
         "-m 64M -chardev socket,id=h,path=%s,server=on,wait=off "
         "-mon chardev=h", path);
     g_autofree char *status = NULL;
-    Console c;
+    Console c = { 0 };
 
     s = qtest_init(args);
     c.in = c.out = connect_unix(path);
     g_free(console_read(&c));
     status = console_cmd(&c, "info status");
     g_assert_cmpstr(status, ==, "VM status: running\r\n");
-    close(c.in);
+    console_close(&c);
 }
 
 static void test_option_errors(void)
