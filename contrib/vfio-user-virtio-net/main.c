@@ -465,6 +465,7 @@ int main(int argc, char **argv)
     g_autofree char *mac = NULL;
     gint64 nr_filters = 0, queue_size = VNET_QUEUE_MAX, seed = 1;
     gint64 precopy_interval = 100, drop_frame = -1;
+    g_autofree char *stream_fault = NULL;
     gboolean no_precopy = false, no_p2p = false;
     GOptionEntry entries[] = {
         { "socket", 's', 0, G_OPTION_ARG_FILENAME, &socket_path,
@@ -490,6 +491,10 @@ int main(int argc, char **argv)
         { "drop-frame", 0, 0, G_OPTION_ARG_INT64, &drop_frame,
           "lose the N-th frame (from 0) the driver transmits, to show that "
           "the guest notices (a test aid)", "N" },
+        { "x-stream-fault", 0, 0, G_OPTION_ARG_STRING, &stream_fault,
+          "make the migration stream this device sends wrong, to test the "
+          "receiving side: optional-tag, mandatory-tag, partial-part, "
+          "size-mismatch or truncated", "KIND" },
         { "name", 'n', 0, G_OPTION_ARG_STRING, &name,
           "device name in messages (default vfio-user-virtio-net)", "NAME" },
         { NULL }
@@ -535,6 +540,24 @@ int main(int argc, char **argv)
         error_report("--precopy-interval %" PRId64 ": expected 0 to 60000 "
                      "milliseconds", (int64_t)precopy_interval);
         goto out;
+    }
+    if (stream_fault) {
+        static const char *const kinds[] = {
+            "", "optional-tag", "mandatory-tag", "partial-part",
+            "size-mismatch", "truncated",
+        };
+
+        for (unsigned i = 1; i < G_N_ELEMENTS(kinds); i++) {
+            if (!strcmp(stream_fault, kinds[i])) {
+                d->stream_fault = i;
+            }
+        }
+        if (!d->stream_fault) {
+            error_report("--x-stream-fault '%s': expected optional-tag, "
+                         "mandatory-tag, partial-part, size-mismatch or "
+                         "truncated", stream_fault);
+            goto out;
+        }
     }
     d->queue_max = queue_size;
     d->precopy_interval_ms = precopy_interval;

@@ -125,11 +125,50 @@ static uint64_t context_size(const VnetState *s)
     return n;
 }
 
+/* --x-stream-fault: an extra record with a tag no version knows. */
+static void put_unknown_record(GByteArray *b, bool optional)
+{
+    put_le(b, 4, 8);
+    put_le(b, 0x7e57, 4);
+    put_le(b, optional ? VNET_RECORD_F_OPTIONAL : 0, 4);
+    put_le(b, 0xdeadbeef, 4);
+}
+
+/* --x-stream-fault: damage the context record that starts at @start. */
+static void damage_context(VnetDevice *d, GByteArray *b, guint start)
+{
+    uint8_t *p = b->data + start + VNET_RECORD_HDR_SIZE;
+    uint8_t *end = b->data + b->len;
+
+    while (p + VNET_PART_HDR_SIZE <= end) {
+        uint16_t type = get_le(p, 2);
+        uint32_t len = get_le(p + 4, 4);
+
+        if (d->stream_fault == VNET_FAULT_PARTIAL_PART &&
+            type == VNET_PART_MAC_FILTERS) {
+            p[4] += VNET_MAC_LEN;       /* one entry more than there is */
+            return;
+        }
+        if (d->stream_fault == VNET_FAULT_SIZE_MISMATCH &&
+            type == VNET_PART_QUEUE) {
+            p[VNET_PART_HDR_SIZE + 36]++;   /* one in-flight head more */
+            return;
+        }
+        p += VNET_PART_HDR_SIZE + len;
+    }
+}
+
 /* Append one DEVICE_CONTEXT record of the device as it is.  Lock held. */
 static void put_context(VnetDevice *d, GByteArray *b)
 {
     VnetState *s = &d->state;
-    guint start = b->len;
+    guint start;
+
+    if (d->stream_fault == VNET_FAULT_OPTIONAL_TAG ||
+        d->stream_fault == VNET_FAULT_MANDATORY_TAG) {
+        put_unknown_record(b, d->stream_fault == VNET_FAULT_OPTIONAL_TAG);
+    }
+    start = b->len;
 
     put_le(b, 0, 8);            /* size, filled in below */
     put_le(b, VNET_TAG_DEVICE_CONTEXT, 4);
@@ -184,6 +223,7 @@ static void put_context(VnetDevice *d, GByteArray *b)
         b->data[start + i] = (uint64_t)(b->len - start -
                                         VNET_RECORD_HDR_SIZE) >> (8 * i);
     }
+    damage_context(d, b, start);
     d->save.contexts++;
 }
 
@@ -772,6 +812,10 @@ static int vnet_transition(void *opaque, enum vfio_device_mig_state from,
     } else if (state_is_saving(from) && to == VFIO_DEVICE_STATE_STOP_COPY) {
         /* The rest of a context being read, then the final context. */
         save_take_context(d, true);
+    }
+    if (to == VFIO_DEVICE_STATE_STOP_COPY &&
+        d->stream_fault == VNET_FAULT_TRUNCATED) {
+        g_byte_array_set_size(d->save.buf, d->save.buf->len - 5);
     } else if (state_is_saving(from) && !state_is_saving(to)) {
         save_end(d);
     }

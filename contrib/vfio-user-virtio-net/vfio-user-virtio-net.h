@@ -20,6 +20,16 @@
 /* Enough for a context of tens of MiB, which is what the benchmark uses. */
 #define VNET_MAX_FILTERS (4u << 20)
 
+/* --x-stream-fault: what the source's stream does wrong, for tests. */
+enum {
+    VNET_FAULT_NONE,
+    VNET_FAULT_OPTIONAL_TAG,    /* an extra record, unknown optional tag */
+    VNET_FAULT_MANDATORY_TAG,   /* an extra record, unknown mandatory tag */
+    VNET_FAULT_PARTIAL_PART,    /* a part longer than what is left */
+    VNET_FAULT_SIZE_MISMATCH,   /* a QUEUE part's size against its heads */
+    VNET_FAULT_TRUNCATED,       /* the STOP_COPY stream cut in a part */
+};
+
 /* One split virtqueue as the device sees it: all of it is migrated. */
 typedef struct VnetQueue {
     uint16_t size;              /* entries; the driver may lower the max */
@@ -99,6 +109,7 @@ typedef struct VnetDevice {
     uint32_t precopy_interval_ms;
     uint8_t initial_mac[VNET_MAC_LEN];
     int64_t drop_frame;         /* --drop-frame: frame to lose, or -1 */
+    int stream_fault;           /* --x-stream-fault, VNET_FAULT_* */
 
     /*
      * lock protects state, running, nr_maps and the counters; the worker
