@@ -543,7 +543,6 @@ static bool parse_part(VnetDevice *d, uint16_t type, const uint8_t *p,
 static VnetState *parse_context(VnetDevice *d, const uint8_t *p,
                                 uint64_t len, char **why)
 {
-    g_autoptr(GPtrArray) keep = NULL;
     VnetState *out = g_new0(VnetState, 1);
     unsigned seen = 0, queues = 0;
     uint64_t pos = 0;
