@@ -532,8 +532,10 @@ static bool parse_part(VnetDevice *d, uint16_t type, const uint8_t *p,
                                    out->nr_filters, VNET_MAX_FILTERS);
             return false;
         }
-        out->filters = g_memdup2(p + PART_FILTERS_FIXED_LEN,
-                                 (size_t)out->nr_filters * VNET_MAC_LEN + 1);
+        /* One byte more: never a zero-size allocation for an empty table. */
+        out->filters = g_malloc((size_t)out->nr_filters * VNET_MAC_LEN + 1);
+        memcpy(out->filters, p + PART_FILTERS_FIXED_LEN,
+               (size_t)out->nr_filters * VNET_MAC_LEN);
         return true;
     }
     g_assert_not_reached();
