@@ -22,7 +22,7 @@ SAN_OPTS = -Db_sanitize=address,undefined -Db_lundef=false \
 	-Dbuildtype=debug -Doptimization=1
 NINJA ?= ninja
 
-.PHONY: all deps deps-check check check-quick check-san fuzz demo demo-kernel bench vm-shell install clean distclean
+.PHONY: all deps deps-check check check-quick check-san fuzz demo demo-virtio-net demo-kernel bench vm-shell install clean distclean
 
 all: $(BUILD)/build.ninja
 	$(NINJA) -C $(BUILD)
@@ -73,6 +73,10 @@ check-quick: all
 
 demo: all
 	python3 scripts/demo.py $(BUILD)
+
+# A guest streaming frames through vfio-user-virtio-net, migrated live.
+demo-virtio-net: all
+	python3 scripts/demo-virtio-net.py $(BUILD)
 
 # The kernel's mtty device migrated between two vmig processes inside the
 # test VM: through iommufd and the legacy container, and over multifd.

@@ -11,7 +11,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 
-static char *vfio_dma_binary(void)
+static char *contrib_binary(const char *device)
 {
     const char *vmig = g_getenv("VMIG_BINARY");
     g_autofree char *dir = NULL;
@@ -20,15 +20,15 @@ static char *vfio_dma_binary(void)
     dir = g_path_get_dirname(vmig);
     /* The executable of contrib/meson.build, or one in its own folder. */
     for (int depth = 0; depth < 2; depth++) {
-        char *bin = g_build_filename(dir, "contrib", "vfio-user-dma",
-                                     depth ? "vfio-user-dma" : NULL, NULL);
+        char *bin = g_build_filename(dir, "contrib", device,
+                                     depth ? device : NULL, NULL);
 
         if (g_file_test(bin, G_FILE_TEST_IS_REGULAR)) {
             return bin;
         }
         g_free(bin);
     }
-    g_error("no vfio-user-dma executable in %s/contrib", dir);
+    g_error("no %s executable in %s/contrib", device, dir);
 }
 
 /*
@@ -57,24 +57,36 @@ bool vfio_servers_plain(void)
     return args && strstr(args, "--no-extensions");
 }
 
-VfioServer *vfio_server_start(const char *extra)
+/* Run "@device --socket PATH @args"; stderr to a log file when @log. */
+static VfioServer *server_run(const char *device, const char *args, bool log)
 {
     VfioServer *srv = g_new0(VfioServer, 1);
-    g_autofree char *bin = vfio_dma_binary();
+    g_autofree char *bin = contrib_binary(device);
     g_autofree char *cmd = NULL;
     g_auto(GStrv) argv = NULL;
     g_autoptr(GError) gerr = NULL;
+    int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC), log_fd = -1;
     struct stat st;
+    bool ok;
 
-    srv->socket = qtest_tmp_path("vdma", "sock");
-    cmd = g_strdup_printf("%s --socket %s --mem-size %s %s %s", bin,
-                          srv->socket, VFIO_TEST_MEM_SIZE,
-                          g_getenv("VFIO_TEST_SERVER_ARGS") ?: "", extra);
-    if (!g_shell_parse_argv(cmd, NULL, &argv, &gerr) ||
-        !g_spawn_async(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD |
-                       G_SPAWN_STDOUT_TO_DEV_NULL, qtest_child_setup, NULL,
-                       &srv->pid,
-                       &gerr)) {
+    g_assert_cmpint(null_fd, >=, 0);
+    srv->socket = qtest_tmp_path("vdev", "sock");
+    if (log) {
+        srv->log = qtest_tmp_path("vdev", "log");
+        log_fd = open(srv->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+                      0600);
+        g_assert_cmpint(log_fd, >=, 0);
+    }
+    cmd = g_strdup_printf("%s --socket %s %s", bin, srv->socket, args);
+    ok = g_shell_parse_argv(cmd, NULL, &argv, &gerr) &&
+         g_spawn_async_with_fds(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
+                                qtest_child_setup, NULL, &srv->pid, -1,
+                                null_fd, log_fd, &gerr);
+    close(null_fd);
+    if (log_fd >= 0) {
+        close(log_fd);
+    }
+    if (!ok) {
         g_error("starting '%s': %s", cmd, gerr->message);
     }
     for (int i = 0; i < 500; i++) {
@@ -84,7 +96,32 @@ VfioServer *vfio_server_start(const char *extra)
         }
         g_usleep(10 * 1000);
     }
-    g_error("vfio-user-dma did not listen on %s within 5 s", srv->socket);
+    g_error("%s did not listen on %s within 5 s", device, srv->socket);
+}
+
+VfioServer *vfio_server_start(const char *extra)
+{
+    g_autofree char *args = g_strdup_printf("--mem-size %s %s %s",
+                                            VFIO_TEST_MEM_SIZE,
+                                            g_getenv("VFIO_TEST_SERVER_ARGS")
+                                            ?: "", extra);
+
+    return server_run("vfio-user-dma", args, false);
+}
+
+VfioServer *vfio_server_spawn(const char *device, const char *args)
+{
+    return server_run(device, args, true);
+}
+
+char *vfio_server_log(VfioServer *srv)
+{
+    char *text = NULL;
+
+    if (!srv->log || !g_file_get_contents(srv->log, &text, NULL, NULL)) {
+        return g_strdup("");
+    }
+    return text;
 }
 
 void vfio_server_kill(VfioServer *srv, int sig)
@@ -112,6 +149,10 @@ void vfio_server_free(VfioServer *srv)
 {
     vfio_server_kill(srv, SIGTERM);
     unlink(srv->socket);
+    if (srv->log) {
+        unlink(srv->log);
+        g_free(srv->log);
+    }
     g_free(srv->socket);
     g_free(srv);
 }
@@ -197,7 +238,7 @@ bool vfio_guest_verify(QTestState *s, char **detail)
     return ok;
 }
 
-static int64_t dma_pages(QTestState *s)
+static int64_t program_pages(QTestState *s, const char *name)
 {
     g_autoptr(JsonNode) r = qtest_qmp_assert_success(s,
         "{\"execute\": \"x-query-guest\"}");
@@ -206,23 +247,29 @@ static int64_t dma_pages(QTestState *s)
     for (guint i = 0; i < json_array_get_length(progs); i++) {
         JsonObject *p = json_array_get_object_element(progs, i);
 
-        if (!strcmp(json_object_get_string_member(p, "name"), "dma")) {
+        if (!strcmp(json_object_get_string_member(p, "name"), name)) {
             return json_object_get_int_member(p, "pages-written");
         }
     }
-    g_error("the guest runs no dma program");
+    g_error("the guest runs no %s program", name);
 }
 
-void vfio_wait_dma_progress(QTestState *s, int64_t pages)
+void vfio_wait_program_progress(QTestState *s, const char *name,
+                                int64_t pages)
 {
-    int64_t start = dma_pages(s);
+    int64_t start = program_pages(s, name);
 
     for (int i = 0; i < 1000; i++) {
-        if (dma_pages(s) >= start + pages) {
+        if (program_pages(s, name) >= start + pages) {
             return;
         }
         g_usleep(10 * 1000);
     }
-    g_error("the dma program wrote fewer than %" PRId64 " pages in 10 s",
-            pages);
+    g_error("the %s program wrote fewer than %" PRId64 " pages in 10 s",
+            name, pages);
+}
+
+void vfio_wait_dma_progress(QTestState *s, int64_t pages)
+{
+    vfio_wait_program_progress(s, "dma", pages);
 }

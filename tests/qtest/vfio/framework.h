@@ -14,6 +14,7 @@
 typedef struct VfioServer {
     GPid pid;
     char *socket;
+    char *log;          /* its stderr, for vfio_server_spawn()'s servers */
 } VfioServer;
 
 /*
@@ -30,6 +31,14 @@ VfioServer *vfio_server_start(const char *extra);
  * cannot migrate, and says so.
  */
 bool vfio_servers_plain(void);
+/*
+ * Start contrib's @device server (e.g. "vfio-user-virtio-net") on a
+ * fresh socket with @args, its stderr in srv->log, and wait (bounded)
+ * until it listens.
+ */
+VfioServer *vfio_server_spawn(const char *device, const char *args);
+/* The server's stderr so far ("" when none was kept). */
+char *vfio_server_log(VfioServer *srv);
 /* Kill with @sig and reap (bounded; SIGKILL after a while). */
 void vfio_server_kill(VfioServer *srv, int sig);
 /* Stop if still running, reap and free. */
@@ -59,5 +68,8 @@ int64_t vfio_transferred(QTestState *s);
 bool vfio_guest_verify(QTestState *s, char **detail);
 /* Wait (bounded) until the guest's dma program made @rounds more trips. */
 void vfio_wait_dma_progress(QTestState *s, int64_t pages);
+/* The same for guest program @name (its pages-written in x-query-guest). */
+void vfio_wait_program_progress(QTestState *s, const char *name,
+                                int64_t pages);
 
 #endif
