@@ -4,6 +4,7 @@
  * (Capabilities and parameters are in options.c.)
  */
 #include "qemu/osdep.h"
+#include "migration/timeline.h"
 #include "qemu/cutils.h"
 #include "monitor/qmp.h"
 #include "qapi/qapi-types.h"
@@ -305,4 +306,10 @@ void qmp_query_yank(JsonNode **ret, Error **errp)
     }
     *ret = json_node_new(JSON_NODE_ARRAY);
     json_node_take_array(*ret, list);
+}
+
+void qmp_x_query_migration_timeline(JsonNode **ret, Error **errp)
+{
+    *ret = json_node_new(JSON_NODE_OBJECT);
+    json_node_take_object(*ret, mig_timeline_query());
 }

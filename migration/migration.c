@@ -14,6 +14,7 @@
  * device's state and, with the return path, the destination's load.
  */
 #include "qemu/osdep.h"
+#include "migration/timeline.h"
 #include <signal.h>
 #include "qemu/buffer-is-zero.h"
 #include "qemu/cutils.h"
@@ -109,6 +110,7 @@ static bool migrate_set_state(MigrationState *s, MigrationStatus old,
     }
     trace(migration_set_state, "%s -> %s", migration_status_name(old),
           migration_status_name(new));
+    mig_timeline_status(migration_status_name(new));
     migration_emit_status(new);
     return true;
 }
@@ -734,6 +736,7 @@ static void migration_finish_bh(void *opaque)
 
     g_thread_join(s->thread);
     s->thread = NULL;
+    mig_timeline_end();
     if (s->succeeded) {
         final = MIGRATION_STATUS_COMPLETED;
     } else if (st == MIGRATION_STATUS_CANCELLING) {
@@ -882,6 +885,7 @@ static bool migration_stop_vm(MigrationState *s, const char *what,
     s->prev_runstate = runstate_get();
     global_state_store();
     s->downtime_start_ns = get_clock_ns();
+    mig_timeline_downtime_start(s->downtime_start_ns);
     s->in_downtime = true;
     s->vm_stopped = true;
     if (vm_stop_err(RUN_STATE_FINISH_MIGRATE, errp) < 0) {
@@ -912,6 +916,7 @@ static bool migration_switchover_start(MigrationState *s, Error **errp)
             return false;
         }
         bql_unlock();
+        mig_timeline_phase("pre-switchover");
         if (!migration_wait_continue(s, errp)) {
             return false;
         }
@@ -946,6 +951,7 @@ static bool migration_completion(MigrationState *s, Error **errp)
     if (ret < 0) {
         return false;
     }
+    mig_timeline_phase("destination");
     if (s->from_dst) {
         if (!rp_wait_shut(s, errp)) {
             return false;
@@ -958,6 +964,7 @@ static bool migration_completion(MigrationState *s, Error **errp)
         s->downtime_end_ns = get_clock_ns();
     }
     s->downtime_ms = (s->downtime_end_ns - s->downtime_start_ns) / 1000000;
+    mig_timeline_downtime_end(s->downtime_end_ns);
     return true;
 }
 
@@ -1012,6 +1019,7 @@ static bool migration_postcopy_switch(MigrationState *s, Error **errp)
      * In `device` a cancel that gets in while a write waits (BQL let go)
      * fails the package half way, which the destination never runs.
      */
+    mig_timeline_phase("postcopy-package");
     if (!ram_postcopy_send_discard(s->to_dst, errp)) {
         bql_unlock();
         error_prepend(errp, "postcopy: ");
@@ -1042,7 +1050,9 @@ static bool migration_postcopy_switch(MigrationState *s, Error **errp)
         return false;
     }
     s->in_downtime = false;
-    s->downtime_ms = (get_clock_ns() - s->downtime_start_ns) / 1000000;
+    s->downtime_end_ns = get_clock_ns();
+    s->downtime_ms = (s->downtime_end_ns - s->downtime_start_ns) / 1000000;
+    mig_timeline_downtime_end(s->downtime_end_ns);
     /*
      * The destination accepts the page channel once it has read LISTEN
      * (a TLS handshake needs it to answer); until the channel is up,
@@ -1519,6 +1529,8 @@ bool migration_start(const MigrationAddress *addr, Error **errp)
         s->addr.fd_name = g_strdup_printf("%d", mig_channel_steal_fd(ch));
     }
     s->start_ms = get_clock_ms();
+    mig_timeline_start();
+    mig_timeline_status(migration_status_name(MIGRATION_STATUS_SETUP));
     __atomic_store_n(&s->status, MIGRATION_STATUS_SETUP, __ATOMIC_SEQ_CST);
     migration_emit_status(MIGRATION_STATUS_SETUP);
     s->thread = g_thread_new("mig/src", migration_thread, s);

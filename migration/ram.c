@@ -36,6 +36,7 @@
  * loads every block when it reads its record.
  */
 #include "qemu/osdep.h"
+#include "migration/timeline.h"
 #include "qemu/buffer-is-zero.h"
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -240,6 +241,14 @@ static uint64_t skip_memfd_holes(RamBlockState *bs)
     return skipped;
 }
 
+/* RAM bytes sent so far, on the main channel and the multifd ones. */
+static uint64_t ram_bytes_sent(RAMState *rs)
+{
+    return __atomic_load_n(&ram_stats.transferred, __ATOMIC_RELAXED) +
+           (rs->multifd ? multifd_bytes_transferred() -
+                          multifd_device_state_bytes_transferred() : 0);
+}
+
 static bool ram_sync(RAMState *rs, Error **errp)
 {
     uint64_t newly = 0;
@@ -266,6 +275,7 @@ static bool ram_sync(RAMState *rs, Error **errp)
     stat_set(&ram_stats.remaining, rs->dirty_pages * TARGET_PAGE_SIZE);
     trace(ram_sync, "pass %" PRIu64 ": %" PRIu64 " pages newly dirty, %"
           PRIu64 " to send", count, newly, rs->dirty_pages);
+    mig_timeline_pass(ram_bytes_sent(rs), newly);
     migration_event_pass(count);
     return true;
 }
@@ -517,6 +527,8 @@ static int ram_save_setup(QEMUFile *f, void *opaque, Error **errp)
     rs->last_sync_ns = get_clock_ns();
     trace(ram_setup, "%u blocks, %" PRIu64 " pages to send, %" PRIu64
           " in holes", n, rs->dirty_pages, holes);
+    /* The first pass, every page, begins here. */
+    mig_timeline_pass(ram_bytes_sent(rs), rs->dirty_pages);
     qemu_put_be64(f, RAM_FLAG_EOS);
     return 0;
 }

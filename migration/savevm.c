@@ -3,6 +3,7 @@
  * destination's loader is in loadvm.c; the layout in migration/savevm.h.
  */
 #include "qemu/osdep.h"
+#include "migration/timeline.h"
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include "qemu/cutils.h"
@@ -386,6 +387,9 @@ int qemu_savevm_state_complete(QEMUFile *f, Error **errp)
     qemu_savevm_send_command(f, MIG_CMD_SWITCHOVER_START, 0, NULL);
     threads = complete_threads_start();
     ret = complete_sections(f, false, errp);
+    if (threads->len) {
+        mig_timeline_phase("device-threads");
+    }
     /* Join even after a failure: the threads use the handlers' state. */
     if (!complete_threads_join(threads, ret < 0 ? &local_err : errp)) {
         error_free(local_err);
@@ -416,6 +420,8 @@ static int complete_sections(QEMUFile *f, bool postcopy, Error **errp)
             (postcopy && se_has_postcopy(se))) {
             continue;
         }
+        mig_timeline_phase(strcmp(se->idstr, "ram") ? "device-state"
+                                                    : "final-ram");
         put_section_header(f, se, MIG_SECTION_END);
         ret = se->ops->save_live_complete_precopy(f, se->opaque);
         put_section_footer(f, se);
@@ -440,6 +446,7 @@ static int complete_sections(QEMUFile *f, bool postcopy, Error **errp)
         if (!se->active || !se_has_full_state(se)) {
             continue;
         }
+        mig_timeline_phase("config");
         put_section_header(f, se, MIG_SECTION_FULL);
         if (se->vmsd) {
             ok = vmstate_save_state(f, se->vmsd, se->opaque, errp);

@@ -23,6 +23,7 @@
  * vfio-migration-internal.h.
  */
 #include "qemu/osdep.h"
+#include "migration/timeline.h"
 #include "migration-multifd.h"
 #include "hw/vfio/vfio-migration.h"
 #include "migration/register.h"
@@ -261,6 +262,10 @@ static bool mig_step_to(VFIOMigration *m, uint32_t target, Error **errp)
                   vfio_mig_state_event_name(from),
                   vfio_mig_state_event_name(next),
                   (get_clock_ns() - t0) / 1000);
+            mig_timeline_device_arc(vdev->id, vfio_mig_state_event_name(from),
+                                    vfio_mig_state_event_name(next),
+                                    __atomic_load_n(&m->bytes_transferred,
+                                                    __ATOMIC_RELAXED));
             mig_state_changed(m, next);
             if (!mig_restore_config(m, errp)) {
                 return false;

@@ -32,6 +32,12 @@
 #include "system/ramblock.h"
 
 #define MULTIFD_MAX_CHANNELS 255
+
+/*
+ * Bytes send channel @i has written in the last multifd migration (also
+ * after it ended); false when it had fewer channels.
+ */
+bool multifd_send_channel_bytes(unsigned i, uint64_t *bytes);
 /* Pages in one RAM packet (512 KiB of data). */
 #define MULTIFD_PAGES_PER_PACKET 128
 /* Largest device state packet (header and data) multifd carries. */

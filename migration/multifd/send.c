@@ -47,8 +47,20 @@ static MultiFDSendState *send_state;
 static uint64_t send_bytes;
 /* The device-state share of send_bytes: not RAM in query-migrate. */
 static uint64_t send_device_state_bytes;
+/* Each channel's share of send_bytes, and how many channels there were. */
+static uint64_t channel_bytes[MULTIFD_MAX_CHANNELS];
+static unsigned channel_count;
 /* The RAM share of send_bytes (packets of pages and syncs, no hellos). */
 static uint64_t send_ram_bytes;
+
+bool multifd_send_channel_bytes(unsigned i, uint64_t *bytes)
+{
+    if (i >= __atomic_load_n(&channel_count, __ATOMIC_RELAXED)) {
+        return false;
+    }
+    *bytes = __atomic_load_n(&channel_bytes[i], __ATOMIC_RELAXED);
+    return true;
+}
 
 uint64_t multifd_bytes_transferred(void)
 {
@@ -146,6 +158,7 @@ static bool multifd_send_job_mapped(MultiFDSendChannel *c, Error **errp)
     }
     __atomic_fetch_add(&send_bytes, bytes, __ATOMIC_RELAXED);
     __atomic_fetch_add(&send_ram_bytes, bytes, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&channel_bytes[c->id], bytes, __ATOMIC_RELAXED);
     return true;
 }
 
@@ -186,6 +199,7 @@ static bool multifd_send_job(MultiFDSendChannel *c, Error **errp)
         return false;
     }
     __atomic_fetch_add(&send_bytes, total, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&channel_bytes[c->id], total, __ATOMIC_RELAXED);
     if (job->kind == MULTIFD_PAYLOAD_DEVICE_STATE) {
         __atomic_fetch_add(&send_device_state_bytes, total, __ATOMIC_RELAXED);
     } else {
@@ -602,6 +616,8 @@ bool multifd_send_setup(const MigrationAddress *dest, const uint8_t uuid[16],
     __atomic_store_n(&send_bytes, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&send_device_state_bytes, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&send_ram_bytes, 0, __ATOMIC_RELAXED);
+    memset(channel_bytes, 0, sizeof(channel_bytes));
+    __atomic_store_n(&channel_count, params->channels, __ATOMIC_RELAXED);
     multifd_ram_counters_reset();
     trace(multifd_send_setup, "%u channels, compression %s",
           params->channels, multifd_compression_name(params->compression));
