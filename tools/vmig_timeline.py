@@ -80,6 +80,10 @@ def write_svg(timeline, path):
 
 
 def fmt_ms(ms):
+    if 0 < ms < 0.1:
+        return f'{ms * 1000:.0f} \u00b5s'
+    if 0 < ms < 10:
+        return f'{ms:.2f} ms'
     if ms >= 10000:
         return f'{ms / 1000:.1f} s'
     if ms >= 1000:
@@ -153,11 +157,13 @@ class Svg:
             'xmlns': SVG_NS, 'version': '1.1',
             'font-family': FONT, 'font-size': '12'})
         self.span = span
+        self.t0, self.t1 = 0.0, span    # the time window drawn
         self.y = 0
         self.spares = {}
 
     def x(self, ms):
-        return LEFT + PLOT_W * min(max(ms, 0), self.span) / self.span
+        ms = min(max(ms, self.t0), self.t1)
+        return LEFT + PLOT_W * (ms - self.t0) / (self.t1 - self.t0)
 
     def el(self, tag, parent=None, text=None, **attrs):
         e = ET.SubElement(self.root if parent is None else parent, tag,
@@ -216,20 +222,26 @@ def draw_title(svg, tl):
     svg.y = 56
 
 
-def draw_axis(svg, y, grid_top):
-    """The time axis at @y, with grid lines up to @grid_top."""
-    g = svg.el('g', id='time-axis')
+def draw_axis(svg, y, grid_top, ident='time-axis', origin=0.0,
+              label='time since migrate'):
+    """The time axis at @y, with grid lines up to @grid_top; ticks
+    count from @origin."""
+    g = svg.el('g', id=ident)
     svg.el('line', g, x1=LEFT, y1=y, x2=LEFT + PLOT_W, y2=y, stroke='black')
-    step = nice_step(svg.span, 10)
-    t = 0.0
-    while t <= svg.span + step / 1000:
+    step = nice_step(svg.t1 - svg.t0, 10)
+    first = math.ceil((svg.t0 - origin) / step)
+    for i in range(first, first + 12):
+        t = origin + i * step
+        if t > svg.t1 + step / 1000:
+            break
         x = svg.x(t)
         svg.el('line', g, x1=x, y1=grid_top, x2=x, y2=y, stroke='#e4e4e4')
         svg.el('line', g, x1=x, y1=y, x2=x, y2=y + 5, stroke='black')
-        svg.text(x, y + 18, fmt_ms(t) if t else '0', g,
-                 text_anchor='middle', font_size=11)
-        t += step
-    svg.text(LEFT + PLOT_W / 2, y + 34, 'time since migrate', g,
+        tick = fmt_ms(abs(i * step)) if i else '0'
+        sign = '-' if i < 0 else '+' if i and origin else ''
+        svg.text(x, y + 18, sign + tick, g, text_anchor='middle',
+                 font_size=11)
+    svg.text(LEFT + PLOT_W / 2, y + 34, label, g,
              text_anchor='middle', font_size=11, fill='#555')
     return y + 40
 
@@ -256,12 +268,17 @@ def draw_passes(svg, tl):
     h = 150
     top = svg.y + 20
     svg.text(20, top - 6, 'RAM passes', g, font_weight='bold')
-    peak = max([p.get('bandwidth', 0) for p in passes] +
+    # Scaled to the passes one can see: the last ones of a converging
+    # migration last a few ms at rates no longer pass comes near, and
+    # would flatten every other bar.  Their bars are cut at the top.
+    visible = [p for p in passes
+               if p.get('end-ms', 0) - p.get('start-ms', 0) >= svg.span / 50]
+    peak = max([p.get('bandwidth', 0) for p in visible or passes] +
                [p.get('dirty-rate', 0) for p in passes] + [1])
     base = top + h
 
     def y_of(rate):
-        return base - h * rate / peak
+        return base - h * min(rate, peak) / peak
 
     svg.el('line', g, x1=LEFT, y1=top, x2=LEFT, y2=base, stroke='#888')
     svg.text(LEFT - 8, top + 4, fmt_rate(peak), g, text_anchor='end',
@@ -326,18 +343,19 @@ def draw_multifd(svg, tl):
     svg.y = base + 10
 
 
-def draw_lanes(svg, tl):
+def draw_lanes(svg, tl, ident='lanes', title='status and devices'):
     """The migration's status, then one lane per VFIO device."""
-    g = svg.el('g', id='lanes')
+    g = svg.el('g', id=ident)
+    prefix = '' if ident == 'lanes' else ident + '-'
     top = svg.y + 20
-    svg.text(20, top - 6, 'status and devices', g, font_weight='bold')
+    svg.text(20, top - 6, title, g, font_weight='bold')
     lane_h, gap = 20, 6
     y = top
     events = sorted(tl.get('events', []), key=lambda e: e.get('ms', 0))
     if events:
         segs = state_segments([(e.get('ms', 0), e.get('status', '?'))
                                for e in events], svg.span)
-        lane = svg.el('g', g, id='lane-status', **{'class': 'lane'})
+        lane = svg.el('g', g, id=f'{prefix}lane-status', **{'class': 'lane'})
         draw_lane(svg, lane, y, lane_h, 'status', segs, STATUS_COLORS)
         y += lane_h + gap
     for dev in tl.get('devices', []):
@@ -347,27 +365,60 @@ def draw_lanes(svg, tl):
         if arcs:
             changes.append((0.0, arcs[0].get('from', '?')))
         changes += [(a.get('ms', 0), a.get('to', '?')) for a in arcs]
-        sent = sum(a.get('bytes', 0) for a in arcs)
+        # Each arc carries the bytes of state sent so far.
+        sent = max([a.get('bytes', 0) for a in arcs] + [0])
         label = f'{name} \u00b7 {fmt_bytes(sent)}' if sent else name
-        lane = svg.el('g', g, id=f'lane-device-{name}', **{'class': 'lane'})
+        lane = svg.el('g', g, id=f'{prefix}lane-device-{name}',
+                      **{'class': 'lane'})
         draw_lane(svg, lane, y, lane_h, label,
                   state_segments(changes, svg.span), DEVICE_STATE_COLORS)
         y += lane_h + gap
     svg.y = y
 
 
-def draw_downtime_band(svg, tl, top):
-    """The downtime shaded across every time panel."""
+def draw_downtime_band(svg, tl, top, ident='downtime-band'):
+    """The downtime shaded across the time panels from @top down."""
     down = tl.get('downtime', {})
     if 'start-ms' not in down or 'end-ms' not in down:
         return
     x0, x1 = svg.x(down['start-ms']), svg.x(down['end-ms'])
     band = svg.rect(x0, top, x1 - x0, svg.y - top, DOWNTIME_COLOR,
                     title=f"downtime {fmt_ms(down.get('ms', 0))}",
-                    fill_opacity=0.25, id='downtime-band')
+                    fill_opacity=0.25, id=ident)
     # Behind the panels, above the white background.
     svg.root.remove(band)
     svg.root.insert(0, band)
+
+
+def switchover_window(tl, span):
+    """The time around the downtime, when it is too short to see whole."""
+    down = tl.get('downtime', {})
+    if 'start-ms' not in down:
+        return None
+    start = down['start-ms']
+    end = max([down.get('end-ms', start)] +
+              [a.get('ms', 0) for d in tl.get('devices', [])
+               for a in d.get('arcs', []) if a.get('ms', 0) >= start])
+    end = min(end, span)
+    if end - start > span / 5:
+        return None         # the whole timeline shows it well enough
+    pad = max((end - start) * 0.25, 0.01)
+    return max(start - pad, 0.0), min(end + pad, span)
+
+
+def draw_switchover(svg, tl):
+    """The lanes again, zoomed in on the switchover."""
+    window = switchover_window(tl, svg.span)
+    if window is None:
+        return
+    svg.t0, svg.t1 = window
+    top = svg.y + 10
+    svg.y = top
+    draw_lanes(svg, tl, 'switchover', 'switchover, zoomed')
+    draw_downtime_band(svg, tl, top, 'switchover-band')
+    svg.y = draw_axis(svg, svg.y + 6, top, 'switchover-axis',
+                      tl['downtime']['start-ms'], 'time since the VM stopped')
+    svg.t0, svg.t1 = 0.0, svg.span
 
 
 def draw_downtime(svg, tl):
@@ -387,7 +438,7 @@ def draw_downtime(svg, tl):
         name = p.get('name', '?')
         w = PLOT_W * p.get('ms', 0) / total
         svg.rect(x, top, w, h, color_of(name, PHASE_COLORS, svg.spares), g,
-                 title=f"{name}: {p.get('ms', 0):.1f} ms",
+                 title=f"{name}: {fmt_ms(p.get('ms', 0))}",
                  stroke='white', **{'class': 'phase', 'data-phase': name})
         if w > text_width(name, 10):
             svg.text(x + w / 2, top + h / 2 + 4, name, g,
@@ -403,9 +454,9 @@ def draw_downtime(svg, tl):
         svg.rect(cx, row_y - 10, 12, 12,
                  color_of(name, PHASE_COLORS, svg.spares), g)
         share = 100.0 * p.get('ms', 0) / total
-        svg.text(cx + 18, row_y, f"{name}  {p.get('ms', 0):.1f} ms "
-                 f"({share:.0f} %)  at {fmt_ms(p.get('start-ms', 0))}", g,
-                 font_size=11)
+        since = p.get('start-ms', 0) - down.get('start-ms', 0)
+        svg.text(cx + 18, row_y, f"{name}  {fmt_ms(p.get('ms', 0))} "
+                 f"({share:.0f} %), from +{fmt_ms(since)}", g, font_size=11)
     svg.y = y + ((len(phases) + 1) // 2) * 18
 
 
@@ -499,6 +550,7 @@ def render_svg(tl):
     draw_lanes(svg, tl)
     draw_downtime_band(svg, tl, panels_top)
     svg.y = draw_axis(svg, svg.y + 6, panels_top)
+    draw_switchover(svg, tl)
     draw_downtime(svg, tl)
     draw_legend(svg, tl)
     return svg.finish()
