@@ -306,7 +306,7 @@ def draw_passes(svg, tl):
     svg.el('polyline', g, points=' '.join(f'{fmt_attr(x)},{fmt_attr(y)}'
                                          for x, y in points),
            fill='none', stroke=DIRTY_COLOR, stroke_width=2, id='dirty-rate')
-    for x, y in points:
+    for x, y in points if len(points) <= 20 else []:   # else a blur
         svg.el('circle', g, cx=x, cy=y, r=3, fill=DIRTY_COLOR)
     svg.y = base + 10
 
