@@ -10,7 +10,6 @@ state; then the destination checks every page of guest RAM and of both
 devices' memory.
 """
 import os
-import subprocess
 import sys
 import tempfile
 import time
