@@ -10,13 +10,15 @@ state; then the destination checks every page of guest RAM and of both
 devices' memory.
 """
 import os
-import subprocess
 import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qmp import QMPError, Vmig  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, '..', 'tools'))
+from qmp import QMPError, Vmig, start_vfio_user_dma  # noqa: E402
+import vmig_timeline  # noqa: E402
 
 RAM, SMP, WS, RATE = '1G', 2, '512M', '128M'
 DEV_MEM, DEV_DIRTY = '256M', '5%'
@@ -26,17 +28,6 @@ MULTIFD_CHANNELS = 2
 
 def mib(n):
     return n / (1 << 20)
-
-
-def start_server(binary, path, log):
-    proc = subprocess.Popen([binary, '--socket', path, '--mem-size', DEV_MEM,
-                             '--dirty-rate', DEV_DIRTY], stdout=log, stderr=log)
-    deadline = time.monotonic() + 10
-    while not os.path.exists(path):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f'vfio-user-dma did not start on {path}')
-        time.sleep(0.02)
-    return proc
 
 
 def vm_args(sockets, incoming=None):
@@ -62,6 +53,18 @@ def progress(info):
             f"pass {ram.get('dirty-sync-count', 0)}")
 
 
+def save_timeline(src, build):
+    """The migration's timeline next to the build, as JSON and SVG."""
+    timeline = src.qmp.cmd('x-query-migration-timeline')
+    base = os.path.abspath(os.path.join(build, 'demo-timeline'))
+    vmig_timeline.write_json(timeline, base + '.json')
+    vmig_timeline.write_svg(timeline, base + '.svg')
+    phases = timeline.get('downtime', {}).get('phases', [])
+    print(f"  {'downtime by phase':24} " +
+          ', '.join(f"{p['name']} {p['ms']:.1f} ms" for p in phases))
+    print(f"  {'timeline':24} {base}.svg (and .json)")
+
+
 def main():
     build = sys.argv[1] if len(sys.argv) > 1 else 'build'
     vmig = os.path.join(build, 'vmig')
@@ -73,7 +76,9 @@ def main():
             src_socks = [os.path.join(tmp, f'src-dev{i}.sock') for i in range(NDEV)]
             dst_socks = [os.path.join(tmp, f'dst-dev{i}.sock') for i in range(NDEV)]
             for sock in src_socks + dst_socks:
-                procs.append(start_server(dma, sock, log))
+                procs.append(start_vfio_user_dma(
+                    dma, sock, ['--mem-size', DEV_MEM,
+                                '--dirty-rate', DEV_DIRTY], log))
             print(f'Device servers: {NDEV} vfio-user-dma per side, {DEV_MEM} of '
                   f'device memory each, {DEV_DIRTY} of it rewritten per second')
             mig_sock = os.path.join(tmp, 'migration.sock')
@@ -135,8 +140,9 @@ def main():
             print(f"  {'destination check':24} {'PASS' if ok else 'FAIL'}: "
                   f"{res['pages-checked']} pages of guest RAM and both devices' "
                   f"memory{'' if ok else ' - ' + res.get('detail', '')}")
+            save_timeline(src, build)
             return 0 if ok else 1
-        except (QMPError, RuntimeError) as e:
+        except QMPError as e:
             print(f'\ndemo failed: {e}')
             return 1
         finally:

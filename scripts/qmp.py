@@ -1,4 +1,4 @@
-"""A minimal QMP client for vmig's scripts (demo, benchmarks).
+"""A minimal QMP client for vmig's scripts (demo, benchmarks, tools).
 
 Standard library only.  One connection per object; events received while
 waiting for a reply are kept in order for wait_event().
@@ -11,7 +11,11 @@ import time
 
 
 class QMPError(Exception):
-    pass
+    """A failure; @error_class is the QMP error's class when vmig replied."""
+
+    def __init__(self, message, error_class=None):
+        super().__init__(message)
+        self.error_class = error_class
 
 
 class QMP:
@@ -55,7 +59,8 @@ class QMP:
                 self.events.append(resp)
                 continue
             if 'error' in resp:
-                raise QMPError(f"{name}: {resp['error']['desc']}")
+                raise QMPError(f"{name}: {resp['error']['desc']}",
+                               resp['error'].get('class'))
             return resp['return']
 
     def wait_event(self, name, timeout=60.0):
@@ -74,6 +79,27 @@ class QMP:
 
     def close(self):
         self.sock.close()
+
+
+def start_vfio_user_dma(binary, path, args=(), log=None, timeout=10.0):
+    """A vfio-user-dma device server on @path, once it accepts connections
+    (its socket file appears at bind(), a moment before listen())."""
+    proc = subprocess.Popen([binary, '--socket', path] + list(args),
+                            stdout=log or subprocess.DEVNULL,
+                            stderr=log or None)
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            try:
+                s.connect(path)
+                return proc
+            except OSError:
+                pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise QMPError(f'vfio-user-dma did not start on {path}')
+        time.sleep(0.02)
 
 
 class Vmig:
