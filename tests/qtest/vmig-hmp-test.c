@@ -197,6 +197,28 @@ static void test_info_migrate_failed(void)
     mig_assert_runstate(src, "running");
 }
 
+/* migrate_cancel from the console: info migrate says cancelled. */
+static void test_info_migrate_cancelled(void)
+{
+    g_autofree char *uri = mig_sock_uri();
+    g_autoptr(QTestState) dst = mig_start_dst(uri, "");
+    g_autoptr(QTestState) src = mig_start_vm("");
+    g_autofree char *line = g_strdup_printf("migrate -d %s", uri);
+    g_autofree char *out = NULL;
+
+    mig_wait_guest_progress(src, 64 << 20);
+    g_free(hmp(src, "migrate_set_parameter max-bandwidth 1"));
+    g_free(hmp(src, line));
+    g_free(mig_wait_status(src, (const char *const[]){ "active", NULL },
+                           30000));
+    g_free(hmp(src, "migrate_cancel"));
+    g_free(mig_wait_status(src, (const char *const[]){ "cancelled", NULL },
+                           30000));
+    out = hmp(src, "info migrate");
+    g_assert_true(g_str_has_prefix(out, "Migration status: cancelled\n"));
+    mig_assert_runstate(src, "running");
+}
+
 /* info vfio before, and info migrate / info vfio after, a migration. */
 static void test_info_vfio(void)
 {
@@ -607,6 +629,8 @@ int main(int argc, char **argv)
                    test_capabilities_parameters);
     g_test_add_func("/hmp/info-migrate", test_info_migrate);
     g_test_add_func("/hmp/info-migrate-failed", test_info_migrate_failed);
+    g_test_add_func("/hmp/info-migrate-cancelled",
+                    test_info_migrate_cancelled);
     g_test_add_func("/hmp/info-vfio", test_info_vfio);
     g_test_add_func("/hmp/console/socket", test_console_socket);
     g_test_add_func("/hmp/console/stdio", test_console_stdio_commands);
