@@ -9,15 +9,12 @@
  * --dirty-rate.  VdmaDevice.lock orders them (see vfio-user-dma.h).
  */
 #include "vfio-user-dma.h"
+#include "device-server.h"
 #include "qemu/bitmap.h"
 #include "qemu/cutils.h"
-#include "qemu/error.h"
 
 #include <math.h>
-#include <signal.h>
 #include <sys/mman.h>
-
-static VdmaDevice *the_device;
 
 /* ---- Run control ---- */
 
@@ -372,11 +369,6 @@ static void vdma_dma_unmap(void *opaque, const VusDmaRegion *region)
 
 /* ---- Set-up ---- */
 
-static void vdma_log(void *opaque, VusLogLevel level, const char *msg)
-{
-    fprintf(stderr, "%s\n", msg);
-}
-
 /*
  * Add FROM:TO (or FROM:TO:MS with @with_ms, MS at most a minute) of
  * option --@opt to @arcs.
@@ -555,14 +547,11 @@ static bool vdma_setup(VdmaDevice *d, const char *socket_path,
         mig.data_size = NULL;
         mig.precopy_info = NULL;
     }
-    d->ctx = vus_ctx_new(d->name, d);
+    d->ctx = devserver_ctx_new(d->name, d, max_xfer, errp);
     if (!d->ctx) {
-        error_setg(errp, "%s: out of memory", d->name);
         return false;
     }
-    vus_ctx_set_log(d->ctx, vdma_log, VUS_LOG_WARN);
-    if ((ret = vus_ctx_set_max_data_xfer_size(d->ctx, max_xfer)) < 0 ||
-        (ret = vus_ctx_set_client_limits(d->ctx, &d->limits)) < 0 ||
+    if ((ret = vus_ctx_set_client_limits(d->ctx, &d->limits)) < 0 ||
         (d->strict_regions &&
          (ret = vus_ctx_set_region_states(d->ctx, VDMA_STRICT_STATES)) < 0) ||
         (ret = vus_pci_setup(d->ctx, &ids)) < 0 ||
@@ -571,18 +560,9 @@ static bool vdma_setup(VdmaDevice *d, const char *socket_path,
         (ret = vdma_setup_irqs(d, no_msix)) < 0 ||
         (ret = vus_setup_dma(d->ctx, NULL, vdma_dma_unmap)) < 0 ||
         (ret = vus_setup_migration(d->ctx, &mig)) < 0) {
-        error_setg(errp, "%s: device set-up failed: %s", d->name,
-                   g_strerror(-ret));
-        return false;
+        return devserver_setup_failed(d->name, ret, errp);
     }
-    vus_setup_reset(d->ctx, vdma_reset);
-    ret = vus_ctx_realize(d->ctx, socket_path);
-    if (ret < 0) {
-        error_setg(errp, "%s: cannot listen on %s: %s", d->name, socket_path,
-                   g_strerror(-ret));
-        return false;
-    }
-    return true;
+    return devserver_realize(d->ctx, d->name, vdma_reset, socket_path, errp);
 }
 
 static bool vdma_alloc_memory(VdmaDevice *d, Error **errp)
@@ -610,13 +590,6 @@ static bool vdma_alloc_memory(VdmaDevice *d, Error **errp)
     return true;
 }
 
-static void vdma_on_signal(int sig)
-{
-    if (the_device && the_device->ctx) {
-        vus_ctx_stop(the_device->ctx);
-    }
-}
-
 int main(int argc, char **argv)
 {
     g_autofree char *socket_path = NULL;
@@ -635,8 +608,7 @@ int main(int argc, char **argv)
     gboolean no_precopy = false, no_p2p = false, no_dma_logging = false;
     gboolean no_msix = false, strict_regions = false, no_extensions = false;
     GOptionEntry entries[] = {
-        { "socket", 's', 0, G_OPTION_ARG_FILENAME, &socket_path,
-          "listen on the UNIX socket PATH (required)", "PATH" },
+        DEVSERVER_OPT_SOCKET(socket_path),
         { "mem-size", 'm', 0, G_OPTION_ARG_STRING, &mem_size_str,
           "device memory size, a power of two (default 64M)", "SIZE" },
         { "dirty-rate", 'd', 0, G_OPTION_ARG_STRING, &dirty_rate,
@@ -648,10 +620,8 @@ int main(int argc, char **argv)
           "(default: as fast as the host)", "RATE" },
         { "seed", 0, 0, G_OPTION_ARG_INT64, &seed,
           "seed of the device memory content (default 1)", "N" },
-        { "no-precopy", 0, 0, G_OPTION_ARG_NONE, &no_precopy,
-          "do not offer PRE_COPY", NULL },
-        { "no-p2p", 0, 0, G_OPTION_ARG_NONE, &no_p2p,
-          "do not offer the P2P states", NULL },
+        DEVSERVER_OPT_NO_PRECOPY(no_precopy),
+        DEVSERVER_OPT_NO_P2P(no_p2p),
         { "no-dma-logging", 0, 0, G_OPTION_ARG_NONE, &no_dma_logging,
           "do not offer DMA logging (the client must treat the device's "
           "DMA as always dirty)", NULL },
@@ -683,37 +653,26 @@ int main(int argc, char **argv)
         { "msg-timeout", 0, 0, G_OPTION_ARG_STRING, &msg_timeout,
           "drop a client that stalls this long in the middle of a message "
           "or leaves a reply unread (default 10000)", "MS" },
-        { "name", 'n', 0, G_OPTION_ARG_STRING, &name,
-          "device name in messages (default vfio-user-dma)", "NAME" },
+        DEVSERVER_OPT_NAME(name, "vfio-user-dma"),
         { NULL }
     };
-    g_autoptr(GOptionContext) octx = NULL;
-    g_autoptr(GError) gerr = NULL;
-    VdmaDevice *d = g_new0(VdmaDevice, 1);
+    VdmaDevice *d;
     Error *err = NULL;
     uint64_t max_xfer = VFIO_USER_DEF_MAX_XFER;
-    struct sigaction sa = { .sa_handler = vdma_on_signal };
     int ret = 1;
 
-    error_set_progname("vfio-user-dma");
-    octx = g_option_context_new("- a migratable vfio-user DMA device");
-    g_option_context_add_main_entries(octx, entries, NULL);
-    if (!g_option_context_parse(octx, &argc, &argv, &gerr)) {
-        error_report("%s", gerr->message);
+    if (!devserver_parse_options("vfio-user-dma",
+                                 "- a migratable vfio-user DMA device",
+                                 entries, &socket_path, &argc, &argv)) {
         return 1;
     }
-    if (!socket_path) {
-        error_report("--socket PATH is required (see --help)");
-        return 1;
-    }
+    d = g_new0(VdmaDevice, 1);
     d->name = name ? name : "vfio-user-dma";
     d->mem_fd = -1;
     d->mem_size = 64 * MiB;
     d->initial_seed = d->seed = seed;
     d->last_check_first = UINT64_MAX;
-    d->mig_flags = VFIO_MIGRATION_STOP_COPY |
-                   (no_p2p || no_extensions ? 0 : VFIO_MIGRATION_P2P) |
-                   (no_precopy ? 0 : VFIO_MIGRATION_PRE_COPY);
+    d->mig_flags = devserver_mig_flags(no_precopy, no_p2p || no_extensions);
     d->no_dma_logging = no_dma_logging;
     d->strict_regions = strict_regions;
     d->no_extensions = no_extensions;
@@ -778,16 +737,11 @@ int main(int argc, char **argv)
         error_report_err(err);
         goto out;
     }
-    the_device = d;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
     d->dma_thread = g_thread_new("vdma-engine", vdma_dma_thread, d);
     if (d->dirty_pages_per_sec > 0) {
         d->dirty_thread = g_thread_new("vdma-dirty", vdma_dirty_thread, d);
     }
-    ret = vus_ctx_run(d->ctx) < 0 ? 1 : 0;
+    ret = devserver_run(d->ctx);
 
     g_mutex_lock(&d->lock);
     d->quit = true;
@@ -799,7 +753,6 @@ int main(int argc, char **argv)
     }
 
 out:
-    the_device = NULL;
     vus_ctx_free(d->ctx);
     vdma_migration_reset(d);
     if (d->mem) {

@@ -26,6 +26,7 @@
  * half-loaded state (leaving RESUMING then takes a reset).
  */
 #include "vfio-user-dma.h"
+#include "device-server.h"
 #include "qemu/bitmap.h"
 
 #define VDMA_REC_MAGIC      0x52444d56u     /* "VMDR" */
@@ -434,21 +435,9 @@ static void load_end(VdmaDevice *d)
     load_free(&d->load);
 }
 
-static ssize_t load_fail(VdmaDevice *d, const char *fmt, ...)
-    G_GNUC_PRINTF(2, 3);
-static ssize_t load_fail(VdmaDevice *d, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!d->load.error) {
-        va_start(ap, fmt);
-        d->load.error = g_strdup_vprintf(fmt, ap);
-        va_end(ap);
-        vus_log(d->ctx, VUS_LOG_ERROR, "migration stream rejected: %s",
-                d->load.error);
-    }
-    return -EINVAL;
-}
+/* Reject the incoming stream: the first problem is kept and logged. */
+#define load_fail(d, ...) \
+    devserver_stream_reject((d)->ctx, &(d)->load.error, __VA_ARGS__)
 
 /* Check a complete header against what the stream allows next. */
 static ssize_t load_check_header(VdmaDevice *d, const VdmaRecord *r)
@@ -653,13 +642,6 @@ static bool state_is_running(uint32_t s)
            s == VFIO_DEVICE_STATE_PRE_COPY_P2P;
 }
 
-static bool state_is_saving(uint32_t s)
-{
-    return s == VFIO_DEVICE_STATE_PRE_COPY ||
-           s == VFIO_DEVICE_STATE_PRE_COPY_P2P ||
-           s == VFIO_DEVICE_STATE_STOP_COPY;
-}
-
 static int vdma_transition(void *opaque, enum vfio_device_mig_state from,
                            enum vfio_device_mig_state to)
 {
@@ -695,9 +677,10 @@ static int vdma_transition(void *opaque, enum vfio_device_mig_state from,
     if (state_is_running(from) && !state_is_running(to)) {
         vdma_quiesce(d);
     }
-    if (!state_is_saving(from) && state_is_saving(to)) {
+    if (!vus_mig_state_is_saving(from) && vus_mig_state_is_saving(to)) {
         save_begin(d);
-    } else if (state_is_saving(from) && !state_is_saving(to)) {
+    } else if (vus_mig_state_is_saving(from) &&
+               !vus_mig_state_is_saving(to)) {
         /* The end of a stream, or a cancel in the middle of one. */
         save_end(d);
     }

@@ -13,12 +13,8 @@
  * moves frames.  VnetDevice.lock orders them.
  */
 #include "vfio-user-virtio-net.h"
+#include "device-server.h"
 #include "qemu/cutils.h"
-#include "qemu/error.h"
-
-#include <signal.h>
-
-static VnetDevice *the_device;
 
 void vnet_log_needs_reset(VnetDevice *d, const char *fmt, ...)
 {
@@ -329,11 +325,6 @@ static void vnet_dma_unmap(void *opaque, const VusDmaRegion *region)
     g_mutex_unlock(&d->lock);
 }
 
-static void vnet_log(void *opaque, VusLogLevel level, const char *msg)
-{
-    fprintf(stderr, "%s\n", msg);
-}
-
 static int add_virtio_cap(VnetDevice *d, uint8_t type, uint32_t off,
                           uint32_t len)
 {
@@ -374,15 +365,11 @@ static bool vnet_setup(VnetDevice *d, const char *socket_path, Error **errp)
     int ret;
 
     mig.flags = d->mig_flags;
-    d->ctx = vus_ctx_new(d->name, d);
+    d->ctx = devserver_ctx_new(d->name, d, VFIO_USER_DEF_MAX_XFER, errp);
     if (!d->ctx) {
-        error_setg(errp, "%s: out of memory", d->name);
         return false;
     }
-    vus_ctx_set_log(d->ctx, vnet_log, VUS_LOG_WARN);
-    if ((ret = vus_ctx_set_max_data_xfer_size(d->ctx,
-                                              VFIO_USER_DEF_MAX_XFER)) < 0 ||
-        (ret = vus_pci_setup(d->ctx, &ids)) < 0 ||
+    if ((ret = vus_pci_setup(d->ctx, &ids)) < 0 ||
         (ret = vus_setup_region(d->ctx, VNET_BAR, &bar)) < 0 ||
         (ret = add_virtio_cap(d, VIRTIO_PCI_CAP_COMMON_CFG, VNET_COMMON_OFF,
                               VIRTIO_COMMON_SIZE)) < 0 ||
@@ -400,18 +387,9 @@ static bool vnet_setup(VnetDevice *d, const char *socket_path, Error **errp)
                               VNET_MSIX_VECTORS)) < 0 ||
         (ret = vus_setup_dma(d->ctx, vnet_dma_map, vnet_dma_unmap)) < 0 ||
         (ret = vus_setup_migration(d->ctx, &mig)) < 0) {
-        error_setg(errp, "%s: device set-up failed: %s", d->name,
-                   g_strerror(-ret));
-        return false;
+        return devserver_setup_failed(d->name, ret, errp);
     }
-    vus_setup_reset(d->ctx, vnet_reset);
-    ret = vus_ctx_realize(d->ctx, socket_path);
-    if (ret < 0) {
-        error_setg(errp, "%s: cannot listen on %s: %s", d->name, socket_path,
-                   g_strerror(-ret));
-        return false;
-    }
-    return true;
+    return devserver_realize(d->ctx, d->name, vnet_reset, socket_path, errp);
 }
 
 static bool parse_mac(const char *arg, uint8_t *mac)
@@ -451,13 +429,6 @@ static void make_filters(VnetState *s, uint32_t n, uint64_t seed)
     }
 }
 
-static void vnet_on_signal(int sig)
-{
-    if (the_device && the_device->ctx) {
-        vus_ctx_stop(the_device->ctx);
-    }
-}
-
 int main(int argc, char **argv)
 {
     g_autofree char *socket_path = NULL;
@@ -468,8 +439,7 @@ int main(int argc, char **argv)
     g_autofree char *stream_fault = NULL;
     gboolean no_precopy = false, no_p2p = false;
     GOptionEntry entries[] = {
-        { "socket", 's', 0, G_OPTION_ARG_FILENAME, &socket_path,
-          "listen on the UNIX socket PATH (required)", "PATH" },
+        DEVSERVER_OPT_SOCKET(socket_path),
         { "mac", 0, 0, G_OPTION_ARG_STRING, &mac,
           "the device's MAC address (default 52:54:00:12:34:56)", "MAC" },
         { "mac-filters", 0, 0, G_OPTION_ARG_INT64, &nr_filters,
@@ -484,10 +454,8 @@ int main(int argc, char **argv)
         { "precopy-interval", 0, 0, G_OPTION_ARG_INT64, &precopy_interval,
           "in PRE_COPY, after the device context was read, report no data "
           "for MS milliseconds before reading it again (default 100)", "MS" },
-        { "no-precopy", 0, 0, G_OPTION_ARG_NONE, &no_precopy,
-          "do not offer PRE_COPY", NULL },
-        { "no-p2p", 0, 0, G_OPTION_ARG_NONE, &no_p2p,
-          "do not offer the P2P states", NULL },
+        DEVSERVER_OPT_NO_PRECOPY(no_precopy),
+        DEVSERVER_OPT_NO_P2P(no_p2p),
         { "drop-frame", 0, 0, G_OPTION_ARG_INT64, &drop_frame,
           "lose the N-th frame (from 0) the driver transmits, to show that "
           "the guest notices (a test aid)", "N" },
@@ -495,28 +463,18 @@ int main(int argc, char **argv)
           "make the migration stream this device sends wrong, to test the "
           "receiving side: optional-tag, mandatory-tag, partial-part, "
           "size-mismatch or truncated", "KIND" },
-        { "name", 'n', 0, G_OPTION_ARG_STRING, &name,
-          "device name in messages (default vfio-user-virtio-net)", "NAME" },
+        DEVSERVER_OPT_NAME(name, "vfio-user-virtio-net"),
         { NULL }
     };
-    g_autoptr(GOptionContext) octx = NULL;
-    g_autoptr(GError) gerr = NULL;
     VnetDevice *d = g_new0(VnetDevice, 1);
-    struct sigaction sa = { .sa_handler = vnet_on_signal };
     Error *err = NULL;
     int ret = 1;
 
-    error_set_progname("vfio-user-virtio-net");
-    octx = g_option_context_new("- a migratable vfio-user virtio-net device");
-    g_option_context_add_main_entries(octx, entries, NULL);
     g_mutex_init(&d->lock);
     g_cond_init(&d->cond);
-    if (!g_option_context_parse(octx, &argc, &argv, &gerr)) {
-        error_report("%s", gerr->message);
-        goto out;
-    }
-    if (!socket_path) {
-        error_report("--socket PATH is required (see --help)");
+    if (!devserver_parse_options("vfio-user-virtio-net",
+                                 "- a migratable vfio-user virtio-net device",
+                                 entries, &socket_path, &argc, &argv)) {
         goto out;
     }
     d->name = name ? name : "vfio-user-virtio-net";
@@ -564,9 +522,7 @@ int main(int argc, char **argv)
     d->drop_frame = drop_frame;
     d->device_features = 1ull << VIRTIO_F_VERSION_1 |
                          1ull << VIRTIO_NET_F_MAC | 1ull << VIRTIO_NET_F_STATUS;
-    d->mig_flags = VFIO_MIGRATION_STOP_COPY |
-                   (no_p2p ? 0 : VFIO_MIGRATION_P2P) |
-                   (no_precopy ? 0 : VFIO_MIGRATION_PRE_COPY);
+    d->mig_flags = devserver_mig_flags(no_precopy, no_p2p);
     memcpy(d->state.mac, d->initial_mac, VNET_MAC_LEN);
     make_filters(&d->state, nr_filters, seed);
     vnet_build_filter(&d->state);
@@ -577,13 +533,8 @@ int main(int argc, char **argv)
         error_report_err(err);
         goto out;
     }
-    the_device = d;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
     d->worker = g_thread_new("vnet-worker", vnet_worker, d);
-    ret = vus_ctx_run(d->ctx) < 0 ? 1 : 0;
+    ret = devserver_run(d->ctx);
 
     g_mutex_lock(&d->lock);
     d->quit = true;
@@ -592,7 +543,6 @@ int main(int argc, char **argv)
     g_thread_join(d->worker);
 
 out:
-    the_device = NULL;
     vus_ctx_free(d->ctx);
     vnet_migration_reset(d);
     vnet_state_free_filters(&d->state);

@@ -30,6 +30,7 @@
  * fails (the device stays in RESUMING) when the stream was bad or cut.
  */
 #include "vfio-user-virtio-net.h"
+#include "device-server.h"
 
 #define VNET_RECORD_HDR_SIZE    16
 #define VNET_RECORD_MAX         (64 * MiB)
@@ -376,21 +377,9 @@ static void load_begin(VnetDevice *d)
     d->load.active = true;
 }
 
-static ssize_t load_fail(VnetDevice *d, const char *fmt, ...)
-    G_GNUC_PRINTF(2, 3);
-static ssize_t load_fail(VnetDevice *d, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (!d->load.error) {
-        va_start(ap, fmt);
-        d->load.error = g_strdup_vprintf(fmt, ap);
-        va_end(ap);
-        vus_log(d->ctx, VUS_LOG_ERROR, "migration stream rejected: %s",
-                d->load.error);
-    }
-    return -EINVAL;
-}
+/* Reject the incoming stream: the first problem is kept and logged. */
+#define load_fail(d, ...) \
+    devserver_stream_reject((d)->ctx, &(d)->load.error, __VA_ARGS__)
 
 /* The fixed size a part of @type has, or 0 when it depends on content. */
 static uint32_t part_fixed_len(uint16_t type)
@@ -773,13 +762,6 @@ static bool device_runs(uint32_t s)
     return s == VFIO_DEVICE_STATE_RUNNING || s == VFIO_DEVICE_STATE_PRE_COPY;
 }
 
-static bool state_is_saving(uint32_t s)
-{
-    return s == VFIO_DEVICE_STATE_PRE_COPY ||
-           s == VFIO_DEVICE_STATE_PRE_COPY_P2P ||
-           s == VFIO_DEVICE_STATE_STOP_COPY;
-}
-
 static int vnet_transition(void *opaque, enum vfio_device_mig_state from,
                            enum vfio_device_mig_state to)
 {
@@ -808,16 +790,18 @@ static int vnet_transition(void *opaque, enum vfio_device_mig_state from,
         }
         g_mutex_unlock(&d->lock);
     }
-    if (!state_is_saving(from) && state_is_saving(to)) {
+    if (!vus_mig_state_is_saving(from) && vus_mig_state_is_saving(to)) {
         save_begin(d);
-    } else if (state_is_saving(from) && to == VFIO_DEVICE_STATE_STOP_COPY) {
+    } else if (vus_mig_state_is_saving(from) &&
+               to == VFIO_DEVICE_STATE_STOP_COPY) {
         /* The rest of a context being read, then the final context. */
         save_take_context(d, true);
     }
     if (to == VFIO_DEVICE_STATE_STOP_COPY &&
         d->stream_fault == VNET_FAULT_TRUNCATED) {
         g_byte_array_set_size(d->save.buf, d->save.buf->len - 5);
-    } else if (state_is_saving(from) && !state_is_saving(to)) {
+    } else if (vus_mig_state_is_saving(from) &&
+               !vus_mig_state_is_saving(to)) {
         save_end(d);
     }
     return 0;

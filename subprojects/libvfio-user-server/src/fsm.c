@@ -62,6 +62,11 @@ static bool is_saving(int s)
     return s == ST_PRE_COPY || s == ST_PRE_COPY_P2P || s == ST_STOP_COPY;
 }
 
+bool vus_mig_state_is_saving(uint32_t state)
+{
+    return is_saving(state);
+}
+
 const char *vus_mig_state_name(uint32_t state)
 {
     static const char *const names[NR_STATES] = {

@@ -256,6 +256,10 @@ static void test_state_names(void)
                     "PRE_COPY_P2P");
     g_assert_cmpstr(vus_mig_state_name(VFIO_DEVICE_STATE_ERROR), ==, "ERROR");
     g_assert_cmpstr(vus_mig_state_name(8), ==, "?");
+    g_assert_true(vus_mig_state_is_saving(VFIO_DEVICE_STATE_PRE_COPY_P2P));
+    g_assert_true(vus_mig_state_is_saving(VFIO_DEVICE_STATE_STOP_COPY));
+    g_assert_false(vus_mig_state_is_saving(VFIO_DEVICE_STATE_RUNNING_P2P));
+    g_assert_false(vus_mig_state_is_saving(VFIO_DEVICE_STATE_RESUMING));
     g_assert_false(vus_mig_state_supported(0, VFIO_DEVICE_STATE_RUNNING));
     g_assert_false(vus_mig_state_supported(VFIO_MIGRATION_STOP_COPY |
                                            VFIO_MIGRATION_PRE_COPY,

@@ -591,6 +591,12 @@ enum vfio_device_mig_state vus_mig_get_state(VusCtx *ctx);
 const char *vus_mig_state_name(uint32_t state);
 
 /**
+ * vus_mig_state_is_saving: does a device in @state produce a migration
+ * stream (PRE_COPY, PRE_COPY_P2P or STOP_COPY)?  Pure function.
+ */
+bool vus_mig_state_is_saving(uint32_t state);
+
+/**
  * vus_mig_state_supported: is @state part of the FSM of a device with
  * migration flags @mig_flags?  ERROR, STOP, RUNNING, STOP_COPY and
  * RESUMING always are (with STOP_COPY in the flags).
