@@ -11,28 +11,21 @@ rate limiter) and switchover-ack, then the destination's guest carries on
 with the same stream, and x-guest-verify checks it.
 """
 import os
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from qmp import QMPError, Vmig  # noqa: E402
+from qmp import (QMPError, Vmig, start_device_server, stop_all,  # noqa: E402
+                 wait_migration, wait_running)
 
 FILTERS = 200000        # MAC filter entries: a 1.2 MB device context
 RATE = 20000            # frames per second the guest sends
 
 
 def start_server(binary, path, log, *extra):
-    proc = subprocess.Popen([binary, '--socket', path,
-                             '--mac-filters', str(FILTERS), *extra],
-                            stdout=log, stderr=log)
-    deadline = time.monotonic() + 10
-    while not os.path.exists(path):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f'vfio-user-virtio-net did not start on {path}')
-        time.sleep(0.02)
-    return proc
+    return start_device_server(binary, path,
+                               ['--mac-filters', str(FILTERS), *extra], log)
 
 
 def vm_args(sock, incoming=None):
@@ -45,14 +38,6 @@ def frames(vm):
     g = vm.qmp.cmd('x-query-guest')
     return next(p['pages-written'] for p in g['programs']
                 if p['name'] == 'virtio-net')
-
-
-def wait_running(vm):
-    deadline = time.monotonic() + 30
-    while vm.qmp.cmd('query-status')['status'] != 'running':
-        if time.monotonic() > deadline:
-            raise RuntimeError('the destination did not start running')
-        time.sleep(0.05)
 
 
 def main():
@@ -88,15 +73,12 @@ def main():
             dst.qmp.cmd('migrate-incoming', uri=f'unix:{mig_sock}')
             print('Migrating live (device in PRE_COPY, switchover-ack):')
             src.qmp.cmd('migrate', uri=f'unix:{mig_sock}')
-            while True:
-                info = src.qmp.cmd('query-migrate')
-                if info['status'] in ('completed', 'failed', 'cancelled'):
-                    break
-                time.sleep(0.1)
+            info = wait_migration(src)
             if info['status'] != 'completed':
                 print(f"migration {info['status']}: {info.get('error-desc', '')}")
                 return 1
-            wait_running(dst)
+            if not wait_running(dst):
+                raise RuntimeError('the destination did not start running')
             at_switch = frames(dst)
             time.sleep(2)
             after = frames(dst)
@@ -116,11 +98,7 @@ def main():
             print(f'\ndemo failed: {e}')
             return 1
         finally:
-            for vm in vms:
-                vm.quit()
-            for p in procs:
-                p.terminate()
-                p.wait()
+            stop_all(vms, procs)
 
 
 if __name__ == '__main__':

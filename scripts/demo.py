@@ -17,7 +17,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, '..', 'tools'))
-from qmp import QMPError, Vmig, start_vfio_user_dma  # noqa: E402
+from qmp import (QMPError, Vmig, start_device_server, stop_all,  # noqa: E402
+                 wait_migration, wait_running)
 import vmig_timeline  # noqa: E402
 
 RAM, SMP, WS, RATE = '1G', 2, '512M', '128M'
@@ -76,7 +77,7 @@ def main():
             src_socks = [os.path.join(tmp, f'src-dev{i}.sock') for i in range(NDEV)]
             dst_socks = [os.path.join(tmp, f'dst-dev{i}.sock') for i in range(NDEV)]
             for sock in src_socks + dst_socks:
-                procs.append(start_vfio_user_dma(
+                procs.append(start_device_server(
                     dma, sock, ['--mem-size', DEV_MEM,
                                 '--dirty-rate', DEV_DIRTY], log))
             print(f'Device servers: {NDEV} vfio-user-dma per side, {DEV_MEM} of '
@@ -108,22 +109,15 @@ def main():
                   f'switchover-ack, multifd x{MULTIFD_CHANNELS} with the '
                   f'devices\' final state on it):')
             src.qmp.cmd('migrate', uri=f'unix:{mig_sock}')
-            while True:
-                info = src.qmp.cmd('query-migrate')
-                print(progress(info), end='', flush=True)
-                if info['status'] in ('completed', 'failed', 'cancelled'):
-                    break
-                time.sleep(0.1)
+            info = wait_migration(
+                src, on_poll=lambda i: print(progress(i), end='', flush=True))
             print()
             if info['status'] != 'completed':
                 print(f"migration {info['status']}: {info.get('error-desc', '')}")
                 return 1
-            deadline = time.monotonic() + 30
-            while dst.qmp.cmd('query-status')['status'] != 'running':
-                if time.monotonic() > deadline:
-                    print('the destination did not start running')
-                    return 1
-                time.sleep(0.05)
+            if not wait_running(dst):
+                print('the destination did not start running')
+                return 1
             time.sleep(1)       # let the migrated guest and devices work on
             ram = info.get('ram', {})
             vfio = info.get('vfio', {})
@@ -146,11 +140,7 @@ def main():
             print(f'\ndemo failed: {e}')
             return 1
         finally:
-            for vm in vms:
-                vm.quit()
-            for p in procs:
-                p.terminate()
-                p.wait()
+            stop_all(vms, procs)
 
 
 if __name__ == '__main__':

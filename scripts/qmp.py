@@ -81,9 +81,11 @@ class QMP:
         self.sock.close()
 
 
-def start_vfio_user_dma(binary, path, args=(), log=None, timeout=10.0):
-    """A vfio-user-dma device server on @path, once it accepts connections
-    (its socket file appears at bind(), a moment before listen())."""
+def start_device_server(binary, path, args=(), log=None, timeout=10.0):
+    """A vfio-user device server (vfio-user-dma, vfio-user-virtio-net, ...)
+    on @path, once it accepts connections (its socket file appears at
+    bind(), a moment before listen()).  Its output goes to @log (a file or
+    subprocess.DEVNULL); without one, stdout is dropped and stderr kept."""
     proc = subprocess.Popen([binary, '--socket', path] + list(args),
                             stdout=log or subprocess.DEVNULL,
                             stderr=log or None)
@@ -98,8 +100,46 @@ def start_vfio_user_dma(binary, path, args=(), log=None, timeout=10.0):
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             proc.wait()
-            raise QMPError(f'vfio-user-dma did not start on {path}')
+            raise QMPError(f'{os.path.basename(binary)} did not start on '
+                           f'{path}')
         time.sleep(0.02)
+
+
+def wait_migration(vm, interval=0.1, timeout=None, on_poll=None):
+    """Poll query-migrate on @vm until the migration completed, failed or
+    was cancelled, and return that last answer.  @on_poll sees every
+    answer; after @timeout seconds the migration is cancelled and
+    QMPError raised."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        info = vm.qmp.cmd('query-migrate')
+        if on_poll:
+            on_poll(info)
+        if info['status'] in ('completed', 'failed', 'cancelled'):
+            return info
+        if deadline is not None and time.monotonic() > deadline:
+            vm.qmp.cmd('migrate_cancel')
+            raise QMPError(f'did not converge in {timeout:g} s')
+        time.sleep(interval)
+
+
+def wait_running(vm, timeout=30.0):
+    """Whether @vm (a migration's destination) runs within @timeout s."""
+    deadline = time.monotonic() + timeout
+    while vm.qmp.cmd('query-status')['status'] != 'running':
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def stop_all(vms, procs):
+    """Quit the vmig processes @vms, then end the device servers @procs."""
+    for vm in vms:
+        vm.quit()
+    for p in procs:
+        p.terminate()
+        p.wait()
 
 
 class Vmig:

@@ -42,25 +42,19 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', '..', 'scripts'))
-from qmp import QMPError, Vmig  # noqa: E402
+from qmp import (QMPError, Vmig, start_device_server, stop_all,  # noqa: E402
+                 wait_migration)
 
 MIB = 1 << 20
 
 
 def start_server(binary, path, mem, dirty, precopy, rate):
-    argv = [binary, '--socket', path, '--mem-size', mem, '--dirty-rate', dirty]
+    args = ['--mem-size', mem, '--dirty-rate', dirty]
     if not precopy:
-        argv.append('--no-precopy')
+        args.append('--no-precopy')
     if rate:
-        argv += ['--state-rate', rate]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not os.path.exists(path):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise QMPError(f'vfio-user-dma did not start on {path}')
-        time.sleep(0.01)
-    return proc
+        args += ['--state-rate', rate]
+    return start_device_server(binary, path, args, subprocess.DEVNULL)
 
 
 def cpu_seconds(pid):
@@ -139,15 +133,7 @@ def one_run(build, tmp, case, ndev, mem, dirty, rate, perf_dir=None):
         cpu0 = {k: sum(cpu_seconds(p) for p in v) for k, v in pids.items()}
         dst.qmp.cmd('migrate-incoming', uri=uri)
         src.qmp.cmd('migrate', uri=uri)
-        deadline = time.monotonic() + 300
-        while True:
-            info = src.qmp.cmd('query-migrate')
-            if info['status'] in ('completed', 'failed', 'cancelled'):
-                break
-            if time.monotonic() > deadline:
-                src.qmp.cmd('migrate_cancel')
-                raise QMPError('did not converge in 300 s')
-            time.sleep(0.05)
+        info = wait_migration(src, interval=0.05, timeout=300)
         if info['status'] != 'completed':
             raise QMPError(f"{info['status']}: {info.get('error-desc', '')}")
         # The destination finishes loading before the source completes.
@@ -159,11 +145,7 @@ def one_run(build, tmp, case, ndev, mem, dirty, rate, perf_dir=None):
                 'dev': info.get('vfio', {}).get('transferred', 0),
                 'ram': info['ram']['transferred'], **cpu}
     finally:
-        for vm in vms:
-            vm.quit()
-        for p in procs:
-            p.terminate()
-            p.wait()
+        stop_all(vms, procs)
 
 
 CASES = [

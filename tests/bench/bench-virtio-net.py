@@ -24,21 +24,15 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', '..', 'scripts'))
-from qmp import QMPError, Vmig  # noqa: E402
+from qmp import (QMPError, Vmig, start_device_server, stop_all,  # noqa: E402
+                 wait_migration, wait_running)
 
 
 def start_server(binary, path, filters, precopy):
-    argv = [binary, '--socket', path, '--mac-filters', str(filters)]
+    args = ['--mac-filters', str(filters)]
     if not precopy:
-        argv.append('--no-precopy')
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not os.path.exists(path):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f'vfio-user-virtio-net did not start on {path}')
-        time.sleep(0.02)
-    return proc
+        args.append('--no-precopy')
+    return start_device_server(binary, path, args, subprocess.DEVNULL)
 
 
 def vm_args(sock, incoming=None):
@@ -69,30 +63,19 @@ def one_run(build, tmp, filters, precopy):
         time.sleep(1)
         dst.qmp.cmd('migrate-incoming', uri=f'unix:{mig}')
         src.qmp.cmd('migrate', uri=f'unix:{mig}')
-        while True:
-            info = src.qmp.cmd('query-migrate')
-            if info['status'] in ('completed', 'failed', 'cancelled'):
-                break
-            time.sleep(0.05)
+        info = wait_migration(src, interval=0.05)
         if info['status'] != 'completed':
             raise RuntimeError(f"migration {info['status']}: "
                                f"{info.get('error-desc', '')}")
-        deadline = time.monotonic() + 30
-        while dst.qmp.cmd('query-status')['status'] != 'running':
-            if time.monotonic() > deadline:
-                raise RuntimeError('the destination did not run')
-            time.sleep(0.05)
+        if not wait_running(dst):
+            raise RuntimeError('the destination did not run')
         time.sleep(0.5)
         if not dst.qmp.cmd('x-guest-verify')['ok']:
             raise RuntimeError('the destination guest check failed')
         return (info['downtime'], info['total-time'],
                 info.get('vfio', {}).get('transferred', 0))
     finally:
-        for vm in vms:
-            vm.quit()
-        for p in procs:
-            p.terminate()
-            p.wait()
+        stop_all(vms, procs)
         for s in socks + [mig]:
             if os.path.exists(s):
                 os.unlink(s)

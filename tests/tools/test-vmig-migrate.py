@@ -22,7 +22,7 @@ SOURCE_ROOT = os.environ.get('SOURCE_ROOT') or \
 TOOL = os.path.join(SOURCE_ROOT, 'tools', 'vmig-migrate')
 sys.path.insert(0, os.path.join(SOURCE_ROOT, 'tools'))
 sys.path.insert(0, os.path.join(SOURCE_ROOT, 'scripts'))
-from qmp import Vmig, start_vfio_user_dma  # noqa: E402
+from qmp import Vmig, start_device_server  # noqa: E402
 import vmig_timeline  # noqa: E402
 
 SVG = '{http://www.w3.org/2000/svg}'
@@ -196,7 +196,7 @@ class Lab:
 
     def server(self, name):
         path = os.path.join(self.tmp, name + '.sock')
-        self.servers.append(start_vfio_user_dma(
+        self.servers.append(start_device_server(
             os.environ['VFIO_USER_DMA'], path, ['--mem-size', '16M'],
             self.log))
         return path
