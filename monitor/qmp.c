@@ -22,6 +22,7 @@
 #include "qemu/osdep.h"
 #include "qemu/main-loop.h"
 #include "monitor/hmp.h"
+#include "monitor/qapi.h"
 #include "monitor/monitor-internal.h"
 
 #include <glib-unix.h>
@@ -202,6 +203,42 @@ static gboolean event_flush_cb(gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
+/*
+ * An event the schema does not declare, or whose data does not follow
+ * it, is a bug of vmig's: reported, and sent all the same, as replies.
+ */
+static void qmp_event_check(const char *name, JsonObject *data)
+{
+    const QapiEvent *ev = qapi_event_lookup(name);
+    g_autoptr(JsonNode) node = NULL;
+    Error *err = NULL;
+
+    if (!ev) {
+        /* The unit tests' own events (X_TEST_*) go with raw commands. */
+        if (!g_str_has_prefix(name, "X_TEST_")) {
+            warn_report("QMP: event %s is not in the schema", name);
+        }
+        return;
+    }
+    if (!ev->data) {
+        if (data && json_object_get_size(data)) {
+            warn_report("QMP: event %s carries data the schema does not "
+                        "declare", name);
+        }
+        return;
+    }
+    node = json_node_new(JSON_NODE_OBJECT);
+    json_node_set_object(node, data ? data : json_object_new());
+    if (!data) {
+        json_object_unref(json_node_get_object(node));
+    }
+    if (!qapi_input(ev->data, "data", node, NULL, &err)) {
+        warn_report("QMP: event %s does not follow the schema: %s", name,
+                    error_get_pretty(err));
+        error_free(err);
+    }
+}
+
 void qmp_event_emit(const char *name, JsonObject *data)
 {
     g_autoptr(JsonObject) event = json_object_new();
@@ -210,6 +247,7 @@ void qmp_event_emit(const char *name, JsonObject *data)
     bool on_main_thread = g_thread_self() == main_thread;
     char *line;
 
+    qmp_event_check(name, data);
     json_object_set_string_member(event, "event", name);
     if (data) {
         json_object_set_object_member(event, "data", data);
