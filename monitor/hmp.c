@@ -319,13 +319,10 @@ static void info_migrate_capabilities(HmpContext *ctx, int argc, char **argv)
 static const char *param_unit(const char *name)
 {
     static const char *const units[][2] = {
-        { "announce-initial", " ms" }, { "announce-max", " ms" },
-        { "announce-step", " ms" }, { "downtime-limit", " ms" },
-        { "x-checkpoint-delay", " ms" }, { "x-vcpu-dirty-limit-period", " ms" },
-        { "x-channel-timeout", " ms" }, { "x-postcopy-fault-wait", " ms" },
+        { "downtime-limit", " ms" }, { "x-vcpu-dirty-limit-period", " ms" },
+        { "x-channel-timeout", " ms" }, { "vcpu-dirty-limit", " MB/s" },
         { "max-bandwidth", " bytes/second" },
         { "avail-switchover-bandwidth", " bytes/second" },
-        { "xbzrle-cache-size", " bytes" }, { "vcpu-dirty-limit", " MB/s" },
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(units); i++) {
@@ -537,8 +534,8 @@ static void do_migrate_set_parameter(HmpContext *ctx, int argc, char **argv)
     if (!params) {
         return;
     }
-    if (!json_object_has_member(params, argv[1]) &&
-        !g_str_has_prefix(argv[1], "tls-")) {
+    /* Every parameter is in the query, tls-* too (unset: ""). */
+    if (!json_object_has_member(params, argv[1])) {
         hmp_printf(ctx, "Error: invalid parameter value: %s (not a migration "
                    "parameter; 'info migrate_parameters' lists them)\n",
                    argv[1]);

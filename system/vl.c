@@ -39,7 +39,7 @@ typedef struct VmigConfig {
     GPtrArray *objects;         /* KeyVal * */
     GPtrArray *devices;         /* KeyVal * */
     GPtrArray *qmp;             /* MonitorArg *: -qmp, -monitor, -mon */
-    GPtrArray *chardevs;        /* const char *: -chardev */
+    GHashTable *chardevs;       /* -chardev id -> its monitor address */
     GPtrArray *traces;          /* char * */
     GPtrArray *guests;          /* const char *, -guest in order */
     const char *incoming;
@@ -486,43 +486,34 @@ static bool opt_mon(VmigConfig *cfg, const char *arg, OptAction *action,
 static bool opt_chardev(VmigConfig *cfg, const char *arg, OptAction *action,
                         Error **errp)
 {
-    g_autofree char *id = NULL;
-    g_autofree char *spec = monitor_chardev_spec(arg, &id, errp);
+    char *id = NULL;
+    char *spec = monitor_chardev_spec(arg, &id, errp);
 
     if (!spec) {
         return false;
     }
-    g_ptr_array_add(cfg->chardevs, (gpointer)arg);
+    if (g_hash_table_contains(cfg->chardevs, id)) {
+        error_setg(errp, "-chardev: duplicate id '%s'", id);
+        g_free(id);
+        g_free(spec);
+        return false;
+    }
+    g_hash_table_insert(cfg->chardevs, id, spec);
     return true;
 }
 
 /* Every -mon and chardev: monitor gets its -chardev's address. */
 static bool resolve_monitors(VmigConfig *cfg, Error **errp)
 {
-    g_autoptr(GHashTable) specs = g_hash_table_new_full(g_str_hash,
-                                                        g_str_equal,
-                                                        g_free, g_free);
     g_autoptr(GHashTable) used = g_hash_table_new(g_str_hash, g_str_equal);
     bool stdio = false;
 
-    for (guint i = 0; i < cfg->chardevs->len; i++) {
-        char *id = NULL;
-        char *spec = monitor_chardev_spec(g_ptr_array_index(cfg->chardevs, i),
-                                          &id, errp);
-
-        if (g_hash_table_contains(specs, id)) {
-            error_setg(errp, "-chardev: duplicate id '%s'", id);
-            g_free(id);
-            g_free(spec);
-            return false;
-        }
-        g_hash_table_insert(specs, id, spec);
-    }
     for (guint i = 0; i < cfg->qmp->len; i++) {
         MonitorArg *m = g_ptr_array_index(cfg->qmp, i);
 
         if (m->chardev) {
-            const char *spec = g_hash_table_lookup(specs, m->chardev);
+            const char *spec = g_hash_table_lookup(cfg->chardevs,
+                                                   m->chardev);
 
             if (!spec) {
                 error_setg(errp, "%s: chardev '%s' is not defined (add "
@@ -831,7 +822,7 @@ void vl_config_free(VmigConfig *cfg)
     g_ptr_array_free(cfg->objects, TRUE);
     g_ptr_array_free(cfg->devices, TRUE);
     g_ptr_array_free(cfg->qmp, TRUE);
-    g_ptr_array_free(cfg->chardevs, TRUE);
+    g_hash_table_destroy(cfg->chardevs);
     g_ptr_array_free(cfg->traces, TRUE);
     g_ptr_array_free(cfg->guests, TRUE);
     g_free(cfg->machine_type);
@@ -848,7 +839,8 @@ VmigConfig *vl_parse_args(int argc, char **argv, bool *exit_ok, Error **errp)
     cfg->objects = g_ptr_array_new_with_free_func((GDestroyNotify)keyval_free);
     cfg->devices = g_ptr_array_new_with_free_func((GDestroyNotify)keyval_free);
     cfg->qmp = g_ptr_array_new_with_free_func((GDestroyNotify)monitor_arg_free);
-    cfg->chardevs = g_ptr_array_new();
+    cfg->chardevs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                          g_free);
     cfg->traces = g_ptr_array_new_with_free_func(g_free);
     cfg->guests = g_ptr_array_new();
     *exit_ok = false;
